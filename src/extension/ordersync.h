@@ -1,0 +1,81 @@
+/*-------------------------------------------------------------------------
+ *
+ * ordersync.h
+ *	  Declarations shared by the C parts of the ordersync extension: error
+ *	  codes, GUCs, SPI plan cache, history and event writers, stock moves.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ORDERSYNC_H
+#define ORDERSYNC_H
+
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "utils/jsonb.h"
+
+/*
+ * Our SQLSTATEs.  Class "OS" is not used by PostgreSQL, so a client can tell
+ * ordersync's refusals from everything else by the first two characters.
+ */
+#define ERRCODE_OS_INSUFFICIENT_STOCK		MAKE_SQLSTATE('O','S','0','0','1')
+#define ERRCODE_OS_ILLEGAL_TRANSITION		MAKE_SQLSTATE('O','S','0','0','2')
+#define ERRCODE_OS_IMPORT_CONFLICT			MAKE_SQLSTATE('O','S','0','0','3')
+#define ERRCODE_OS_INVALID_INPUT			MAKE_SQLSTATE('O','S','0','0','4')
+#define ERRCODE_OS_APPEND_ONLY				MAKE_SQLSTATE('O','S','0','0','5')
+
+/* GUCs (ordersync.c) */
+extern int	ordersync_reservation_ttl;
+extern char *ordersync_actor;
+
+/*
+ * A prepared statement kept for the life of the backend.  Declare one per
+ * call site as "static OsPlan p = {SQL, nargs, {types}}" and run it with
+ * os_execute(); the plan is made on first use.
+ */
+#define OS_PLAN_MAX_ARGS 12
+typedef struct OsPlan
+{
+	const char *sql;
+	int			nargs;
+	Oid			argtypes[OS_PLAN_MAX_ARGS];
+	SPIPlanPtr	plan;
+} OsPlan;
+
+/* spi.c */
+extern int	os_execute(OsPlan *p, Datum *values, const char *nulls,
+					   bool read_only, long count);
+extern bool os_getbool(int row, int col);
+extern int64 os_getint64(int row, int col);
+extern char *os_gettext(int row, int col);
+extern Datum os_getdatum(int row, int col, bool *isnull);
+
+/* events.c: JSON writing and the two ways a change is recorded */
+extern void json_add_key(StringInfo buf, bool *first, const char *key);
+extern void json_add_text(StringInfo buf, bool *first, const char *key, const char *val);
+extern void json_add_int64(StringInfo buf, bool *first, const char *key, int64 val);
+extern void json_add_null_or_int64(StringInfo buf, bool *first, const char *key,
+								   int64 val, bool isnull);
+extern void json_add_jsonb(StringInfo buf, bool *first, const char *key, Jsonb *val);
+extern void json_add_timestamptz(StringInfo buf, bool *first, const char *key,
+								 Datum val, bool isnull);
+extern void os_emit_event(const char *type, const char *subject_kind,
+						  const char *subject_id, StringInfo data);
+extern void os_write_history(const char *action, int64 order_id, bool has_order,
+							 const char *from_status, const char *to_status,
+							 const char *sku, const char *location, int64 qty,
+							 bool has_qty, const char *reason);
+extern void os_emit_order_event(const char *type, HeapTuple order, TupleDesc desc,
+								const char *previous_status, const char *reason);
+
+/* stock.c */
+extern void os_stock_move(const char *action, const char *event_type, int64 order_id,
+						  bool has_order, const char *sku, const char *location,
+						  int64 qty, int64 d_on_hand, int64 d_reserved,
+						  const char *reason);
+extern void os_apply_effect(const char *effect, int64 order_id, const char *reason);
+extern void os_require_location(const char *location);
+
+/* state_machine.c */
+extern void os_transition_cache_init(void);
+
+#endif							/* ORDERSYNC_H */
