@@ -37,7 +37,7 @@ ordersync_append_only_trigger(PG_FUNCTION_ARGS)
 			 errdetail("%s of ordersync.%s rows is not allowed: it is the record of what happened.",
 					   what, RelationGetRelationName(trigdata->tg_relation)),
 			 errhint("Record a correction as a new change through the ordersync API.")));
-	PG_RETURN_NULL();
+	return PointerGetDatum(NULL);	/* a NULL pointer, not an SQL NULL */
 }
 
 Datum
@@ -51,5 +51,5 @@ ordersync_transition_changed_trigger(PG_FUNCTION_ARGS)
 				 errmsg("ordersync_transition_changed_trigger must be called as a trigger")));
 
 	CacheInvalidateRelcacheByRelid(RelationGetRelid(trigdata->tg_relation));
-	PG_RETURN_NULL();
+	return PointerGetDatum(NULL);	/* a NULL pointer, not an SQL NULL */
 }

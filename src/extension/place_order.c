@@ -18,6 +18,7 @@
 
 #include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
@@ -254,6 +255,37 @@ lines_total(OrderLine *lines, int n)
 	return total;
 }
 
+/* every SKU must be known before anything is written */
+static void
+require_skus(OrderLine *lines, int n)
+{
+	static OsPlan p = {
+		"SELECT l.ord::integer, l.sku FROM pg_catalog.unnest($1::text[]) WITH ORDINALITY AS l(sku, ord)"
+		" WHERE NOT EXISTS (SELECT 1 FROM ordersync.sku s WHERE s.sku = l.sku)"
+		" ORDER BY l.ord LIMIT 1",
+		1, {TEXTARRAYOID}
+	};
+	Datum	   *skus = palloc(sizeof(Datum) * n);
+	Datum		arr;
+
+	for (int i = 0; i < n; i++)
+		skus[i] = CStringGetTextDatum(lines[i].sku);
+	arr = PointerGetDatum(construct_array(skus, n, TEXTOID, -1, false, TYPALIGN_INT));
+	if (os_execute(&p, &arr, NULL, true, 1) > 0)
+	{
+		bool		isnull;
+		int			line_no = DatumGetInt32(os_getdatum(0, 1, &isnull));
+		char	   *sku = os_gettext(0, 2);
+
+		ereport(ERROR,
+				(errcode(ERRCODE_OS_INVALID_INPUT),
+				 errmsg("unknown SKU \"%s\"", sku),
+				 errdetail("Order line %d names SKU \"%s\", which ordersync.sku does not have.",
+						   line_no, sku),
+				 errhint("Check the SKU; SKUs are created by ordersync.receive_stock().")));
+	}
+}
+
 static void
 require_channel(const char *channel)
 {
@@ -284,10 +316,6 @@ reserve_sku(int64 order_id, OrderLine *lines, int from, int to)
 		" WHERE s.sku = $1 ORDER BY s.location COLLATE \"C\" FOR UPDATE OF s",
 		1, {TEXTOID}
 	};
-	static OsPlan exists = {
-		"SELECT 1 FROM ordersync.sku WHERE sku = $1",
-		1, {TEXTOID}
-	};
 	static OsPlan ins = {
 		"INSERT INTO ordersync.reservation (order_id, line_no, sku, location, qty)"
 		" VALUES ($1, $2, $3, $4, $5)",
@@ -305,13 +333,6 @@ reserve_sku(int64 order_id, OrderLine *lines, int from, int to)
 	bool		isnull;
 
 	nloc = os_execute(&lock, &v, NULL, false, 0);
-	if (nloc == 0 && os_execute(&exists, &v, NULL, true, 1) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OS_INVALID_INPUT),
-				 errmsg("unknown SKU \"%s\"", sku),
-				 errdetail("Order line %d names SKU \"%s\", which ordersync.sku does not have.",
-						   lines[from].line_no, sku),
-				 errhint("Check the SKU; SKUs are created by ordersync.receive_stock().")));
 
 	loc = palloc(sizeof(char *) * Max(nloc, 1));
 	free_units = palloc(sizeof(int64) * Max(nloc, 1));
@@ -344,8 +365,10 @@ reserve_sku(int64 order_id, OrderLine *lines, int from, int to)
 				 errmsg("insufficient stock for SKU \"%s\"", sku),
 				 errdetail("SKU \"%s\": requested " INT64_FORMAT ", available " INT64_FORMAT ".",
 						   sku, requested, available),
+				 available > 0 ?
 				 errhint("Reduce the quantity of \"%s\" to at most " INT64_FORMAT ", or receive more stock.",
-						 sku, available)));
+						 sku, available) :
+				 errhint("\"%s\" is sold out: receive more stock, or remove it from the order.", sku)));
 
 	for (int i = from; i < to; i++)
 	{
@@ -482,6 +505,7 @@ ordersync_place_order(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	require_channel(channel);
+	require_skus(lines, n);
 
 	values[0] = CStringGetTextDatum(channel);
 	values[1] = CStringGetTextDatum(external_id);
