@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# test/load/run.sh — concurrency promises under real load, with pgbench:
+#   oversell:  32 clients buy 1-3 units of one SKU stocked at two locations
+#              until long after it sold out: exactly the stock is sold.
+#   deadlock:  16 clients place multi-line orders over the same SKUs, lines
+#              in random order: no deadlock, no lost reservation.
+#   lifecycle: clients pay, cancel and ship each other's orders at random:
+#              every stock invariant holds at the end.
+# Expects PGHOST/PGPORT/PGUSER of a running cluster (scripts/test.sh).
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+PGBENCH=/usr/lib/postgresql/15/bin/pgbench
+DB=ordersync_load
+export PGOPTIONS="-c client_min_messages=warning"
+work=$(mktemp -d /tmp/ordersync-load.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+
+psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" >/dev/null || exit 1
+psql -X -q -v ON_ERROR_STOP=1 -d $DB -f "$here/setup.sql" >/dev/null || exit 1
+
+q() { psql -X -At -v ON_ERROR_STOP=1 -d $DB -c "$1"; }
+
+# pgbench must run every transaction: an aborted client means an error we
+# did not expect (a deadlock, a constraint violation...)
+bench() {
+	local name=$1 clients=$2 xacts=$3 script=$4
+	"$PGBENCH" -n -M prepared -c "$clients" -j 2 -t "$xacts" -f "$script" $DB >"$work/$name.log" 2>&1
+	local rc=$?
+	if [ $rc -ne 0 ] || grep -q -E 'aborted|ERROR' "$work/$name.log"; then
+		echo "pgbench for $name failed (exit $rc):"
+		grep -E 'ERROR|aborted|DETAIL' "$work/$name.log" | head -5
+		return 1
+	fi
+}
+
+check() {
+	local name=$1 got=$2 want=$3
+	if [ "$got" = "$want" ]; then
+		echo "PASS: load/$name"
+	else
+		echo "FAIL: load/$name (got '$got', want '$want')"
+	fi
+}
+
+invariants() {
+	q "SELECT count(*) FROM ordersync.stock s
+	   WHERE s.reserved <> coalesce((SELECT sum(qty) FROM ordersync.reservation r
+	                                 WHERE r.sku = s.sku AND r.location = s.location
+	                                   AND r.state = 'held'), 0)
+	      OR s.reserved > s.on_hand OR s.reserved < 0 OR s.on_hand < 0"
+}
+
+# --- oversell: 100 units at two locations, demand far above supply
+bench oversell 32 40 "$here/buy_hot.sql" || echo "FAIL: load/oversell_pgbench"
+check oversell_exact "$(q "SELECT sum(reserved) || '/' || sum(on_hand) FROM ordersync.stock WHERE sku = 'HOT'")" "100/100"
+check oversell_available_zero "$(q "SELECT ordersync.available('HOT')")" "0"
+check oversell_orders_match "$(q "SELECT (SELECT sum(qty) FROM ordersync.order_line WHERE sku = 'HOT') = 100")" "t"
+check oversell_refusals_counted "$(q "SELECT count(*) > 0 FROM load_refused")" "t"
+check oversell_invariants "$(invariants)" "0"
+
+# --- deadlock: multi-line orders with random line order over 4 SKUs
+bench deadlock 16 60 "$here/buy_multi.sql" || echo "FAIL: load/deadlock_pgbench"
+check deadlock_all_placed "$(q "SELECT count(*) FROM ordersync.orders o WHERE EXISTS (SELECT 1 FROM ordersync.order_line l WHERE l.order_id = o.id AND l.sku LIKE 'M-%')")" "960"
+check deadlock_reserved_matches_lines "$(q "SELECT count(*) FROM ordersync.stock s
+	WHERE s.sku LIKE 'M-%' AND s.reserved <> (SELECT coalesce(sum(qty), 0) FROM ordersync.order_line l WHERE l.sku = s.sku)")" "0"
+check deadlock_invariants "$(invariants)" "0"
+
+# --- lifecycle: concurrent pay / cancel / ship on shared orders
+bench lifecycle 16 80 "$here/lifecycle.sql" || echo "FAIL: load/lifecycle_pgbench"
+check lifecycle_reached_every_end "$(q "SELECT count(DISTINCT status) FILTER (WHERE status IN ('shipped', 'cancelled', 'delivered')) FROM ordersync.orders WHERE channel = 'app'")" "3"
+check lifecycle_invariants "$(invariants)" "0"
+check lifecycle_consumed_matches_shipped "$(q "SELECT sum(on_hand) = 100000 - (SELECT coalesce(sum(qty), 0) FROM ordersync.reservation WHERE state = 'consumed' AND sku LIKE 'L-%')
+	FROM ordersync.stock WHERE sku LIKE 'L-%'")" "t"
+check lifecycle_history_complete "$(q "SELECT count(*) FROM ordersync.orders o WHERE o.channel = 'app' AND o.status <> coalesce((SELECT to_status FROM ordersync.history h WHERE h.order_id = o.id AND h.action IN ('created', 'status') ORDER BY h.id DESC LIMIT 1), '?')")" "0"
+
+psql -X -q -d postgres -c "DROP DATABASE $DB" >/dev/null
