@@ -51,6 +51,16 @@ COMMENT ON TABLE ordersync.location IS 'warehouses and stores that hold stock';
 CREATE TABLE ordersync.sku (
 	sku			text PRIMARY KEY
 				CONSTRAINT sku_format CHECK (sku <> '' AND pg_catalog.length(sku) <= 100),
+	/*
+	 * A hot SKU's stock at each location is split into this many rows
+	 * (buckets), so concurrent buyers do not queue on one row lock; see
+	 * ordersync.set_hot().
+	 */
+	buckets		integer NOT NULL DEFAULT 1
+				CONSTRAINT sku_buckets_range CHECK (buckets BETWEEN 1 AND 1024),
+	-- inventory.low_stock when available() falls to this or below; NULL: never
+	low_stock_threshold bigint
+				CONSTRAINT sku_low_stock_threshold_nonnegative CHECK (low_stock_threshold >= 0),
 	created_at	timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 COMMENT ON TABLE ordersync.sku IS 'stock keeping units; created by receive_stock';
@@ -58,13 +68,15 @@ COMMENT ON TABLE ordersync.sku IS 'stock keeping units; created by receive_stock
 CREATE TABLE ordersync.stock (
 	sku			text NOT NULL REFERENCES ordersync.sku,
 	location	text NOT NULL REFERENCES ordersync.location,
+	-- 0 .. sku.buckets - 1; the stock at a location is the sum of its buckets
+	bucket		integer NOT NULL DEFAULT 0 CONSTRAINT stock_bucket_nonnegative CHECK (bucket >= 0),
 	on_hand		bigint NOT NULL DEFAULT 0 CONSTRAINT stock_on_hand_nonnegative CHECK (on_hand >= 0),
 	reserved	bigint NOT NULL DEFAULT 0 CONSTRAINT stock_reserved_nonnegative CHECK (reserved >= 0),
 	safety		bigint NOT NULL DEFAULT 0 CONSTRAINT stock_safety_nonnegative CHECK (safety >= 0),
 	CONSTRAINT stock_reserved_within_on_hand CHECK (reserved <= on_hand),
-	PRIMARY KEY (sku, location)
+	PRIMARY KEY (sku, location, bucket)
 );
-COMMENT ON TABLE ordersync.stock IS 'stock per SKU and location; available to sell = on_hand - reserved - safety';
+COMMENT ON TABLE ordersync.stock IS 'stock per SKU, location and bucket; available to sell = on_hand - reserved - safety';
 
 -- ---------------------------------------------------------------------------
 -- The state machine as data
@@ -161,13 +173,14 @@ CREATE TABLE ordersync.reservation (
 	line_no		integer NOT NULL,
 	sku			text NOT NULL,
 	location	text NOT NULL,
+	bucket		integer NOT NULL DEFAULT 0,
 	qty			bigint NOT NULL CONSTRAINT reservation_qty_positive CHECK (qty > 0),
 	-- held counts in stock.reserved; consumed left with the parcel;
 	-- released went back to available; restocked came back on hand
 	state		text NOT NULL DEFAULT 'held'
 				CONSTRAINT reservation_state_known
 				CHECK (state IN ('held', 'consumed', 'released', 'restocked')),
-	PRIMARY KEY (order_id, line_no, location),
+	PRIMARY KEY (order_id, line_no, location, bucket),
 	FOREIGN KEY (order_id, line_no) REFERENCES ordersync.order_line
 );
 CREATE INDEX reservation_held_idx ON ordersync.reservation (sku, location) WHERE state = 'held';
@@ -260,11 +273,24 @@ CREATE FUNCTION ordersync.available(sku text)
 	AS 'MODULE_PATHNAME', 'ordersync_available';
 COMMENT ON FUNCTION ordersync.available(text) IS 'units of a SKU that can be sold now, over all locations';
 
-CREATE FUNCTION ordersync.place_order(channel text, external_id text, lines jsonb, customer jsonb DEFAULT NULL)
+CREATE FUNCTION ordersync.place_order(channel text, external_id text, lines jsonb,
+									  customer jsonb DEFAULT NULL, allow_split boolean DEFAULT false)
 	RETURNS bigint
 	LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 	AS 'MODULE_PATHNAME', 'ordersync_place_order';
-COMMENT ON FUNCTION ordersync.place_order(text, text, jsonb, jsonb) IS 'places an order and reserves every line, or nothing; idempotent per (channel, external_id)';
+COMMENT ON FUNCTION ordersync.place_order(text, text, jsonb, jsonb, boolean) IS 'places an order and reserves every line, or nothing, at the highest-priority location that has it all (or over several locations when allow_split); idempotent per (channel, external_id)';
+
+CREATE FUNCTION ordersync.set_hot(sku text, buckets integer)
+	RETURNS void
+	LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'ordersync_set_hot';
+COMMENT ON FUNCTION ordersync.set_hot(text, integer) IS 'splits a SKU''s stock at each location into buckets so buyers do not queue on one row (1 merges it back)';
+
+CREATE FUNCTION ordersync.set_low_stock(sku text, threshold bigint)
+	RETURNS void
+	LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'ordersync_set_low_stock';
+COMMENT ON FUNCTION ordersync.set_low_stock(text, bigint) IS 'emit inventory.low_stock when available() falls to threshold or below (NULL: never)';
 
 CREATE FUNCTION ordersync.set_status(order_id bigint, status text, reason text DEFAULT NULL)
 	RETURNS void
@@ -299,7 +325,7 @@ GRANT UPDATE (status) ON ordersync.orders TO ordersync_app, ordersync_admin;
 GRANT EXECUTE ON FUNCTION
 	ordersync.receive_stock(text, text, bigint),
 	ordersync.available(text),
-	ordersync.place_order(text, text, jsonb, jsonb),
+	ordersync.place_order(text, text, jsonb, jsonb, boolean),
 	ordersync.set_status(bigint, text, text),
 	ordersync.set_channel_status(text, text, text, text),
 	ordersync.expire_reservations()
@@ -307,7 +333,9 @@ GRANT EXECUTE ON FUNCTION
 GRANT EXECUTE ON FUNCTION
 	ordersync.add_location(text, integer),
 	ordersync.add_channel(text, jsonb),
-	ordersync.set_safety_stock(text, text, bigint)
+	ordersync.set_safety_stock(text, text, bigint),
+	ordersync.set_hot(text, integer),
+	ordersync.set_low_stock(text, bigint)
 	TO ordersync_admin;
 GRANT INSERT, UPDATE, DELETE ON ordersync.channel, ordersync.location,
 	ordersync.status, ordersync.transition TO ordersync_admin;

@@ -41,6 +41,8 @@ _PG_init(void)
 							   PGC_USERSET, 0,
 							   NULL, NULL, NULL);
 
+	os_worker_init();			/* its GUCs, and the worker when preloaded */
+
 	MarkGUCPrefixReserved("ordersync");
 
 	os_transition_cache_init();

@@ -10,6 +10,7 @@
 #define ORDERSYNC_H
 
 #include "executor/spi.h"
+#include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "utils/jsonb.h"
 
@@ -67,15 +68,49 @@ extern void os_write_history(const char *action, int64 order_id, bool has_order,
 extern void os_emit_order_event(const char *type, HeapTuple order, TupleDesc desc,
 								const char *previous_status, const char *reason);
 
+/* an order line as placed, normalized (place_order.c) */
+typedef struct OrderLine
+{
+	int			line_no;		/* 1-based, as placed */
+	char	   *sku;
+	int64		qty;
+	char	   *price;			/* normalized: "19.90" */
+} OrderLine;
+
+/* stock figures of one row, or summed over a location's buckets */
+typedef struct StockFigures
+{
+	int64		on_hand;
+	int64		reserved;
+	int64		available;
+} StockFigures;
+
 /* stock.c */
-extern void os_stock_move(const char *action, const char *event_type, int64 order_id,
-						  bool has_order, const char *sku, const char *location,
-						  int64 qty, int64 d_on_hand, int64 d_reserved,
-						  const char *reason);
+extern void os_stock_update(const char *sku, const char *location, int bucket,
+							int64 d_on_hand, int64 d_reserved, StockFigures *row);
+extern void os_location_figures(const char *sku, const char *location,
+								StockFigures *out);
+extern void os_stock_record(const char *action, const char *event_type,
+							int64 order_id, bool has_order, const char *sku,
+							const char *location, int64 qty,
+							const StockFigures *fig, const char *reason);
+extern int64 os_sku_available(const char *sku);
+extern void os_stock_thresholds(const char *sku, int64 before, int64 after,
+								int64 threshold, bool has_threshold);
 extern void os_apply_effect(const char *effect, int64 order_id, const char *reason);
 extern void os_require_location(const char *location);
+extern char *os_required_text_arg(FunctionCallInfo fcinfo, int n, const char *name);
+extern int64 os_required_qty_arg(FunctionCallInfo fcinfo, int n, int64 min);
+
+/* allocate.c */
+extern void os_reserve_lines(int64 order_id, OrderLine *lines, int n,
+							 bool allow_split);
 
 /* state_machine.c */
 extern void os_transition_cache_init(void);
+extern int	os_expire_due(int limit);
+
+/* worker.c */
+extern void os_worker_init(void);
 
 #endif							/* ORDERSYNC_H */

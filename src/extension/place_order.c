@@ -3,14 +3,7 @@
  * place_order.c
  *	  ordersync.place_order(): validate and normalize a channel's order,
  *	  import it at most once per (channel, external_id), and reserve every
- *	  line or nothing.
- *
- *	  Stock rows are locked SKU by SKU in "C" collation order, and within a
- *	  SKU by location, with SELECT ... FOR UPDATE.  At READ COMMITTED each
- *	  statement sees the latest committed stock once it holds the lock, so
- *	  concurrent buyers queue on the row and exactly the available units are
- *	  sold; at REPEATABLE READ or SERIALIZABLE a concurrent change makes the
- *	  lock fail with a serialization error the caller retries.
+ *	  line or nothing (allocate.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -18,7 +11,6 @@
 
 #include "catalog/pg_type.h"
 #include "fmgr.h"
-#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
@@ -32,24 +24,6 @@ PG_FUNCTION_INFO_V1(ordersync_add_channel);
 /* numeric(14,2), the type of prices and totals */
 #define MONEY_TYPMOD (((14) << 16 | (2)) + VARHDRSZ)
 #define MAX_LINES 1000
-
-typedef struct OrderLine
-{
-	int			line_no;		/* 1-based, as placed */
-	char	   *sku;
-	int64		qty;
-	char	   *price;			/* normalized: "19.90" */
-} OrderLine;
-
-static int
-line_cmp_sku(const void *a, const void *b)
-{
-	const OrderLine *la = (const OrderLine *) a;
-	const OrderLine *lb = (const OrderLine *) b;
-	int			c = strcmp(la->sku, lb->sku);
-
-	return c != 0 ? c : la->line_no - lb->line_no;
-}
 
 static void
 pg_attribute_noreturn()
@@ -255,37 +229,6 @@ lines_total(OrderLine *lines, int n)
 	return total;
 }
 
-/* every SKU must be known before anything is written */
-static void
-require_skus(OrderLine *lines, int n)
-{
-	static OsPlan p = {
-		"SELECT l.ord::integer, l.sku FROM pg_catalog.unnest($1::text[]) WITH ORDINALITY AS l(sku, ord)"
-		" WHERE NOT EXISTS (SELECT 1 FROM ordersync.sku s WHERE s.sku = l.sku)"
-		" ORDER BY l.ord LIMIT 1",
-		1, {TEXTARRAYOID}
-	};
-	Datum	   *skus = palloc(sizeof(Datum) * n);
-	Datum		arr;
-
-	for (int i = 0; i < n; i++)
-		skus[i] = CStringGetTextDatum(lines[i].sku);
-	arr = PointerGetDatum(construct_array(skus, n, TEXTOID, -1, false, TYPALIGN_INT));
-	if (os_execute(&p, &arr, NULL, true, 1) > 0)
-	{
-		bool		isnull;
-		int			line_no = DatumGetInt32(os_getdatum(0, 1, &isnull));
-		char	   *sku = os_gettext(0, 2);
-
-		ereport(ERROR,
-				(errcode(ERRCODE_OS_INVALID_INPUT),
-				 errmsg("unknown SKU \"%s\"", sku),
-				 errdetail("Order line %d names SKU \"%s\", which ordersync.sku does not have.",
-						   line_no, sku),
-				 errhint("Check the SKU; SKUs are created by ordersync.receive_stock().")));
-	}
-}
-
 static void
 require_channel(const char *channel)
 {
@@ -301,99 +244,6 @@ require_channel(const char *channel)
 				 errmsg("unknown channel \"%s\"", channel),
 				 errdetail("ordersync.channel has no channel with id \"%s\".", channel),
 				 errhint("Add it first: SELECT ordersync.add_channel('%s');", channel)));
-}
-
-/*
- * Reserves the lines of one SKU (lines[from..to)) over its locations, in
- * priority order, splitting a line across locations when one is not enough.
- */
-static void
-reserve_sku(int64 order_id, OrderLine *lines, int from, int to)
-{
-	static OsPlan lock = {
-		"SELECT s.location, s.on_hand - s.reserved - s.safety, l.priority"
-		" FROM ordersync.stock s JOIN ordersync.location l ON l.id = s.location"
-		" WHERE s.sku = $1 ORDER BY s.location COLLATE \"C\" FOR UPDATE OF s",
-		1, {TEXTOID}
-	};
-	static OsPlan ins = {
-		"INSERT INTO ordersync.reservation (order_id, line_no, sku, location, qty)"
-		" VALUES ($1, $2, $3, $4, $5)",
-		5, {INT8OID, INT4OID, TEXTOID, TEXTOID, INT8OID}
-	};
-	const char *sku = lines[from].sku;
-	Datum		v = CStringGetTextDatum(sku);
-	int			nloc;
-	char	  **loc;
-	int64	   *free_units;
-	int		   *prio;
-	int		   *byprio;
-	int64		requested = 0,
-				available = 0;
-	bool		isnull;
-
-	nloc = os_execute(&lock, &v, NULL, false, 0);
-
-	loc = palloc(sizeof(char *) * Max(nloc, 1));
-	free_units = palloc(sizeof(int64) * Max(nloc, 1));
-	prio = palloc(sizeof(int) * Max(nloc, 1));
-	byprio = palloc(sizeof(int) * Max(nloc, 1));
-	for (int i = 0; i < nloc; i++)
-	{
-		loc[i] = os_gettext(i, 1);
-		free_units[i] = Max(os_getint64(i, 2), 0);
-		prio[i] = DatumGetInt32(os_getdatum(i, 3, &isnull));
-		available += free_units[i];
-		/* insertion sort: priority desc, then location (already sorted) */
-		{
-			int			j = i;
-
-			while (j > 0 && prio[byprio[j - 1]] < prio[i])
-			{
-				byprio[j] = byprio[j - 1];
-				j--;
-			}
-			byprio[j] = i;
-		}
-	}
-
-	for (int i = from; i < to; i++)
-		requested += lines[i].qty;
-	if (requested > available)
-		ereport(ERROR,
-				(errcode(ERRCODE_OS_INSUFFICIENT_STOCK),
-				 errmsg("insufficient stock for SKU \"%s\"", sku),
-				 errdetail("SKU \"%s\": requested " INT64_FORMAT ", available " INT64_FORMAT ".",
-						   sku, requested, available),
-				 available > 0 ?
-				 errhint("Reduce the quantity of \"%s\" to at most " INT64_FORMAT ", or receive more stock.",
-						 sku, available) :
-				 errhint("\"%s\" is sold out: receive more stock, or remove it from the order.", sku)));
-
-	for (int i = from; i < to; i++)
-	{
-		int64		left = lines[i].qty;
-
-		for (int j = 0; j < nloc && left > 0; j++)
-		{
-			int			k = byprio[j];
-			int64		take = Min(left, free_units[k]);
-			Datum		values[5];
-
-			if (take == 0)
-				continue;
-			values[0] = Int64GetDatum(order_id);
-			values[1] = Int32GetDatum(lines[i].line_no);
-			values[2] = v;
-			values[3] = CStringGetTextDatum(loc[k]);
-			values[4] = Int64GetDatum(take);
-			(void) os_execute(&ins, values, NULL, false, 0);
-			os_stock_move("reserve", "inventory.reserved", order_id, true, sku,
-						  loc[k], take, 0, take, NULL);
-			free_units[k] -= take;
-			left -= take;
-		}
-	}
 }
 
 /*
@@ -434,7 +284,7 @@ existing_order(const char *channel, const char *external_id,
 }
 
 /*
- * place_order(channel, external_id, lines, customer) -> order id
+ * place_order(channel, external_id, lines, customer, allow_split) -> order id
  */
 Datum
 ordersync_place_order(PG_FUNCTION_ARGS)
@@ -444,11 +294,6 @@ ordersync_place_order(PG_FUNCTION_ARGS)
 		" VALUES ($1, $2, $3, $4, $5, pg_catalog.now() + pg_catalog.make_interval(secs => $6))"
 		" ON CONFLICT (channel, external_id) DO NOTHING RETURNING *",
 		6, {TEXTOID, TEXTOID, JSONBOID, JSONBOID, NUMERICOID, FLOAT8OID}
-	};
-	static OsPlan ins_line = {
-		"INSERT INTO ordersync.order_line (order_id, line_no, sku, qty, price)"
-		" VALUES ($1, $2, $3, $4, $5::numeric)",
-		5, {INT8OID, INT4OID, TEXTOID, INT8OID, TEXTOID}
 	};
 	char	   *channel;
 	char	   *external_id;
@@ -505,7 +350,6 @@ ordersync_place_order(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	require_channel(channel);
-	require_skus(lines, n);
 
 	values[0] = CStringGetTextDatum(channel);
 	values[1] = CStringGetTextDatum(external_id);
@@ -527,29 +371,7 @@ ordersync_place_order(PG_FUNCTION_ARGS)
 	os_write_history("created", order_id, true, NULL, "pending", NULL, NULL,
 					 0, false, NULL);
 
-	for (int i = 0; i < n; i++)
-	{
-		Datum		lv[5];
-
-		lv[0] = Int64GetDatum(order_id);
-		lv[1] = Int32GetDatum(lines[i].line_no);
-		lv[2] = CStringGetTextDatum(lines[i].sku);
-		lv[3] = Int64GetDatum(lines[i].qty);
-		lv[4] = CStringGetTextDatum(lines[i].price);
-		(void) os_execute(&ins_line, lv, NULL, false, 0);
-	}
-
-	/* lock and reserve SKU by SKU in the one global order */
-	qsort(lines, n, sizeof(OrderLine), line_cmp_sku);
-	for (int i = 0; i < n;)
-	{
-		int			j = i + 1;
-
-		while (j < n && strcmp(lines[j].sku, lines[i].sku) == 0)
-			j++;
-		reserve_sku(order_id, lines, i, j);
-		i = j;
-	}
+	os_reserve_lines(order_id, lines, n, !PG_ARGISNULL(4) && PG_GETARG_BOOL(4));
 
 	SPI_finish();
 	PG_RETURN_INT64(order_id);

@@ -391,27 +391,29 @@ ordersync_set_channel_status(PG_FUNCTION_ARGS)
 }
 
 /*
- * expire_reservations() -> number of orders expired
+ * Expires up to limit (0: all) pending orders whose reservation ran out;
+ * returns how many.  Caller is connected to SPI.
  *
  * SKIP LOCKED: an order some session is paying right now is left alone; if
  * the payment commits the order is no longer pending, and if it rolls back
  * the next run expires it.
  */
-Datum
-ordersync_expire_reservations(PG_FUNCTION_ARGS)
+int
+os_expire_due(int limit)
 {
 	static OsPlan due = {
 		"SELECT id FROM ordersync.orders"
 		" WHERE status = 'pending' AND expires_at <= pg_catalog.now()"
-		" ORDER BY expires_at, id FOR UPDATE SKIP LOCKED",
-		0, {InvalidOid}
+		" ORDER BY expires_at, id LIMIT $1 FOR UPDATE SKIP LOCKED",
+		1, {INT8OID}
 	};
 	SPITupleTable *tuptable;
+	Datum		v = Int64GetDatum(limit);
+	char		null = limit > 0 ? ' ' : 'n';	/* LIMIT NULL: no limit */
 	uint64		n;
 	int			expired = 0;
 
-	SPI_connect();
-	n = os_execute(&due, NULL, NULL, false, 0);
+	n = os_execute(&due, &v, &null, false, 0);
 	tuptable = SPI_tuptable;
 	for (uint64 i = 0; i < n; i++)
 	{
@@ -421,6 +423,19 @@ ordersync_expire_reservations(PG_FUNCTION_ARGS)
 
 		expired += change_status(id, "expired", "reservation expired", true);
 	}
+	return expired;
+}
+
+/*
+ * expire_reservations() -> number of orders expired
+ */
+Datum
+ordersync_expire_reservations(PG_FUNCTION_ARGS)
+{
+	int			expired;
+
+	SPI_connect();
+	expired = os_expire_due(0);
 	SPI_finish();
 
 	PG_RETURN_INT32(expired);

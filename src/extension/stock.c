@@ -4,11 +4,11 @@
  *	  Stock: receiving, safety stock, availability, and the movements a
  *	  status change makes to an order's reservations.
  *
- *	  Every movement goes through os_stock_move(), which updates one stock
- *	  row, writes one history row and emits one inventory.* event.  Rows are
- *	  always locked in (sku, location) order with the "C" collation, the
- *	  same order place_order() uses, so two transactions touching the same
- *	  SKUs never deadlock on stock.
+ *	  A movement updates stock rows with os_stock_update() and is recorded
+ *	  once per (SKU, location) with os_stock_record(): one history row, one
+ *	  inventory.* event.  Rows are always locked in (sku, location, bucket)
+ *	  order with the "C" collation, the order place_order() waits in, so two
+ *	  transactions touching the same SKUs never deadlock on stock.
  *
  *-------------------------------------------------------------------------
  */
@@ -27,36 +27,63 @@ PG_FUNCTION_INFO_V1(ordersync_available);
 PG_FUNCTION_INFO_V1(ordersync_add_location);
 
 /*
- * Changes one stock row by the given deltas (it must exist and the caller
- * must be allowed to make the change: CHECK constraints are the last line of
- * defence, not the first), then records the movement.
+ * Changes one stock row by the given deltas and returns its new figures.
+ * The caller holds the row lock or takes it here, in the global order; the
+ * CHECK constraints are the last line of defence, not the first.
  */
 void
-os_stock_move(const char *action, const char *event_type, int64 order_id,
-			  bool has_order, const char *sku, const char *location,
-			  int64 qty, int64 d_on_hand, int64 d_reserved, const char *reason)
+os_stock_update(const char *sku, const char *location, int bucket,
+				int64 d_on_hand, int64 d_reserved, StockFigures *row)
 {
 	static OsPlan p = {
-		"UPDATE ordersync.stock SET on_hand = on_hand + $3, reserved = reserved + $4"
-		" WHERE sku = $1 AND location = $2 RETURNING on_hand, reserved, safety",
-		4, {TEXTOID, TEXTOID, INT8OID, INT8OID}
+		"UPDATE ordersync.stock SET on_hand = on_hand + $4, reserved = reserved + $5"
+		" WHERE sku = $1 AND location = $2 AND bucket = $3"
+		" RETURNING on_hand, reserved, greatest(on_hand - reserved - safety, 0)",
+		5, {TEXTOID, TEXTOID, INT4OID, INT8OID, INT8OID}
 	};
-	Datum		values[4];
-	int64		on_hand,
-				reserved,
-				safety;
-	StringInfoData data;
-	bool		first = true;
+	Datum		values[5];
 
 	values[0] = CStringGetTextDatum(sku);
 	values[1] = CStringGetTextDatum(location);
-	values[2] = Int64GetDatum(d_on_hand);
-	values[3] = Int64GetDatum(d_reserved);
+	values[2] = Int32GetDatum(bucket);
+	values[3] = Int64GetDatum(d_on_hand);
+	values[4] = Int64GetDatum(d_reserved);
 	if (os_execute(&p, values, NULL, false, 0) != 1)
-		elog(ERROR, "ordersync: no stock row for SKU \"%s\" at \"%s\"", sku, location);
-	on_hand = os_getint64(0, 1);
-	reserved = os_getint64(0, 2);
-	safety = os_getint64(0, 3);
+		elog(ERROR, "ordersync: no stock row for SKU \"%s\" at \"%s\" bucket %d",
+			 sku, location, bucket);
+	row->on_hand = os_getint64(0, 1);
+	row->reserved = os_getint64(0, 2);
+	row->available = os_getint64(0, 3);
+}
+
+/* a location's figures summed over the buckets of a hot SKU */
+void
+os_location_figures(const char *sku, const char *location, StockFigures *out)
+{
+	static OsPlan p = {
+		"SELECT sum(on_hand)::bigint, sum(reserved)::bigint,"
+		" sum(greatest(on_hand - reserved - safety, 0))::bigint"
+		" FROM ordersync.stock WHERE sku = $1 AND location = $2",
+		2, {TEXTOID, TEXTOID}
+	};
+	Datum		values[2];
+
+	values[0] = CStringGetTextDatum(sku);
+	values[1] = CStringGetTextDatum(location);
+	(void) os_execute(&p, values, NULL, false, 1);
+	out->on_hand = os_getint64(0, 1);
+	out->reserved = os_getint64(0, 2);
+	out->available = os_getint64(0, 3);
+}
+
+/* one movement at one location: a history row and an inventory.* event */
+void
+os_stock_record(const char *action, const char *event_type, int64 order_id,
+				bool has_order, const char *sku, const char *location,
+				int64 qty, const StockFigures *fig, const char *reason)
+{
+	StringInfoData data;
+	bool		first = true;
 
 	os_write_history(action, order_id, has_order, NULL, NULL, sku, location,
 					 qty, true, reason);
@@ -67,25 +94,74 @@ os_stock_move(const char *action, const char *event_type, int64 order_id,
 	json_add_text(&data, &first, "location", location);
 	json_add_int64(&data, &first, "qty", qty);
 	json_add_null_or_int64(&data, &first, "order_id", order_id, !has_order);
-	json_add_int64(&data, &first, "on_hand", on_hand);
-	json_add_int64(&data, &first, "reserved", reserved);
-	json_add_int64(&data, &first, "available", Max(on_hand - reserved - safety, 0));
+	json_add_int64(&data, &first, "on_hand", fig->on_hand);
+	json_add_int64(&data, &first, "reserved", fig->reserved);
+	json_add_int64(&data, &first, "available", fig->available);
 	appendStringInfoChar(&data, '}');
 	os_emit_event(event_type, "sku", sku, &data);
 	pfree(data.data);
 }
 
+/* what available() returns, as this transaction sees it */
+int64
+os_sku_available(const char *sku)
+{
+	static OsPlan p = {
+		"SELECT coalesce(sum(greatest(on_hand - reserved - safety, 0)), 0)::bigint"
+		" FROM ordersync.stock WHERE sku = $1",
+		1, {TEXTOID}
+	};
+	Datum		v = CStringGetTextDatum(sku);
+
+	(void) os_execute(&p, &v, NULL, false, 1);
+	return os_getint64(0, 1);
+}
+
+static void
+emit_level_event(const char *type, const char *sku, int64 available,
+				 int64 threshold, bool has_threshold)
+{
+	StringInfoData data;
+	bool		first = true;
+
+	initStringInfo(&data);
+	appendStringInfoChar(&data, '{');
+	json_add_text(&data, &first, "sku", sku);
+	json_add_int64(&data, &first, "available", available);
+	json_add_null_or_int64(&data, &first, "threshold", threshold, !has_threshold);
+	appendStringInfoChar(&data, '}');
+	os_emit_event(type, "sku", sku, &data);
+	pfree(data.data);
+}
+
+/*
+ * inventory.low_stock when available stock falls to the SKU's threshold or
+ * below, inventory.out_of_stock when it reaches zero: once per crossing.
+ */
+void
+os_stock_thresholds(const char *sku, int64 before, int64 after,
+					int64 threshold, bool has_threshold)
+{
+	if (has_threshold && before > threshold && after <= threshold)
+		emit_level_event("inventory.low_stock", sku, after, threshold, true);
+	if (before > 0 && after == 0)
+		emit_level_event("inventory.out_of_stock", sku, after, threshold, has_threshold);
+}
+
 /*
  * The stock side of a status change (see ordersync.transition.effect):
- * moves every reservation of the order in one state to the next.
+ * moves every reservation of the order in one state to the next.  Rows are
+ * updated bucket by bucket in the global lock order; history and events
+ * are written once per (SKU, location).
  */
 void
 os_apply_effect(const char *effect, int64 order_id, const char *reason)
 {
 	static OsPlan sel = {
-		"SELECT line_no, sku, location, qty FROM ordersync.reservation"
-		" WHERE order_id = $1 AND state = $2"
-		" ORDER BY sku COLLATE \"C\", location COLLATE \"C\", line_no",
+		"SELECT r.sku, r.location, r.bucket, r.qty, k.buckets"
+		" FROM ordersync.reservation r JOIN ordersync.sku k ON k.sku = r.sku"
+		" WHERE r.order_id = $1 AND r.state = $2"
+		" ORDER BY r.sku COLLATE \"C\", r.location COLLATE \"C\", r.bucket, r.line_no",
 		2, {INT8OID, TEXTOID}
 	};
 	static OsPlan upd = {
@@ -101,6 +177,8 @@ os_apply_effect(const char *effect, int64 order_id, const char *reason)
 	Datum		values[3];
 	SPITupleTable *tuptable;
 	uint64		n;
+	int64		group_qty = 0;
+	StockFigures fig;
 
 	if (strcmp(effect, "release") == 0)
 	{
@@ -127,20 +205,42 @@ os_apply_effect(const char *effect, int64 order_id, const char *reason)
 	values[1] = CStringGetTextDatum(from_state);
 	values[2] = CStringGetTextDatum(to_state);
 	n = os_execute(&sel, values, NULL, false, 0);
-	/* os_stock_move runs statements of its own: keep our result */
+	/* the calls below run statements of their own: keep our result */
 	tuptable = SPI_tuptable;
 
 	for (uint64 i = 0; i < n; i++)
 	{
 		HeapTuple	tup = tuptable->vals[i];
 		TupleDesc	desc = tuptable->tupdesc;
-		char	   *sku = SPI_getvalue(tup, desc, 2);
-		char	   *location = SPI_getvalue(tup, desc, 3);
 		bool		isnull;
+		char	   *sku = SPI_getvalue(tup, desc, 1);
+		char	   *location = SPI_getvalue(tup, desc, 2);
+		int			bucket = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
 		int64		qty = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+		int			buckets = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
+		bool		last_of_group;
 
-		os_stock_move(action, event_type, order_id, true, sku, location, qty,
-					  sign_on_hand * qty, sign_reserved * qty, reason);
+		os_stock_update(sku, location, bucket, sign_on_hand * qty,
+						sign_reserved * qty, &fig);
+		group_qty += qty;
+
+		last_of_group = (i + 1 == n);
+		if (!last_of_group)
+		{
+			char	   *next_sku = SPI_getvalue(tuptable->vals[i + 1], desc, 1);
+			char	   *next_loc = SPI_getvalue(tuptable->vals[i + 1], desc, 2);
+
+			last_of_group = strcmp(sku, next_sku) != 0 || strcmp(location, next_loc) != 0;
+		}
+		if (last_of_group)
+		{
+			/* one row per location unless the SKU is bucketed */
+			if (buckets > 1)
+				os_location_figures(sku, location, &fig);
+			os_stock_record(action, event_type, order_id, true, sku, location,
+							group_qty, &fig, reason);
+			group_qty = 0;
+		}
 	}
 	if (n > 0)
 		(void) os_execute(&upd, values, NULL, false, 0);
@@ -163,8 +263,8 @@ os_require_location(const char *location)
 				 errhint("Add it first: SELECT ordersync.add_location('%s');", location)));
 }
 
-static char *
-required_text_arg(FunctionCallInfo fcinfo, int n, const char *name)
+char *
+os_required_text_arg(FunctionCallInfo fcinfo, int n, const char *name)
 {
 	char	   *s;
 
@@ -186,8 +286,8 @@ required_text_arg(FunctionCallInfo fcinfo, int n, const char *name)
 	return s;
 }
 
-static int64
-required_qty_arg(FunctionCallInfo fcinfo, int n, int64 min)
+int64
+os_required_qty_arg(FunctionCallInfo fcinfo, int n, int64 min)
 {
 	int64		qty;
 
@@ -210,6 +310,70 @@ required_qty_arg(FunctionCallInfo fcinfo, int n, int64 min)
 }
 
 /*
+ * Locks the bucket rows of a SKU at a location, creating them when the SKU
+ * is new there, and spreads qty over them: added to on_hand (add), or set
+ * as safety stock.  A hot SKU's units are spread evenly so that no
+ * bucket runs dry long before the others.
+ */
+static void
+spread_over_buckets(const char *sku, const char *location, int64 qty, bool add)
+{
+	static OsPlan create = {
+		"INSERT INTO ordersync.stock (sku, location, bucket)"
+		" SELECT $1, $2, b FROM pg_catalog.generate_series(0,"
+		"  (SELECT buckets - 1 FROM ordersync.sku WHERE sku = $1)) b"
+		" WHERE NOT EXISTS (SELECT 1 FROM ordersync.stock WHERE sku = $1 AND location = $2)"
+		" ON CONFLICT DO NOTHING",
+		2, {TEXTOID, TEXTOID}
+	};
+	static OsPlan lock = {
+		"SELECT bucket FROM ordersync.stock WHERE sku = $1 AND location = $2"
+		" ORDER BY bucket FOR UPDATE",
+		2, {TEXTOID, TEXTOID}
+	};
+	static OsPlan add_on_hand = {
+		"UPDATE ordersync.stock SET on_hand = on_hand + $4"
+		" WHERE sku = $1 AND location = $2 AND bucket = $3",
+		4, {TEXTOID, TEXTOID, INT4OID, INT8OID}
+	};
+	static OsPlan set_safety = {
+		"UPDATE ordersync.stock SET safety = $4"
+		" WHERE sku = $1 AND location = $2 AND bucket = $3",
+		4, {TEXTOID, TEXTOID, INT4OID, INT8OID}
+	};
+	Datum		values[4];
+	int			nrows;
+	int		   *buckets;
+	bool		isnull;
+
+	values[0] = CStringGetTextDatum(sku);
+	values[1] = CStringGetTextDatum(location);
+	if (add)
+		(void) os_execute(&create, values, NULL, false, 0);
+	nrows = os_execute(&lock, values, NULL, false, 0);
+	if (nrows == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OS_INVALID_INPUT),
+				 errmsg("no stock of SKU \"%s\" at location \"%s\"", sku, location),
+				 errdetail("ordersync.stock has no row for (%s, %s).", sku, location),
+				 errhint("Receive stock there first with ordersync.receive_stock().")));
+	buckets = palloc(sizeof(int) * nrows);
+	for (int i = 0; i < nrows; i++)
+		buckets[i] = DatumGetInt32(os_getdatum(i, 1, &isnull));
+
+	for (int i = 0; i < nrows; i++)
+	{
+		int64		share = qty / nrows + (i < qty % nrows ? 1 : 0);
+
+		if (add && share == 0)
+			continue;
+		values[2] = Int32GetDatum(buckets[i]);
+		values[3] = Int64GetDatum(share);
+		(void) os_execute(add ? &add_on_hand : &set_safety, values, NULL, false, 0);
+	}
+}
+
+/*
  * receive_stock(sku, location, qty) -> new on_hand at that location
  */
 Datum
@@ -219,19 +383,11 @@ ordersync_receive_stock(PG_FUNCTION_ARGS)
 		"INSERT INTO ordersync.sku (sku) VALUES ($1) ON CONFLICT DO NOTHING",
 		1, {TEXTOID}
 	};
-	static OsPlan ins_stock = {
-		"INSERT INTO ordersync.stock (sku, location) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-		2, {TEXTOID, TEXTOID}
-	};
-	static OsPlan get = {
-		"SELECT on_hand FROM ordersync.stock WHERE sku = $1 AND location = $2",
-		2, {TEXTOID, TEXTOID}
-	};
-	char	   *sku = required_text_arg(fcinfo, 0, "sku");
-	char	   *location = required_text_arg(fcinfo, 1, "location");
-	int64		qty = required_qty_arg(fcinfo, 2, 1);
-	Datum		values[2];
-	int64		on_hand;
+	char	   *sku = os_required_text_arg(fcinfo, 0, "sku");
+	char	   *location = os_required_text_arg(fcinfo, 1, "location");
+	int64		qty = os_required_qty_arg(fcinfo, 2, 1);
+	Datum		v;
+	StockFigures fig;
 
 	if (strlen(sku) > 100)
 		ereport(ERROR,
@@ -242,17 +398,15 @@ ordersync_receive_stock(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	os_require_location(location);
-	values[0] = CStringGetTextDatum(sku);
-	values[1] = CStringGetTextDatum(location);
-	(void) os_execute(&ins_sku, values, NULL, false, 0);
-	(void) os_execute(&ins_stock, values, NULL, false, 0);
-	os_stock_move("receive", "inventory.received", 0, false, sku, location,
-				  qty, qty, 0, NULL);
-	(void) os_execute(&get, values, NULL, false, 1);
-	on_hand = os_getint64(0, 1);
+	v = CStringGetTextDatum(sku);
+	(void) os_execute(&ins_sku, &v, NULL, false, 0);
+	spread_over_buckets(sku, location, qty, true);
+	os_location_figures(sku, location, &fig);
+	os_stock_record("receive", "inventory.received", 0, false, sku, location,
+					qty, &fig, NULL);
 	SPI_finish();
 
-	PG_RETURN_INT64(on_hand);
+	PG_RETURN_INT64(fig.on_hand);
 }
 
 /*
@@ -261,26 +415,12 @@ ordersync_receive_stock(PG_FUNCTION_ARGS)
 Datum
 ordersync_set_safety_stock(PG_FUNCTION_ARGS)
 {
-	static OsPlan p = {
-		"UPDATE ordersync.stock SET safety = $3 WHERE sku = $1 AND location = $2"
-		" RETURNING on_hand, reserved",
-		3, {TEXTOID, TEXTOID, INT8OID}
-	};
-	char	   *sku = required_text_arg(fcinfo, 0, "sku");
-	char	   *location = required_text_arg(fcinfo, 1, "location");
-	int64		qty = required_qty_arg(fcinfo, 2, 0);
-	Datum		values[3];
+	char	   *sku = os_required_text_arg(fcinfo, 0, "sku");
+	char	   *location = os_required_text_arg(fcinfo, 1, "location");
+	int64		qty = os_required_qty_arg(fcinfo, 2, 0);
 
 	SPI_connect();
-	values[0] = CStringGetTextDatum(sku);
-	values[1] = CStringGetTextDatum(location);
-	values[2] = Int64GetDatum(qty);
-	if (os_execute(&p, values, NULL, false, 0) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OS_INVALID_INPUT),
-				 errmsg("no stock of SKU \"%s\" at location \"%s\"", sku, location),
-				 errdetail("ordersync.stock has no row for (%s, %s).", sku, location),
-				 errhint("Receive stock there first with ordersync.receive_stock().")));
+	spread_over_buckets(sku, location, qty, false);
 	os_write_history("safety", 0, false, NULL, NULL, sku, location, qty, true, NULL);
 	SPI_finish();
 
@@ -335,7 +475,7 @@ ordersync_add_location(PG_FUNCTION_ARGS)
 		" ON CONFLICT (id) DO UPDATE SET priority = EXCLUDED.priority",
 		2, {TEXTOID, INT4OID}
 	};
-	char	   *id = required_text_arg(fcinfo, 0, "id");
+	char	   *id = os_required_text_arg(fcinfo, 0, "id");
 	Datum		values[2];
 
 	if (PG_ARGISNULL(1))

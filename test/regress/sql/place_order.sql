@@ -10,18 +10,28 @@ SELECT order_id, line_no, sku, qty, price FROM ordersync.order_line WHERE order_
 SELECT order_id, line_no, sku, location, qty, state FROM ordersync.reservation WHERE order_id = 1;
 SELECT ordersync.available('A-1');
 
--- a line larger than the first location is split by priority: main 3 left, backup 4
+-- by default an order ships from one location: main has 3 A-1 left, backup
+-- has 4 but no B-2, so nobody alone has the whole order
 SELECT ordersync.place_order('web', 'W-2',
 	'[{"sku": "B-2", "qty": 1, "price": 5}, {"sku": "A-1", "qty": 5, "price": 9.5}]');
+\echo :LAST_ERROR_SQLSTATE
+-- when the order allows it, a line is split by priority: main 3, backup 2
+SELECT ordersync.place_order('web', 'W-2',
+	'[{"sku": "B-2", "qty": 1, "price": 5}, {"sku": "A-1", "qty": 5, "price": 9.5}]',
+	allow_split => true);
 SELECT order_id, line_no, sku, location, qty, state FROM ordersync.reservation
-WHERE order_id = 2 ORDER BY line_no, location;
-SELECT total, lines FROM ordersync.orders WHERE id = 2;
+WHERE order_id = (SELECT id FROM ordersync.orders WHERE external_id = 'W-2') ORDER BY line_no, location;
+SELECT total, lines FROM ordersync.orders WHERE external_id = 'W-2';
+-- an order only a lower-priority location can ship goes there whole
+SELECT ordersync.place_order('web', 'W-2b', '[{"sku": "A-1", "qty": 1, "price": "9.50"}]');
+SELECT location, qty FROM ordersync.reservation r JOIN ordersync.orders o ON o.id = r.order_id
+WHERE o.external_id = 'W-2b';
 SELECT sku, location, on_hand, reserved FROM ordersync.stock ORDER BY 1, 2;
 
 -- the reservation time comes from ordersync.reservation_ttl
 SET ordersync.reservation_ttl = '1h';
 SELECT ordersync.place_order('app', 'P-1', '[{"sku": "B-2", "qty": 1, "price": "0"}]');
-SELECT expires_at - created_at AS ttl FROM ordersync.orders WHERE id = 3;
+SELECT expires_at - created_at AS ttl FROM ordersync.orders WHERE external_id = 'P-1';
 RESET ordersync.reservation_ttl;
 
 -- everything below fails and changes nothing

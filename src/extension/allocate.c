@@ -1,0 +1,571 @@
+/*-------------------------------------------------------------------------
+ *
+ * allocate.c
+ *	  Reserving an order's lines: lock stock rows, choose locations and
+ *	  buckets, write reservations, and report low or sold-out stock.
+ *
+ *	  Two ways to lock a SKU's rows:
+ *
+ *	  - waiting: every row of the SKU, in (location, bucket) order, with
+ *		FOR UPDATE.  SKUs are taken in "C" order, so the global lock order
+ *		is (sku, location, bucket) and no two orders deadlock.  Exact: what
+ *		we see once we hold the locks is all the stock there is.
+ *
+ *	  - skipping: for a hot SKU (one split into buckets, see hot_sku.c), only
+ *		as many rows with free units as the order needs, starting at a bucket
+ *		chosen per backend and skipping rows other buyers hold (SKIP LOCKED),
+ *		so buyers of one SKU do not queue behind each other.
+ *
+ *	  An order with a hot SKU first tries with skipping, inside a
+ *	  subtransaction.  If the rows it could get are not enough, the
+ *	  subtransaction is rolled back, releasing them, and the order tries
+ *	  again waiting for every row: "sold out" is only ever reported from that
+ *	  exact view, never because other buyers held the rows at that moment.
+ *
+ *	  At READ COMMITTED each statement sees the latest committed stock once
+ *	  it holds the lock, so exactly the available units are sold; at
+ *	  REPEATABLE READ or SERIALIZABLE a row changed since the snapshot makes
+ *	  the lock fail with a serialization error that the caller retries.
+ *
+ *	  Location choice: by default the whole order ships from one location,
+ *	  the highest-priority one that has every line; with allow_split, each
+ *	  line takes units by location priority and may span locations.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+
+#include "ordersync.h"
+
+/* one locked stock row */
+typedef struct Row
+{
+	char	   *location;
+	int			bucket;
+	int			priority;
+	int64		free;			/* on_hand - reserved - safety, at least 0 */
+} Row;
+
+/* units of one line taken from one row */
+typedef struct Take
+{
+	int			line;			/* index into the lines array */
+	int			row;
+	int64		qty;
+} Take;
+
+/* everything the order needs of one SKU */
+typedef struct Need
+{
+	const char *sku;
+	int			buckets;
+	int64		threshold;
+	bool		has_threshold;
+	int64		requested;
+	int			first_line;		/* lines[first_line .. end_line) */
+	int			end_line;
+	bool		all_rows;		/* rows holds every row of the SKU */
+	Row		   *rows;
+	int			nrows;
+	int			rowcap;
+	Take	   *takes;
+	int			ntakes;
+} Need;
+
+static int
+line_cmp_sku(const void *a, const void *b)
+{
+	const OrderLine *la = (const OrderLine *) a;
+	const OrderLine *lb = (const OrderLine *) b;
+	int			c = strcmp(la->sku, lb->sku);
+
+	return c != 0 ? c : la->line_no - lb->line_no;
+}
+
+/*
+ * One Need per SKU (lines sorted by SKU), with its bucket count and low
+ * stock threshold; an unknown SKU is refused before anything is locked.
+ */
+static Need *
+build_needs(OrderLine *lines, int n, int *nneeds)
+{
+	static OsPlan p = {
+		"SELECT l.ord::integer, k.buckets, k.low_stock_threshold"
+		" FROM pg_catalog.unnest($1::text[]) WITH ORDINALITY AS l(sku, ord)"
+		" LEFT JOIN ordersync.sku k ON k.sku = l.sku ORDER BY l.ord",
+		1, {TEXTARRAYOID}
+	};
+	Datum	   *skus = palloc(sizeof(Datum) * n);
+	Datum		arr;
+	Need	   *needs = palloc0(sizeof(Need) * n);
+	int			k = -1;
+
+	qsort(lines, n, sizeof(OrderLine), line_cmp_sku);
+	for (int i = 0; i < n; i++)
+		skus[i] = CStringGetTextDatum(lines[i].sku);
+	arr = PointerGetDatum(construct_array(skus, n, TEXTOID, -1, false, TYPALIGN_INT));
+	(void) os_execute(&p, &arr, NULL, true, 0);
+
+	for (int i = 0; i < n; i++)
+	{
+		bool		isnull;
+		Datum		buckets = os_getdatum(i, 2, &isnull);
+		Datum		threshold;
+
+		if (isnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_OS_INVALID_INPUT),
+					 errmsg("unknown SKU \"%s\"", lines[i].sku),
+					 errdetail("Order line %d names SKU \"%s\", which ordersync.sku does not have.",
+							   lines[i].line_no, lines[i].sku),
+					 errhint("Check the SKU; SKUs are created by ordersync.receive_stock().")));
+		if (k < 0 || strcmp(needs[k].sku, lines[i].sku) != 0)
+		{
+			k++;
+			needs[k].sku = lines[i].sku;
+			needs[k].buckets = DatumGetInt32(buckets);
+			threshold = os_getdatum(i, 3, &isnull);
+			needs[k].has_threshold = !isnull;
+			needs[k].threshold = isnull ? 0 : DatumGetInt64(threshold);
+			needs[k].first_line = i;
+		}
+		needs[k].end_line = i + 1;
+		needs[k].requested += lines[i].qty;
+	}
+	*nneeds = k + 1;
+	return needs;
+}
+
+static void
+add_row(Need *need, HeapTuple tup, TupleDesc desc)
+{
+	Row		   *r;
+	bool		isnull;
+
+	if (need->nrows == need->rowcap)
+	{
+		need->rowcap = need->rowcap ? need->rowcap * 2 : 8;
+		need->rows = need->rows ? repalloc(need->rows, sizeof(Row) * need->rowcap)
+			: palloc(sizeof(Row) * need->rowcap);
+	}
+	r = &need->rows[need->nrows++];
+	r->location = SPI_getvalue(tup, desc, 1);
+	r->bucket = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
+	r->priority = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
+	r->free = Max(DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull)), 0);
+}
+
+/* waiting: every row of the SKU, in the global lock order */
+static void
+lock_all(Need *need)
+{
+	static OsPlan p = {
+		"SELECT s.location, s.bucket, l.priority, s.on_hand - s.reserved - s.safety"
+		" FROM ordersync.stock s JOIN ordersync.location l ON l.id = s.location"
+		" WHERE s.sku = $1 ORDER BY s.location COLLATE \"C\", s.bucket FOR UPDATE OF s",
+		1, {TEXTOID}
+	};
+	Datum		v = CStringGetTextDatum(need->sku);
+	int			n = os_execute(&p, &v, NULL, false, 0);
+
+	need->nrows = 0;
+	for (int i = 0; i < n; i++)
+		add_row(need, SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
+	need->all_rows = true;
+}
+
+/*
+ * skipping: rows with free units, best location first, from this backend's
+ * start bucket on, until they cover the need (at one location unless the
+ * order may be split).  Rows are locked as the cursor reaches them.
+ */
+static void
+lock_some(Need *need, bool allow_split)
+{
+	static OsPlan p = {
+		"SELECT s.location, s.bucket, l.priority, s.on_hand - s.reserved - s.safety"
+		" FROM ordersync.stock s JOIN ordersync.location l ON l.id = s.location"
+		" WHERE s.sku = $1 AND s.on_hand - s.reserved - s.safety > 0"
+		" ORDER BY l.priority DESC, s.location COLLATE \"C\", (s.bucket + $2) % $3"
+		" FOR UPDATE OF s SKIP LOCKED",
+		3, {TEXTOID, INT4OID, INT4OID}
+	};
+	Datum		values[3];
+	Portal		portal;
+	int64		total = 0,
+				at_location = 0;
+
+	/* make the plan, then run it as a cursor */
+	if (p.plan == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(p.sql, p.nargs, p.argtypes);
+
+		if (plan == NULL || SPI_keepplan(plan) != 0)
+			elog(ERROR, "ordersync: cannot prepare \"%s\"", p.sql);
+		p.plan = plan;
+	}
+	values[0] = CStringGetTextDatum(need->sku);
+	values[1] = Int32GetDatum(need->buckets - MyProcPid % need->buckets);
+	values[2] = Int32GetDatum(need->buckets);
+	portal = SPI_cursor_open(NULL, p.plan, values, NULL, false);
+
+	need->nrows = 0;
+	for (;;)
+	{
+		Row		   *r;
+
+		SPI_cursor_fetch(portal, true, 1);
+		if (SPI_processed == 0)
+			break;
+		add_row(need, SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
+		r = &need->rows[need->nrows - 1];
+		if (need->nrows > 1 && strcmp(r->location, need->rows[need->nrows - 2].location) != 0)
+			at_location = 0;
+		total += r->free;
+		at_location += r->free;
+		if ((allow_split ? total : at_location) >= need->requested)
+			break;
+	}
+	SPI_cursor_close(portal);
+	need->all_rows = false;
+}
+
+/* allocation preference: priority, location, then the rows' own order */
+static int
+row_cmp(const void *a, const void *b)
+{
+	const Row  *ra = (const Row *) a;
+	const Row  *rb = (const Row *) b;
+
+	if (ra->priority != rb->priority)
+		return ra->priority > rb->priority ? -1 : 1;
+	return strcmp(ra->location, rb->location);
+}
+
+static void
+add_take(Need *need, int line, int row, int64 qty)
+{
+	need->takes[need->ntakes].line = line;
+	need->takes[need->ntakes].row = row;
+	need->takes[need->ntakes].qty = qty;
+	need->ntakes++;
+}
+
+/* takes the need's lines from its rows, at one location or any */
+static bool
+take_lines(Need *need, OrderLine *lines, const char *location)
+{
+	int64	   *left = palloc(sizeof(int64) * need->nrows);
+	int64		have = 0;
+
+	for (int r = 0; r < need->nrows; r++)
+	{
+		left[r] = (location == NULL || strcmp(need->rows[r].location, location) == 0)
+			? need->rows[r].free : 0;
+		have += left[r];
+	}
+	need->ntakes = 0;
+	if (have < need->requested)
+		return false;
+	/* a line takes from each row at most once */
+	need->takes = palloc(sizeof(Take) * need->nrows * (need->end_line - need->first_line));
+
+	for (int i = need->first_line; i < need->end_line; i++)
+	{
+		int64		want = lines[i].qty;
+
+		for (int r = 0; r < need->nrows && want > 0; r++)
+		{
+			int64		q = Min(want, left[r]);
+
+			if (q == 0)
+				continue;
+			add_take(need, i, r, q);
+			left[r] -= q;
+			want -= q;
+		}
+	}
+	return true;
+}
+
+/*
+ * Chooses where every line comes from, with the rows locked so far.
+ * Without allow_split: the first location, by priority then name, that has
+ * every SKU of the order in full.
+ */
+static bool
+allocate(Need *needs, int nneeds, OrderLine *lines, bool allow_split)
+{
+	for (int k = 0; k < nneeds; k++)
+		qsort(needs[k].rows, needs[k].nrows, sizeof(Row), row_cmp);
+
+	if (allow_split)
+	{
+		for (int k = 0; k < nneeds; k++)
+			if (!take_lines(&needs[k], lines, NULL))
+				return false;
+		return true;
+	}
+
+	/* candidates in preference order: the rows of all needs, sorted */
+	{
+		int			ncand = 0;
+		Row		   *cand;
+
+		for (int k = 0; k < nneeds; k++)
+			ncand += needs[k].nrows;
+		cand = palloc(sizeof(Row) * Max(ncand, 1));
+		ncand = 0;
+		for (int k = 0; k < nneeds; k++)
+			for (int r = 0; r < needs[k].nrows; r++)
+				cand[ncand++] = needs[k].rows[r];
+		qsort(cand, ncand, sizeof(Row), row_cmp);
+
+		for (int c = 0; c < ncand; c++)
+		{
+			bool		all = true;
+
+			if (c > 0 && strcmp(cand[c].location, cand[c - 1].location) == 0)
+				continue;
+			for (int k = 0; k < nneeds && all; k++)
+				all = take_lines(&needs[k], lines, cand[c].location);
+			if (all)
+				return true;
+		}
+	}
+	return false;
+}
+
+/* the exact refusal, from the rows of every SKU */
+static void
+pg_attribute_noreturn()
+refuse(Need *needs, int nneeds)
+{
+	StringInfoData wanted;
+
+	for (int k = 0; k < nneeds; k++)
+	{
+		int64		available = 0;
+
+		for (int r = 0; r < needs[k].nrows; r++)
+			available += needs[k].rows[r].free;
+		if (available < needs[k].requested)
+			ereport(ERROR,
+					(errcode(ERRCODE_OS_INSUFFICIENT_STOCK),
+					 errmsg("insufficient stock for SKU \"%s\"", needs[k].sku),
+					 errdetail("SKU \"%s\": requested " INT64_FORMAT ", available " INT64_FORMAT ".",
+							   needs[k].sku, needs[k].requested, available),
+					 available > 0 ?
+					 errhint("Reduce the quantity of \"%s\" to at most " INT64_FORMAT ", or receive more stock.",
+							 needs[k].sku, available) :
+					 errhint("\"%s\" is sold out: receive more stock, or remove it from the order.",
+							 needs[k].sku)));
+	}
+
+	initStringInfo(&wanted);
+	for (int k = 0; k < nneeds; k++)
+		appendStringInfo(&wanted, "%s%s x " INT64_FORMAT, k ? ", " : "",
+						 needs[k].sku, needs[k].requested);
+	ereport(ERROR,
+			(errcode(ERRCODE_OS_INSUFFICIENT_STOCK),
+			 errmsg("no single location has the whole order"),
+			 errdetail("The order needs %s; the locations have enough together but none alone.",
+					   wanted.data),
+			 errhint("Pass allow_split => true to ship from several locations, or receive more stock.")));
+}
+
+/*
+ * The optimistic pass for orders with a hot SKU, in a subtransaction that
+ * is rolled back (releasing every row it locked) when it falls short.
+ */
+static bool
+try_skipping(Need *needs, int nneeds, OrderLine *lines, bool allow_split)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	bool		ok = false;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		for (int k = 0; k < nneeds; k++)
+		{
+			if (needs[k].buckets > 1)
+				lock_some(&needs[k], allow_split);
+			else
+				lock_all(&needs[k]);
+		}
+		ok = allocate(needs, nneeds, lines, allow_split);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcxt);
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	if (ok)
+		ReleaseCurrentSubTransaction();
+	else
+		RollbackAndReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(oldcxt);
+	CurrentResourceOwner = oldowner;
+	return ok;
+}
+
+/* writes the reservations, moves the stock and records it all */
+static void
+apply(int64 order_id, Need *need, OrderLine *lines)
+{
+	static OsPlan ins = {
+		"INSERT INTO ordersync.reservation (order_id, line_no, sku, location, bucket, qty)"
+		" VALUES ($1, $2, $3, $4, $5, $6)"
+		" ON CONFLICT (order_id, line_no, location, bucket) DO UPDATE"
+		" SET qty = ordersync.reservation.qty + EXCLUDED.qty",
+		6, {INT8OID, INT4OID, TEXTOID, TEXTOID, INT4OID, INT8OID}
+	};
+	int64	   *row_qty = palloc0(sizeof(int64) * Max(need->nrows, 1));
+	int64		before = 0,
+				after;
+	StockFigures fig;
+
+	for (int r = 0; r < need->nrows; r++)
+		before += need->rows[r].free;
+
+	for (int t = 0; t < need->ntakes; t++)
+	{
+		Take	   *tk = &need->takes[t];
+		Row		   *row = &need->rows[tk->row];
+		Datum		values[6];
+
+		values[0] = Int64GetDatum(order_id);
+		values[1] = Int32GetDatum(lines[tk->line].line_no);
+		values[2] = CStringGetTextDatum(need->sku);
+		values[3] = CStringGetTextDatum(row->location);
+		values[4] = Int32GetDatum(row->bucket);
+		values[5] = Int64GetDatum(tk->qty);
+		(void) os_execute(&ins, values, NULL, false, 0);
+		row_qty[tk->row] += tk->qty;
+	}
+
+	/* rows are sorted by location: one record per location */
+	for (int r = 0; r < need->nrows;)
+	{
+		int64		qty = 0;
+		int			end = r;
+
+		while (end < need->nrows &&
+			   strcmp(need->rows[end].location, need->rows[r].location) == 0)
+		{
+			if (row_qty[end] > 0)
+				os_stock_update(need->sku, need->rows[end].location,
+								need->rows[end].bucket, 0, row_qty[end], &fig);
+			qty += row_qty[end];
+			end++;
+		}
+		if (qty > 0)
+		{
+			if (need->buckets > 1)
+				os_location_figures(need->sku, need->rows[r].location, &fig);
+			os_stock_record("reserve", "inventory.reserved", order_id, true,
+							need->sku, need->rows[r].location, qty, &fig, NULL);
+		}
+		r = end;
+	}
+
+	/*
+	 * Holding every row, we know the SKU's availability exactly; holding
+	 * some buckets only, we read the others as committed.
+	 */
+	if (need->all_rows)
+		after = before - need->requested;
+	else
+	{
+		after = os_sku_available(need->sku);
+		before = after + need->requested;
+	}
+	os_stock_thresholds(need->sku, before, after, need->threshold,
+						need->has_threshold);
+}
+
+/*
+ * Writes the lines of a new order and reserves every one of them, or raises
+ * OS001 (or OS004 for an unknown SKU) and reserves nothing.  Sorts lines by
+ * SKU.  Caller is connected to SPI.
+ */
+void
+os_reserve_lines(int64 order_id, OrderLine *lines, int n, bool allow_split)
+{
+	static OsPlan ins_line = {
+		"INSERT INTO ordersync.order_line (order_id, line_no, sku, qty, price)"
+		" VALUES ($1, $2, $3, $4, $5::numeric)",
+		5, {INT8OID, INT4OID, TEXTOID, INT8OID, TEXTOID}
+	};
+	int			nneeds;
+	Need	   *needs = build_needs(lines, n, &nneeds);
+	bool		hot = false;
+	bool		ok = false;
+
+	for (int i = 0; i < n; i++)
+	{
+		Datum		lv[5];
+
+		lv[0] = Int64GetDatum(order_id);
+		lv[1] = Int32GetDatum(lines[i].line_no);
+		lv[2] = CStringGetTextDatum(lines[i].sku);
+		lv[3] = Int64GetDatum(lines[i].qty);
+		lv[4] = CStringGetTextDatum(lines[i].price);
+		(void) os_execute(&ins_line, lv, NULL, false, 0);
+	}
+
+	for (int k = 0; k < nneeds; k++)
+		hot |= needs[k].buckets > 1;
+	if (hot)
+		ok = try_skipping(needs, nneeds, lines, allow_split);
+	if (!ok)
+	{
+		int			seen = 0;
+
+		for (int k = 0; k < nneeds; k++)
+		{
+			lock_all(&needs[k]);
+			seen += needs[k].nrows;
+		}
+		ok = allocate(needs, nneeds, lines, allow_split);
+
+		/*
+		 * Rows another transaction added while we waited (a hot SKU split
+		 * into more buckets) are not in the snapshot we locked with: look
+		 * again with a new one before saying no.
+		 */
+		if (!ok)
+		{
+			int			now = 0;
+
+			for (int k = 0; k < nneeds; k++)
+			{
+				lock_all(&needs[k]);
+				now += needs[k].nrows;
+			}
+			if (now != seen)
+				ok = allocate(needs, nneeds, lines, allow_split);
+			if (!ok)
+				refuse(needs, nneeds);
+		}
+	}
+
+	for (int k = 0; k < nneeds; k++)
+		apply(order_id, &needs[k], lines);
+}

@@ -1,0 +1,181 @@
+/*-------------------------------------------------------------------------
+ *
+ * hot_sku.c
+ *	  Flash-sale settings of a SKU: set_hot() splits its stock at each
+ *	  location into buckets (rows) that buyers lock independently, and
+ *	  set_low_stock() sets the level below which inventory.low_stock fires.
+ *
+ *	  Re-bucketing locks every row of the SKU for one short transaction: it
+ *	  merges all buckets into bucket 0 (reservations too), then spreads the
+ *	  free units evenly over the new buckets.  Buyers waiting meanwhile see
+ *	  the result when it commits (allocate.c looks again for new rows).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+
+#include "ordersync.h"
+
+PG_FUNCTION_INFO_V1(ordersync_set_hot);
+PG_FUNCTION_INFO_V1(ordersync_set_low_stock);
+
+#define MAX_BUCKETS 1024
+
+static void
+require_sku_locked(const char *sku)
+{
+	static OsPlan p = {
+		"SELECT 1 FROM ordersync.sku WHERE sku = $1 FOR UPDATE",
+		1, {TEXTOID}
+	};
+	Datum		v = CStringGetTextDatum(sku);
+
+	if (os_execute(&p, &v, NULL, false, 1) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OS_INVALID_INPUT),
+				 errmsg("unknown SKU \"%s\"", sku),
+				 errdetail("ordersync.sku has no SKU \"%s\".", sku),
+				 errhint("SKUs are created by ordersync.receive_stock().")));
+}
+
+/*
+ * set_hot(sku, buckets)
+ */
+Datum
+ordersync_set_hot(PG_FUNCTION_ARGS)
+{
+	static OsPlan lock = {
+		"SELECT 1 FROM ordersync.stock WHERE sku = $1"
+		" ORDER BY location COLLATE \"C\", bucket FOR UPDATE",
+		1, {TEXTOID}
+	};
+	static OsPlan merge_reservations = {
+		"WITH moved AS (DELETE FROM ordersync.reservation WHERE sku = $1 AND bucket <> 0"
+		"  RETURNING order_id, line_no, sku, location, qty, state)"
+		" INSERT INTO ordersync.reservation AS r (order_id, line_no, sku, location, bucket, qty, state)"
+		" SELECT order_id, line_no, sku, location, 0, sum(qty), state FROM moved"
+		" GROUP BY order_id, line_no, sku, location, state"
+		" ON CONFLICT (order_id, line_no, location, bucket) DO UPDATE SET qty = r.qty + EXCLUDED.qty",
+		1, {TEXTOID}
+	};
+	static OsPlan totals = {
+		"SELECT location, sum(on_hand)::bigint, sum(reserved)::bigint, sum(safety)::bigint"
+		" FROM ordersync.stock WHERE sku = $1 GROUP BY location ORDER BY location COLLATE \"C\"",
+		1, {TEXTOID}
+	};
+	static OsPlan drop_buckets = {
+		"DELETE FROM ordersync.stock WHERE sku = $1 AND bucket <> 0",
+		1, {TEXTOID}
+	};
+	static OsPlan put = {
+		"INSERT INTO ordersync.stock AS s (sku, location, bucket, on_hand, reserved, safety)"
+		" VALUES ($1, $2, $3, $4, $5, $6)"
+		" ON CONFLICT (sku, location, bucket) DO UPDATE"
+		" SET on_hand = EXCLUDED.on_hand, reserved = EXCLUDED.reserved, safety = EXCLUDED.safety",
+		6, {TEXTOID, TEXTOID, INT4OID, INT8OID, INT8OID, INT8OID}
+	};
+	static OsPlan set_buckets = {
+		"UPDATE ordersync.sku SET buckets = $2 WHERE sku = $1",
+		2, {TEXTOID, INT4OID}
+	};
+	char	   *sku = os_required_text_arg(fcinfo, 0, "sku");
+	int			buckets;
+	Datum		v;
+	Datum		values[6];
+	int			nloc;
+	char	  **loc;
+	int64	   *on_hand,
+			   *reserved,
+			   *safety;
+
+	if (PG_ARGISNULL(1) || PG_GETARG_INT32(1) < 1 || PG_GETARG_INT32(1) > MAX_BUCKETS)
+		ereport(ERROR,
+				(errcode(ERRCODE_OS_INVALID_INPUT),
+				 errmsg("buckets must be between 1 and %d", MAX_BUCKETS),
+				 PG_ARGISNULL(1) ? errdetail("set_hot() was called with buckets => NULL.") :
+				 errdetail("set_hot() was called with buckets => %d.", PG_GETARG_INT32(1)),
+				 errhint("About as many buckets as buyers at once is plenty; 1 makes the SKU plain again.")));
+	buckets = PG_GETARG_INT32(1);
+
+	SPI_connect();
+	require_sku_locked(sku);
+	v = CStringGetTextDatum(sku);
+	(void) os_execute(&lock, &v, NULL, false, 0);
+	(void) os_execute(&merge_reservations, &v, NULL, false, 0);
+
+	nloc = os_execute(&totals, &v, NULL, false, 0);
+	loc = palloc(sizeof(char *) * Max(nloc, 1));
+	on_hand = palloc(sizeof(int64) * Max(nloc, 1));
+	reserved = palloc(sizeof(int64) * Max(nloc, 1));
+	safety = palloc(sizeof(int64) * Max(nloc, 1));
+	for (int i = 0; i < nloc; i++)
+	{
+		loc[i] = os_gettext(i, 1);
+		on_hand[i] = os_getint64(i, 2);
+		reserved[i] = os_getint64(i, 3);
+		safety[i] = os_getint64(i, 4);
+	}
+	(void) os_execute(&drop_buckets, &v, NULL, false, 0);
+
+	/* held units stay with their reservations in bucket 0 */
+	for (int i = 0; i < nloc; i++)
+	{
+		int64		free_units = on_hand[i] - reserved[i];
+
+		for (int b = 0; b < buckets; b++)
+		{
+			values[0] = v;
+			values[1] = CStringGetTextDatum(loc[i]);
+			values[2] = Int32GetDatum(b);
+			values[3] = Int64GetDatum((b == 0 ? reserved[i] : 0) +
+									  free_units / buckets + (b < free_units % buckets ? 1 : 0));
+			values[4] = Int64GetDatum(b == 0 ? reserved[i] : 0);
+			values[5] = Int64GetDatum(safety[i] / buckets + (b < safety[i] % buckets ? 1 : 0));
+			(void) os_execute(&put, values, NULL, false, 0);
+		}
+	}
+
+	values[0] = v;
+	values[1] = Int32GetDatum(buckets);
+	(void) os_execute(&set_buckets, values, NULL, false, 0);
+	os_write_history("set_hot", 0, false, NULL, NULL, sku, NULL, buckets, true, NULL);
+	SPI_finish();
+
+	PG_RETURN_VOID();
+}
+
+/*
+ * set_low_stock(sku, threshold): NULL turns low-stock events off
+ */
+Datum
+ordersync_set_low_stock(PG_FUNCTION_ARGS)
+{
+	static OsPlan p = {
+		"UPDATE ordersync.sku SET low_stock_threshold = $2 WHERE sku = $1",
+		2, {TEXTOID, INT8OID}
+	};
+	char	   *sku = os_required_text_arg(fcinfo, 0, "sku");
+	Datum		values[2];
+	char		nulls[2] = {' ', PG_ARGISNULL(1) ? 'n' : ' '};
+
+	if (!PG_ARGISNULL(1) && PG_GETARG_INT64(1) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OS_INVALID_INPUT),
+				 errmsg("threshold must not be negative"),
+				 errdetail("set_low_stock() was called with threshold => " INT64_FORMAT ".",
+						   PG_GETARG_INT64(1)),
+				 errhint("Pass 0 or more, or NULL for no low-stock events.")));
+
+	SPI_connect();
+	require_sku_locked(sku);
+	values[0] = CStringGetTextDatum(sku);
+	values[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+	(void) os_execute(&p, values, nulls, false, 0);
+	SPI_finish();
+
+	PG_RETURN_VOID();
+}

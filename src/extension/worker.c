@@ -1,0 +1,137 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *	  The expiry background worker: when ordersync is in
+ *	  shared_preload_libraries, it expires pending orders whose reservation
+ *	  ran out, in one database, every ordersync.expire_interval, in batches
+ *	  of ordersync.expire_batch orders per transaction.  No external cron.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/utility.h"
+#include "utils/guc.h"
+#include "utils/snapmgr.h"
+
+#include "ordersync.h"
+
+PGDLLEXPORT void ordersync_worker_main(Datum arg);
+
+static int	expire_interval = 10;	/* seconds */
+static int	expire_batch = 1000;
+static char *worker_database = NULL;
+
+void
+os_worker_init(void)
+{
+	BackgroundWorker worker;
+
+	DefineCustomIntVariable("ordersync.expire_interval",
+							"How often the background worker expires reservations that ran out.",
+							NULL, &expire_interval, 10, 1, 3600,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("ordersync.expire_batch",
+							"How many orders the background worker expires per transaction.",
+							NULL, &expire_batch, 1000, 1, 1000000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	/* the worker, and the database it works in, exist only when preloaded */
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	DefineCustomStringVariable("ordersync.database",
+							   "The database whose reservations the background worker expires.",
+							   NULL, &worker_database, "postgres",
+							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 10;
+	strlcpy(worker.bgw_library_name, "ordersync", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "ordersync_worker_main", BGW_MAXLEN);
+	strlcpy(worker.bgw_name, "ordersync expiry worker", BGW_MAXLEN);
+	strlcpy(worker.bgw_type, "ordersync expiry worker", BGW_MAXLEN);
+	RegisterBackgroundWorker(&worker);
+}
+
+/* one batch in its own transaction; returns how many orders it expired */
+static int
+expire_batch_once(bool *installed)
+{
+	int			n = 0;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "ordersync: expiring reservations");
+
+	if (SPI_execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'ordersync'",
+					true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "ordersync: cannot read pg_extension");
+	*installed = SPI_processed > 0;
+	if (*installed)
+		n = os_expire_due(expire_batch);
+
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return n;
+}
+
+void
+ordersync_worker_main(Datum arg)
+{
+	bool		warned = false;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(worker_database, NULL, 0);
+
+	ereport(LOG,
+			(errmsg("ordersync expiry worker started in database \"%s\", every %d s",
+					worker_database, expire_interval)));
+
+	for (;;)
+	{
+		bool		installed = true;
+		int			n;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		/* a full batch means there may be more due right now */
+		do
+			n = expire_batch_once(&installed);
+		while (n == expire_batch);
+
+		if (!installed && !warned)
+			ereport(LOG,
+					(errmsg("ordersync expiry worker: extension ordersync is not installed in database \"%s\"",
+							worker_database),
+					 errhint("Run CREATE EXTENSION ordersync there, or set ordersync.database to the database that has it.")));
+		warned = !installed;
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 expire_interval * 1000L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
