@@ -162,7 +162,13 @@ COMMENT ON TABLE ordersync.orders IS 'orders; status changes only along ordersyn
 CREATE TABLE ordersync.order_line (
 	order_id	bigint NOT NULL REFERENCES ordersync.orders,
 	line_no		integer NOT NULL,
-	sku			text NOT NULL REFERENCES ordersync.sku,
+	/*
+	 * No foreign key to ordersync.sku: place_order() checks the SKU, and a
+	 * key check would make every buyer of a flash-sale SKU share-lock its
+	 * one sku row, the queue that buckets exist to avoid.  SKUs are never
+	 * deleted through the API.
+	 */
+	sku			text NOT NULL,
 	qty			bigint NOT NULL CONSTRAINT order_line_qty_positive CHECK (qty > 0),
 	price		numeric(14, 2) NOT NULL CONSTRAINT order_line_price_nonnegative CHECK (price >= 0),
 	PRIMARY KEY (order_id, line_no)
