@@ -6,6 +6,10 @@
 #              in random order: no deadlock, no lost reservation.
 #   lifecycle: clients pay, cancel and ship each other's orders at random:
 #              every stock invariant holds at the end.
+#   hot:       32 clients buy exactly the stock of one SKU split into
+#              buckets while it is re-bucketed under them: every purchase
+#              succeeds (no "sold out" while stock remains), then every
+#              further one is refused (no oversell).
 # Expects PGHOST/PGPORT/PGUSER of a running cluster (scripts/test.sh).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -46,7 +50,7 @@ invariants() {
 	q "SELECT count(*) FROM ordersync.stock s
 	   WHERE s.reserved <> coalesce((SELECT sum(qty) FROM ordersync.reservation r
 	                                 WHERE r.sku = s.sku AND r.location = s.location
-	                                   AND r.state = 'held'), 0)
+	                                   AND r.bucket = s.bucket AND r.state = 'held'), 0)
 	      OR s.reserved > s.on_hand OR s.reserved < 0 OR s.on_hand < 0"
 }
 
@@ -72,5 +76,18 @@ check lifecycle_invariants "$(invariants)" "0"
 check lifecycle_consumed_matches_shipped "$(q "SELECT sum(on_hand) = 100000 - (SELECT coalesce(sum(qty), 0) FROM ordersync.reservation WHERE state = 'consumed' AND sku LIKE 'L-%')
 	FROM ordersync.stock WHERE sku LIKE 'L-%'")" "t"
 check lifecycle_history_complete "$(q "SELECT count(*) FROM ordersync.orders o WHERE o.channel = 'app' AND o.status <> coalesce((SELECT to_status FROM ordersync.history h WHERE h.order_id = o.id AND h.action IN ('created', 'status') ORDER BY h.id DESC LIMIT 1), '?')")" "0"
+
+# --- hot: demand equals supply, with re-bucketing while buying
+q "TRUNCATE load_refused" >/dev/null
+(for b in 8 16 4 16 8 16; do sleep 0.15; q "SELECT ordersync.set_hot('FLASH', $b)" >/dev/null; done) &
+rebucket=$!
+bench hot 32 20 "$here/buy_flash.sql" || echo "FAIL: load/hot_pgbench"
+wait $rebucket || echo "FAIL: load/hot_rebucket"
+check hot_no_false_sold_out "$(q "SELECT count(*) FROM load_refused")" "0"
+check hot_all_sold "$(q "SELECT sum(reserved) || '/' || sum(on_hand) || '/' || ordersync.available('FLASH') FROM ordersync.stock WHERE sku = 'FLASH'")" "640/640/0"
+check hot_buckets "$(q "SELECT count(*) FROM ordersync.stock WHERE sku = 'FLASH'")" "16"
+bench hot_after 4 10 "$here/buy_flash.sql" || echo "FAIL: load/hot_after_pgbench"
+check hot_no_oversell "$(q "SELECT count(*) || '/' || (SELECT sum(reserved) FROM ordersync.stock WHERE sku = 'FLASH') FROM load_refused")" "40/640"
+check hot_invariants "$(invariants)" "0"
 
 psql -X -q -d postgres -c "DROP DATABASE $DB" >/dev/null

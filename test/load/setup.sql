@@ -6,6 +6,8 @@ SELECT ordersync.receive_stock('HOT', 'main', 60);
 SELECT ordersync.receive_stock('HOT', 'store', 40);
 SELECT ordersync.receive_stock('M-' || i, 'main', 1000000) FROM generate_series(1, 4) i;
 SELECT ordersync.receive_stock('L-' || i, 'main', 50000) FROM generate_series(1, 2) i;
+SELECT ordersync.receive_stock('FLASH', 'main', 640);
+SELECT ordersync.set_hot('FLASH', 16);
 
 -- refusals are expected under load: count them instead of aborting the client
 CREATE TABLE load_refused (at timestamptz DEFAULT clock_timestamp());
