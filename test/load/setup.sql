@@ -19,10 +19,10 @@ EXCEPTION WHEN SQLSTATE 'OS001' THEN
 	RETURN NULL;
 END $$;
 
--- 400 orders to push through their lifecycle concurrently
+-- 100 orders to push through their lifecycle concurrently
 SELECT ordersync.place_order('app', 'L' || i,
 	jsonb_build_array(jsonb_build_object('sku', 'L-' || (1 + i % 2), 'qty', 1 + i % 3, 'price', '1.00')))
-FROM generate_series(1, 400) i;
+FROM generate_series(1, 100) i;
 CREATE FUNCTION try_status(id bigint, status text) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
 	PERFORM ordersync.set_status(id, status);
