@@ -198,7 +198,8 @@ COMMENT ON TABLE ordersync.reservation IS 'stock allocated to order lines, per l
 CREATE TABLE ordersync.history (
 	id			bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	at			timestamptz NOT NULL DEFAULT pg_catalog.now(),
-	-- created, status, reserve, release, consume, restock, receive
+	-- created, status: order lifecycle; reserve, release, consume, restock,
+	-- receive: stock movements; safety, set_hot: stock settings
 	action		text NOT NULL,
 	order_id	bigint,
 	from_status	text,
@@ -237,6 +238,30 @@ CREATE TRIGGER history_append_only
 CREATE TRIGGER history_no_truncate
 	BEFORE TRUNCATE ON ordersync.history
 	FOR EACH STATEMENT EXECUTE FUNCTION ordersync.append_only_trigger();
+
+-- a status that orders have cannot disappear from under them
+CREATE FUNCTION ordersync.status_in_use_trigger() RETURNS trigger
+	LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	n bigint;
+BEGIN
+	IF TG_OP = 'UPDATE' AND NEW.name = OLD.name THEN
+		RETURN NEW;
+	END IF;
+	SELECT count(*) INTO n FROM ordersync.orders WHERE status = OLD.name;
+	IF n > 0 THEN
+		RAISE EXCEPTION 'status "%" is in use', OLD.name
+			USING ERRCODE = 'OS004',
+				  DETAIL = format('%s order(s) have status "%s".', n, OLD.name),
+				  HINT = 'Move those orders to another status first.';
+	END IF;
+	RETURN CASE TG_OP WHEN 'DELETE' THEN OLD ELSE NEW END;
+END
+$$;
+
+CREATE TRIGGER status_in_use
+	BEFORE DELETE OR UPDATE OF name ON ordersync.status
+	FOR EACH ROW EXECUTE FUNCTION ordersync.status_in_use_trigger();
 
 -- tells every backend to reload its cached copy of the state machine
 CREATE FUNCTION ordersync.transition_changed_trigger() RETURNS trigger

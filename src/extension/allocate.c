@@ -37,6 +37,7 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "common/int.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -138,7 +139,13 @@ build_needs(OrderLine *lines, int n, int *nneeds)
 			needs[k].first_line = i;
 		}
 		needs[k].end_line = i + 1;
-		needs[k].requested += lines[i].qty;
+		if (pg_add_s64_overflow(needs[k].requested, lines[i].qty, &needs[k].requested))
+			ereport(ERROR,
+					(errcode(ERRCODE_OS_INVALID_INPUT),
+					 errmsg("quantity of SKU \"%s\" is too large", lines[i].sku),
+					 errdetail("The lines of SKU \"%s\" add up to more than " INT64_FORMAT " units.",
+							   lines[i].sku, PG_INT64_MAX),
+					 errhint("Order a realistic quantity.")));
 	}
 	*nneeds = k + 1;
 	return needs;
@@ -270,7 +277,8 @@ take_lines(Need *need, OrderLine *lines, const char *location)
 	{
 		left[r] = (location == NULL || strcmp(need->rows[r].location, location) == 0)
 			? need->rows[r].free : 0;
-		have += left[r];
+		if (pg_add_s64_overflow(have, left[r], &have))
+			have = PG_INT64_MAX;
 	}
 	need->ntakes = 0;
 	if (have < need->requested)
@@ -356,7 +364,8 @@ refuse(Need *needs, int nneeds)
 		int64		available = 0;
 
 		for (int r = 0; r < needs[k].nrows; r++)
-			available += needs[k].rows[r].free;
+			if (pg_add_s64_overflow(available, needs[k].rows[r].free, &available))
+				available = PG_INT64_MAX;
 		if (available < needs[k].requested)
 			ereport(ERROR,
 					(errcode(ERRCODE_OS_INSUFFICIENT_STOCK),

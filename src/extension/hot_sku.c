@@ -6,8 +6,8 @@
  *	  set_low_stock() sets the level below which inventory.low_stock fires.
  *
  *	  Re-bucketing locks every row of the SKU for one short transaction: it
- *	  merges all buckets into bucket 0 (reservations too), then spreads the
- *	  free units evenly over the new buckets.  Buyers waiting meanwhile see
+ *	  merges all buckets into bucket 0 (reservations and safety stock too),
+ *	  then spreads the units free to sell evenly over the new buckets.  Buyers waiting meanwhile see
  *	  the result when it commits (allocate.c looks again for new rows).
  *
  *-------------------------------------------------------------------------
@@ -121,20 +121,27 @@ ordersync_set_hot(PG_FUNCTION_ARGS)
 	}
 	(void) os_execute(&drop_buckets, &v, NULL, false, 0);
 
-	/* held units stay with their reservations in bucket 0 */
+	/*
+	 * Held units stay with their reservations in bucket 0, and so does the
+	 * safety stock with the units that cover it (see stock.c); the units
+	 * free to sell are spread evenly.
+	 */
 	for (int i = 0; i < nloc; i++)
 	{
-		int64		free_units = on_hand[i] - reserved[i];
+		int64		unreserved = on_hand[i] - reserved[i];
+		int64		kept = Min(safety[i], unreserved);
+		int64		spread = unreserved - kept;
 
 		for (int b = 0; b < buckets; b++)
 		{
+			int64		share = spread / buckets + (b < spread % buckets ? 1 : 0);
+
 			values[0] = v;
 			values[1] = CStringGetTextDatum(loc[i]);
 			values[2] = Int32GetDatum(b);
-			values[3] = Int64GetDatum((b == 0 ? reserved[i] : 0) +
-									  free_units / buckets + (b < free_units % buckets ? 1 : 0));
+			values[3] = Int64GetDatum(b == 0 ? reserved[i] + kept + share : share);
 			values[4] = Int64GetDatum(b == 0 ? reserved[i] : 0);
-			values[5] = Int64GetDatum(safety[i] / buckets + (b < safety[i] % buckets ? 1 : 0));
+			values[5] = Int64GetDatum(b == 0 ? safety[i] : 0);
 			(void) os_execute(&put, values, NULL, false, 0);
 		}
 	}

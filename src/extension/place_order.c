@@ -11,6 +11,7 @@
 
 #include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
@@ -149,7 +150,8 @@ parse_lines(Jsonb *jb, OrderLine **out)
 			tok = JsonbIteratorNext(&it, &v, true);
 			if (strcmp(key, "sku") == 0)
 			{
-				if (v.type != jbvString || v.val.string.len == 0 || v.val.string.len > 100)
+				if (v.type != jbvString || v.val.string.len == 0 ||
+					pg_mbstrlen_with_len(v.val.string.val, v.val.string.len) > 100)
 					bad_line(l->line_no, "\"sku\" is not a string of 1 to 100 characters.", LINE_HINT);
 				l->sku = pnstrdup(v.val.string.val, v.val.string.len);
 			}
@@ -315,11 +317,11 @@ ordersync_place_order(PG_FUNCTION_ARGS)
 				 errhint("Call ordersync.place_order('web', 'W-1001', '[{\"sku\":\"A-1\",\"qty\":1,\"price\":\"9.90\"}]').")));
 	channel = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	external_id = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	if (external_id[0] == '\0' || strlen(external_id) > 200)
+	if (external_id[0] == '\0' || pg_mbstrlen(external_id) > 200)
 		ereport(ERROR,
 				(errcode(ERRCODE_OS_INVALID_INPUT),
 				 errmsg("external_id must have 1 to 200 characters"),
-				 errdetail("place_order() got an external_id of %zu characters.", strlen(external_id)),
+				 errdetail("place_order() got an external_id of %d characters.", pg_mbstrlen(external_id)),
 				 errhint("Pass the channel's own order number.")));
 	if (!PG_ARGISNULL(3))
 	{

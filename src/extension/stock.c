@@ -16,6 +16,7 @@
 
 #include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
@@ -310,15 +311,27 @@ os_required_qty_arg(FunctionCallInfo fcinfo, int n, int64 min)
 }
 
 /*
- * Locks the bucket rows of a SKU at a location, creating them when the SKU
- * is new there, and spreads qty over them: added to on_hand (add), or set
- * as safety stock.  A hot SKU's units are spread evenly so that no
- * bucket runs dry long before the others.
+ * The bucket rows of a SKU at one location, locked in bucket order.
+ *
+ * Safety stock of a hot SKU lives in its first bucket, and that bucket
+ * always keeps at least min(safety, unreserved units at the location) of
+ * its units unreserved: allocation never takes it below its safety, and the
+ * functions below move units into it.  Then the per-bucket figures add up
+ * to exactly what the location may sell, whatever the other buckets hold.
  */
-static void
-spread_over_buckets(const char *sku, const char *location, int64 qty, bool add)
+typedef struct Buckets
 {
-	static OsPlan create = {
+	int			n;
+	int		   *bucket;
+	int64	   *on_hand;
+	int64	   *reserved;
+	int64		safety;			/* of the first bucket */
+} Buckets;
+
+static void
+lock_buckets(const char *sku, const char *location, bool create, Buckets *b)
+{
+	static OsPlan make = {
 		"INSERT INTO ordersync.stock (sku, location, bucket)"
 		" SELECT $1, $2, b FROM pg_catalog.generate_series(0,"
 		"  (SELECT buckets - 1 FROM ordersync.sku WHERE sku = $1)) b"
@@ -327,50 +340,97 @@ spread_over_buckets(const char *sku, const char *location, int64 qty, bool add)
 		2, {TEXTOID, TEXTOID}
 	};
 	static OsPlan lock = {
-		"SELECT bucket FROM ordersync.stock WHERE sku = $1 AND location = $2"
-		" ORDER BY bucket FOR UPDATE",
+		"SELECT bucket, on_hand, reserved, safety FROM ordersync.stock"
+		" WHERE sku = $1 AND location = $2 ORDER BY bucket FOR UPDATE",
 		2, {TEXTOID, TEXTOID}
 	};
-	static OsPlan add_on_hand = {
-		"UPDATE ordersync.stock SET on_hand = on_hand + $4"
-		" WHERE sku = $1 AND location = $2 AND bucket = $3",
-		4, {TEXTOID, TEXTOID, INT4OID, INT8OID}
-	};
-	static OsPlan set_safety = {
-		"UPDATE ordersync.stock SET safety = $4"
-		" WHERE sku = $1 AND location = $2 AND bucket = $3",
-		4, {TEXTOID, TEXTOID, INT4OID, INT8OID}
-	};
-	Datum		values[4];
-	int			nrows;
-	int		   *buckets;
+	Datum		values[2];
 	bool		isnull;
 
 	values[0] = CStringGetTextDatum(sku);
 	values[1] = CStringGetTextDatum(location);
-	if (add)
-		(void) os_execute(&create, values, NULL, false, 0);
-	nrows = os_execute(&lock, values, NULL, false, 0);
-	if (nrows == 0)
+	if (create)
+		(void) os_execute(&make, values, NULL, false, 0);
+	b->n = os_execute(&lock, values, NULL, false, 0);
+	if (b->n == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OS_INVALID_INPUT),
 				 errmsg("no stock of SKU \"%s\" at location \"%s\"", sku, location),
 				 errdetail("ordersync.stock has no row for (%s, %s).", sku, location),
 				 errhint("Receive stock there first with ordersync.receive_stock().")));
-	buckets = palloc(sizeof(int) * nrows);
-	for (int i = 0; i < nrows; i++)
-		buckets[i] = DatumGetInt32(os_getdatum(i, 1, &isnull));
-
-	for (int i = 0; i < nrows; i++)
+	b->bucket = palloc(sizeof(int) * b->n);
+	b->on_hand = palloc(sizeof(int64) * b->n);
+	b->reserved = palloc(sizeof(int64) * b->n);
+	for (int i = 0; i < b->n; i++)
 	{
-		int64		share = qty / nrows + (i < qty % nrows ? 1 : 0);
-
-		if (add && share == 0)
-			continue;
-		values[2] = Int32GetDatum(buckets[i]);
-		values[3] = Int64GetDatum(share);
-		(void) os_execute(add ? &add_on_hand : &set_safety, values, NULL, false, 0);
+		b->bucket[i] = DatumGetInt32(os_getdatum(i, 1, &isnull));
+		b->on_hand[i] = os_getint64(i, 2);
+		b->reserved[i] = os_getint64(i, 3);
 	}
+	b->safety = os_getint64(0, 4);
+}
+
+/* writes back the on_hand of every bucket, and the safety of the first */
+static void
+store_buckets(const char *sku, const char *location, Buckets *b)
+{
+	static OsPlan put = {
+		"UPDATE ordersync.stock SET on_hand = $4, safety = $5"
+		" WHERE sku = $1 AND location = $2 AND bucket = $3",
+		5, {TEXTOID, TEXTOID, INT4OID, INT8OID, INT8OID}
+	};
+	Datum		values[5];
+
+	values[0] = CStringGetTextDatum(sku);
+	values[1] = CStringGetTextDatum(location);
+	for (int i = 0; i < b->n; i++)
+	{
+		values[2] = Int32GetDatum(b->bucket[i]);
+		values[3] = Int64GetDatum(b->on_hand[i]);
+		values[4] = Int64GetDatum(i == 0 ? b->safety : 0);
+		(void) os_execute(&put, values, NULL, false, 0);
+	}
+}
+
+/* new units: first what the first bucket lacks of its safety, then evenly */
+static void
+receive_into_buckets(const char *sku, const char *location, int64 qty)
+{
+	Buckets		b;
+	int64		lack;
+
+	lock_buckets(sku, location, true, &b);
+	lack = Max(b.safety - (b.on_hand[0] - b.reserved[0]), 0);
+	lack = Min(lack, qty);
+	b.on_hand[0] += lack;
+	qty -= lack;
+	for (int i = 0; i < b.n; i++)
+		b.on_hand[i] += qty / b.n + (i < qty % b.n ? 1 : 0);
+	store_buckets(sku, location, &b);
+}
+
+/* new safety stock: into the first bucket, with units moved there to cover it */
+static void
+set_bucket_safety(const char *sku, const char *location, int64 safety)
+{
+	Buckets		b;
+	int64		unreserved = 0;
+	int64		lack;
+
+	lock_buckets(sku, location, false, &b);
+	for (int i = 0; i < b.n; i++)
+		unreserved += b.on_hand[i] - b.reserved[i];
+	lack = Min(safety, unreserved) - (b.on_hand[0] - b.reserved[0]);
+	for (int i = 1; i < b.n && lack > 0; i++)
+	{
+		int64		move = Min(lack, b.on_hand[i] - b.reserved[i]);
+
+		b.on_hand[i] -= move;
+		b.on_hand[0] += move;
+		lack -= move;
+	}
+	b.safety = safety;
+	store_buckets(sku, location, &b);
 }
 
 /*
@@ -389,18 +449,18 @@ ordersync_receive_stock(PG_FUNCTION_ARGS)
 	Datum		v;
 	StockFigures fig;
 
-	if (strlen(sku) > 100)
+	if (pg_mbstrlen(sku) > 100)
 		ereport(ERROR,
 				(errcode(ERRCODE_OS_INVALID_INPUT),
 				 errmsg("SKU is too long"),
-				 errdetail("The SKU has %zu characters; at most 100 are allowed.", strlen(sku)),
+				 errdetail("The SKU has %d characters; at most 100 are allowed.", pg_mbstrlen(sku)),
 				 errhint("Use a shorter SKU.")));
 
 	SPI_connect();
 	os_require_location(location);
 	v = CStringGetTextDatum(sku);
 	(void) os_execute(&ins_sku, &v, NULL, false, 0);
-	spread_over_buckets(sku, location, qty, true);
+	receive_into_buckets(sku, location, qty);
 	os_location_figures(sku, location, &fig);
 	os_stock_record("receive", "inventory.received", 0, false, sku, location,
 					qty, &fig, NULL);
@@ -420,7 +480,7 @@ ordersync_set_safety_stock(PG_FUNCTION_ARGS)
 	int64		qty = os_required_qty_arg(fcinfo, 2, 0);
 
 	SPI_connect();
-	spread_over_buckets(sku, location, qty, false);
+	set_bucket_safety(sku, location, qty);
 	os_write_history("safety", 0, false, NULL, NULL, sku, location, qty, true, NULL);
 	SPI_finish();
 

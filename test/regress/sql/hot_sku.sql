@@ -48,6 +48,20 @@ SELECT ordersync.set_safety_stock('FLASH', 'backup', 3);
 SELECT ordersync.available('FLASH');
 SELECT safety FROM hot WHERE location = 'backup';
 SELECT ordersync.set_safety_stock('FLASH', 'backup', 0);
+-- even when the bucket holding it has been drained by sales
+SELECT ordersync.receive_stock('SAFE', 'main', 10);
+SELECT ordersync.set_hot('SAFE', 2);
+SELECT ordersync.place_order('web', 'S-' || i, '[{"sku": "SAFE", "qty": 1, "price": "1.00"}]') > 0
+FROM generate_series(1, 5) i;
+SELECT ordersync.set_safety_stock('SAFE', 'main', 4);
+SELECT ordersync.available('SAFE');
+SELECT ordersync.place_order('web', 'S-6', '[{"sku": "SAFE", "qty": 2, "price": "1.00"}]');
+\echo :LAST_ERROR_SQLSTATE
+SELECT ordersync.receive_stock('SAFE', 'main', 1);
+SELECT ordersync.available('SAFE');
+SELECT ordersync.set_hot('SAFE', 3);
+SELECT ordersync.available('SAFE');
+SELECT bucket, on_hand, reserved, safety FROM ordersync.stock WHERE sku = 'SAFE' ORDER BY bucket;
 
 -- low and out of stock: once per crossing
 SELECT ordersync.set_low_stock('FLASH', 5);

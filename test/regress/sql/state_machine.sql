@@ -108,6 +108,14 @@ ROLLBACK;
 SELECT ordersync.set_status(:o5, 'on_hold');
 \echo :LAST_ERROR_SQLSTATE
 SELECT status FROM ordersync.orders WHERE id = :o5;
+-- a status some order has cannot be deleted or renamed
+DELETE FROM ordersync.transition WHERE from_status = 'on_hold' OR to_status = 'on_hold';
+SELECT ordersync.set_status(:o5, 'cancelled');
+DELETE FROM ordersync.status WHERE name = 'paid';
+\echo :LAST_ERROR_SQLSTATE
+UPDATE ordersync.status SET name = 'settled' WHERE name = 'paid';
+\echo :LAST_ERROR_SQLSTATE
+DELETE FROM ordersync.status WHERE name = 'on_hold';
 -- the graph's own checks
 INSERT INTO ordersync.transition (from_status, to_status) VALUES ('paid', 'paid');
 \echo :LAST_ERROR_SQLSTATE
