@@ -25,11 +25,15 @@ SELECT actor, role, action, to_status FROM ordersync.history WHERE order_id = :h
 DROP ROLE regress_ordersync_clerk;
 
 -- every stock movement is in history: on hand = received - consumed + restocked
-SELECT s.sku, s.location, s.on_hand,
-	   sum(h.qty) FILTER (WHERE h.action IN ('receive', 'restock'))
-	   - coalesce(sum(h.qty) FILTER (WHERE h.action = 'consume'), 0) AS from_history
-FROM ordersync.stock s
-JOIN ordersync.history h ON h.sku = s.sku AND h.location = s.location
-GROUP BY 1, 2, 3
-HAVING s.on_hand <> sum(h.qty) FILTER (WHERE h.action IN ('receive', 'restock'))
-	   - coalesce(sum(h.qty) FILTER (WHERE h.action = 'consume'), 0);
+-- (per location, whatever the buckets)
+WITH stock AS (
+	SELECT sku, location, sum(on_hand) AS on_hand FROM ordersync.stock GROUP BY 1, 2
+), moved AS (
+	SELECT sku, location,
+		   sum(qty) FILTER (WHERE action IN ('receive', 'restock'))
+		   - coalesce(sum(qty) FILTER (WHERE action = 'consume'), 0) AS from_history
+	FROM ordersync.history WHERE sku IS NOT NULL AND location IS NOT NULL GROUP BY 1, 2
+)
+SELECT s.sku, s.location, s.on_hand, m.from_history
+FROM stock s LEFT JOIN moved m USING (sku, location)
+WHERE s.on_hand IS DISTINCT FROM coalesce(m.from_history, 0);
