@@ -241,23 +241,8 @@ CREATE TRIGGER history_no_truncate
 
 -- a status that orders have cannot disappear from under them
 CREATE FUNCTION ordersync.status_in_use_trigger() RETURNS trigger
-	LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-	n bigint;
-BEGIN
-	IF TG_OP = 'UPDATE' AND NEW.name = OLD.name THEN
-		RETURN NEW;
-	END IF;
-	SELECT count(*) INTO n FROM ordersync.orders WHERE status = OLD.name;
-	IF n > 0 THEN
-		RAISE EXCEPTION 'status "%" is in use', OLD.name
-			USING ERRCODE = 'OS004',
-				  DETAIL = format('%s order(s) have status "%s".', n, OLD.name),
-				  HINT = 'Move those orders to another status first.';
-	END IF;
-	RETURN CASE TG_OP WHEN 'DELETE' THEN OLD ELSE NEW END;
-END
-$$;
+	LANGUAGE c SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'ordersync_status_in_use_trigger';
 
 CREATE TRIGGER status_in_use
 	BEFORE DELETE OR UPDATE OF name ON ordersync.status

@@ -1,0 +1,275 @@
+-- test/pgtap/privileges.sql — who may do what: the grants of ordersync_app,
+-- ordersync_admin and PUBLIC as the catalog records them, and the same rules
+-- seen by login roles that try.  The login roles are created inside the
+-- transaction that run.sh rolls back, so nothing is left in the cluster.
+
+SELECT plan(164);
+
+CREATE ROLE pgtap_priv_app LOGIN IN ROLE ordersync_app;
+CREATE ROLE pgtap_priv_admin LOGIN IN ROLE ordersync_admin;
+CREATE ROLE pgtap_priv_nobody LOGIN;
+
+-- some data to act on (as the superuser)
+DO $$
+BEGIN
+	PERFORM ordersync.add_location('priv-wh', 0);
+	PERFORM ordersync.receive_stock('PRIV-1', 'priv-wh', 100);
+	PERFORM ordersync.add_channel('priv-shop', '{"PAID": "paid"}');
+	PERFORM ordersync.place_order('priv-shop', 'P-1', '[{"sku": "PRIV-1", "qty": 1, "price": "1"}]');
+END $$;
+
+-- ---------------------------------------------------------------------------
+-- The catalog: schema and tables
+-- ---------------------------------------------------------------------------
+SELECT schema_privs_are('ordersync', 'ordersync_app', ARRAY['USAGE'], 'ordersync_app has USAGE on schema ordersync (no CREATE)');
+SELECT schema_privs_are('ordersync', 'ordersync_admin', ARRAY['USAGE'], 'ordersync_admin has USAGE on schema ordersync (no CREATE)');
+SELECT ok(NOT has_schema_privilege('public', 'ordersync', 'USAGE'), 'PUBLIC has no USAGE on schema ordersync');
+
+SELECT table_privs_are('ordersync', 'channel', 'ordersync_app', ARRAY['SELECT'], 'app: SELECT only on channel');
+SELECT table_privs_are('ordersync', 'location', 'ordersync_app', ARRAY['SELECT'], 'app: SELECT only on location');
+SELECT table_privs_are('ordersync', 'sku', 'ordersync_app', ARRAY['SELECT'], 'app: SELECT only on sku');
+SELECT table_privs_are('ordersync', 'stock', 'ordersync_app', ARRAY['SELECT'], 'app: SELECT only on stock');
+SELECT table_privs_are('ordersync', 'status', 'ordersync_app', ARRAY['SELECT'], 'app: SELECT only on status');
+SELECT table_privs_are('ordersync', 'transition', 'ordersync_app', ARRAY['SELECT'], 'app: SELECT only on transition');
+SELECT table_privs_are('ordersync', 'orders', 'ordersync_app', ARRAY['SELECT'], 'app: SELECT only on orders (table level)');
+SELECT table_privs_are('ordersync', 'order_line', 'ordersync_app', ARRAY['SELECT'], 'app: SELECT only on order_line');
+SELECT table_privs_are('ordersync', 'reservation', 'ordersync_app', ARRAY['SELECT'], 'app: SELECT only on reservation');
+SELECT table_privs_are('ordersync', 'history', 'ordersync_app', ARRAY['SELECT'], 'app: SELECT only on history');
+
+SELECT table_privs_are('ordersync', 'channel', 'ordersync_admin', ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE'], 'admin: manages channel');
+SELECT table_privs_are('ordersync', 'location', 'ordersync_admin', ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE'], 'admin: manages location');
+SELECT table_privs_are('ordersync', 'status', 'ordersync_admin', ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE'], 'admin: manages status');
+SELECT table_privs_are('ordersync', 'transition', 'ordersync_admin', ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE'], 'admin: manages transition');
+SELECT table_privs_are('ordersync', 'sku', 'ordersync_admin', ARRAY['SELECT'], 'admin: SELECT only on sku');
+SELECT table_privs_are('ordersync', 'stock', 'ordersync_admin', ARRAY['SELECT'], 'admin: SELECT only on stock');
+SELECT table_privs_are('ordersync', 'orders', 'ordersync_admin', ARRAY['SELECT'], 'admin: SELECT only on orders (table level)');
+SELECT table_privs_are('ordersync', 'order_line', 'ordersync_admin', ARRAY['SELECT'], 'admin: SELECT only on order_line');
+SELECT table_privs_are('ordersync', 'reservation', 'ordersync_admin', ARRAY['SELECT'], 'admin: SELECT only on reservation');
+SELECT table_privs_are('ordersync', 'history', 'ordersync_admin', ARRAY['SELECT'], 'admin: SELECT only on history');
+
+SELECT is_empty(
+	$$SELECT c.relname FROM pg_class c
+	   WHERE c.relnamespace = 'ordersync'::regnamespace AND c.relkind IN ('r', 'S')
+	     AND (has_table_privilege('public', c.oid, 'SELECT') OR has_table_privilege('public', c.oid, 'INSERT')
+	       OR has_table_privilege('public', c.oid, 'UPDATE') OR has_table_privilege('public', c.oid, 'DELETE')
+	       OR has_table_privilege('public', c.oid, 'TRUNCATE'))$$,
+	'PUBLIC has no privilege on any ordersync table or sequence');
+SELECT is_empty(
+	$$SELECT c.relname FROM pg_class c
+	   WHERE c.relnamespace = 'ordersync'::regnamespace AND c.relkind = 'S'
+	     AND (has_sequence_privilege('ordersync_app', c.oid, 'USAGE') OR has_sequence_privilege('ordersync_admin', c.oid, 'USAGE')
+	       OR has_sequence_privilege('ordersync_app', c.oid, 'UPDATE') OR has_sequence_privilege('ordersync_admin', c.oid, 'UPDATE'))$$,
+	'neither role may advance the identity sequences');
+
+SELECT column_privs_are('ordersync', 'orders', 'status', 'ordersync_app', ARRAY['SELECT', 'UPDATE'], 'app: may UPDATE orders.status');
+SELECT column_privs_are('ordersync', 'orders', 'status', 'ordersync_admin', ARRAY['SELECT', 'UPDATE'], 'admin: may UPDATE orders.status');
+SELECT is_empty(
+	$$SELECT a.attname FROM pg_attribute a
+	   WHERE a.attrelid = 'ordersync.orders'::regclass AND a.attnum > 0 AND NOT a.attisdropped
+	     AND a.attname <> 'status'
+	     AND (has_column_privilege('ordersync_app', a.attrelid, a.attnum, 'UPDATE')
+	       OR has_column_privilege('ordersync_admin', a.attrelid, a.attnum, 'UPDATE')
+	       OR has_column_privilege('ordersync_app', a.attrelid, a.attnum, 'INSERT')
+	       OR has_column_privilege('ordersync_admin', a.attrelid, a.attnum, 'INSERT'))$$,
+	'no other column of orders may be inserted or updated by app or admin');
+
+-- ---------------------------------------------------------------------------
+-- The catalog: functions
+-- ---------------------------------------------------------------------------
+SELECT function_privs_are('ordersync', 'place_order', ARRAY['text', 'text', 'jsonb', 'jsonb', 'boolean'], 'ordersync_app', ARRAY['EXECUTE'], 'app: EXECUTE place_order');
+SELECT function_privs_are('ordersync', 'set_status', ARRAY['bigint', 'text', 'text'], 'ordersync_app', ARRAY['EXECUTE'], 'app: EXECUTE set_status');
+SELECT function_privs_are('ordersync', 'available', ARRAY['text'], 'ordersync_app', ARRAY['EXECUTE'], 'app: EXECUTE available');
+SELECT function_privs_are('ordersync', 'receive_stock', ARRAY['text', 'text', 'bigint'], 'ordersync_app', ARRAY['EXECUTE'], 'app: EXECUTE receive_stock');
+SELECT function_privs_are('ordersync', 'expire_reservations', ARRAY[]::name[], 'ordersync_app', ARRAY['EXECUTE'], 'app: EXECUTE expire_reservations');
+SELECT function_privs_are('ordersync', 'set_channel_status', ARRAY['text', 'text', 'text', 'text'], 'ordersync_app', ARRAY['EXECUTE'], 'app: EXECUTE set_channel_status');
+SELECT function_privs_are('ordersync', 'add_location', ARRAY['text', 'integer'], 'ordersync_app', ARRAY[]::name[], 'app: no EXECUTE on add_location');
+SELECT function_privs_are('ordersync', 'add_channel', ARRAY['text', 'jsonb'], 'ordersync_app', ARRAY[]::name[], 'app: no EXECUTE on add_channel');
+SELECT function_privs_are('ordersync', 'set_safety_stock', ARRAY['text', 'text', 'bigint'], 'ordersync_app', ARRAY[]::name[], 'app: no EXECUTE on set_safety_stock');
+SELECT function_privs_are('ordersync', 'set_hot', ARRAY['text', 'integer'], 'ordersync_app', ARRAY[]::name[], 'app: no EXECUTE on set_hot');
+SELECT function_privs_are('ordersync', 'set_low_stock', ARRAY['text', 'bigint'], 'ordersync_app', ARRAY[]::name[], 'app: no EXECUTE on set_low_stock');
+
+SELECT function_privs_are('ordersync', 'place_order', ARRAY['text', 'text', 'jsonb', 'jsonb', 'boolean'], 'ordersync_admin', ARRAY['EXECUTE'], 'admin: EXECUTE place_order');
+SELECT function_privs_are('ordersync', 'set_status', ARRAY['bigint', 'text', 'text'], 'ordersync_admin', ARRAY['EXECUTE'], 'admin: EXECUTE set_status');
+SELECT function_privs_are('ordersync', 'available', ARRAY['text'], 'ordersync_admin', ARRAY['EXECUTE'], 'admin: EXECUTE available');
+SELECT function_privs_are('ordersync', 'receive_stock', ARRAY['text', 'text', 'bigint'], 'ordersync_admin', ARRAY['EXECUTE'], 'admin: EXECUTE receive_stock');
+SELECT function_privs_are('ordersync', 'expire_reservations', ARRAY[]::name[], 'ordersync_admin', ARRAY['EXECUTE'], 'admin: EXECUTE expire_reservations');
+SELECT function_privs_are('ordersync', 'set_channel_status', ARRAY['text', 'text', 'text', 'text'], 'ordersync_admin', ARRAY['EXECUTE'], 'admin: EXECUTE set_channel_status');
+SELECT function_privs_are('ordersync', 'add_location', ARRAY['text', 'integer'], 'ordersync_admin', ARRAY['EXECUTE'], 'admin: EXECUTE add_location');
+SELECT function_privs_are('ordersync', 'add_channel', ARRAY['text', 'jsonb'], 'ordersync_admin', ARRAY['EXECUTE'], 'admin: EXECUTE add_channel');
+SELECT function_privs_are('ordersync', 'set_safety_stock', ARRAY['text', 'text', 'bigint'], 'ordersync_admin', ARRAY['EXECUTE'], 'admin: EXECUTE set_safety_stock');
+SELECT function_privs_are('ordersync', 'set_hot', ARRAY['text', 'integer'], 'ordersync_admin', ARRAY['EXECUTE'], 'admin: EXECUTE set_hot');
+SELECT function_privs_are('ordersync', 'set_low_stock', ARRAY['text', 'bigint'], 'ordersync_admin', ARRAY['EXECUTE'], 'admin: EXECUTE set_low_stock');
+
+SELECT is_empty(
+	$$SELECT oid::regprocedure FROM pg_proc WHERE pronamespace = 'ordersync'::regnamespace
+	   AND has_function_privilege('public', oid, 'EXECUTE')$$,
+	'PUBLIC has no EXECUTE on any ordersync function');
+SELECT is_empty(
+	$$SELECT oid::regprocedure FROM pg_proc WHERE pronamespace = 'ordersync'::regnamespace
+	   AND prorettype = 'trigger'::regtype
+	   AND (has_function_privilege('ordersync_app', oid, 'EXECUTE') OR has_function_privilege('ordersync_admin', oid, 'EXECUTE'))$$,
+	'neither role may EXECUTE the trigger functions directly');
+
+-- ---------------------------------------------------------------------------
+-- A login role with ordersync_app, trying
+-- ---------------------------------------------------------------------------
+SET ROLE pgtap_priv_app;
+SELECT is(current_user, 'pgtap_priv_app', 'acting as an application login role');
+
+SELECT lives_ok('SELECT * FROM ordersync.channel', 'app: can SELECT channel');
+SELECT lives_ok('SELECT * FROM ordersync.location', 'app: can SELECT location');
+SELECT lives_ok('SELECT * FROM ordersync.sku', 'app: can SELECT sku');
+SELECT lives_ok('SELECT * FROM ordersync.stock', 'app: can SELECT stock');
+SELECT lives_ok('SELECT * FROM ordersync.status', 'app: can SELECT status');
+SELECT lives_ok('SELECT * FROM ordersync.transition', 'app: can SELECT transition');
+SELECT lives_ok('SELECT * FROM ordersync.orders', 'app: can SELECT orders');
+SELECT lives_ok('SELECT * FROM ordersync.order_line', 'app: can SELECT order_line');
+SELECT lives_ok('SELECT * FROM ordersync.reservation', 'app: can SELECT reservation');
+SELECT lives_ok('SELECT * FROM ordersync.history', 'app: can SELECT history');
+
+SELECT ordersync.place_order('web', 'priv-app-1', '[{"sku": "PRIV-1", "qty": 2, "price": "5"}]') AS app_o1 \gset
+SELECT ok(:app_o1 > 0, 'app: can place_order');
+SELECT is(ordersync.available('PRIV-1'), 97::bigint, 'app: can call available');
+SELECT is(ordersync.receive_stock('PRIV-1', 'priv-wh', 1), 101::bigint, 'app: can receive_stock');
+SELECT lives_ok(format($$SELECT ordersync.set_status(%s, 'paid')$$, :app_o1), 'app: can set_status');
+SELECT is(ordersync.set_channel_status('priv-shop', 'P-1', 'PAID'),
+	(SELECT id FROM ordersync.orders WHERE channel = 'priv-shop' AND external_id = 'P-1'),
+	'app: can set_channel_status');
+SELECT is(ordersync.expire_reservations(), 0, 'app: can expire_reservations');
+
+-- a plain UPDATE of orders.status is allowed, and checked by the state machine
+SELECT lives_ok(format($$UPDATE ordersync.orders SET status = 'fulfilling' WHERE id = %s$$, :app_o1),
+	'app: can UPDATE orders.status along a transition');
+SELECT throws_ok(format($$UPDATE ordersync.orders SET status = 'completed' WHERE id = %s$$, :app_o1),
+	'OS002', NULL, 'app: an UPDATE of orders.status off the graph fails with OS002');
+SELECT is((SELECT status FROM ordersync.orders WHERE id = :app_o1), 'fulfilling', 'app: the refused UPDATE changed nothing');
+SELECT lives_ok(format($$UPDATE ordersync.orders SET status = 'shipped' WHERE id = %s$$, :app_o1),
+	'app: an UPDATE to shipped works');
+SELECT results_eq($$SELECT on_hand, reserved FROM ordersync.stock WHERE sku = 'PRIV-1'$$,
+	$$VALUES (99::bigint, 1::bigint)$$, 'app: the UPDATE applied the transition''s effect (stock consumed)');
+
+-- ... but nothing else
+SELECT throws_ok(format($$UPDATE ordersync.orders SET total = 0 WHERE id = %s$$, :app_o1), '42501', NULL, 'app: cannot UPDATE orders.total');
+SELECT throws_ok(format($$UPDATE ordersync.orders SET expires_at = now() WHERE id = %s$$, :app_o1), '42501', NULL, 'app: cannot UPDATE orders.expires_at');
+SELECT throws_ok(format($$UPDATE ordersync.orders SET status = 'delivered', updated_at = now() WHERE id = %s$$, :app_o1), '42501', NULL, 'app: cannot UPDATE status together with another column');
+SELECT throws_ok($$INSERT INTO ordersync.orders (channel, external_id, lines, total) VALUES ('web', 'priv-x', '[]', 0)$$, '42501', NULL, 'app: cannot INSERT orders');
+SELECT throws_ok($$DELETE FROM ordersync.orders$$, '42501', NULL, 'app: cannot DELETE orders');
+SELECT throws_ok($$INSERT INTO ordersync.stock (sku, location, on_hand) VALUES ('PRIV-1', 'pgtap-none', 1)$$, '42501', NULL, 'app: cannot INSERT stock');
+SELECT throws_ok($$UPDATE ordersync.stock SET on_hand = on_hand + 1000$$, '42501', NULL, 'app: cannot UPDATE stock');
+SELECT throws_ok($$DELETE FROM ordersync.stock$$, '42501', NULL, 'app: cannot DELETE stock');
+SELECT throws_ok($$TRUNCATE ordersync.stock$$, '42501', NULL, 'app: cannot TRUNCATE stock');
+SELECT throws_ok($$SELECT * FROM ordersync.stock FOR UPDATE$$, '42501', NULL, 'app: cannot lock stock rows (SELECT ... FOR UPDATE)');
+SELECT throws_ok($$INSERT INTO ordersync.reservation (order_id, line_no, sku, location, qty) VALUES (1, 1, 'PRIV-1', 'priv-wh', 1)$$, '42501', NULL, 'app: cannot INSERT reservation');
+SELECT throws_ok($$UPDATE ordersync.reservation SET state = 'released'$$, '42501', NULL, 'app: cannot UPDATE reservation');
+SELECT throws_ok($$DELETE FROM ordersync.reservation$$, '42501', NULL, 'app: cannot DELETE reservation');
+SELECT throws_ok($$INSERT INTO ordersync.history (action, actor, role) VALUES ('receive', 'x', 'postgres')$$, '42501', NULL, 'app: cannot INSERT history');
+SELECT throws_ok($$UPDATE ordersync.history SET reason = 'x'$$, '42501', NULL, 'app: cannot UPDATE history');
+SELECT throws_ok($$DELETE FROM ordersync.history$$, '42501', NULL, 'app: cannot DELETE history');
+SELECT throws_ok($$TRUNCATE ordersync.history$$, '42501', NULL, 'app: cannot TRUNCATE history');
+SELECT throws_ok($$INSERT INTO ordersync.order_line (order_id, line_no, sku, qty, price) VALUES (1, 9, 'PRIV-1', 1, 0)$$, '42501', NULL, 'app: cannot INSERT order_line');
+SELECT throws_ok($$UPDATE ordersync.order_line SET qty = 1000$$, '42501', NULL, 'app: cannot UPDATE order_line');
+SELECT throws_ok($$DELETE FROM ordersync.order_line$$, '42501', NULL, 'app: cannot DELETE order_line');
+SELECT throws_ok($$INSERT INTO ordersync.transition (from_status, to_status) VALUES ('pending', 'shipped')$$, '42501', NULL, 'app: cannot INSERT transition');
+SELECT throws_ok($$UPDATE ordersync.transition SET effect = 'none'$$, '42501', NULL, 'app: cannot UPDATE transition');
+SELECT throws_ok($$DELETE FROM ordersync.transition$$, '42501', NULL, 'app: cannot DELETE transition');
+SELECT throws_ok($$INSERT INTO ordersync.status (name) VALUES ('priv_status')$$, '42501', NULL, 'app: cannot INSERT status');
+SELECT throws_ok($$INSERT INTO ordersync.channel (id) VALUES ('priv-ch')$$, '42501', NULL, 'app: cannot INSERT channel');
+SELECT throws_ok($$UPDATE ordersync.channel SET status_map = '{}'$$, '42501', NULL, 'app: cannot UPDATE channel');
+SELECT throws_ok($$INSERT INTO ordersync.location (id) VALUES ('priv-loc')$$, '42501', NULL, 'app: cannot INSERT location');
+SELECT throws_ok($$INSERT INTO ordersync.sku (sku) VALUES ('PRIV-NEW')$$, '42501', NULL, 'app: cannot INSERT sku');
+SELECT throws_ok($$SELECT ordersync.add_location('priv-loc')$$, '42501', NULL, 'app: cannot call add_location');
+SELECT throws_ok($$SELECT ordersync.add_channel('priv-ch')$$, '42501', NULL, 'app: cannot call add_channel');
+SELECT throws_ok($$SELECT ordersync.set_safety_stock('PRIV-1', 'priv-wh', 1)$$, '42501', NULL, 'app: cannot call set_safety_stock');
+SELECT throws_ok($$SELECT ordersync.set_hot('PRIV-1', 4)$$, '42501', NULL, 'app: cannot call set_hot');
+SELECT throws_ok($$SELECT ordersync.set_low_stock('PRIV-1', 4)$$, '42501', NULL, 'app: cannot call set_low_stock');
+SELECT throws_ok($$SELECT nextval('ordersync.orders_id_seq')$$, '42501', NULL, 'app: cannot advance the orders id sequence');
+-- the state machine cannot be switched off
+SELECT throws_ok($$ALTER TABLE ordersync.orders DISABLE TRIGGER orders_status$$, '42501', NULL, 'app: cannot disable the status trigger');
+SELECT throws_ok($$SET session_replication_role = replica$$, '42501', NULL, 'app: cannot turn triggers off with session_replication_role');
+SELECT throws_ok($$CREATE TABLE ordersync.priv_evil (x int)$$, '42501', NULL, 'app: cannot create objects in schema ordersync');
+RESET ROLE;
+
+-- ---------------------------------------------------------------------------
+-- A login role with ordersync_admin, trying
+-- ---------------------------------------------------------------------------
+SET ROLE pgtap_priv_admin;
+SELECT is(current_user, 'pgtap_priv_admin', 'acting as an admin login role');
+
+SELECT lives_ok($$INSERT INTO ordersync.channel (id, status_map) VALUES ('priv-ch', '{}')$$, 'admin: can INSERT channel');
+SELECT lives_ok($$UPDATE ordersync.channel SET status_map = '{"OK": "paid"}' WHERE id = 'priv-ch'$$, 'admin: can UPDATE channel');
+SELECT lives_ok($$DELETE FROM ordersync.channel WHERE id = 'priv-ch'$$, 'admin: can DELETE channel');
+SELECT lives_ok($$INSERT INTO ordersync.location (id, priority) VALUES ('priv-loc', 1)$$, 'admin: can INSERT location');
+SELECT lives_ok($$UPDATE ordersync.location SET priority = 2 WHERE id = 'priv-loc'$$, 'admin: can UPDATE location');
+SELECT lives_ok($$DELETE FROM ordersync.location WHERE id = 'priv-loc'$$, 'admin: can DELETE location');
+SELECT lives_ok($$INSERT INTO ordersync.status (name, open) VALUES ('priv_hold', true)$$, 'admin: can INSERT status');
+SELECT lives_ok($$UPDATE ordersync.status SET open = false WHERE name = 'priv_hold'$$, 'admin: can UPDATE status');
+SELECT lives_ok($$INSERT INTO ordersync.transition (from_status, to_status) VALUES ('paid', 'priv_hold')$$, 'admin: can INSERT transition');
+SELECT lives_ok($$UPDATE ordersync.transition SET effect = 'firm' WHERE from_status = 'paid' AND to_status = 'priv_hold'$$, 'admin: can UPDATE transition');
+SELECT lives_ok($$DELETE FROM ordersync.transition WHERE from_status = 'paid' AND to_status = 'priv_hold'$$, 'admin: can DELETE transition');
+SELECT lives_ok($$DELETE FROM ordersync.status WHERE name = 'priv_hold'$$, 'admin: can DELETE status');
+SELECT lives_ok($$SELECT ordersync.add_location('priv-loc2', 3)$$, 'admin: can call add_location');
+SELECT lives_ok($$SELECT ordersync.add_channel('priv-ch2', '{"DONE": "completed"}')$$, 'admin: can call add_channel');
+SELECT lives_ok($$SELECT ordersync.set_safety_stock('PRIV-1', 'priv-wh', 3)$$, 'admin: can call set_safety_stock');
+SELECT lives_ok($$SELECT ordersync.set_hot('PRIV-1', 2)$$, 'admin: can call set_hot');
+SELECT lives_ok($$SELECT ordersync.set_low_stock('PRIV-1', 10)$$, 'admin: can call set_low_stock');
+SELECT is(ordersync.receive_stock('PRIV-1', 'priv-loc2', 5), 5::bigint, 'admin: can call receive_stock');
+SELECT ordersync.place_order('web', 'priv-admin-1', '[{"sku": "PRIV-1", "qty": 1, "price": "5"}]') AS adm_o1 \gset
+SELECT ok(:adm_o1 > 0, 'admin: can call place_order');
+SELECT lives_ok(format($$UPDATE ordersync.orders SET status = 'cancelled' WHERE id = %s$$, :adm_o1), 'admin: can UPDATE orders.status along a transition');
+SELECT throws_ok(format($$UPDATE ordersync.orders SET status = 'paid' WHERE id = %s$$, :adm_o1), 'OS002', NULL, 'admin: an UPDATE of orders.status off the graph fails with OS002');
+
+SELECT throws_ok($$INSERT INTO ordersync.stock (sku, location, on_hand) VALUES ('PRIV-1', 'priv-wh', 1)$$, '42501', NULL, 'admin: cannot INSERT stock');
+SELECT throws_ok($$UPDATE ordersync.stock SET on_hand = on_hand + 1000$$, '42501', NULL, 'admin: cannot UPDATE stock');
+SELECT throws_ok($$DELETE FROM ordersync.stock$$, '42501', NULL, 'admin: cannot DELETE stock');
+SELECT throws_ok($$INSERT INTO ordersync.history (action, actor, role) VALUES ('receive', 'x', 'postgres')$$, '42501', NULL, 'admin: cannot INSERT history');
+SELECT throws_ok($$UPDATE ordersync.history SET reason = 'x'$$, '42501', NULL, 'admin: cannot UPDATE history');
+SELECT throws_ok($$DELETE FROM ordersync.history$$, '42501', NULL, 'admin: cannot DELETE history');
+SELECT throws_ok($$TRUNCATE ordersync.history$$, '42501', NULL, 'admin: cannot TRUNCATE history');
+SELECT throws_ok($$UPDATE ordersync.reservation SET state = 'released'$$, '42501', NULL, 'admin: cannot UPDATE reservation');
+SELECT throws_ok($$INSERT INTO ordersync.order_line (order_id, line_no, sku, qty, price) VALUES (1, 9, 'PRIV-1', 1, 0)$$, '42501', NULL, 'admin: cannot INSERT order_line');
+SELECT throws_ok($$INSERT INTO ordersync.orders (channel, external_id, lines, total) VALUES ('web', 'priv-y', '[]', 0)$$, '42501', NULL, 'admin: cannot INSERT orders');
+SELECT throws_ok($$UPDATE ordersync.orders SET total = 0$$, '42501', NULL, 'admin: cannot UPDATE orders.total');
+SELECT throws_ok($$DELETE FROM ordersync.orders$$, '42501', NULL, 'admin: cannot DELETE orders');
+SELECT throws_ok($$INSERT INTO ordersync.sku (sku) VALUES ('PRIV-NEW')$$, '42501', NULL, 'admin: cannot INSERT sku');
+SELECT throws_ok($$ALTER TABLE ordersync.history DISABLE TRIGGER history_append_only$$, '42501', NULL, 'admin: cannot disable the append-only trigger');
+RESET ROLE;
+
+-- history is append-only even for an admin who was granted more than the
+-- extension grants: the trigger, not only the privileges, refuses
+GRANT UPDATE, DELETE, TRUNCATE ON ordersync.history TO pgtap_priv_admin;
+SET ROLE pgtap_priv_admin;
+SELECT throws_ok($$UPDATE ordersync.history SET reason = 'x'$$, 'OS005', NULL, 'admin granted UPDATE on history: still OS005');
+SELECT throws_ok($$DELETE FROM ordersync.history$$, 'OS005', NULL, 'admin granted DELETE on history: still OS005');
+SELECT throws_ok($$TRUNCATE ordersync.history$$, 'OS005', NULL, 'admin granted TRUNCATE on history: still OS005');
+RESET ROLE;
+REVOKE UPDATE, DELETE, TRUNCATE ON ordersync.history FROM pgtap_priv_admin;
+
+-- ---------------------------------------------------------------------------
+-- A login role with neither role (PUBLIC), trying
+-- ---------------------------------------------------------------------------
+SET ROLE pgtap_priv_nobody;
+SELECT is(current_user, 'pgtap_priv_nobody', 'acting as a login role without ordersync roles');
+SELECT throws_ok($$SELECT * FROM ordersync.orders$$, '42501', NULL, 'PUBLIC: cannot SELECT orders');
+SELECT throws_ok($$SELECT * FROM ordersync.stock$$, '42501', NULL, 'PUBLIC: cannot SELECT stock');
+SELECT throws_ok($$SELECT * FROM ordersync.history$$, '42501', NULL, 'PUBLIC: cannot SELECT history');
+SELECT throws_ok($$SELECT ordersync.place_order('web', 'priv-z', '[{"sku": "PRIV-1", "qty": 1, "price": "5"}]')$$, '42501', NULL, 'PUBLIC: cannot call place_order');
+SELECT throws_ok($$SELECT ordersync.available('PRIV-1')$$, '42501', NULL, 'PUBLIC: cannot call available');
+SELECT throws_ok($$SELECT ordersync.receive_stock('PRIV-1', 'priv-wh', 1)$$, '42501', NULL, 'PUBLIC: cannot call receive_stock');
+SELECT throws_ok($$SELECT ordersync.set_status(1, 'cancelled')$$, '42501', NULL, 'PUBLIC: cannot call set_status');
+SELECT throws_ok($$SELECT ordersync.set_channel_status('priv-shop', 'P-1', 'PAID')$$, '42501', NULL, 'PUBLIC: cannot call set_channel_status');
+SELECT throws_ok($$SELECT ordersync.expire_reservations()$$, '42501', NULL, 'PUBLIC: cannot call expire_reservations');
+SELECT throws_ok($$UPDATE ordersync.orders SET status = 'cancelled'$$, '42501', NULL, 'PUBLIC: cannot UPDATE orders.status');
+RESET ROLE;
+
+-- ---------------------------------------------------------------------------
+-- A login role that is both app and admin gets the union, nothing more
+-- ---------------------------------------------------------------------------
+GRANT ordersync_app TO pgtap_priv_admin;
+SET ROLE pgtap_priv_admin;
+SELECT throws_ok($$UPDATE ordersync.stock SET on_hand = 0$$, '42501', NULL, 'app + admin: still cannot UPDATE stock');
+SELECT throws_ok($$INSERT INTO ordersync.history (action, actor, role) VALUES ('receive', 'x', 'postgres')$$, '42501', NULL, 'app + admin: still cannot INSERT history');
+RESET ROLE;
+
+SELECT is(current_user, session_user, 'back to the superuser');
+
+SELECT * FROM finish();
