@@ -76,6 +76,7 @@ run_suite regress pg_regress_suite regress test/regress test/regress/schedule
 run_suite isolation pg_regress_suite isolation test/isolation test/isolation/schedule
 run_suite pgtap test/pgtap/run.sh
 run_suite load test/load/run.sh
+run_suite bgworker test/bgworker/run.sh
 
 export ORDERSYNCD="$top/src/relay/ordersyncd"
 for s in unit integration fuzz; do
