@@ -391,49 +391,6 @@ refuse(Need *needs, int nneeds)
 			 errhint("Pass allow_split => true to ship from several locations, or receive more stock.")));
 }
 
-/*
- * The optimistic pass for orders with a hot SKU, in a subtransaction that
- * is rolled back (releasing every row it locked) when it falls short.
- */
-static bool
-try_skipping(Need *needs, int nneeds, OrderLine *lines, bool allow_split)
-{
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	bool		ok = false;
-
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcxt);
-	PG_TRY();
-	{
-		for (int k = 0; k < nneeds; k++)
-		{
-			if (needs[k].buckets > 1)
-				lock_some(&needs[k], allow_split);
-			else
-				lock_all(&needs[k]);
-		}
-		ok = allocate(needs, nneeds, lines, allow_split);
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(oldcxt);
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-
-	if (ok)
-		ReleaseCurrentSubTransaction();
-	else
-		RollbackAndReleaseCurrentSubTransaction();
-	MemoryContextSwitchTo(oldcxt);
-	CurrentResourceOwner = oldowner;
-	return ok;
-}
-
 /* writes the reservations, moves the stock and records it all */
 static void
 apply(int64 order_id, Need *need, OrderLine *lines)
@@ -510,6 +467,56 @@ apply(int64 order_id, Need *need, OrderLine *lines)
 }
 
 /*
+ * The optimistic pass for orders with a hot SKU, in a subtransaction that
+ * is rolled back (releasing every row it locked) when it falls short.  On
+ * success the reservations are written inside it too: rows locked by a
+ * subtransaction and then updated by its parent would each need a
+ * MultiXact, which at flash-sale rates costs more than the queue we avoid.
+ */
+static bool
+try_skipping(int64 order_id, Need *needs, int nneeds, OrderLine *lines,
+			 bool allow_split)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	bool		ok = false;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		for (int k = 0; k < nneeds; k++)
+		{
+			if (needs[k].buckets > 1)
+				lock_some(&needs[k], allow_split);
+			else
+				lock_all(&needs[k]);
+		}
+		ok = allocate(needs, nneeds, lines, allow_split);
+		if (ok)
+			for (int k = 0; k < nneeds; k++)
+				apply(order_id, &needs[k], lines);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcxt);
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	if (ok)
+		ReleaseCurrentSubTransaction();
+	else
+		RollbackAndReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(oldcxt);
+	CurrentResourceOwner = oldowner;
+	return ok;
+}
+
+/*
  * Writes the lines of a new order and reserves every one of them, or raises
  * OS001 (or OS004 for an unknown SKU) and reserves nothing.  Sorts lines by
  * SKU.  Caller is connected to SPI.
@@ -525,7 +532,8 @@ os_reserve_lines(int64 order_id, OrderLine *lines, int n, bool allow_split)
 	int			nneeds;
 	Need	   *needs = build_needs(lines, n, &nneeds);
 	bool		hot = false;
-	bool		ok = false;
+	bool		ok;
+	int			seen = 0;
 
 	for (int i = 0; i < n; i++)
 	{
@@ -541,38 +549,34 @@ os_reserve_lines(int64 order_id, OrderLine *lines, int n, bool allow_split)
 
 	for (int k = 0; k < nneeds; k++)
 		hot |= needs[k].buckets > 1;
-	if (hot)
-		ok = try_skipping(needs, nneeds, lines, allow_split);
+	if (hot && try_skipping(order_id, needs, nneeds, lines, allow_split))
+		return;
+
+	for (int k = 0; k < nneeds; k++)
+	{
+		lock_all(&needs[k]);
+		seen += needs[k].nrows;
+	}
+	ok = allocate(needs, nneeds, lines, allow_split);
+
+	/*
+	 * Rows another transaction added while we waited (a hot SKU split into
+	 * more buckets) are not in the snapshot we locked with: look again with
+	 * a new one before saying no.
+	 */
 	if (!ok)
 	{
-		int			seen = 0;
+		int			now = 0;
 
 		for (int k = 0; k < nneeds; k++)
 		{
 			lock_all(&needs[k]);
-			seen += needs[k].nrows;
+			now += needs[k].nrows;
 		}
-		ok = allocate(needs, nneeds, lines, allow_split);
-
-		/*
-		 * Rows another transaction added while we waited (a hot SKU split
-		 * into more buckets) are not in the snapshot we locked with: look
-		 * again with a new one before saying no.
-		 */
+		if (now != seen)
+			ok = allocate(needs, nneeds, lines, allow_split);
 		if (!ok)
-		{
-			int			now = 0;
-
-			for (int k = 0; k < nneeds; k++)
-			{
-				lock_all(&needs[k]);
-				now += needs[k].nrows;
-			}
-			if (now != seen)
-				ok = allocate(needs, nneeds, lines, allow_split);
-			if (!ok)
-				refuse(needs, nneeds);
-		}
+			refuse(needs, nneeds);
 	}
 
 	for (int k = 0; k < nneeds; k++)
