@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# bench/run.sh — runs every benchmark (what `make bench` calls, after
+# `make install`) and ends with a summary of the figures.  Each benchmark
+# starts and removes its own throwaway cluster (ports 55460-55464).  The relay
+# benchmark, bench/relay/run.sh, runs last when it exists; the flash-sale
+# benchmark (bench/hot_sku, durable commits) before it.
+#
+#   bench/run.sh           BENCH_ROUNDS=5 BENCH_SECS=10 by default (~5 min)
+# Exits non-zero when a benchmark fails or an invariant is violated.
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+
+results=$(mktemp /tmp/ordersync-bench-results.XXXXXX)
+trap 'rm -f "$results"' EXIT
+export BENCH_RESULTS=$results
+rc=0
+
+echo "ordersync benchmarks — $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, PostgreSQL $(pg_config --version | awk '{print $2}')"
+echo "(status and place_order: synchronous_commit=off, so figures are CPU; ratios come from rounds run side by side)"
+echo
+echo "### status changes: C trigger vs PL/pgSQL reference"
+bench/status.sh || { echo "bench/status.sh FAILED"; rc=1; }
+echo
+echo "### place_order"
+bench/place_order.sh || { echo "bench/place_order.sh FAILED"; rc=1; }
+
+# get KEY FORMAT: a figure a benchmark appended to $results
+get() { awk -v k="$1" -v f="$2" '$1 == k { v = $2 } END { if (v == "") print "n/a"; else printf f "\n", v }' "$results"; }
+echo
+echo "### summary"
+printf '  status change (paid<->fulfilling), median C / PL/pgSQL:  %s in tps, %s in CPU per transaction\n' \
+	"$(get status_ratio %.2f)" "$(get status_ratio_cpu %.2f)"
+printf '  cancel + release of 2 reservations, median C / PL/pgSQL: %s in tps, %s in CPU per transaction\n' \
+	"$(get cancel_ratio %.2f)" "$(get cancel_ratio_cpu %.2f)"
+printf '  place_order (2 lines, 8 clients), median tps:           %s\n' "$(get place_order_tps %.0f)"
+
+echo
+echo "### flash sale: one hot SKU (buckets) vs 10,000 SKUs vs one naive row"
+bench/hot_sku/run.sh || { echo "bench/hot_sku/run.sh FAILED"; rc=1; }
+
+if [ -x bench/relay/run.sh ]; then
+	echo
+	echo "### relay"
+	bench/relay/run.sh || { echo "bench/relay/run.sh FAILED"; rc=1; }
+fi
+exit $rc

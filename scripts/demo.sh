@@ -1,0 +1,206 @@
+#!/usr/bin/env bash
+# scripts/demo.sh — `make demo`: ordersync at work in under a minute.  Starts a
+# throwaway PostgreSQL (port 55465, temp dir, removed on exit), runs a scripted
+# flash sale — 25 concurrent buyers for 10 units split over 2 warehouses — then
+# pays, ships and cancels orders, tries an illegal transition and a duplicate
+# import, and shows stock, history and the domain events read from a wal2json
+# slot created before the sale.  Exits non-zero when anything differs from
+# what ordersync promises (e.g. not exactly 10 sold).
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+PORT=55465
+SKU=SNEAKER-LTD
+BUYERS=25
+UNITS=10
+GATE=4242			# advisory lock key the buyers queue behind
+
+work=$(mktemp -d /tmp/ordersync-demo.XXXXXX)
+chmod 0755 "$work"
+relay_pid=
+cleanup() {
+	if [ -n "$relay_pid" ]; then kill "$relay_pid" 2>/dev/null || true; fi
+	"$top/scripts/cluster.sh" stop "$work/pg" >/dev/null 2>&1 || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+fail() { echo "DEMO FAILED: $*" >&2; exit 1; }
+section() { printf '\n== %s\n' "$*"; }
+# a query shown as a table / a single value
+show() { psql -X -q -v ON_ERROR_STOP=1 -P footer=off -c "$1" | sed -e '/^$/d' -e 's/^/  /'; }
+val() { psql -X -At -v ON_ERROR_STOP=1 -c "$1"; }
+# a statement that must be refused: prints the error without the C source line
+refused() {
+	! psql -X -q -v VERBOSITY=verbose -c "$1" >/dev/null 2>"$work/err" ||
+		fail "expected an error from: $1"
+	grep -v '^LOCATION:' "$work/err" | sed 's/^/  /'
+}
+# the one-line order every buyer sends; a repeated import must send the same
+order_lines='[{"sku": "'$SKU'", "qty": 1, "price": "149.00"}]'
+
+# ---- the relay (src/relay): streams the same events as CloudEvents ---------
+# Shown only when it is built and its --help answers; otherwise skipped.
+relay_bin=$top/src/relay/ordersyncd
+relay_usable() {
+	[ -x "$relay_bin" ] && "$relay_bin" --help 2>&1 | grep -q -- '--sink=stdout'
+}
+# relay_section EXPECTED: runs ordersyncd on its own slot until it has
+# delivered the EXPECTED events (or 15 s), then stops it with SIGTERM.
+relay_section() {
+	local expected=$1 endpos rc=0 n=0
+	relay_usable || return 0
+	endpos=$(val "SELECT pg_current_wal_lsn()")
+	section "9. The relay: ordersyncd --sink=stdout on its own slot (CloudEvents)"
+	"$relay_bin" --dbname="host=$PGHOST port=$PGPORT user=$PGUSER dbname=$PGDATABASE" \
+		--slot=demo_relay --sink=stdout --endpos="$endpos" --log-level=warning \
+		>"$work/relay.out" 2>"$work/relay.err" &
+	relay_pid=$!
+	for _ in $(seq 150); do
+		kill -0 "$relay_pid" 2>/dev/null || break
+		n=$(wc -l <"$work/relay.out")
+		[ "$n" -ge "$expected" ] && break
+		sleep 0.1
+	done
+	kill -TERM "$relay_pid" 2>/dev/null || true
+	wait "$relay_pid" || rc=$?
+	relay_pid=
+	n=$(wc -l <"$work/relay.out")
+	jq -r '"  \(.id)  \(.type)  \(.subject)"' "$work/relay.out" 2>/dev/null | head -6 ||
+		head -6 "$work/relay.out"
+	[ "$n" -gt 6 ] && echo "  ... $((n - 6)) more; the order.cancelled envelope in full:"
+	grep -m1 '"ordersync.order.cancelled"' "$work/relay.out" | sed 's/^/  /' || true
+	if [ "$n" -ne "$expected" ] || [ "$rc" -ne 0 ]; then
+		sed 's/^/  relay: /' "$work/relay.err" | tail -5
+		fail "ordersyncd delivered $n events (expected $expected), exit status $rc"
+	fi
+	echo "  $n events relayed, ids <commit LSN>/<ordinal>: the same on a replay"
+}
+
+section "1. A throwaway PostgreSQL 15 on port $PORT, with the extension"
+"$top/scripts/cluster.sh" start "$work/pg" "$PORT" ||
+	fail "cannot start PostgreSQL (is port $PORT in use?)"
+eval "$("$top/scripts/cluster.sh" env "$work/pg" "$PORT")"
+export PGHOST PGPORT PGUSER PGDATABASE
+# created before anything happens: the slots see every event from here on
+# (the relay, when there is one, gets a slot of its own)
+slots="'demo'"
+relay_usable && slots="'demo', 'demo_relay'"
+psql -X -q -v ON_ERROR_STOP=1 >/dev/null <<SQL
+CREATE EXTENSION ordersync;
+SELECT pg_create_logical_replication_slot(s, 'wal2json') FROM unnest(array[$slots]) s;
+SELECT ordersync.add_location('berlin', 10), ordersync.add_location('hamburg', 5);
+SELECT ordersync.receive_stock('$SKU', 'berlin', 6), ordersync.receive_stock('$SKU', 'hamburg', 4);
+SQL
+echo "  CREATE EXTENSION ordersync; wal2json slot 'demo' created before the sale"
+echo "  $SKU: 6 units in berlin (allocated first), 4 in hamburg"
+
+section "2. Flash sale: $BUYERS buyers, $BUYERS concurrent sessions, 1 unit each"
+# The gate holds an advisory lock until all buyers are connected and queued
+# on it, so their place_order() calls really start together.
+psql -X -q -c "SELECT pg_advisory_lock($GATE)" \
+	-c "DO \$\$ BEGIN FOR i IN 1..400 LOOP
+	      EXIT WHEN (SELECT count(*) FROM pg_catalog.pg_locks
+	                  WHERE locktype = 'advisory' AND objid = $GATE AND NOT granted) >= $BUYERS;
+	      PERFORM pg_sleep(0.025);
+	    END LOOP; END \$\$" >/dev/null &
+gate=$!
+for _ in $(seq 100); do
+	[ "$(val "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = $GATE")" = 1 ] && break
+	sleep 0.05
+done
+pids=()
+for i in $(seq -w 1 "$BUYERS"); do
+	timeout 30 psql -X -At -v VERBOSITY=verbose \
+		-c "SELECT pg_advisory_lock_shared($GATE)" \
+		-c "SELECT ordersync.place_order('web', 'FS-$i', '$order_lines', '{\"name\": \"Buyer $i\"}')" \
+		>"$work/buyer.$i.out" 2>"$work/buyer.$i.err" &
+	pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || true; done
+wait "$gate" || fail "the gate session failed"
+
+sold=$(cat "$work"/buyer.*.out | grep -cE '^[0-9]+$' || true)
+refused_n=$(grep -l '^ERROR:  OS001:' "$work"/buyer.*.err | wc -l)
+echo "  $sold orders placed, $refused_n buyers refused with OS001; one refusal in full:"
+grep -h -v '^LOCATION:' "$(grep -l '^ERROR:  OS001:' "$work"/buyer.*.err | head -1)" | sed 's/^/    /'
+[ "$sold" -eq "$UNITS" ] || fail "$sold orders placed, expected exactly $UNITS"
+[ "$refused_n" -eq $((BUYERS - UNITS)) ] ||
+	{ cat "$work"/buyer.*.err >&2; fail "$refused_n OS001 refusals, expected $((BUYERS - UNITS))"; }
+show "SELECT location, count(*) AS orders, sum(qty) AS units FROM ordersync.reservation GROUP BY 1 ORDER BY 1"
+mapfile -t ids < <(val "SELECT id FROM ordersync.orders ORDER BY id")
+
+section "3. Payment and shipping (actor 'payment-service', then 'warehouse')"
+for id in "${ids[@]:0:4}"; do
+	PGOPTIONS="-c ordersync.actor=payment-service" \
+		val "SELECT ordersync.set_status($id, 'paid', 'payment captured')" >/dev/null
+done
+PGOPTIONS="-c ordersync.actor=warehouse" val "
+	SELECT ordersync.set_status(${ids[0]}, 'fulfilling', 'picking');
+	SELECT ordersync.set_status(${ids[0]}, 'shipped', 'DHL 00340434161094042557');" >/dev/null
+paid=$(IFS=,; echo "${ids[*]:0:4}")
+echo "  orders ${paid//,/, } paid; order ${ids[0]} shipped (its unit left on hand)"
+
+section "4. A pending order is cancelled: its unit goes back on sale"
+before=$(val "SELECT ordersync.available('$SKU')")
+val "SELECT ordersync.set_status(${ids[4]}, 'cancelled', 'customer changed their mind')" >/dev/null
+after=$(val "SELECT ordersync.available('$SKU')")
+echo "  available $SKU: $before before cancelling order ${ids[4]}, $after after"
+[ "$after" -eq $((before + 1)) ] || fail "cancelling did not release exactly 1 unit"
+
+section "5. An illegal transition is refused, by any client (plain UPDATE)"
+echo "  UPDATE ordersync.orders SET status = 'shipped' WHERE id = ${ids[5]};  -- still pending"
+refused "UPDATE ordersync.orders SET status = 'shipped' WHERE id = ${ids[5]}"
+grep -q '^ERROR:  OS002:' "$work/err" || fail "expected SQLSTATE OS002"
+[ "$(val "SELECT status FROM ordersync.orders WHERE id = ${ids[5]}")" = pending ] ||
+	fail "the refused UPDATE changed the order"
+
+section "6. The channel sends an order again: same id, nothing reserved twice"
+ext=$(val "SELECT external_id FROM ordersync.orders WHERE id = ${ids[2]}")
+again=$(val "SELECT ordersync.place_order('web', '$ext', '$order_lines', '{\"name\": \"Buyer ${ext#FS-}\"}')")
+echo "  place_order('web', '$ext', ...) again -> order $again (first import: ${ids[2]})"
+[ "$again" = "${ids[2]}" ] || fail "re-import returned $again, expected ${ids[2]}"
+
+section "7. Stock and history"
+show "SELECT sku, location, sum(on_hand) AS on_hand, sum(reserved) AS reserved, sum(safety) AS safety,
+             sum(on_hand - reserved - safety) AS available
+        FROM ordersync.stock GROUP BY 1, 2 ORDER BY 1, 2"
+bad=$(val "SELECT count(*) FROM (SELECT sku, location, sum(reserved) AS reserved,
+               bool_and(reserved <= on_hand AND least(on_hand, reserved, safety) >= 0) AS ok
+               FROM ordersync.stock GROUP BY 1, 2) s  -- over the buckets of a hot SKU
+             WHERE NOT ok OR reserved <> (SELECT coalesce(sum(qty), 0) FROM ordersync.reservation r
+               WHERE r.sku = s.sku AND r.location = s.location AND state = 'held')")
+[ "$bad" -eq 0 ] || fail "stock invariants violated on $bad rows"
+echo "  invariants OK: reserved = held reservations, reserved <= on_hand, nothing negative"
+echo
+show "SELECT to_char(at, 'HH24:MI:SS.MS') AS at, action, order_id AS order,
+             CASE WHEN action = 'status' THEN from_status || ' -> ' || to_status END AS status,
+             location, qty, actor, reason
+        FROM ordersync.history WHERE order_id IN (${ids[0]}, ${ids[4]}) ORDER BY order_id, id"
+
+section "8. Domain events, decoded from the slot (wal2json, prefix 'ordersync')"
+psql -X -At -v ON_ERROR_STOP=1 >"$work/events" <<'SQL'
+SELECT format('%-22s %-17s %s', e->>'type', e->>'subject',
+       CASE WHEN e->>'type' LIKE 'order.%'
+            THEN concat_ws(' ', 'status=' || (e->'data'->>'status'), 'total=' || (e->'data'->>'total'),
+                           'reason="' || (e->'data'->>'reason') || '"')
+            ELSE concat_ws(' ', 'location=' || (e->'data'->>'location'), 'qty=' || (e->'data'->>'qty'),
+                           'on_hand=' || (e->'data'->>'on_hand'), 'available=' || (e->'data'->>'available'))
+            END)
+  FROM (SELECT (data::jsonb->>'content')::jsonb AS e
+          FROM pg_logical_slot_get_changes('demo', NULL, NULL, 'format-version', '2',
+                                           'add-msg-prefixes', 'ordersync')
+         WHERE data::jsonb->>'action' = 'M') m;
+SQL
+sed 's/^/  /' "$work/events"
+nevents=$(wc -l <"$work/events")
+created=$(grep -c '^order.created ' "$work/events" || true)
+reserved=$(grep -c '^inventory.reserved ' "$work/events" || true)
+echo "  $nevents events, in commit order; the $((BUYERS - UNITS)) refused purchases rolled back and left none"
+[ "$created" -eq "$UNITS" ] && [ "$reserved" -eq "$UNITS" ] ||
+	fail "expected $UNITS order.created and $UNITS inventory.reserved events, got $created and $reserved"
+
+relay_section "$nevents"
+
+echo
+echo "demo OK: $UNITS of $BUYERS buyers served, no unit oversold; the cluster is removed now."
