@@ -397,9 +397,7 @@ apply(int64 order_id, Need *need, OrderLine *lines)
 {
 	static OsPlan ins = {
 		"INSERT INTO ordersync.reservation (order_id, line_no, sku, location, bucket, qty)"
-		" VALUES ($1, $2, $3, $4, $5, $6)"
-		" ON CONFLICT (order_id, line_no, location, bucket) DO UPDATE"
-		" SET qty = ordersync.reservation.qty + EXCLUDED.qty",
+		" VALUES ($1, $2, $3, $4, $5, $6)",
 		6, {INT8OID, INT4OID, TEXTOID, TEXTOID, INT4OID, INT8OID}
 	};
 	int64	   *row_qty = palloc0(sizeof(int64) * Max(need->nrows, 1));
@@ -452,13 +450,16 @@ apply(int64 order_id, Need *need, OrderLine *lines)
 	}
 
 	/*
-	 * Holding every row, we know the SKU's availability exactly; holding
-	 * some buckets only, we read the others as committed.
+	 * Holding every row, we know the SKU's availability exactly.  Holding
+	 * some buckets only, what they keep free is a lower bound: above the
+	 * threshold (and zero) nothing can have been crossed, and only below it
+	 * are the other buckets read, as committed.
 	 */
-	if (need->all_rows)
-		after = before - need->requested;
-	else
+	after = before - need->requested;
+	if (!need->all_rows)
 	{
+		if (after > 0 && !(need->has_threshold && after <= need->threshold))
+			return;
 		after = os_sku_available(need->sku);
 		before = after + need->requested;
 	}
