@@ -1,13 +1,5 @@
 -- hot SKUs: stock split into buckets, exact totals, low/out of stock events
 SELECT 'init' FROM pg_create_logical_replication_slot('regress_hot', 'wal2json');
-CREATE FUNCTION pg_temp.events() RETURNS TABLE (type text, subject text, data jsonb)
-LANGUAGE sql AS $$
-	SELECT c->>'type', c->>'subject', c->'data'
-	FROM pg_logical_slot_get_changes('regress_hot', NULL, NULL,
-		'format-version', '2', 'add-msg-prefixes', 'ordersync', 'filter-tables', '*.*') g,
-		 LATERAL (SELECT (g.data::jsonb->>'content')::jsonb AS c) m
-	WHERE g.data::jsonb->>'action' = 'M'
-$$;
 CREATE TEMP VIEW hot AS
 SELECT location, bucket, on_hand, reserved, safety FROM ordersync.stock
 WHERE sku = 'FLASH' ORDER BY location, bucket;
@@ -26,7 +18,7 @@ SELECT ordersync.available('FLASH');
 SELECT ordersync.receive_stock('FLASH', 'main', 5);
 SELECT * FROM hot WHERE location = 'main';
 SELECT ordersync.available('FLASH');
-SELECT * FROM pg_temp.events() WHERE type = 'inventory.received';
+SELECT * FROM slot_events('regress_hot') WHERE type = 'inventory.received';
 
 -- an order larger than any bucket takes from several, at one location
 SELECT ordersync.place_order('web', 'F-2', '[{"sku": "FLASH", "qty": 7, "price": "1.00"}]') AS f2 \gset
@@ -36,7 +28,7 @@ SELECT ordersync.available('FLASH');
 -- one event per location, with the location's totals
 SELECT type, data->>'location' AS location, data->>'qty' AS qty, data->>'on_hand' AS on_hand,
 	   data->>'reserved' AS reserved, data->>'available' AS available
-FROM pg_temp.events();
+FROM slot_events('regress_hot');
 
 -- cancel releases into the buckets it came from
 SELECT ordersync.set_status(:f2, 'cancelled');
@@ -66,17 +58,17 @@ SELECT bucket, on_hand, reserved, safety FROM ordersync.stock WHERE sku = 'SAFE'
 -- low and out of stock: once per crossing
 SELECT ordersync.set_low_stock('FLASH', 5);
 SELECT ordersync.available('FLASH');
-SELECT count(*) > 0 AS drained FROM pg_temp.events();
+SELECT count(*) > 0 AS drained FROM slot_events('regress_hot');
 SELECT ordersync.place_order('web', 'F-3', '[{"sku": "FLASH", "qty": 10, "price": "1.00"}]') AS f3 \gset
-SELECT type, data FROM pg_temp.events() WHERE type LIKE 'inventory.%stock';
+SELECT type, data FROM slot_events('regress_hot') WHERE type LIKE 'inventory.%stock';
 SELECT ordersync.place_order('web', 'F-4', '[{"sku": "FLASH", "qty": 1, "price": "1.00"}]');
-SELECT type, data FROM pg_temp.events() WHERE type LIKE 'inventory.%stock';
+SELECT type, data FROM slot_events('regress_hot') WHERE type LIKE 'inventory.%stock';
 SELECT ordersync.place_order('web', 'F-5', '[{"sku": "FLASH", "qty": 3, "price": "1.00"}]', allow_split => true);
-SELECT type, data FROM pg_temp.events() WHERE type LIKE 'inventory.%stock';
+SELECT type, data FROM slot_events('regress_hot') WHERE type LIKE 'inventory.%stock';
 SELECT ordersync.available('FLASH');
 -- the last units, from wherever they are
 SELECT ordersync.place_order('web', 'F-6', '[{"sku": "FLASH", "qty": 2, "price": "1.00"}]', allow_split => true);
-SELECT type, data FROM pg_temp.events() WHERE type LIKE 'inventory.%stock';
+SELECT type, data FROM slot_events('regress_hot') WHERE type LIKE 'inventory.%stock';
 -- sold out is reported only when it is
 SELECT ordersync.place_order('web', 'F-7', '[{"sku": "FLASH", "qty": 1, "price": "1.00"}]');
 \echo :LAST_ERROR_SQLSTATE
@@ -94,9 +86,9 @@ SELECT * FROM hot;
 
 -- a plain SKU gets out-of-stock events too; low stock only with a threshold
 SELECT ordersync.receive_stock('PLAIN', 'main', 2);
-SELECT count(*) > 0 AS drained FROM pg_temp.events();
+SELECT count(*) > 0 AS drained FROM slot_events('regress_hot');
 SELECT ordersync.place_order('web', 'P-2', '[{"sku": "PLAIN", "qty": 2, "price": "1.00"}]');
-SELECT type, data FROM pg_temp.events() WHERE type LIKE 'inventory.%stock';
+SELECT type, data FROM slot_events('regress_hot') WHERE type LIKE 'inventory.%stock';
 
 -- bad input
 SELECT ordersync.set_hot('FLASH', 0);

@@ -1,5 +1,15 @@
 -- setup: install the extension and the reference data the other tests use
 CREATE EXTENSION ordersync;
+
+-- the ordersync events a slot has decoded since it was last read
+CREATE FUNCTION slot_events(slot name) RETURNS TABLE (type text, subject text, data jsonb)
+LANGUAGE sql AS $$
+	SELECT c->>'type', c->>'subject', c->'data'
+	FROM pg_logical_slot_get_changes(slot, NULL, NULL,
+		'format-version', '2', 'add-msg-prefixes', 'ordersync', 'filter-tables', '*.*') g,
+		 LATERAL (SELECT (g.data::jsonb->>'content')::jsonb AS c) m
+	WHERE g.data::jsonb->>'action' = 'M'
+$$;
 SELECT extversion FROM pg_extension WHERE extname = 'ordersync';
 
 -- two warehouses; "main" is allocated first
