@@ -11,6 +11,7 @@ want=(
 	postgresql-15-wal2json postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
 	libjson-c-dev libmicrohttpd-dev libcmocka-dev libcurl4-openssl-dev
 	clang libclang-rt-14-dev
+	python3 curl procps bc
 )
 
 missing=()

@@ -1,0 +1,58 @@
+/*
+ * buf.c — growable byte buffer (see buf.h).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+
+void
+buf_init(struct buf *b)
+{
+	b->data = NULL;
+	b->len = 0;
+	b->cap = 0;
+}
+
+void
+buf_free(struct buf *b)
+{
+	free(b->data);
+	buf_init(b);
+}
+
+void
+buf_reset(struct buf *b)
+{
+	b->len = 0;
+}
+
+void
+buf_append(struct buf *b, const void *data, size_t len)
+{
+	if (b->len + len + 1 > b->cap)
+	{
+		size_t		ncap = b->cap ? b->cap : 256;
+
+		while (ncap < b->len + len + 1)
+			ncap *= 2;
+		b->data = realloc(b->data, ncap);
+		if (b->data == NULL)
+		{
+			fprintf(stderr, "ordersyncd: out of memory growing a buffer to %zu bytes\n", ncap);
+			abort();
+		}
+		b->cap = ncap;
+	}
+	if (len)
+		memcpy(b->data + b->len, data, len);
+	b->len += len;
+	b->data[b->len] = '\0';		/* always a C string too */
+}
+
+void
+buf_append_str(struct buf *b, const char *s)
+{
+	buf_append(b, s, strlen(s));
+}

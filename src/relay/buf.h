@@ -1,0 +1,26 @@
+/*
+ * buf.h — a growable byte buffer for building event lines.
+ *
+ * Reused across events so the steady state allocates nothing; it only
+ * grows to the size of the largest single event seen.
+ */
+#ifndef ORDERSYNCD_BUF_H
+#define ORDERSYNCD_BUF_H
+
+#include <stddef.h>
+
+struct buf
+{
+	char	   *data;
+	size_t		len;
+	size_t		cap;
+};
+
+void buf_init(struct buf *b);
+void buf_free(struct buf *b);
+void buf_reset(struct buf *b);
+/* Both abort on out-of-memory: a relay that cannot allocate cannot continue. */
+void buf_append(struct buf *b, const void *data, size_t len);
+void buf_append_str(struct buf *b, const char *s);
+
+#endif

@@ -1,0 +1,312 @@
+/*
+ * envelope.c — build CloudEvents envelopes with json-c (see envelope.h).
+ *
+ * json-c keeps keys in insertion order, so every envelope has the same
+ * key order; doubles keep the text they were parsed from, so "data" is
+ * re-emitted with the numbers the extension wrote.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "envelope.h"
+#include "lsn.h"
+#include "w2j.h"
+
+bool
+envelope_type_ok(const char *type)
+{
+	size_t		n = 0;
+
+	if (type == NULL)
+		return false;
+	for (const char *p = type; *p; p++, n++)
+	{
+		char		c = *p;
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			  (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+			return false;
+	}
+	return n >= 1 && n <= 200;
+}
+
+int
+content_parse(json_tokener *tok, const char *text, size_t len,
+			  struct event_content *out, char *err, size_t errlen)
+{
+	json_object *root;
+	json_object *v;
+	char		jerr[160];
+
+	memset(out, 0, sizeof(*out));
+	/* content can be arbitrary bytes (pg_logical_emit_message with bytea) */
+	json_tokener_set_flags(tok, JSON_TOKENER_VALIDATE_UTF8);
+	root = w2j_parse_json(tok, text, len, jerr, sizeof(jerr));
+	if (root == NULL)
+	{
+		snprintf(err, errlen, "message content is not JSON: %s", jerr);
+		return -1;
+	}
+	if (!json_object_is_type(root, json_type_object))
+	{
+		snprintf(err, errlen, "message content is not a JSON object");
+		goto fail;
+	}
+	if (!json_object_object_get_ex(root, "type", &v) ||
+		!json_object_is_type(v, json_type_string) ||
+		!envelope_type_ok(json_object_get_string(v)))
+	{
+		snprintf(err, errlen, "message content has no valid \"type\" "
+				 "(a string of letters, digits, '.', '_' or '-')");
+		goto fail;
+	}
+	out->type = json_object_get_string(v);
+	if (!json_object_object_get_ex(root, "subject", &v) ||
+		!json_object_is_type(v, json_type_string) ||
+		json_object_get_string_len(v) == 0)
+	{
+		snprintf(err, errlen, "message content has no \"subject\" string");
+		goto fail;
+	}
+	out->subject = json_object_get_string(v);
+	if (!json_object_object_get_ex(root, "data", &v) ||
+		!json_object_is_type(v, json_type_object))
+	{
+		snprintf(err, errlen, "message content has no \"data\" object");
+		goto fail;
+	}
+	out->data = v;
+	out->root = root;
+	return 0;
+
+fail:
+	json_object_put(root);
+	memset(out, 0, sizeof(*out));
+	return -1;
+}
+
+void
+content_free(struct event_content *c)
+{
+	if (c->root)
+		json_object_put(c->root);
+	memset(c, 0, sizeof(*c));
+}
+
+/*
+ * JSON string literal: quote, escape '"', '\\' and control characters.
+ * Serialization only (json-c does all parsing); the envelope is assembled
+ * by hand because building a json-c object per event and serializing it
+ * cost as much as parsing the line (see bench/relay).
+ */
+static void
+append_json_chars(struct buf *out, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t		start = 0;
+
+	for (size_t i = 0; i < len; i++)
+	{
+		unsigned char c = (unsigned char) s[i];
+		char		esc[6];
+		size_t		elen = 2;
+
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		buf_append(out, s + start, i - start);
+		start = i + 1;
+		esc[0] = '\\';
+		switch (c)
+		{
+			case '"':
+				esc[1] = '"';
+				break;
+			case '\\':
+				esc[1] = '\\';
+				break;
+			case '\n':
+				esc[1] = 'n';
+				break;
+			case '\r':
+				esc[1] = 'r';
+				break;
+			case '\t':
+				esc[1] = 't';
+				break;
+			default:
+				esc[1] = 'u';
+				esc[2] = '0';
+				esc[3] = '0';
+				esc[4] = hex[c >> 4];
+				esc[5] = hex[c & 15];
+				elen = 6;
+				break;
+		}
+		buf_append(out, esc, elen);
+	}
+	buf_append(out, s + start, len - start);
+}
+
+static void
+append_json_string(struct buf *out, const char *s, size_t len)
+{
+	buf_append(out, "\"", 1);
+	append_json_chars(out, s, len);
+	buf_append(out, "\"", 1);
+}
+
+/* Decimal without printf: this runs once per event. */
+static size_t
+format_u64(uint64_t v, char *out)
+{
+	char		tmp[24];
+	size_t		n = 0;
+
+	do
+	{
+		tmp[n++] = (char) ('0' + v % 10);
+		v /= 10;
+	} while (v);
+	for (size_t i = 0; i < n; i++)
+		out[i] = tmp[n - 1 - i];
+	out[n] = '\0';
+	return n;
+}
+
+#define APPEND_LIT(b, lit) buf_append((b), (lit), sizeof(lit) - 1)
+
+size_t
+envelope_build(struct buf *out, const char *source,
+			   const struct txn_info *txn, uint32_t ordinal,
+			   const char *type_suffix, const char *subject,
+			   json_object *data)
+{
+	char		lsn[LSN_TEXT_MAX];
+	char		num[24];
+	const char *text;
+	size_t		textlen;
+	size_t		n;
+	size_t		before = out->len;
+
+	lsn_format(txn->commit_lsn, lsn);
+	n = strlen(lsn);
+
+	APPEND_LIT(out, "{\"specversion\":\"1.0\",\"id\":\"");
+	buf_append(out, lsn, n);
+	buf_append(out, "/", 1);
+	if (txn->id_tag)
+		buf_append_str(out, txn->id_tag);
+	buf_append(out, num, format_u64(ordinal, num));
+	APPEND_LIT(out, "\",\"source\":");
+	append_json_string(out, source, strlen(source));
+	APPEND_LIT(out, ",\"type\":\"ordersync.");
+	append_json_chars(out, type_suffix, strlen(type_suffix));
+	APPEND_LIT(out, "\",\"subject\":");
+	append_json_string(out, subject, strlen(subject));
+	APPEND_LIT(out, ",\"time\":\"");
+	buf_append_str(out, txn->time);
+	APPEND_LIT(out, "\",\"datacontenttype\":\"application/json\",\"oscommitlsn\":\"");
+	buf_append(out, lsn, n);
+	/* xid as a string: CloudEvents integers are 32-bit signed, xids are not */
+	APPEND_LIT(out, "\",\"osxid\":\"");
+	buf_append(out, num, format_u64((uint64_t) txn->xid, num));
+	APPEND_LIT(out, "\",\"data\":");
+	/* json-c writes data: one line, numbers as they were written */
+	text = json_object_to_json_string_length(data, JSON_C_TO_STRING_PLAIN |
+											 JSON_C_TO_STRING_NOSLASHESCAPE,
+											 &textlen);
+	buf_append(out, text, textlen);
+	APPEND_LIT(out, "}\n");
+	return out->len - before;
+}
+
+json_object *
+envelope_row_data(json_object *change)
+{
+	json_object *data = json_object_new_object();
+
+	json_object_object_foreach(change, key, val)
+	{
+		if (strcmp(key, "action") == 0 || strcmp(key, "xid") == 0 ||
+			strcmp(key, "timestamp") == 0 || strcmp(key, "lsn") == 0)
+			continue;
+		json_object_object_add(data, key, json_object_get(val));
+	}
+	return data;
+}
+
+/* Strict UTF-8 check (no overlongs, no surrogates, max U+10FFFF, no NUL). */
+static bool
+utf8_valid(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *) s;
+	size_t		i = 0;
+
+	while (i < len)
+	{
+		unsigned char c = p[i];
+		size_t		n;
+		uint32_t	cp;
+
+		if (c == 0)
+			return false;
+		if (c < 0x80)
+		{
+			i++;
+			continue;
+		}
+		if (c >= 0xC2 && c <= 0xDF)
+			n = 1, cp = c & 0x1F;
+		else if (c >= 0xE0 && c <= 0xEF)
+			n = 2, cp = c & 0x0F;
+		else if (c >= 0xF0 && c <= 0xF4)
+			n = 3, cp = c & 0x07;
+		else
+			return false;
+		if (i + n >= len)	/* sequence runs past the end */
+			return false;
+		for (size_t k = 1; k <= n; k++)
+		{
+			if ((p[i + k] & 0xC0) != 0x80)
+				return false;
+			cp = (cp << 6) | (p[i + k] & 0x3F);
+		}
+		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+			cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+			return false;
+		i += n + 1;
+	}
+	return true;
+}
+
+json_object *
+envelope_invalid_data(const char *reason, uint64_t lsn, const char *raw, size_t rawlen)
+{
+	json_object *data = json_object_new_object();
+	char		lsntext[LSN_TEXT_MAX];
+
+	json_object_object_add(data, "reason", json_object_new_string(reason));
+	json_object_object_add(data, "lsn", json_object_new_string(lsn_format(lsn, lsntext)));
+	/*
+	 * The sink must stay valid UTF-8 JSON: a line that is not valid UTF-8
+	 * is carried hex-encoded instead, still complete.
+	 */
+	if (utf8_valid(raw, rawlen))
+		json_object_object_add(data, "line", json_object_new_string_len(raw, (int) rawlen));
+	else
+	{
+		static const char hex[] = "0123456789abcdef";
+		struct buf	h;
+
+		buf_init(&h);
+		for (size_t i = 0; i < rawlen; i++)
+		{
+			char		pair[2] = {hex[(unsigned char) raw[i] >> 4], hex[raw[i] & 15]};
+
+			buf_append(&h, pair, 2);
+		}
+		json_object_object_add(data, "line_hex", json_object_new_string_len(h.data ? h.data : "", (int) h.len));
+		buf_free(&h);
+	}
+	return data;
+}

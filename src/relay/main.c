@@ -1,0 +1,402 @@
+/*
+ * main.c — ordersyncd: command line, signals, and the reconnect loop.
+ *
+ * Exit codes: 0 clean stop, 1 usage error, 2 configuration problem (the
+ * message says what to change), 3 bad input with --bad-input=stop or an
+ * inconsistent stream, 4 a sink failed (disk full, I/O error).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backoff.h"
+#include "log.h"
+#include "lsn.h"
+#include "metrics.h"
+#include "options.h"
+#include "relay.h"
+#include "sink.h"
+#include "stream.h"
+
+#define ORDERSYNCD_VERSION "0.1.0"
+
+static int	wake_pipe[2] = {-1, -1};
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+			"ordersyncd " ORDERSYNCD_VERSION " - relay ordersync events from PostgreSQL logical replication\n"
+			"\n"
+			"Usage:\n"
+			"  ordersyncd --dbname=CONNINFO --slot=NAME [--create-slot] [--snapshot]\n"
+			"             --sink=stdout | --sink=file:/path/events.jsonl   (repeatable)\n"
+			"             [--metrics-addr=127.0.0.1:9187] [--log-level=info]\n"
+			"\n"
+			"Options:\n"
+			"  --dbname=CONNINFO        connection string or URI (replication=database is added)\n"
+			"  --slot=NAME              logical replication slot (wal2json)\n"
+			"  --create-slot            create the slot if it does not exist\n"
+			"  --snapshot               with --create-slot: first emit the open orders as\n"
+			"                           order.snapshot events from the slot's snapshot\n"
+			"  --sink=stdout|file:PATH  where events go (repeatable; all must accept an event)\n"
+			"  --metrics-addr=HOST:PORT serve /metrics and /healthz (default: off)\n"
+			"  --log-level=LEVEL        error, warning, info (default) or debug\n"
+			"  --source=URI             CloudEvents source (default /ordersync/<dbname>)\n"
+			"  --raw-changes            also emit row changes of the ordersync tables\n"
+			"                           as ordersync.row.<table>.<insert|update|delete|truncate>\n"
+			"  --tables=PATTERN         with --raw-changes: wal2json add-tables filter\n"
+			"                           (default ordersync.*); without it no rows are decoded\n"
+			"  --bad-input=POLICY       dead-letter (default): a malformed line becomes an\n"
+			"                           ordersync.relay.invalid event; stop: exit 3 without\n"
+			"                           confirming its transaction\n"
+			"  --snapshot-exclude=LIST  terminal statuses left out of the snapshot\n"
+			"                           (default completed,cancelled,expired,refunded)\n"
+			"  --status-interval=SECS   status update interval (default 10)\n"
+			"  --fsync-interval=MS      max delay before a busy stream is fsynced (default 50)\n"
+			"  --max-retained-wal=MB    warn when the slot retains more WAL (default 1024)\n"
+			"  --wal-check-interval=SECS how often to check retained WAL (default 60)\n"
+			"  --reconnect-delay-max=MS cap of the reconnect backoff (default 30000)\n"
+			"  --endpos=LSN             stop once everything up to LSN is confirmed\n"
+			"  --help, --version\n"
+			"\n"
+			"Signals: SIGTERM/SIGINT stop after the last durable transaction; SIGHUP reopens file sinks.\n"
+			"Exit codes: 0 stopped, 1 usage, 2 configuration, 3 bad input (stop policy), 4 sink failure.\n");
+}
+
+static void
+on_stop(int sig)
+{
+	int			saved = errno;
+
+	(void) sig;
+	stream_stop_requested = 1;
+	if (wake_pipe[1] >= 0)
+		(void) !write(wake_pipe[1], "s", 1);
+	errno = saved;
+}
+
+static void
+on_hup(int sig)
+{
+	int			saved = errno;
+
+	(void) sig;
+	stream_reopen_requested = 1;
+	if (wake_pipe[1] >= 0)
+		(void) !write(wake_pipe[1], "h", 1);
+	errno = saved;
+}
+
+static void
+setup_signals(void)
+{
+	struct sigaction sa;
+
+	if (pipe(wake_pipe) == 0)
+	{
+		for (int i = 0; i < 2; i++)
+		{
+			fcntl(wake_pipe[i], F_SETFL, O_NONBLOCK);
+			fcntl(wake_pipe[i], F_SETFD, FD_CLOEXEC);
+		}
+		stream_wake_fd = wake_pipe[0];
+	}
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = on_stop;	/* no SA_RESTART: let select() return */
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = on_hup;
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);	/* a closed stdout is reported as EPIPE instead */
+}
+
+static int
+parse_int(const char *name, const char *v, long min, long max, long *out)
+{
+	char	   *end;
+	long		n;
+
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno || *end || end == v || n < min || n > max)
+	{
+		fprintf(stderr, "ordersyncd: --%s must be a number from %ld to %ld, not \"%s\"\n",
+				name, min, max, v);
+		return -1;
+	}
+	*out = n;
+	return 0;
+}
+
+static bool
+slot_name_ok(const char *s)
+{
+	size_t		n = strlen(s);
+
+	if (n == 0 || n > 63)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_'))
+			return false;
+	return true;
+}
+
+/* Sleep for ms, waking early on SIGTERM/SIGINT. */
+static void
+sleep_ms(uint32_t ms)
+{
+	struct timespec ts = {ms / 1000, (long) (ms % 1000) * 1000000L};
+
+	while (!stream_stop_requested && nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"dbname", required_argument, NULL, 'd'},
+		{"slot", required_argument, NULL, 'S'},
+		{"create-slot", no_argument, NULL, 'c'},
+		{"snapshot", no_argument, NULL, 'n'},
+		{"sink", required_argument, NULL, 'k'},
+		{"metrics-addr", required_argument, NULL, 'm'},
+		{"log-level", required_argument, NULL, 'l'},
+		{"source", required_argument, NULL, 1},
+		{"raw-changes", no_argument, NULL, 2},
+		{"tables", required_argument, NULL, 3},
+		{"bad-input", required_argument, NULL, 4},
+		{"snapshot-exclude", required_argument, NULL, 5},
+		{"status-interval", required_argument, NULL, 6},
+		{"fsync-interval", required_argument, NULL, 7},
+		{"max-retained-wal", required_argument, NULL, 8},
+		{"wal-check-interval", required_argument, NULL, 9},
+		{"reconnect-delay-max", required_argument, NULL, 10},
+		{"endpos", required_argument, NULL, 11},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0}
+	};
+	struct options o = {
+		.tables = "ordersync.*",
+		.terminal_statuses = "completed,cancelled,expired,refunded",
+		.status_interval_ms = 10000,
+		.fsync_interval_ms = 50,
+		.max_retained_wal = (uint64_t) 1024 << 20,
+		.wal_check_interval_ms = 60000,
+		.reconnect_min_ms = 200,
+		.reconnect_max_ms = 30000,
+	};
+	struct sink sinks[MAX_SINK_SPECS];
+	struct relay relay;
+	struct relay_config rcfg;
+	struct stream_state st;
+	struct backoff bo;
+	char		err[1024];
+	int			c;
+	long		n;
+	int			exit_code = 0;
+
+	while ((c = getopt_long(argc, argv, "hV", longopts, NULL)) != -1)
+	{
+		switch (c)
+		{
+			case 'd':
+				o.dbname = optarg;
+				break;
+			case 'S':
+				o.slot = optarg;
+				break;
+			case 'c':
+				o.create_slot = true;
+				break;
+			case 'n':
+				o.snapshot = true;
+				break;
+			case 'k':
+				if (o.nsinks == MAX_SINK_SPECS)
+				{
+					fprintf(stderr, "ordersyncd: at most %d --sink options\n", MAX_SINK_SPECS);
+					return 1;
+				}
+				o.sinks[o.nsinks++] = optarg;
+				break;
+			case 'm':
+				o.metrics_addr = optarg;
+				break;
+			case 'l':
+				if (log_parse_level(optarg, &log_threshold) != 0)
+				{
+					fprintf(stderr, "ordersyncd: --log-level must be error, warning, info or debug\n");
+					return 1;
+				}
+				break;
+			case 1:
+				o.source = optarg;
+				break;
+			case 2:
+				o.raw_changes = true;
+				break;
+			case 3:
+				o.tables = optarg;
+				break;
+			case 4:
+				if (strcmp(optarg, "stop") == 0)
+					o.stop_on_bad_input = true;
+				else if (strcmp(optarg, "dead-letter") == 0)
+					o.stop_on_bad_input = false;
+				else
+				{
+					fprintf(stderr, "ordersyncd: --bad-input must be dead-letter or stop\n");
+					return 1;
+				}
+				break;
+			case 5:
+				o.terminal_statuses = optarg;
+				break;
+			case 6:
+				if (parse_int("status-interval", optarg, 1, 3600, &n))
+					return 1;
+				o.status_interval_ms = (int) n * 1000;
+				break;
+			case 7:
+				if (parse_int("fsync-interval", optarg, 0, 60000, &n))
+					return 1;
+				o.fsync_interval_ms = (int) n;
+				break;
+			case 8:
+				if (parse_int("max-retained-wal", optarg, 1, 1L << 30, &n))
+					return 1;
+				o.max_retained_wal = (uint64_t) n << 20;
+				break;
+			case 9:
+				if (parse_int("wal-check-interval", optarg, 1, 86400, &n))
+					return 1;
+				o.wal_check_interval_ms = (int) n * 1000;
+				break;
+			case 10:
+				if (parse_int("reconnect-delay-max", optarg, 100, 3600000, &n))
+					return 1;
+				o.reconnect_max_ms = (uint32_t) n;
+				break;
+			case 11:
+				if (lsn_parse(optarg, &o.endpos) != 0)
+				{
+					fprintf(stderr, "ordersyncd: --endpos must be an LSN like 0/16B3748\n");
+					return 1;
+				}
+				break;
+			case 'h':
+				usage(stdout);
+				return 0;
+			case 'V':
+				printf("ordersyncd " ORDERSYNCD_VERSION "\n");
+				return 0;
+			default:
+				fprintf(stderr, "Try \"ordersyncd --help\" for more information.\n");
+				return 1;
+		}
+	}
+	if (optind < argc)
+	{
+		fprintf(stderr, "ordersyncd: unexpected argument \"%s\"\nTry \"ordersyncd --help\".\n", argv[optind]);
+		return 1;
+	}
+	if (o.dbname == NULL || o.slot == NULL || o.nsinks == 0)
+	{
+		fprintf(stderr, "ordersyncd: --dbname, --slot and at least one --sink are required\n"
+				"Try \"ordersyncd --help\" for more information.\n");
+		return 1;
+	}
+	if (!slot_name_ok(o.slot))
+	{
+		fprintf(stderr, "ordersyncd: --slot \"%s\" is not a valid slot name (lower-case letters, "
+				"digits and underscores, at most 63)\n", o.slot);
+		return 1;
+	}
+	if (o.snapshot && !o.create_slot)
+	{
+		fprintf(stderr, "ordersyncd: --snapshot needs --create-slot (the snapshot is taken when the slot is created)\n");
+		return 1;
+	}
+
+	setup_signals();
+	for (int i = 0; i < o.nsinks; i++)
+	{
+		if (sink_open(&sinks[i], o.sinks[i], err, sizeof(err)) != 0)
+		{
+			log_error("%s", err);
+			return 2;
+		}
+	}
+	metrics_set_sinks(o.sinks, o.nsinks);
+	if (o.metrics_addr && metrics_start(o.metrics_addr, err, sizeof(err)) != 0)
+	{
+		log_error("%s", err);
+		return 2;
+	}
+
+	rcfg = (struct relay_config) {
+		.source = o.source ? o.source : "/ordersync",
+		.prefix = "ordersync",
+		.raw_changes = o.raw_changes,
+		.stop_on_bad_input = o.stop_on_bad_input,
+	};
+	if (relay_init(&relay, &rcfg, sinks, o.nsinks) != 0)
+	{
+		log_error("out of memory");
+		return 2;
+	}
+	memset(&st, 0, sizeof(st));
+	backoff_init(&bo, o.reconnect_min_ms, o.reconnect_max_ms);
+
+	for (;;)
+	{
+		enum stream_rc rc = stream_session(&o, &relay, &st);
+		uint32_t	rnd = 0,
+					delay;
+
+		if (rc == STREAM_STOP)
+			break;
+		if (rc != STREAM_RETRY)
+		{
+			exit_code = (int) rc;
+			break;
+		}
+		if (stream_stop_requested)
+			break;
+		if (st.reached_streaming)
+		{
+			/* it worked until now: start the backoff from the bottom again */
+			metrics_reconnect();
+			backoff_reset(&bo);
+		}
+		if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t) sizeof(rnd))
+			rnd = (uint32_t) time(NULL);
+		delay = backoff_next(&bo, rnd);
+		log_info("reconnecting in %u ms", delay);
+		sleep_ms(delay);
+		if (stream_stop_requested)
+			break;
+	}
+
+	{
+		char		l[LSN_TEXT_MAX];
+
+		log_info("stopped; last confirmed LSN %s", lsn_format(relay.durable_end, l));
+	}
+	metrics_stop();
+	relay_free(&relay);
+	for (int i = 0; i < o.nsinks; i++)
+		sink_close(&sinks[i]);
+	return exit_code;
+}

@@ -1,0 +1,350 @@
+/*
+ * metrics.c — Prometheus metrics and health endpoint (see metrics.h).
+ */
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <microhttpd.h>
+
+#include "buf.h"
+#include "lsn.h"
+#include "metrics.h"
+
+#define MAX_SINKS 16
+#define MAX_SERIES 512
+
+struct series
+{
+	int			sink;
+	char		type[160];		/* without the "ordersync." prefix */
+	uint64_t	events;
+	uint64_t	bytes;
+};
+
+/* commit -> durable delay buckets, in seconds */
+static const double lat_bounds[] = {0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015,
+	0.02, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+#define NBOUNDS (sizeof(lat_bounds) / sizeof(lat_bounds[0]))
+
+static struct
+{
+	pthread_mutex_t lock;
+	char	   *sinks[MAX_SINKS];
+	int			nsinks;
+	struct series series[MAX_SERIES];
+	int			nseries;
+	uint64_t	overflow_events;	/* series beyond MAX_SERIES, still counted */
+	uint64_t	invalid;
+	uint64_t	reconnects;
+	uint64_t	transactions;
+	uint64_t	fsyncs;
+	bool		connected;
+	uint64_t	confirmed_lsn;
+	uint64_t	server_lsn;
+	double		lag_seconds;
+	int64_t		retained_wal;
+	uint64_t	lat_buckets[NBOUNDS];
+	uint64_t	lat_count;
+	double		lat_sum;
+	time_t		started;
+}			m = {.lock = PTHREAD_MUTEX_INITIALIZER, .retained_wal = -1};
+
+static struct MHD_Daemon *daemon_handle;
+
+void
+metrics_set_sinks(const char *const *names, int n)
+{
+	pthread_mutex_lock(&m.lock);
+	for (int i = 0; i < n && i < MAX_SINKS; i++)
+		m.sinks[i] = strdup(names[i]);
+	m.nsinks = n < MAX_SINKS ? n : MAX_SINKS;
+	m.started = time(NULL);
+	pthread_mutex_unlock(&m.lock);
+}
+
+void
+metrics_event(int sink, const char *type, size_t bytes)
+{
+	static int	last = -1;		/* main thread only: most events repeat a type */
+	struct series *s = NULL;
+
+	pthread_mutex_lock(&m.lock);
+	if (last >= 0 && m.series[last].sink == sink && strcmp(m.series[last].type, type) == 0)
+		s = &m.series[last];
+	for (int i = 0; s == NULL && i < m.nseries; i++)
+	{
+		if (m.series[i].sink == sink && strcmp(m.series[i].type, type) == 0)
+		{
+			s = &m.series[i];
+			last = i;
+		}
+	}
+	if (s == NULL && m.nseries < MAX_SERIES)
+	{
+		s = &m.series[m.nseries];
+		s->sink = sink;
+		snprintf(s->type, sizeof(s->type), "%s", type);
+		last = m.nseries++;
+	}
+	if (s)
+	{
+		s->events++;
+		s->bytes += bytes;
+	}
+	else
+		m.overflow_events++;
+	pthread_mutex_unlock(&m.lock);
+}
+
+#define SIMPLE_SETTER(fn, decl, stmt) \
+	void fn(decl) { pthread_mutex_lock(&m.lock); stmt; pthread_mutex_unlock(&m.lock); }
+
+SIMPLE_SETTER(metrics_invalid, void, m.invalid++)
+SIMPLE_SETTER(metrics_reconnect, void, m.reconnects++)
+SIMPLE_SETTER(metrics_transactions, uint64_t n, m.transactions += n)
+SIMPLE_SETTER(metrics_fsync, void, m.fsyncs++)
+SIMPLE_SETTER(metrics_set_connected, bool c, m.connected = c)
+SIMPLE_SETTER(metrics_set_server_lsn, uint64_t lsn, if (lsn > m.server_lsn) m.server_lsn = lsn)
+SIMPLE_SETTER(metrics_set_retained_wal, int64_t b, m.retained_wal = b)
+
+void
+metrics_set_confirmed(uint64_t lsn, double lag)
+{
+	pthread_mutex_lock(&m.lock);
+	m.confirmed_lsn = lsn;
+	if (lag >= 0)
+		m.lag_seconds = lag;
+	if (lsn > m.server_lsn)
+		m.server_lsn = lsn;
+	pthread_mutex_unlock(&m.lock);
+}
+
+void
+metrics_observe_latency(double seconds, uint64_t count)
+{
+	pthread_mutex_lock(&m.lock);
+	for (size_t i = 0; i < NBOUNDS; i++)
+		if (seconds <= lat_bounds[i])
+			m.lat_buckets[i] += count;
+	m.lat_count += count;
+	m.lat_sum += seconds * (double) count;
+	pthread_mutex_unlock(&m.lock);
+}
+
+/* Label values: escape backslash, quote and newline as Prometheus requires. */
+static void
+append_label(struct buf *b, const char *v)
+{
+	for (; *v; v++)
+	{
+		if (*v == '\\' || *v == '"')
+		{
+			buf_append(b, "\\", 1);
+			buf_append(b, v, 1);
+		}
+		else if (*v == '\n')
+			buf_append(b, "\\n", 2);
+		else
+			buf_append(b, v, 1);
+	}
+}
+
+static void
+appendf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+appendf(struct buf *b, const char *fmt, ...)
+{
+	char		tmp[512];
+	va_list		ap;
+	int			n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		buf_append(b, tmp, (size_t) n < sizeof(tmp) ? (size_t) n : sizeof(tmp) - 1);
+}
+
+char *
+metrics_render(size_t *len)
+{
+	struct buf	b;
+	char		lsn[LSN_TEXT_MAX];
+
+	buf_init(&b);
+	pthread_mutex_lock(&m.lock);
+
+	buf_append_str(&b, "# HELP ordersyncd_events_total Events written to a sink, by event type.\n"
+				   "# TYPE ordersyncd_events_total counter\n");
+	for (int i = 0; i < m.nseries; i++)
+	{
+		buf_append_str(&b, "ordersyncd_events_total{sink=\"");
+		append_label(&b, m.sinks[m.series[i].sink]);
+		buf_append_str(&b, "\",type=\"ordersync.");
+		append_label(&b, m.series[i].type);
+		appendf(&b, "\"} %llu\n", (unsigned long long) m.series[i].events);
+	}
+	buf_append_str(&b, "# HELP ordersyncd_bytes_total Bytes written to a sink, by event type.\n"
+				   "# TYPE ordersyncd_bytes_total counter\n");
+	for (int i = 0; i < m.nseries; i++)
+	{
+		buf_append_str(&b, "ordersyncd_bytes_total{sink=\"");
+		append_label(&b, m.sinks[m.series[i].sink]);
+		buf_append_str(&b, "\",type=\"ordersync.");
+		append_label(&b, m.series[i].type);
+		appendf(&b, "\"} %llu\n", (unsigned long long) m.series[i].bytes);
+	}
+	appendf(&b, "# HELP ordersyncd_untracked_events_total Events beyond the per-type series limit.\n"
+			"# TYPE ordersyncd_untracked_events_total counter\n"
+			"ordersyncd_untracked_events_total %llu\n", (unsigned long long) m.overflow_events);
+	appendf(&b, "# HELP ordersyncd_invalid_events_total Bad input lines reported as ordersync.relay.invalid events.\n"
+			"# TYPE ordersyncd_invalid_events_total counter\n"
+			"ordersyncd_invalid_events_total %llu\n", (unsigned long long) m.invalid);
+	appendf(&b, "# HELP ordersyncd_transactions_total Transactions made durable in every sink.\n"
+			"# TYPE ordersyncd_transactions_total counter\n"
+			"ordersyncd_transactions_total %llu\n", (unsigned long long) m.transactions);
+	appendf(&b, "# HELP ordersyncd_fsyncs_total Sink sync rounds (each may cover many transactions).\n"
+			"# TYPE ordersyncd_fsyncs_total counter\n"
+			"ordersyncd_fsyncs_total %llu\n", (unsigned long long) m.fsyncs);
+	appendf(&b, "# HELP ordersyncd_reconnects_total Replication connections re-established after a failure.\n"
+			"# TYPE ordersyncd_reconnects_total counter\n"
+			"ordersyncd_reconnects_total %llu\n", (unsigned long long) m.reconnects);
+	appendf(&b, "# HELP ordersyncd_connected 1 while streaming from the server.\n"
+			"# TYPE ordersyncd_connected gauge\n"
+			"ordersyncd_connected %d\n", m.connected ? 1 : 0);
+	appendf(&b, "# HELP ordersyncd_confirmed_lsn Last LSN confirmed (flushed) to the server, as a number.\n"
+			"# TYPE ordersyncd_confirmed_lsn gauge\n"
+			"ordersyncd_confirmed_lsn{lsn=\"%s\"} %llu\n",
+			lsn_format(m.confirmed_lsn, lsn), (unsigned long long) m.confirmed_lsn);
+	appendf(&b, "# HELP ordersyncd_lag_bytes Server WAL position minus the confirmed LSN.\n"
+			"# TYPE ordersyncd_lag_bytes gauge\n"
+			"ordersyncd_lag_bytes %llu\n",
+			(unsigned long long) (m.server_lsn > m.confirmed_lsn ? m.server_lsn - m.confirmed_lsn : 0));
+	appendf(&b, "# HELP ordersyncd_lag_seconds Commit-to-durable delay of the last confirmed transaction.\n"
+			"# TYPE ordersyncd_lag_seconds gauge\n"
+			"ordersyncd_lag_seconds %.6f\n", m.lag_seconds);
+	appendf(&b, "# HELP ordersyncd_slot_retained_wal_bytes WAL the slot keeps on the server (-1: unknown).\n"
+			"# TYPE ordersyncd_slot_retained_wal_bytes gauge\n"
+			"ordersyncd_slot_retained_wal_bytes %lld\n", (long long) m.retained_wal);
+	buf_append_str(&b, "# HELP ordersyncd_commit_to_durable_seconds Delay from commit to durable in every sink, per event.\n"
+				   "# TYPE ordersyncd_commit_to_durable_seconds histogram\n");
+	for (size_t i = 0; i < NBOUNDS; i++)
+		appendf(&b, "ordersyncd_commit_to_durable_seconds_bucket{le=\"%g\"} %llu\n",
+				lat_bounds[i], (unsigned long long) m.lat_buckets[i]);
+	appendf(&b, "ordersyncd_commit_to_durable_seconds_bucket{le=\"+Inf\"} %llu\n"
+			"ordersyncd_commit_to_durable_seconds_sum %.6f\n"
+			"ordersyncd_commit_to_durable_seconds_count %llu\n",
+			(unsigned long long) m.lat_count, m.lat_sum, (unsigned long long) m.lat_count);
+	appendf(&b, "# HELP ordersyncd_start_time_seconds Process start time.\n"
+			"# TYPE ordersyncd_start_time_seconds gauge\n"
+			"ordersyncd_start_time_seconds %lld\n", (long long) m.started);
+	pthread_mutex_unlock(&m.lock);
+	*len = b.len;
+	return b.data ? b.data : strdup("");
+}
+
+static enum MHD_Result
+handle(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+	   const char *version, const char *upload_data, size_t *upload_data_size, void **ptr)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	unsigned	status = MHD_HTTP_OK;
+	const char *ctype = "text/plain; version=0.0.4; charset=utf-8";
+	char	   *body;
+	size_t		len;
+
+	(void) cls;
+	(void) version;
+	(void) upload_data;
+	(void) upload_data_size;
+	(void) ptr;
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+	{
+		body = strdup("only GET is supported\n");
+		len = strlen(body);
+		status = MHD_HTTP_METHOD_NOT_ALLOWED;
+	}
+	else if (strcmp(url, "/metrics") == 0)
+		body = metrics_render(&len);
+	else if (strcmp(url, "/healthz") == 0)
+	{
+		bool		ok;
+
+		pthread_mutex_lock(&m.lock);
+		ok = m.connected;
+		pthread_mutex_unlock(&m.lock);
+		body = strdup(ok ? "ok: streaming\n" : "not streaming: reconnecting to the server\n");
+		len = strlen(body);
+		status = ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
+	}
+	else
+	{
+		body = strdup("not found: try /metrics or /healthz\n");
+		len = strlen(body);
+		status = MHD_HTTP_NOT_FOUND;
+	}
+	resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	MHD_add_response_header(resp, "Content-Type", ctype);
+	ret = MHD_queue_response(conn, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+int
+metrics_start(const char *addr, char *err, size_t errlen)
+{
+	char		host[256];
+	const char *colon = strrchr(addr, ':');
+	struct addrinfo hints = {0},
+			   *res = NULL;
+	int			rc;
+
+	if (colon == NULL || colon == addr || colon[1] == '\0' ||
+		(size_t) (colon - addr) >= sizeof(host))
+	{
+		snprintf(err, errlen, "bad --metrics-addr \"%s\": use HOST:PORT, e.g. 127.0.0.1:9187", addr);
+		return -1;
+	}
+	memcpy(host, addr, (size_t) (colon - addr));
+	host[colon - addr] = '\0';
+	hints.ai_family = AF_INET;
+	hints.ai_socktype = SOCK_STREAM;
+	rc = getaddrinfo(host, colon + 1, &hints, &res);
+	if (rc != 0)
+	{
+		snprintf(err, errlen, "bad --metrics-addr \"%s\": %s (use an IPv4 HOST:PORT, e.g. 127.0.0.1:9187)",
+				 addr, gai_strerror(rc));
+		return -1;
+	}
+	daemon_handle = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
+									 0, NULL, NULL, handle, NULL,
+									 MHD_OPTION_SOCK_ADDR, res->ai_addr,
+									 MHD_OPTION_CONNECTION_LIMIT, (unsigned) 16,
+									 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 10,
+									 MHD_OPTION_END);
+	freeaddrinfo(res);
+	if (daemon_handle == NULL)
+	{
+		snprintf(err, errlen, "cannot listen on --metrics-addr %s: the port is in use or not "
+				 "allowed; choose another HOST:PORT", addr);
+		return -1;
+	}
+	return 0;
+}
+
+void
+metrics_stop(void)
+{
+	if (daemon_handle)
+		MHD_stop_daemon(daemon_handle);
+	daemon_handle = NULL;
+}

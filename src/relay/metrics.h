@@ -1,0 +1,38 @@
+/*
+ * metrics.h — counters and gauges, served as Prometheus text by
+ * libmicrohttpd on --metrics-addr (/metrics and /healthz).
+ *
+ * The HTTP server runs in libmicrohttpd's own thread; everything here is
+ * guarded by one mutex that the main loop holds only for a few counter
+ * updates at a time.
+ */
+#ifndef ORDERSYNCD_METRICS_H
+#define ORDERSYNCD_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Start the HTTP server; addr is "HOST:PORT". Returns 0 or -1 (err filled). */
+int metrics_start(const char *addr, char *err, size_t errlen);
+void metrics_stop(void);
+
+/* Register sink names once, in order; later calls refer to them by index. */
+void metrics_set_sinks(const char *const *names, int n);
+
+/* type is the event type without its "ordersync." prefix */
+void metrics_event(int sink, const char *type, size_t bytes);
+void metrics_invalid(void);
+void metrics_reconnect(void);
+void metrics_transactions(uint64_t n);
+void metrics_fsync(void);
+void metrics_set_connected(bool connected);
+void metrics_set_confirmed(uint64_t lsn, double commit_to_durable_seconds);
+void metrics_set_server_lsn(uint64_t lsn);
+void metrics_set_retained_wal(int64_t bytes);
+void metrics_observe_latency(double seconds, uint64_t count);
+
+/* Render the Prometheus text into a malloc'd string (also used by tests). */
+char *metrics_render(size_t *len);
+
+#endif

@@ -1,0 +1,35 @@
+/*
+ * options.h — the parsed command line, shared by main, stream and snapshot.
+ */
+#ifndef ORDERSYNCD_OPTIONS_H
+#define ORDERSYNCD_OPTIONS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define MAX_SINK_SPECS 8
+
+struct options
+{
+	const char *dbname;			/* conninfo string or URI */
+	const char *slot;
+	bool		create_slot;
+	bool		snapshot;
+	const char *sinks[MAX_SINK_SPECS];
+	int			nsinks;
+	const char *metrics_addr;	/* NULL: no HTTP server */
+	const char *source;			/* NULL: /ordersync/<dbname> */
+	const char *tables;			/* wal2json add-tables */
+	const char *terminal_statuses;	/* excluded from the snapshot */
+	bool		raw_changes;
+	bool		stop_on_bad_input;
+	int			status_interval_ms;
+	int			fsync_interval_ms;
+	uint64_t	max_retained_wal;	/* bytes; warn above */
+	int			wal_check_interval_ms;
+	uint32_t	reconnect_min_ms;
+	uint32_t	reconnect_max_ms;
+	uint64_t	endpos;			/* 0: run forever */
+};
+
+#endif

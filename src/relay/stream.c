@@ -1,0 +1,694 @@
+/*
+ * stream.c — the replication session (see stream.h).
+ *
+ * Shaped like PostgreSQL's pg_recvlogical: PQgetCopyData in async mode,
+ * select() with a timeout so status updates go out on time, keepalives
+ * that ask for a reply answered at once. Different from it: the flush
+ * position sent to the server is the relay's durable_end, which only moves
+ * after every sink has fsynced whole transactions.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "log.h"
+#include "lsn.h"
+#include "metrics.h"
+#include "pgerr.h"
+#include "snapshot.h"
+#include "stream.h"
+
+volatile sig_atomic_t stream_stop_requested = 0;
+volatile sig_atomic_t stream_reopen_requested = 0;
+int			stream_wake_fd = -1;
+
+/* Seconds from the Unix epoch to PostgreSQL's epoch (2000-01-01). */
+#define PG_EPOCH_OFFSET_USEC INT64_C(946684800000000)
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t
+pg_now_usec(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return (int64_t) tv.tv_sec * 1000000 + tv.tv_usec - PG_EPOCH_OFFSET_USEC;
+}
+
+static void
+put_u64(char *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (char) (v & 0xFF);
+}
+
+static uint64_t
+get_u64(const char *p)
+{
+	uint64_t	v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | (unsigned char) p[i];
+	return v;
+}
+
+/* Log a failed result or connection with advice; returns the session outcome. */
+static enum stream_rc
+report(const char *what, PGconn *conn, PGresult *res)
+{
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
+	char		clean[1024];
+	struct pgerr_advice a;
+	size_t		n;
+
+	if (msg == NULL || *msg == '\0')
+		msg = PQerrorMessage(conn);
+	snprintf(clean, sizeof(clean), "%s", msg ? msg : "unknown error");
+	n = strlen(clean);
+	while (n > 0 && (clean[n - 1] == '\n' || clean[n - 1] == ' '))
+		clean[--n] = '\0';
+	a = pgerr_classify(state, clean);
+	if (a.transient)
+		log_warning("%s: %s%s%s", what, clean, *a.hint ? "\nHINT: " : "", a.hint);
+	else
+		log_error("%s: %s%s%s", what, clean, *a.hint ? "\nHINT: " : "", a.hint);
+	return a.transient ? STREAM_RETRY : STREAM_FATAL;
+}
+
+static int
+send_feedback(PGconn *conn, const struct relay *r, bool reply_requested)
+{
+	char		msg[1 + 8 + 8 + 8 + 8 + 1];
+	uint64_t	write_pos = r->received_end > r->durable_end ? r->received_end : r->durable_end;
+
+	msg[0] = 'r';
+	put_u64(msg + 1, write_pos);		/* received (queued/written) */
+	put_u64(msg + 9, r->durable_end);	/* flushed: what the slot may forget */
+	put_u64(msg + 17, r->durable_end);	/* applied */
+	put_u64(msg + 25, (uint64_t) pg_now_usec());
+	msg[33] = reply_requested ? 1 : 0;
+	if (PQputCopyData(conn, msg, sizeof(msg)) <= 0 || PQflush(conn) != 0)
+	{
+		log_warning("could not send a status update to the server: %s", PQerrorMessage(conn));
+		return -1;
+	}
+	log_debug("status update: write %X/%X flush %X/%X",
+			  (unsigned) (write_pos >> 32), (unsigned) write_pos,
+			  (unsigned) (r->durable_end >> 32), (unsigned) r->durable_end);
+	return 0;
+}
+
+static PGconn *
+connect_db(const struct options *o, bool replication)
+{
+	const char *keys[] = {"connect_timeout", "dbname", "replication", "fallback_application_name", NULL};
+	const char *vals[] = {"10", o->dbname, replication ? "database" : NULL,
+		replication ? "ordersyncd" : "ordersyncd-side", NULL};
+
+	if (!replication)
+	{
+		/* drop the replication keyword: stop the arrays before it */
+		keys[2] = "fallback_application_name";
+		vals[2] = vals[3];
+		keys[3] = NULL;
+		vals[3] = NULL;
+	}
+	return PQconnectdbParams(keys, vals, 1);
+}
+
+/* Run a replication command that returns tuples; NULL after reporting. */
+static PGresult *
+run(PGconn *conn, const char *sql, const char *what, enum stream_rc *rc)
+{
+	PGresult   *res = PQexec(conn, sql);
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK)
+	{
+		*rc = report(what, conn, res);
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}
+
+/* 0 if the server can serve us; else -1 with *rc set. */
+static int
+check_server(PGconn *conn, const struct options *o, struct relay *r,
+			 struct stream_state *st, enum stream_rc *rc)
+{
+	PGresult   *res;
+
+	res = run(conn, "IDENTIFY_SYSTEM", "IDENTIFY_SYSTEM failed", rc);
+	if (res == NULL)
+		return -1;
+	if (PQntuples(res) != 1 || PQnfields(res) < 4 || PQgetisnull(res, 0, 3))
+	{
+		log_error("the connection is not a database replication connection: "
+				  "do not set replication= in --dbname, ordersyncd adds replication=database");
+		PQclear(res);
+		*rc = STREAM_FATAL;
+		return -1;
+	}
+	if (o->source == NULL)
+	{
+		snprintf(st->source, sizeof(st->source), "/ordersync/%s", PQgetvalue(res, 0, 3));
+		r->cfg.source = st->source;
+	}
+	PQclear(res);
+
+	res = run(conn, "SHOW server_encoding", "could not read server_encoding", rc);
+	if (res == NULL)
+		return -1;
+	if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "UTF8") != 0)
+	{
+		log_error("the database encoding is %s, but ordersyncd emits JSON (UTF-8) and needs a "
+				  "UTF8 database\nHINT: create the database WITH ENCODING 'UTF8'",
+				  PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "?");
+		PQclear(res);
+		*rc = STREAM_FATAL;
+		return -1;
+	}
+	PQclear(res);
+
+	res = run(conn, "SHOW wal_level", "could not read wal_level", rc);
+	if (res == NULL)
+		return -1;
+	if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "logical") != 0)
+	{
+		log_error("the server runs with wal_level = %s, but logical decoding needs wal_level = logical\n"
+				  "HINT: as a superuser run\n    ALTER SYSTEM SET wal_level = logical\n"
+				  "then restart PostgreSQL", PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "?");
+		PQclear(res);
+		*rc = STREAM_FATAL;
+		return -1;
+	}
+	PQclear(res);
+	return 0;
+}
+
+/*
+ * Make sure the slot exists and decodes with wal2json; create it (and take
+ * the snapshot) when asked. 0 or -1 with *rc set.
+ */
+static int
+prepare_slot(PGconn *conn, const struct options *o, struct relay *r, enum stream_rc *rc)
+{
+	char		sql[512];
+	char	   *lit;
+	PGresult   *res;
+
+	if (o->create_slot)
+	{
+		snprintf(sql, sizeof(sql), "CREATE_REPLICATION_SLOT \"%s\" LOGICAL wal2json (SNAPSHOT '%s')",
+				 o->slot, o->snapshot ? "export" : "nothing");
+		res = PQexec(conn, sql);
+		if (PQresultStatus(res) == PGRES_TUPLES_OK)
+		{
+			uint64_t	cp = 0;
+
+			if (lsn_parse(PQgetvalue(res, 0, 1), &cp) != 0)
+				cp = 0;
+			log_info("created replication slot \"%s\" at %s", o->slot, PQgetvalue(res, 0, 1));
+			if (o->snapshot)
+			{
+				char		err[1024];
+				int			src = snapshot_emit(o, r, PQgetvalue(res, 0, 2), cp, err, sizeof(err));
+
+				if (src != 0)
+				{
+					log_error("initial snapshot failed: %s", err);
+					PQclear(res);
+					/* without its snapshot the new slot would silently miss the open orders */
+					snprintf(sql, sizeof(sql), "DROP_REPLICATION_SLOT \"%s\"", o->slot);
+					PQclear(PQexec(conn, sql));
+					log_error("dropped the new slot \"%s\" again; fix the problem above and rerun "
+							  "with --create-slot --snapshot", o->slot);
+					*rc = src == SNAPSHOT_SINK_ERROR ? STREAM_SINK : STREAM_FATAL;
+					return -1;
+				}
+			}
+			PQclear(res);
+			return 0;
+		}
+		if (PQresultErrorField(res, PG_DIAG_SQLSTATE) == NULL ||
+			strcmp(PQresultErrorField(res, PG_DIAG_SQLSTATE), "42710") != 0)
+		{
+			*rc = report("could not create the replication slot", conn, res);
+			PQclear(res);
+			return -1;
+		}
+		PQclear(res);
+		if (o->snapshot)
+			log_warning("slot \"%s\" already exists: --snapshot only applies when the slot is "
+						"created, so no snapshot was taken (streaming continues where the slot is)",
+						o->slot);
+		else
+			log_info("replication slot \"%s\" already exists; using it", o->slot);
+	}
+
+	/* SQL works on replication=database connections: check what the slot decodes with */
+	lit = PQescapeLiteral(conn, o->slot, strlen(o->slot));
+	snprintf(sql, sizeof(sql),
+			 "SELECT plugin, slot_type, database FROM pg_catalog.pg_replication_slots "
+			 "WHERE slot_name = %s", lit ? lit : "''");
+	PQfreemem(lit);
+	res = run(conn, sql, "could not look up the replication slot", rc);
+	if (res == NULL)
+		return -1;
+	if (PQntuples(res) == 0)
+	{
+		log_error("replication slot \"%s\" does not exist\n"
+				  "HINT: create it by adding --create-slot (and --snapshot for an initial "
+				  "snapshot of open orders)", o->slot);
+		*rc = STREAM_FATAL;
+	}
+	else if (strcmp(PQgetvalue(res, 0, 1), "logical") != 0 ||
+			 strcmp(PQgetvalue(res, 0, 0), "wal2json") != 0)
+	{
+		log_error("replication slot \"%s\" is a %s slot with plugin \"%s\", not a wal2json "
+				  "logical slot\nHINT: use another --slot, or drop it with "
+				  "SELECT pg_drop_replication_slot('%s') and rerun with --create-slot",
+				  o->slot, PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 0), o->slot);
+		*rc = STREAM_FATAL;
+	}
+	else
+	{
+		PQclear(res);
+		return 0;
+	}
+	PQclear(res);
+	return -1;
+}
+
+static int
+start_replication(PGconn *conn, const struct options *o, const struct relay *r, enum stream_rc *rc)
+{
+	char		sql[1024];
+	char		start[LSN_TEXT_MAX];
+	PGresult   *res;
+
+	/*
+	 * Start at what we know is durable; 0/0 means "where the slot is". The
+	 * server never goes back before its confirmed position, and starts later
+	 * if we ask, which skips what we made durable but could not confirm
+	 * before a connection dropped.
+	 */
+	lsn_format(r->durable_end, start);
+	snprintf(sql, sizeof(sql),
+			 "START_REPLICATION SLOT \"%s\" LOGICAL %s ("
+			 "\"format-version\" '2', \"include-xids\" '1', \"include-timestamp\" '1', "
+			 "\"include-lsn\" '1', \"include-transaction\" '1', \"include-types\" '0', "
+			 "\"add-msg-prefixes\" '%s', \"%s\" '%s')",
+			 o->slot, start, r->cfg.prefix,
+	/* without --raw-changes no row needs to leave the server at all */
+			 o->raw_changes ? "add-tables" : "filter-tables",
+			 o->raw_changes ? o->tables : "*.*");
+	log_debug("%s", sql);
+	res = PQexec(conn, sql);
+	if (PQresultStatus(res) != PGRES_COPY_BOTH)
+	{
+		*rc = report("could not start streaming from the slot", conn, res);
+		PQclear(res);
+		return -1;
+	}
+	PQclear(res);
+	log_info("streaming from slot \"%s\" at %s", o->slot, start);
+	return 0;
+}
+
+/* Retained WAL of the slot, via a plain side connection. -1 if unknown. */
+static int64_t
+retained_wal(const struct options *o, PGconn **side)
+{
+	const char *params[1] = {o->slot};
+	PGresult   *res;
+	int64_t		v = -1;
+
+	if (*side == NULL || PQstatus(*side) != CONNECTION_OK)
+	{
+		PQfinish(*side);
+		*side = connect_db(o, false);
+		if (PQstatus(*side) != CONNECTION_OK)
+		{
+			log_debug("retained-WAL check: cannot connect: %s", PQerrorMessage(*side));
+			return -1;
+		}
+	}
+	res = PQexecParams(*side,
+					   "SELECT pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), restart_lsn)::bigint "
+					   "FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
+					   1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
+		v = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	else if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		log_debug("retained-WAL check failed: %s", PQresultErrorMessage(res));
+	log_debug("retained-WAL check: %lld bytes", (long long) v);
+	PQclear(res);
+	return v;
+}
+
+int
+stream_reopen_sinks(struct relay *r)
+{
+	if (relay_sync(r) != RELAY_OK)
+		return -1;
+	for (int i = 0; i < r->nsinks; i++)
+	{
+		if (sink_reopen(&r->sinks[i], r->errmsg, sizeof(r->errmsg)) != 0)
+			return -1;
+	}
+	log_info("SIGHUP: reopened the file sinks");
+	return 0;
+}
+
+/* Sync and, if that moved the durable position, tell the server. */
+static int
+sync_and_confirm(PGconn *conn, struct relay *r, uint64_t *last_sent, int64_t *last_status)
+{
+	if (relay_sync(r) != RELAY_OK)
+		return -1;
+	if (r->durable_end > *last_sent && conn != NULL)
+	{
+		if (send_feedback(conn, r, false) == 0)
+		{
+			*last_sent = r->durable_end;
+			*last_status = mono_ms();
+		}
+	}
+	return 0;
+}
+
+/*
+ * Leave the session: make complete transactions durable, cut an open one
+ * from the sinks, confirm, and close. If the sinks failed, nothing more is
+ * confirmed.
+ */
+static enum stream_rc
+end_session(PGconn *conn, struct relay *r, enum stream_rc rc, bool alive,
+			uint64_t *last_sent, int64_t *last_status)
+{
+	if (rc != STREAM_SINK)
+	{
+		/* the open transaction's lines go: the server sends it again */
+		if (sync_and_confirm(alive ? conn : NULL, r, last_sent, last_status) != 0 ||
+			relay_abort_txn(r) != RELAY_OK)
+		{
+			log_error("%s", r->errmsg);
+			rc = STREAM_SINK;
+		}
+	}
+	if (alive && rc != STREAM_SINK)
+	{
+		send_feedback(conn, r, false);
+		PQputCopyEnd(conn, NULL);
+		PQflush(conn);
+	}
+	metrics_set_connected(false);
+	return rc;
+}
+
+enum stream_rc
+stream_session(const struct options *o, struct relay *r, struct stream_state *st)
+{
+	PGconn	   *conn;
+	PGconn	   *side = NULL;
+	enum stream_rc rc = STREAM_RETRY;
+	int64_t		last_status = 0;
+	int64_t		first_unsynced = 0;
+	int64_t		next_wal_check;
+	uint64_t	last_sent = 0;
+	bool		alive = true;
+	bool		warned_wal = false;
+
+	st->reached_streaming = false;
+	conn = connect_db(o, true);
+	if (PQstatus(conn) != CONNECTION_OK)
+	{
+		rc = report("could not connect to the server", conn, NULL);
+		PQfinish(conn);
+		return rc;
+	}
+	if (check_server(conn, o, r, st, &rc) != 0 ||
+		(!st->slot_ready && prepare_slot(conn, o, r, &rc) != 0) ||
+		start_replication(conn, o, r, &rc) != 0)
+	{
+		PQfinish(conn);
+		return rc;
+	}
+	st->slot_ready = true;
+	st->streamed_once = true;
+	st->reached_streaming = true;
+	metrics_set_connected(true);
+	next_wal_check = mono_ms();	/* at once: a slot that already retains a lot is news */
+	send_feedback(conn, r, false);
+	last_status = mono_ms();
+	last_sent = r->durable_end;
+
+	for (;;)
+	{
+		char	   *copybuf = NULL;
+		int			len;
+		int64_t		now = mono_ms();
+
+		if (stream_stop_requested)
+		{
+			log_info("stopping: confirming the last durable transaction");
+			rc = STREAM_STOP;
+			break;
+		}
+		if (stream_reopen_requested)
+		{
+			stream_reopen_requested = 0;
+			if (stream_reopen_sinks(r) != 0)
+			{
+				log_error("%s", r->errmsg);
+				rc = STREAM_SINK;
+				break;
+			}
+		}
+		if (o->endpos && r->durable_end >= o->endpos && !r->in_txn)
+		{
+			log_info("reached --endpos %X/%X", (unsigned) (o->endpos >> 32), (unsigned) o->endpos);
+			rc = STREAM_STOP;
+			break;
+		}
+		if (now - last_status >= o->status_interval_ms)
+		{
+			if (send_feedback(conn, r, false) != 0)
+			{
+				alive = false;
+				break;
+			}
+			last_status = now;
+			last_sent = r->durable_end;
+		}
+		if (now >= next_wal_check)
+		{
+			int64_t		w = retained_wal(o, &side);
+
+			next_wal_check = now + o->wal_check_interval_ms;
+			metrics_set_retained_wal(w);
+			if (w > 0 && (uint64_t) w > o->max_retained_wal)
+			{
+				if (!warned_wal)
+					log_warning("slot \"%s\" retains %lld MB of WAL on the server (threshold %llu MB): "
+								"ordersyncd is behind or a sink is slow; the server's disk fills up "
+								"if this keeps growing", o->slot, (long long) (w >> 20),
+								(unsigned long long) (o->max_retained_wal >> 20));
+				warned_wal = true;
+			}
+			else
+				warned_wal = false;
+		}
+
+		/* a background flush finished: confirm it */
+		{
+			bool		advanced;
+
+			if (relay_sync_poll(r, &advanced) != RELAY_OK)
+			{
+				log_error("%s", r->errmsg);
+				rc = STREAM_SINK;
+				break;
+			}
+			if (advanced && r->durable_end > last_sent)
+			{
+				if (send_feedback(conn, r, false) != 0)
+				{
+					alive = false;
+					break;
+				}
+				last_sent = r->durable_end;
+				last_status = now;
+			}
+		}
+
+		len = PQgetCopyData(conn, &copybuf, 1);
+		if (len == 0)
+		{
+			fd_set		rfds;
+			struct timeval tv;
+			int64_t		wait_ms;
+			int			sock = PQsocket(conn);
+			int			sfd = relay_sync_fd(r);
+			int			maxfd = sock > sfd ? sock : sfd;
+
+			/* nothing more right now: a good moment to make the batch durable */
+			if (relay_sync_due(r))
+			{
+				if (relay_sync_start(r) != RELAY_OK)
+				{
+					log_error("%s", r->errmsg);
+					rc = STREAM_SINK;
+					break;
+				}
+				first_unsynced = 0;
+			}
+			wait_ms = last_status + o->status_interval_ms - now;
+			if (next_wal_check - now < wait_ms)
+				wait_ms = next_wal_check - now;
+			if (wait_ms < 1)
+				wait_ms = 1;
+			FD_ZERO(&rfds);
+			FD_SET(sock, &rfds);
+			FD_SET(sfd, &rfds);
+			if (stream_wake_fd >= 0)
+			{
+				FD_SET(stream_wake_fd, &rfds);
+				if (stream_wake_fd > maxfd)
+					maxfd = stream_wake_fd;
+			}
+			tv.tv_sec = wait_ms / 1000;
+			tv.tv_usec = (wait_ms % 1000) * 1000;
+			if (select(maxfd + 1, &rfds, NULL, NULL, &tv) < 0 && errno != EINTR)
+			{
+				log_warning("select() failed: %s", strerror(errno));
+				alive = false;
+				break;
+			}
+			if (stream_wake_fd >= 0 && FD_ISSET(stream_wake_fd, &rfds))
+			{
+				char		drain[64];
+
+				while (read(stream_wake_fd, drain, sizeof(drain)) > 0)
+					;
+			}
+			if (FD_ISSET(sock, &rfds) && PQconsumeInput(conn) == 0)
+			{
+				log_warning("lost the replication connection: %s", PQerrorMessage(conn));
+				alive = false;
+				break;
+			}
+			continue;
+		}
+		if (len == -1)
+		{
+			PGresult   *res = PQgetResult(conn);
+
+			if (PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_COPY_OUT)
+				log_warning("the server ended the replication stream; reconnecting");
+			else
+				(void) report("the server ended the replication stream", conn, res);
+			PQclear(res);
+			alive = false;
+			break;
+		}
+		if (len < 0)
+		{
+			log_warning("lost the replication connection: %s", PQerrorMessage(conn));
+			alive = false;
+			break;
+		}
+
+		if (copybuf[0] == 'k' && len >= 18)
+		{
+			uint64_t	wal_end = get_u64(copybuf + 1);
+			bool		reply = copybuf[17] != 0;
+
+			metrics_set_server_lsn(wal_end);
+			if (relay_idle_advance(r, wal_end) || reply)
+			{
+				/* an idle slot moves on; a reply request must be answered now */
+				if (send_feedback(conn, r, false) != 0)
+				{
+					PQfreemem(copybuf);
+					alive = false;
+					break;
+				}
+				last_status = now;
+				last_sent = r->durable_end;
+			}
+		}
+		else if (copybuf[0] == 'w' && len >= 25)
+		{
+			uint64_t	data_start = get_u64(copybuf + 1);
+			int			lrc;
+
+			metrics_set_server_lsn(get_u64(copybuf + 9));
+			lrc = relay_line(r, data_start, copybuf + 25, (size_t) (len - 25));
+			if (lrc != RELAY_OK)
+			{
+				PQfreemem(copybuf);
+				if (lrc == RELAY_SINK_ERROR)
+				{
+					log_error("%s", r->errmsg);
+					rc = STREAM_SINK;
+				}
+				else
+				{
+					if (lrc == RELAY_PROTOCOL_ERROR)
+						log_error("%s", r->errmsg);
+					else
+						log_error("stopped (--bad-input=stop): the transaction was not confirmed and "
+								  "will be read again on restart\nHINT: to deliver the bad line as an "
+								  "ordersync.relay.invalid event and continue, restart with "
+								  "--bad-input=dead-letter");
+					rc = STREAM_BAD_INPUT;
+				}
+				break;
+			}
+			if (relay_needs_sync(r))
+			{
+				/* a busy stream: start a flush at least every --fsync-interval */
+				if (first_unsynced == 0)
+					first_unsynced = now;
+				else if (now - first_unsynced >= o->fsync_interval_ms && relay_sync_due(r))
+				{
+					if (relay_sync_start(r) != RELAY_OK)
+					{
+						PQfreemem(copybuf);
+						log_error("%s", r->errmsg);
+						rc = STREAM_SINK;
+						break;
+					}
+					first_unsynced = 0;
+				}
+			}
+		}
+		else
+			log_warning("ignoring an unknown replication message of type '%c' (%d bytes)",
+						copybuf[0], len);
+		PQfreemem(copybuf);
+	}
+
+	rc = end_session(conn, r, rc, alive, &last_sent, &last_status);
+	PQfinish(conn);
+	PQfinish(side);
+	return rc;
+}

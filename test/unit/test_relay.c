@@ -1,0 +1,212 @@
+/*
+ * test_relay.c — the transaction state machine without a server: events in
+ * order with per-transaction ordinals, nothing confirmed before sync, bad
+ * input dead-lettered or stopping, inconsistent streams refused, idle
+ * keepalives advancing only when nothing is pending.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "unit.h"
+#include "log.h"
+#include "relay.h"
+
+static char dir[64];
+static char path[128];
+static struct sink sinks[1];
+static struct relay R;
+
+#define B(xid, lsn, next) "{\"action\":\"B\",\"xid\":" #xid ",\"timestamp\":\"2026-11-24 07:00:00.5+00\",\"lsn\":\"" lsn "\",\"nextlsn\":\"" next "\"}"
+#define C(xid, lsn, next) "{\"action\":\"C\",\"xid\":" #xid ",\"timestamp\":\"2026-11-24 07:00:00.5+00\",\"lsn\":\"" lsn "\",\"nextlsn\":\"" next "\"}"
+#define MSG(type, subj) "{\"action\":\"M\",\"xid\":1,\"lsn\":\"0/10\",\"transactional\":true,\"prefix\":\"ordersync\",\"content\":\"{\\\"type\\\":\\\"" type "\\\",\\\"subject\\\":\\\"" subj "\\\",\\\"data\\\":{}}\"}"
+#define ROW "{\"action\":\"I\",\"xid\":1,\"lsn\":\"0/10\",\"schema\":\"ordersync\",\"table\":\"orders\",\"columns\":[]}"
+
+static int
+feed(const char *line)
+{
+	return relay_line(&R, 0x10, line, strlen(line));
+}
+
+static int
+setup_relay(bool raw, bool stop)
+{
+	char		spec[140],
+				err[512];
+	struct relay_config cfg = {.source = "/t", .prefix = "ordersync",
+	.raw_changes = raw, .stop_on_bad_input = stop};
+
+	log_threshold = LOG_ERROR;	/* bad input is logged on purpose below */
+	strcpy(dir, "/tmp/ordersyncd-relay-XXXXXX");
+	if (!mkdtemp(dir))
+		return -1;
+	snprintf(path, sizeof(path), "%s/e.jsonl", dir);
+	snprintf(spec, sizeof(spec), "file:%s", path);
+	if (sink_open(&sinks[0], spec, err, sizeof(err)) != 0)
+		return -1;
+	return relay_init(&R, &cfg, sinks, 1);
+}
+
+static int
+setup_default(void **state)
+{
+	(void) state;
+	return setup_relay(false, false);
+}
+
+static int
+setup_raw_stop(void **state)
+{
+	(void) state;
+	return setup_relay(true, true);
+}
+
+static int
+teardown(void **state)
+{
+	char		cmd[128];
+
+	(void) state;
+	relay_free(&R);
+	sink_close(&sinks[0]);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static int
+count_lines(const char *needle)
+{
+	FILE	   *f = fopen(path, "r");
+	char		line[4096];
+	int			n = 0;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (needle == NULL || strstr(line, needle))
+			n++;
+	fclose(f);
+	return n;
+}
+
+static void
+relay_orders_and_confirms_after_sync(void **state)
+{
+	(void) state;
+	assert_int_equal(feed(B(5, "0/100", "0/130")), RELAY_OK);
+	assert_int_equal(feed(MSG("order.created", "order/1")), RELAY_OK);
+	assert_int_equal(feed(MSG("order.paid", "order/1")), RELAY_OK);
+	assert_false(relay_needs_sync(&R));		/* nothing to confirm mid-transaction */
+	assert_int_equal(feed(C(5, "0/100", "0/130")), RELAY_OK);
+	assert_true(relay_needs_sync(&R));
+	assert_true(R.received_end == 0x130);
+	assert_true(R.durable_end == 0);		/* not before the fsync */
+	assert_int_equal(relay_sync(&R), RELAY_OK);
+	assert_true(R.durable_end == 0x130);
+	assert_int_equal(count_lines(NULL), 2);
+	assert_int_equal(count_lines("\"id\":\"0/100/1\""), 1);
+	assert_int_equal(count_lines("\"id\":\"0/100/2\""), 1);
+	assert_int_equal(count_lines("\"time\":\"2026-11-24T07:00:00.5Z\""), 2);
+	assert_int_equal(count_lines("\"osxid\":\"5\""), 2);
+}
+
+static void
+relay_dead_letters_bad_content(void **state)
+{
+	const char *bad = "{\"action\":\"M\",\"xid\":6,\"lsn\":\"0/150\",\"transactional\":true,"
+		"\"prefix\":\"ordersync\",\"content\":\"not json\"}";
+
+	(void) state;
+	assert_int_equal(feed(B(6, "0/200", "0/230")), RELAY_OK);
+	assert_int_equal(feed(MSG("order.created", "order/2")), RELAY_OK);
+	assert_int_equal(relay_line(&R, 0x150, bad, strlen(bad)), RELAY_OK);
+	assert_int_equal(feed("garbage"), RELAY_OK);
+	assert_int_equal(feed(ROW), RELAY_OK);	/* rows were not requested: reported too */
+	assert_int_equal(feed(C(6, "0/200", "0/230")), RELAY_OK);
+	assert_int_equal(relay_sync(&R), RELAY_OK);
+	assert_int_equal(count_lines("\"id\":\"0/200/4\",\"source\":\"/t\",\"type\":\"ordersync.relay.invalid\""), 1);
+	/* reported in-stream, in order, with the LSN: never dropped */
+	assert_int_equal(count_lines("\"id\":\"0/200/2\",\"source\":\"/t\",\"type\":\"ordersync.relay.invalid\""), 1);
+	assert_int_equal(count_lines("\"lsn\":\"0/150\""), 1);
+	assert_int_equal(count_lines("\"id\":\"0/200/3\""), 1);
+	assert_int_equal(count_lines("not json"), 1);
+}
+
+static void
+relay_refuses_inconsistent_stream(void **state)
+{
+	(void) state;
+	assert_int_equal(feed(C(7, "0/300", "0/330")), RELAY_PROTOCOL_ERROR);
+	assert_non_null(strstr(R.errmsg, "without its begin"));
+	assert_int_equal(feed(B(7, "0/300", "0/330")), RELAY_OK);
+	assert_int_equal(feed(B(8, "0/400", "0/430")), RELAY_PROTOCOL_ERROR);
+	assert_int_equal(feed(C(9, "0/300", "0/330")), RELAY_PROTOCOL_ERROR);	/* wrong xid */
+}
+
+static void
+relay_idle_advance_only_when_clean(void **state)
+{
+	(void) state;
+	assert_true(relay_idle_advance(&R, 0x500));
+	assert_true(R.durable_end == 0x500);
+	assert_false(relay_idle_advance(&R, 0x400));	/* never backwards */
+	assert_int_equal(feed(B(9, "0/600", "0/630")), RELAY_OK);
+	assert_false(relay_idle_advance(&R, 0x700));	/* open transaction */
+	assert_int_equal(feed(C(9, "0/600", "0/630")), RELAY_OK);
+	assert_false(relay_idle_advance(&R, 0x700));	/* commit not yet durable */
+	assert_int_equal(relay_sync(&R), RELAY_OK);
+	assert_true(relay_idle_advance(&R, 0x700));
+}
+
+static void
+relay_abort_cuts_open_transaction(void **state)
+{
+	int			before;
+
+	(void) state;
+	before = count_lines(NULL);
+	assert_int_equal(feed(B(10, "0/800", "0/830")), RELAY_OK);
+	for (int i = 0; i < 3000; i++)		/* > one write chunk: some already on disk */
+		assert_int_equal(feed(MSG("order.paid", "order/3")), RELAY_OK);
+	assert_int_equal(relay_abort_txn(&R), RELAY_OK);
+	assert_int_equal(relay_sync(&R), RELAY_OK);
+	assert_int_equal(count_lines(NULL), before);
+	assert_false(R.in_txn);
+}
+
+static void
+relay_stop_policy_and_raw_rows(void **state)
+{
+	(void) state;
+	assert_int_equal(feed(B(11, "0/900", "0/930")), RELAY_OK);
+	assert_int_equal(feed(ROW), RELAY_OK);
+	assert_int_equal(feed(MSG("order.paid", "order/4")), RELAY_OK);
+	assert_int_equal(feed(C(11, "0/900", "0/930")), RELAY_OK);
+	assert_int_equal(relay_sync(&R), RELAY_OK);
+	assert_int_equal(count_lines("\"id\":\"0/900/1\",\"source\":\"/t\",\"type\":\"ordersync.row.orders.insert\",\"subject\":\"table/ordersync.orders\""), 1);
+	assert_int_equal(count_lines("\"id\":\"0/900/2\""), 1);
+
+	assert_int_equal(feed(B(12, "0/A00", "0/A30")), RELAY_OK);
+	assert_int_equal(feed("{\"action\":\"M\",\"xid\":12,\"transactional\":true,\"prefix\":\"ordersync\",\"content\":\"[]\"}"),
+					 RELAY_BAD_INPUT);
+	assert_non_null(strstr(R.errmsg, "LSN 0/10"));
+	assert_non_null(strstr(R.errmsg, "commit LSN 0/A00"));
+	assert_true(R.durable_end == 0x930);
+}
+
+int
+group_relay(void)
+{
+	const struct CMUnitTest tests[] = {
+		/* a fresh relay and sink file per test */
+		cmocka_unit_test_setup_teardown(relay_orders_and_confirms_after_sync, setup_default, teardown),
+		cmocka_unit_test_setup_teardown(relay_dead_letters_bad_content, setup_default, teardown),
+		cmocka_unit_test_setup_teardown(relay_refuses_inconsistent_stream, setup_default, teardown),
+		cmocka_unit_test_setup_teardown(relay_idle_advance_only_when_clean, setup_default, teardown),
+		cmocka_unit_test_setup_teardown(relay_abort_cuts_open_transaction, setup_default, teardown),
+		cmocka_unit_test_setup_teardown(relay_stop_policy_and_raw_rows, setup_raw_stop, teardown),
+	};
+
+	return cmocka_run_group_tests_name("relay", tests, NULL, NULL);
+}
