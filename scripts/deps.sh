@@ -9,7 +9,7 @@ want=(
 	make gcc
 	postgresql-15 postgresql-server-dev-15 postgresql-contrib
 	postgresql-15-wal2json postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
-	libjson-c-dev libmicrohttpd-dev libcmocka-dev libcurl4-openssl-dev
+	libjson-c-dev libyajl-dev libmicrohttpd-dev libcmocka-dev libcurl4-openssl-dev
 	clang libclang-rt-14-dev
 	python3 curl procps bc
 )

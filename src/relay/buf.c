@@ -29,7 +29,7 @@ buf_reset(struct buf *b)
 }
 
 void
-buf_append(struct buf *b, const void *data, size_t len)
+buf_append_slow(struct buf *b, const void *data, size_t len)
 {
 	if (b->len + len + 1 > b->cap)
 	{

@@ -8,6 +8,7 @@
 #define ORDERSYNCD_BUF_H
 
 #include <stddef.h>
+#include <string.h>
 
 struct buf
 {
@@ -20,7 +21,25 @@ void buf_init(struct buf *b);
 void buf_free(struct buf *b);
 void buf_reset(struct buf *b);
 /* Both abort on out-of-memory: a relay that cannot allocate cannot continue. */
-void buf_append(struct buf *b, const void *data, size_t len);
+void buf_append_slow(struct buf *b, const void *data, size_t len);
 void buf_append_str(struct buf *b, const char *s);
+
+/*
+ * Inline: an envelope is some twenty appends, per event; only growing
+ * needs the out-of-line path.
+ */
+static inline void
+buf_append(struct buf *b, const void *data, size_t len)
+{
+	if (b->len + len + 1 > b->cap)
+	{
+		buf_append_slow(b, data, len);
+		return;
+	}
+	if (len)
+		memcpy(b->data + b->len, data, len);
+	b->len += len;
+	b->data[b->len] = '\0';		/* always a C string too */
+}
 
 #endif

@@ -1,9 +1,10 @@
 /*
- * envelope.c — build CloudEvents envelopes with json-c (see envelope.h).
+ * envelope.c — build CloudEvents envelopes (see envelope.h).
  *
- * json-c keeps keys in insertion order, so every envelope has the same
- * key order; doubles keep the text they were parsed from, so "data" is
- * re-emitted with the numbers the extension wrote.
+ * The envelope is assembled by hand in a fixed key order. A message's
+ * data is copied from the content text (numbers keep their text); data
+ * built with json-c (snapshot, row changes, dead letters) is serialized by
+ * json-c, which keeps keys in insertion order.
  */
 #include <stdio.h>
 #include <string.h>
@@ -28,69 +29,6 @@ envelope_type_ok(const char *type)
 			return false;
 	}
 	return n >= 1 && n <= 200;
-}
-
-int
-content_parse(json_tokener *tok, const char *text, size_t len,
-			  struct event_content *out, char *err, size_t errlen)
-{
-	json_object *root;
-	json_object *v;
-	char		jerr[160];
-
-	memset(out, 0, sizeof(*out));
-	/* content can be arbitrary bytes (pg_logical_emit_message with bytea) */
-	json_tokener_set_flags(tok, JSON_TOKENER_VALIDATE_UTF8);
-	root = w2j_parse_json(tok, text, len, jerr, sizeof(jerr));
-	if (root == NULL)
-	{
-		snprintf(err, errlen, "message content is not JSON: %s", jerr);
-		return -1;
-	}
-	if (!json_object_is_type(root, json_type_object))
-	{
-		snprintf(err, errlen, "message content is not a JSON object");
-		goto fail;
-	}
-	if (!json_object_object_get_ex(root, "type", &v) ||
-		!json_object_is_type(v, json_type_string) ||
-		!envelope_type_ok(json_object_get_string(v)))
-	{
-		snprintf(err, errlen, "message content has no valid \"type\" "
-				 "(a string of letters, digits, '.', '_' or '-')");
-		goto fail;
-	}
-	out->type = json_object_get_string(v);
-	if (!json_object_object_get_ex(root, "subject", &v) ||
-		!json_object_is_type(v, json_type_string) ||
-		json_object_get_string_len(v) == 0)
-	{
-		snprintf(err, errlen, "message content has no \"subject\" string");
-		goto fail;
-	}
-	out->subject = json_object_get_string(v);
-	if (!json_object_object_get_ex(root, "data", &v) ||
-		!json_object_is_type(v, json_type_object))
-	{
-		snprintf(err, errlen, "message content has no \"data\" object");
-		goto fail;
-	}
-	out->data = v;
-	out->root = root;
-	return 0;
-
-fail:
-	json_object_put(root);
-	memset(out, 0, sizeof(*out));
-	return -1;
-}
-
-void
-content_free(struct event_content *c)
-{
-	if (c->root)
-		json_object_put(c->root);
-	memset(c, 0, sizeof(*c));
 }
 
 /*
@@ -175,16 +113,48 @@ format_u64(uint64_t v, char *out)
 
 #define APPEND_LIT(b, lit) buf_append((b), (lit), sizeof(lit) - 1)
 
-size_t
-envelope_build(struct buf *out, const char *source,
-			   const struct txn_info *txn, uint32_t ordinal,
-			   const char *type_suffix, const char *subject,
-			   json_object *data)
+/*
+ * Copy JSON text that yajl has validated, leaving out whitespace outside
+ * strings (jsonb's text output has a space after every ':' and ','; json-c
+ * wrote none, and the envelope bytes stay what they were). Only quotes and
+ * backslashes need tracking: the text is known to be valid JSON.
+ */
+static void
+append_compact(struct buf *out, const char *s, size_t len)
+{
+	size_t		start = 0;
+	bool		in_str = false;
+
+	for (size_t i = 0; i < len; i++)
+	{
+		char		c = s[i];
+
+		if (in_str)
+		{
+			if (c == '\\')
+				i++;			/* the escaped character cannot end the string */
+			else if (c == '"')
+				in_str = false;
+			continue;
+		}
+		if (c == '"')
+			in_str = true;
+		else if (c == ' ' || c == '\n' || c == '\r' || c == '\t')
+		{
+			buf_append(out, s + start, i - start);
+			start = i + 1;
+		}
+	}
+	buf_append(out, s + start, len - start);
+}
+
+static size_t
+build(struct buf *out, const char *source, const struct txn_info *txn,
+	  uint32_t ordinal, const char *type_suffix, const char *subject,
+	  const char *data, size_t data_len, bool compact)
 {
 	char		lsn[LSN_TEXT_MAX];
 	char		num[24];
-	const char *text;
-	size_t		textlen;
 	size_t		n;
 	size_t		before = out->len;
 
@@ -211,13 +181,37 @@ envelope_build(struct buf *out, const char *source,
 	APPEND_LIT(out, "\",\"osxid\":\"");
 	buf_append(out, num, format_u64((uint64_t) txn->xid, num));
 	APPEND_LIT(out, "\",\"data\":");
-	/* json-c writes data: one line, numbers as they were written */
+	if (compact)
+		append_compact(out, data, data_len);
+	else
+		buf_append(out, data, data_len);
+	APPEND_LIT(out, "}\n");
+	return out->len - before;
+}
+
+size_t
+envelope_build_text(struct buf *out, const char *source,
+					const struct txn_info *txn, uint32_t ordinal,
+					const char *type_suffix, const char *subject,
+					const char *data, size_t data_len)
+{
+	return build(out, source, txn, ordinal, type_suffix, subject, data, data_len, true);
+}
+
+size_t
+envelope_build(struct buf *out, const char *source,
+			   const struct txn_info *txn, uint32_t ordinal,
+			   const char *type_suffix, const char *subject,
+			   json_object *data)
+{
+	const char *text;
+	size_t		textlen;
+
+	/* json-c writes data on one line, doubles with the text they were parsed from */
 	text = json_object_to_json_string_length(data, JSON_C_TO_STRING_PLAIN |
 											 JSON_C_TO_STRING_NOSLASHESCAPE,
 											 &textlen);
-	buf_append(out, text, textlen);
-	APPEND_LIT(out, "}\n");
-	return out->len - before;
+	return build(out, source, txn, ordinal, type_suffix, subject, text, textlen, false);
 }
 
 json_object *

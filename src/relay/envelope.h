@@ -14,6 +14,7 @@
 #include <json-c/json.h>
 
 #include "buf.h"
+#include "content.h"
 #include "ts.h"
 
 /* What the begin line told us about the transaction being decoded. */
@@ -27,24 +28,6 @@ struct txn_info
 	const char *id_tag;			/* NULL, or "S" for snapshot ids "<LSN>/S<n>" */
 };
 
-/* A domain event as written by the extension: {"type","subject","data"}. */
-struct event_content
-{
-	const char *type;
-	const char *subject;
-	json_object *data;
-	json_object *root;			/* owns the above */
-};
-
-/*
- * Validate the content of an ordersync logical message. Returns 0 or -1
- * with a reason in err. Unknown extra keys are tolerated (newer extension
- * versions may add some); type, subject and data are required.
- */
-int content_parse(json_tokener *tok, const char *text, size_t len,
-				  struct event_content *out, char *err, size_t errlen);
-void content_free(struct event_content *c);
-
 /*
  * Append one envelope plus '\n' to out. type_suffix is the event type
  * without the "ordersync." prefix. data is borrowed (not consumed).
@@ -54,6 +37,17 @@ size_t envelope_build(struct buf *out, const char *source,
 					  const struct txn_info *txn, uint32_t ordinal,
 					  const char *type_suffix, const char *subject,
 					  json_object *data);
+
+/*
+ * The same with data given as JSON text already validated (a message's
+ * data, see content.h): copied as written, only the whitespace between
+ * tokens is left out, so the line is what envelope_build would make of
+ * the same value.
+ */
+size_t envelope_build_text(struct buf *out, const char *source,
+						   const struct txn_info *txn, uint32_t ordinal,
+						   const char *type_suffix, const char *subject,
+						   const char *data, size_t data_len);
 
 /*
  * Data of a raw row-change event: the wal2json change minus the

@@ -52,7 +52,8 @@ struct relay
 	struct sink *sinks;
 	int			nsinks;
 	struct w2j_parser parser;
-	json_tokener *ctok;			/* for message content */
+	json_tokener *ctok;			/* for the snapshot's rows */
+	struct content_parser content;	/* for message content */
 	struct buf	ev;				/* the envelope being built */
 
 	bool		in_txn;

@@ -1,10 +1,15 @@
 /*
- * w2j.c — wal2json v2 line parser on top of json-c (see w2j.h).
+ * w2j.c — wal2json v2 line parser (see w2j.h).
  *
- * json-c does the JSON; this file only checks the shape. One tokener is
- * reused for all lines to avoid an allocation per line.
+ * yajl does the JSON, in one pass over the line with callbacks; this file
+ * only records the top-level fields the relay uses and checks their shape.
+ * Building json-c objects for every line (and freeing them) was most of
+ * the relay's CPU time; json-c is still used for the rare row changes,
+ * whose whole content becomes the event data.
  */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lsn.h"
@@ -13,17 +18,14 @@
 int
 w2j_parser_init(struct w2j_parser *p)
 {
+	memset(p, 0, sizeof(*p));
 	p->tok = json_tokener_new();
 	if (p->tok == NULL)
 		return -1;
-	/*
-	 * No UTF-8 validation here: the server only sends text of a UTF8
-	 * database (checked at connect), and it costs ~20% of the parse. The
-	 * one field that can carry arbitrary bytes, a message's content
-	 * (pg_logical_emit_message with bytea), is validated when the content
-	 * itself is parsed; raw lines of bad input are hex-encoded if needed.
-	 */
+	/* same UTF-8 policy as the yajl pass, see w2j_parse */
 	json_tokener_set_flags(p->tok, 0);
+	yarena_init(&p->arena);
+	buf_init(&p->store);
 	return 0;
 }
 
@@ -31,7 +33,11 @@ void
 w2j_parser_free(struct w2j_parser *p)
 {
 	if (p->tok)
+	{
 		json_tokener_free(p->tok);
+		yarena_free(&p->arena);
+		buf_free(&p->store);
+	}
 	p->tok = NULL;
 }
 
@@ -83,28 +89,271 @@ w2j_parse_json(json_tokener *tok, const char *text, size_t len,
 	return obj;
 }
 
-static const char *
-get_string(json_object *root, const char *key)
-{
-	json_object *v;
+/* ---- yajl callbacks: ctx is the w2j_parser ---- */
 
-	if (!json_object_object_get_ex(root, key, &v) || !json_object_is_type(v, json_type_string))
+/* A scalar or container starts: top-level bookkeeping shared by all kinds. */
+static struct w2j_field *
+value_start(struct w2j_parser *p, int topkind)
+{
+	if (p->depth == 0)
+	{
+		p->top = topkind;
+		p->value_end = yajl_get_bytes_consumed(p->h);
 		return NULL;
-	return json_object_get_string(v);
+	}
+	if (p->depth != 1 || p->key == K_NONE)
+		return NULL;
+	return &p->f[p->key];
+}
+
+static int
+cb_null(void *ctx)
+{
+	struct w2j_field *f = value_start(ctx, 'n');
+
+	if (f)
+		f->kind = W2J_OTHER;
+	return 1;
+}
+
+static int
+cb_boolean(void *ctx, int v)
+{
+	struct w2j_field *f = value_start(ctx, 'x');
+
+	if (f)
+	{
+		f->kind = W2J_BOOL;
+		f->ival = v;
+	}
+	return 1;
+}
+
+/*
+ * Numbers arrive as text (no overflow error for a big numeric column of a
+ * row change); only xid is ever read, as a json-c "int" would be: an
+ * optional '-' and digits that fit in 64 bits.
+ */
+static int
+cb_number(void *ctx, const char *s, size_t len)
+{
+	struct w2j_field *f = value_start(ctx, 'x');
+	char		tmp[32];
+	char	   *end;
+
+	if (f == NULL)
+		return 1;
+	f->kind = W2J_OTHER;
+	/* s points into the line: not NUL-terminated */
+	if (len == 0 || len >= sizeof(tmp))
+		return 1;
+	memcpy(tmp, s, len);
+	tmp[len] = '\0';
+	if (strpbrk(tmp, ".eE") != NULL)
+		return 1;
+	errno = 0;
+	f->ival = strtoll(tmp, &end, 10);
+	if (errno == 0 && *end == '\0')
+		f->kind = W2J_INT;
+	return 1;
+}
+
+static int
+cb_string(void *ctx, const unsigned char *s, size_t len)
+{
+	struct w2j_parser *p = ctx;
+	struct w2j_field *f = value_start(p, 'x');
+
+	if (f == NULL)
+		return 1;
+	/* yajl's decoded text dies with the callback: keep a NUL-terminated copy */
+	f->kind = W2J_STRING;
+	f->off = p->store.len;
+	f->len = len;
+	buf_append(&p->store, s, len);
+	buf_append(&p->store, "", 1);
+	return 1;
+}
+
+static int
+cb_start(void *ctx)
+{
+	struct w2j_parser *p = ctx;
+	struct w2j_field *f = value_start(p, p->depth == 0 ? '{' : 'x');
+
+	if (f)
+		f->kind = W2J_OTHER;
+	p->value_end = 0;			/* complete only at its end */
+	p->depth++;
+	p->key = K_NONE;
+	return 1;
+}
+
+static int
+cb_start_array(void *ctx)
+{
+	struct w2j_parser *p = ctx;
+	struct w2j_field *f = value_start(p, 'x');
+
+	if (f)
+		f->kind = W2J_OTHER;
+	p->value_end = 0;			/* complete only at its end */
+	p->depth++;
+	p->key = K_NONE;
+	return 1;
+}
+
+static int
+cb_end(void *ctx)
+{
+	struct w2j_parser *p = ctx;
+
+	p->depth--;
+	p->key = K_NONE;
+	if (p->depth == 0)
+		p->value_end = yajl_get_bytes_consumed(p->h);
+	return 1;
+}
+
+#define KEY_IS(lit) (len == sizeof(lit) - 1 && memcmp(k, lit, len) == 0)
+
+static int
+cb_map_key(void *ctx, const unsigned char *k, size_t len)
+{
+	struct w2j_parser *p = ctx;
+
+	p->key = K_NONE;
+	if (p->depth != 1)
+		return 1;
+	if (KEY_IS("action"))
+		p->key = K_ACTION;
+	else if (KEY_IS("xid"))
+		p->key = K_XID;
+	else if (KEY_IS("timestamp"))
+		p->key = K_TIMESTAMP;
+	else if (KEY_IS("lsn"))
+		p->key = K_LSN;
+	else if (KEY_IS("nextlsn"))
+		p->key = K_NEXTLSN;
+	else if (KEY_IS("transactional"))
+		p->key = K_TRANSACTIONAL;
+	else if (KEY_IS("prefix"))
+		p->key = K_PREFIX;
+	else if (KEY_IS("content"))
+		p->key = K_CONTENT;
+	else if (KEY_IS("schema"))
+		p->key = K_SCHEMA;
+	else if (KEY_IS("table"))
+		p->key = K_TABLE;
+	return 1;
+}
+
+static const yajl_callbacks w2j_callbacks = {
+	.yajl_null = cb_null,
+	.yajl_boolean = cb_boolean,
+	.yajl_number = cb_number,
+	.yajl_string = cb_string,
+	.yajl_start_map = cb_start,
+	.yajl_map_key = cb_map_key,
+	.yajl_end_map = cb_end,
+	.yajl_start_array = cb_start_array,
+	.yajl_end_array = cb_end,
+};
+
+int
+w2j_yajl_run(yajl_handle h, const char *text, size_t len, const size_t *value_end,
+			 char *err, size_t errlen)
+{
+	yajl_status st;
+
+	st = yajl_parse(h, (const unsigned char *) text, len);
+	if (st == yajl_status_ok)
+	{
+		st = yajl_complete_parse(h);
+		if (st == yajl_status_ok)
+			return 0;
+		if (*value_end == 0)
+		{
+			/* everything was consumed but a value is still open */
+			snprintf(err, errlen, "truncated JSON (input ended inside a value)");
+			return -1;
+		}
+		/* else a complete value followed by a number, only seen at the end */
+	}
+	if (*value_end > 0)
+	{
+		/* the value was complete: what failed is what follows it */
+		size_t		end = *value_end;
+
+		while (end < len && (text[end] == ' ' || text[end] == '\n' ||
+							 text[end] == '\r' || text[end] == '\t'))
+			end++;
+		snprintf(err, errlen, "unexpected data after the JSON value at byte %zu", end);
+	}
+	else
+	{
+		unsigned char *msg = yajl_get_error(h, 0, NULL, 0);
+		const char *m = msg ? (const char *) msg : "parse error";
+		size_t		at = yajl_get_bytes_consumed(h);
+
+		/* yajl counts the offending byte as consumed; name that byte */
+		snprintf(err, errlen, "invalid JSON at byte %zu: %.*s",
+				 at > 0 ? at - 1 : 0, (int) strcspn(m, "\n"), m);
+		if (msg)
+			yajl_free_error(h, msg);
+	}
+	return -1;
+}
+
+/* Parse line into p->f with yajl; the error texts match w2j_parse_json. */
+static int
+scan_line(struct w2j_parser *p, const char *line, size_t len, char *err, size_t errlen)
+{
+	yajl_handle h;
+	int			rc;
+
+	buf_reset(&p->store);
+	memset(p->f, 0, sizeof(p->f));
+	p->depth = 0;
+	p->key = K_NONE;
+	p->top = 0;
+	p->value_end = 0;
+	h = p->h = yajl_alloc(&w2j_callbacks, &p->arena.funcs, p);
+	if (h == NULL)
+	{
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	/*
+	 * No UTF-8 validation of the line: the server only sends text of a
+	 * UTF8 database (checked at connect). The one field that can carry
+	 * arbitrary bytes, a message's content (pg_logical_emit_message with
+	 * bytea), is validated when the content itself is parsed; raw lines of
+	 * bad input are hex-encoded if needed.
+	 */
+	yajl_config(h, yajl_dont_validate_strings, 1);
+	rc = w2j_yajl_run(h, line, len, &p->value_end, err, errlen);
+	yajl_free(h);
+	p->h = NULL;
+	yarena_reset(&p->arena);
+	return rc;
+}
+
+static const char *
+str_field(struct w2j_parser *p, enum w2j_key k)
+{
+	return p->f[k].kind == W2J_STRING ? p->store.data + p->f[k].off : NULL;
 }
 
 /* Optional LSN field: absent is fine, present-but-bad is an error. */
 static int
-get_lsn(json_object *root, const char *key, bool *has, uint64_t *out,
+get_lsn(struct w2j_parser *p, enum w2j_key k, const char *key, bool *has, uint64_t *out,
 		char *err, size_t errlen)
 {
-	json_object *v;
-
 	*has = false;
-	if (!json_object_object_get_ex(root, key, &v))
+	if (p->f[k].kind == W2J_ABSENT)
 		return 0;
-	if (!json_object_is_type(v, json_type_string) ||
-		lsn_parse(json_object_get_string(v), out) != 0)
+	if (p->f[k].kind != W2J_STRING || lsn_parse(str_field(p, k), out) != 0)
 	{
 		snprintf(err, errlen, "field \"%s\" is not an LSN", key);
 		return -1;
@@ -117,50 +366,53 @@ int
 w2j_parse(struct w2j_parser *p, const char *line, size_t len,
 		  struct w2j_rec *rec, char *err, size_t errlen)
 {
-	json_object *root;
-	json_object *v;
 	const char *action;
 
 	memset(rec, 0, sizeof(*rec));
-	root = w2j_parse_json(p->tok, line, len, err, errlen);
-	if (root == NULL)
+	if (scan_line(p, line, len, err, errlen) != 0)
 		return -1;
-	rec->root = root;
-	if (!json_object_is_type(root, json_type_object))
+	if (p->top == 'n')
+	{
+		/* a bare "null": valid JSON, but never a valid line or message */
+		snprintf(err, errlen, "JSON null where an object was expected");
+		return -1;
+	}
+	if (p->top != '{')
 	{
 		snprintf(err, errlen, "line is not a JSON object");
-		goto fail;
+		return -1;
 	}
-	action = get_string(root, "action");
+	/* strlen, not the length: json-c's strings ended at an escaped NUL too */
+	action = str_field(p, K_ACTION);
 	if (action == NULL || strlen(action) != 1 || strchr("BCMIUDT", action[0]) == NULL)
 	{
 		snprintf(err, errlen, "missing or unknown \"action\" (expected B, C, M, I, U, D or T)");
-		goto fail;
+		return -1;
 	}
 	rec->action = action[0];
 
-	if (json_object_object_get_ex(root, "xid", &v))
+	if (p->f[K_XID].kind != W2J_ABSENT)
 	{
-		if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0)
+		if (p->f[K_XID].kind != W2J_INT || p->f[K_XID].ival < 0)
 		{
 			snprintf(err, errlen, "field \"xid\" is not a transaction id");
-			goto fail;
+			return -1;
 		}
 		rec->has_xid = true;
-		rec->xid = json_object_get_int64(v);
+		rec->xid = p->f[K_XID].ival;
 	}
-	if (json_object_object_get_ex(root, "timestamp", &v))
+	if (p->f[K_TIMESTAMP].kind != W2J_ABSENT)
 	{
-		if (!json_object_is_type(v, json_type_string))
+		if (p->f[K_TIMESTAMP].kind != W2J_STRING)
 		{
 			snprintf(err, errlen, "field \"timestamp\" is not a string");
-			goto fail;
+			return -1;
 		}
-		rec->timestamp = json_object_get_string(v);
+		rec->timestamp = str_field(p, K_TIMESTAMP);
 	}
-	if (get_lsn(root, "lsn", &rec->has_lsn, &rec->lsn, err, errlen) ||
-		get_lsn(root, "nextlsn", &rec->has_nextlsn, &rec->nextlsn, err, errlen))
-		goto fail;
+	if (get_lsn(p, K_LSN, "lsn", &rec->has_lsn, &rec->lsn, err, errlen) ||
+		get_lsn(p, K_NEXTLSN, "nextlsn", &rec->has_nextlsn, &rec->nextlsn, err, errlen))
+		return -1;
 
 	switch (rec->action)
 	{
@@ -172,48 +424,45 @@ w2j_parse(struct w2j_parser *p, const char *line, size_t len,
 				snprintf(err, errlen, "%s without xid, timestamp, lsn and nextlsn "
 						 "(the slot must be read with include-xids, include-timestamp "
 						 "and include-lsn)", rec->action == 'B' ? "begin" : "commit");
-				goto fail;
+				return -1;
 			}
 			break;
 		case 'M':
-			if (!json_object_object_get_ex(root, "transactional", &v) ||
-				!json_object_is_type(v, json_type_boolean))
+			if (p->f[K_TRANSACTIONAL].kind != W2J_BOOL)
 			{
 				snprintf(err, errlen, "message without boolean \"transactional\"");
-				goto fail;
+				return -1;
 			}
-			rec->transactional = json_object_get_boolean(v);
-			rec->prefix = get_string(root, "prefix");
+			rec->transactional = p->f[K_TRANSACTIONAL].ival != 0;
+			rec->prefix = str_field(p, K_PREFIX);
 			if (rec->prefix == NULL)
 			{
 				snprintf(err, errlen, "message without string \"prefix\"");
-				goto fail;
+				return -1;
 			}
-			if (!json_object_object_get_ex(root, "content", &v) ||
-				!json_object_is_type(v, json_type_string))
+			rec->content = str_field(p, K_CONTENT);
+			if (rec->content == NULL)
 			{
 				snprintf(err, errlen, "message without string \"content\"");
-				goto fail;
+				return -1;
 			}
-			rec->content = json_object_get_string(v);
-			rec->content_len = (size_t) json_object_get_string_len(v);
+			rec->content_len = p->f[K_CONTENT].len;
 			break;
 		default:				/* I, U, D, T */
-			rec->schema = get_string(root, "schema");
-			rec->table = get_string(root, "table");
+			rec->schema = str_field(p, K_SCHEMA);
+			rec->table = str_field(p, K_TABLE);
 			if (rec->schema == NULL || rec->table == NULL)
 			{
 				snprintf(err, errlen, "row change without \"schema\" and \"table\"");
-				goto fail;
+				return -1;
 			}
+			/* the raw-change envelope needs the whole change as objects */
+			rec->root = w2j_parse_json(p->tok, line, len, err, errlen);
+			if (rec->root == NULL)
+				return -1;
 			break;
 	}
 	return 0;
-
-fail:
-	json_object_put(root);
-	rec->root = NULL;
-	return -1;
 }
 
 void

@@ -15,6 +15,10 @@
 #include <stdint.h>
 
 #include <json-c/json.h>
+#include <yajl/yajl_parse.h>
+
+#include "buf.h"
+#include "yarena.h"
 
 struct w2j_rec
 {
@@ -32,12 +36,54 @@ struct w2j_rec
 	size_t		content_len;
 	const char *schema;			/* I/U/D/T */
 	const char *table;
-	json_object *root;			/* owns everything above */
+	/*
+	 * Row changes only: the whole line as json-c objects (the raw-change
+	 * envelope needs all of it). The strings above live in the parser and
+	 * stay valid until its next w2j_parse.
+	 */
+	json_object *root;
 };
 
+/* What one top-level field looked like (later duplicates win, as in json-c). */
+enum w2j_kind
+{
+	W2J_ABSENT = 0,
+	W2J_STRING,
+	W2J_INT,
+	W2J_BOOL,
+	W2J_OTHER					/* null, double, object, array */
+};
+
+struct w2j_field
+{
+	enum w2j_kind kind;
+	size_t		off;			/* W2J_STRING: offset in store, NUL-terminated */
+	size_t		len;
+	long long	ival;			/* W2J_INT, W2J_BOOL */
+};
+
+enum w2j_key
+{
+	K_ACTION, K_XID, K_TIMESTAMP, K_LSN, K_NEXTLSN, K_TRANSACTIONAL,
+	K_PREFIX, K_CONTENT, K_SCHEMA, K_TABLE, K_NKEYS, K_NONE = K_NKEYS
+};
+
+/*
+ * One line is parsed in a single pass with yajl callbacks that keep only
+ * the top-level fields above; strings are copied into store because yajl's
+ * decoded strings live only during the callback.
+ */
 struct w2j_parser
 {
-	json_tokener *tok;
+	json_tokener *tok;			/* row changes only (see w2j_rec.root) */
+	struct yarena arena;		/* yajl's memory, reset per line */
+	struct buf	store;			/* captured strings */
+	int			depth;			/* nesting depth while parsing */
+	enum w2j_key key;			/* top-level key whose value comes next */
+	int			top;			/* what the top-level value is: 0 none yet, '{', 'n' null, 'x' other */
+	struct w2j_field f[K_NKEYS];
+	yajl_handle h;				/* during a parse: for byte offsets */
+	size_t		value_end;		/* where the top-level value ended */
 };
 
 int w2j_parser_init(struct w2j_parser *p);
@@ -58,5 +104,16 @@ void w2j_rec_free(struct w2j_rec *rec);
  */
 json_object *w2j_parse_json(json_tokener *tok, const char *text, size_t len,
 							char *err, size_t errlen);
+
+/*
+ * Run a fresh yajl handle over text as one complete value. *value_end is
+ * kept by the callbacks: 0 until the top-level value is complete, then the
+ * offset just after it. Returns 0, or -1 with the same reasons as
+ * w2j_parse_json ("truncated JSON ...", "unexpected data after the JSON
+ * value ...", "invalid JSON at byte N: <yajl's message>") in err. Shared
+ * with the content parser.
+ */
+int w2j_yajl_run(yajl_handle h, const char *text, size_t len, const size_t *value_end,
+				 char *err, size_t errlen);
 
 #endif
