@@ -35,11 +35,7 @@ require_sku_locked(const char *sku)
 	Datum		v = CStringGetTextDatum(sku);
 
 	if (os_execute(&p, &v, NULL, false, 1) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OS_INVALID_INPUT),
-				 errmsg("unknown SKU \"%s\"", sku),
-				 errdetail("ordersync.sku has no SKU \"%s\".", sku),
-				 errhint("SKUs are created by ordersync.receive_stock().")));
+		os_unknown_sku(sku);
 }
 
 /*

@@ -99,8 +99,14 @@ extern void os_stock_thresholds(const char *sku, int64 before, int64 after,
 								int64 threshold, bool has_threshold);
 extern void os_apply_effect(const char *effect, int64 order_id, const char *reason);
 extern void os_require_location(const char *location);
+
+/* args.c */
+extern void os_null_argument(const char *func, const char *arg,
+							 const char *hint) pg_attribute_noreturn();
 extern char *os_required_text_arg(FunctionCallInfo fcinfo, int n, const char *name);
 extern int64 os_required_qty_arg(FunctionCallInfo fcinfo, int n, int64 min);
+extern void os_unknown_sku(const char *sku) pg_attribute_noreturn();
+extern void os_unknown_channel(const char *channel) pg_attribute_noreturn();
 
 /* allocate.c */
 extern void os_reserve_lines(int64 order_id, OrderLine *lines, int n,

@@ -241,11 +241,7 @@ require_channel(const char *channel)
 	Datum		v = CStringGetTextDatum(channel);
 
 	if (os_execute(&p, &v, NULL, true, 1) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OS_INVALID_INPUT),
-				 errmsg("unknown channel \"%s\"", channel),
-				 errdetail("ordersync.channel has no channel with id \"%s\".", channel),
-				 errhint("Add it first: SELECT ordersync.add_channel('%s');", channel)));
+		os_unknown_channel(channel);
 }
 
 /*

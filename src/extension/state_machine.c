@@ -284,17 +284,6 @@ change_status(int64 order_id, const char *status, const char *reason,
 	return n;
 }
 
-static void
-pg_attribute_noreturn()
-null_argument(const char *func, const char *arg, const char *hint)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_OS_INVALID_INPUT),
-			 errmsg("%s must not be null", arg),
-			 errdetail("%s() was called with %s => NULL.", func, arg),
-			 errhint("%s", hint)));
-}
-
 /*
  * set_status(order_id, status, reason)
  */
@@ -306,9 +295,9 @@ ordersync_set_status(PG_FUNCTION_ARGS)
 	char	   *reason;
 
 	if (PG_ARGISNULL(0))
-		null_argument("set_status", "order_id", "Pass the id place_order() returned.");
+		os_null_argument("set_status", "order_id", "Pass the id place_order() returned.");
 	if (PG_ARGISNULL(1))
-		null_argument("set_status", "status", "Pass one of the statuses in ordersync.status.");
+		os_null_argument("set_status", "status", "Pass one of the statuses in ordersync.status.");
 	order_id = PG_GETARG_INT64(0);
 	status = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	reason = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
@@ -350,11 +339,11 @@ ordersync_set_channel_status(PG_FUNCTION_ARGS)
 	int64		order_id;
 
 	if (PG_ARGISNULL(0))
-		null_argument("set_channel_status", "channel", "Pass the channel id.");
+		os_null_argument("set_channel_status", "channel", "Pass the channel id.");
 	if (PG_ARGISNULL(1))
-		null_argument("set_channel_status", "external_id", "Pass the channel's order id.");
+		os_null_argument("set_channel_status", "external_id", "Pass the channel's order id.");
 	if (PG_ARGISNULL(2))
-		null_argument("set_channel_status", "channel_status", "Pass the status as the channel names it.");
+		os_null_argument("set_channel_status", "channel_status", "Pass the status as the channel names it.");
 	channel = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	external_id = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	channel_status = text_to_cstring(PG_GETARG_TEXT_PP(2));
@@ -365,11 +354,7 @@ ordersync_set_channel_status(PG_FUNCTION_ARGS)
 	values[1] = PG_GETARG_DATUM(1);
 	values[2] = PG_GETARG_DATUM(2);
 	if (os_execute(&p, values, NULL, true, 1) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OS_INVALID_INPUT),
-				 errmsg("unknown channel \"%s\"", channel),
-				 errdetail("ordersync.channel has no channel with id \"%s\".", channel),
-				 errhint("Add it first: SELECT ordersync.add_channel('%s');", channel)));
+		os_unknown_channel(channel);
 	status = os_gettext(0, 2);
 	if (status == NULL)
 		ereport(ERROR,

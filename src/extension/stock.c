@@ -18,7 +18,6 @@
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
-#include "utils/lsyscache.h"
 
 #include "ordersync.h"
 
@@ -264,52 +263,6 @@ os_require_location(const char *location)
 				 errhint("Add it first: SELECT ordersync.add_location('%s');", location)));
 }
 
-char *
-os_required_text_arg(FunctionCallInfo fcinfo, int n, const char *name)
-{
-	char	   *s;
-
-	if (PG_ARGISNULL(n))
-		ereport(ERROR,
-				(errcode(ERRCODE_OS_INVALID_INPUT),
-				 errmsg("%s must not be null", name),
-				 errdetail("%s() was called with %s => NULL.",
-						   get_func_name(fcinfo->flinfo->fn_oid), name),
-				 errhint("Pass a non-empty %s.", name)));
-	s = text_to_cstring(PG_GETARG_TEXT_PP(n));
-	if (s[0] == '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_OS_INVALID_INPUT),
-				 errmsg("%s must not be empty", name),
-				 errdetail("%s() was called with %s => ''.",
-						   get_func_name(fcinfo->flinfo->fn_oid), name),
-				 errhint("Pass a non-empty %s.", name)));
-	return s;
-}
-
-int64
-os_required_qty_arg(FunctionCallInfo fcinfo, int n, int64 min)
-{
-	int64		qty;
-
-	if (PG_ARGISNULL(n))
-		ereport(ERROR,
-				(errcode(ERRCODE_OS_INVALID_INPUT),
-				 errmsg("qty must not be null"),
-				 errdetail("%s() was called with qty => NULL.",
-						   get_func_name(fcinfo->flinfo->fn_oid)),
-				 errhint("Pass a quantity of at least " INT64_FORMAT ".", min)));
-	qty = PG_GETARG_INT64(n);
-	if (qty < min)
-		ereport(ERROR,
-				(errcode(ERRCODE_OS_INVALID_INPUT),
-				 errmsg("qty must be at least " INT64_FORMAT, min),
-				 errdetail("%s() was called with qty => " INT64_FORMAT ".",
-						   get_func_name(fcinfo->flinfo->fn_oid), qty),
-				 errhint("Pass a quantity of at least " INT64_FORMAT ".", min)));
-	return qty;
-}
-
 /*
  * The bucket rows of a SKU at one location, locked in bucket order.
  *
@@ -510,15 +463,7 @@ ordersync_available(PG_FUNCTION_ARGS)
 	(void) os_execute(&sum, &v, NULL, true, 1);
 	result = os_getint64(0, 1);
 	if (!os_getbool(0, 2) && os_execute(&exists, &v, NULL, true, 1) == 0)
-	{
-		char	   *sku = text_to_cstring(PG_GETARG_TEXT_PP(0));
-
-		ereport(ERROR,
-				(errcode(ERRCODE_OS_INVALID_INPUT),
-				 errmsg("unknown SKU \"%s\"", sku),
-				 errdetail("ordersync.sku has no SKU \"%s\".", sku),
-				 errhint("SKUs are created by ordersync.receive_stock().")));
-	}
+		os_unknown_sku(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	SPI_finish();
 
 	PG_RETURN_INT64(result);
@@ -539,11 +484,8 @@ ordersync_add_location(PG_FUNCTION_ARGS)
 	Datum		values[2];
 
 	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_OS_INVALID_INPUT),
-				 errmsg("priority must not be null"),
-				 errdetail("add_location() was called with priority => NULL."),
-				 errhint("Pass an integer; higher priorities are allocated first.")));
+		os_null_argument("add_location", "priority",
+						 "Pass an integer; higher priorities are allocated first.");
 	if (strlen(id) > 63 || strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-") != strlen(id) ||
 		strchr("_.:-", id[0]) != NULL)
 		ereport(ERROR,
