@@ -79,9 +79,14 @@ run_suite load test/load/run.sh
 run_suite bgworker test/bgworker/run.sh
 
 export ORDERSYNCD="$top/src/relay/ordersyncd"
-for s in unit integration fuzz; do
+for s in unit integration; do
 	[ -x "test/$s/run.sh" ] && run_suite "$s" "test/$s/run.sh"
 done
+# the delivery sinks, each against its real server (own cluster and ports)
+for f in test/integration/sink_*.sh; do
+	[ -x "$f" ] && run_suite "$(basename "$f" .sh)" "$f"
+done
+[ -x test/fuzz/run.sh ] && run_suite fuzz test/fuzz/run.sh
 
 echo
 echo "$passed passed, $failed failed"

@@ -9,96 +9,14 @@
 # (PostgreSQL), 55441-55442 (metrics) and 55445 (a wal_level=replica cluster). ORDERSYNCD may point at the binary.
 set -uo pipefail
 
-root=$(cd "$(dirname "$0")/../.." && pwd)
-here="$root/test/integration"
-ORDERSYNCD=${ORDERSYNCD:-$root/src/relay/ordersyncd}
-case "$ORDERSYNCD" in /*) ;; *) ORDERSYNCD="$PWD/$ORDERSYNCD" ;; esac
-PORT=55440
-work=$(mktemp -d /tmp/ordersyncd-it.XXXXXX)
-chmod 0755 "$work"
-cl="$work/cluster"
-pids=()
-failures=0
-
-cleanup() {
-	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-	mountpoint -q "$work/full" 2>/dev/null && umount "$work/full"
-	"$root/scripts/cluster.sh" stop "$cl" >/dev/null 2>&1
-	"$root/scripts/cluster.sh" stop "$work/replica-cluster" >/dev/null 2>&1
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-if [ ! -x "$ORDERSYNCD" ]; then
-	echo "FAIL: integration/setup (no ordersyncd binary at $ORDERSYNCD: run make first)"
-	exit 1
-fi
-if ! "$root/scripts/cluster.sh" start "$cl" "$PORT" >"$work/cluster.log" 2>&1; then
-	cat "$work/cluster.log"
-	echo "FAIL: integration/setup (cluster)"
-	exit 1
-fi
-eval "$("$root/scripts/cluster.sh" env "$cl" "$PORT")"
-CONN="host=$cl port=$PORT user=postgres dbname=postgres"
-export PGOPTIONS="-c client_min_messages=warning"
+. "$(dirname "$0")/lib.sh"
+it_init integration 55440
+cleanups+=('mountpoint -q "$work/full" && umount "$work/full"' '"$root/scripts/cluster.sh" stop "$work/replica-cluster"')
 if ! psql -X -q -f "$here/setup.sql" >"$work/setup.log" 2>&1; then
 	cat "$work/setup.log"
 	echo "FAIL: integration/setup (schema)"
 	exit 1
 fi
-
-# ---- helpers ---------------------------------------------------------------
-sql() { psql -X -A -t -q -v ON_ERROR_STOP=1 -c "$1"; }
-pass() { echo "PASS: integration/$1"; }
-fail() {
-	local name=$1
-	shift
-	echo "FAIL: integration/$name"
-	for l in "$@"; do echo "  $l"; done
-	failures=$((failures + 1))
-}
-# start_relay NAME ARGS...: background relay, stderr in $work/NAME.log; sets RELAY
-start_relay() {
-	local name=$1
-	shift
-	"$ORDERSYNCD" --dbname="$CONN" ${DEBUG:+--log-level=debug} "$@" >>"$work/$name.out" 2>>"$work/$name.log" &
-	RELAY=$!
-	pids+=("$RELAY")
-}
-# wait_exit PID SECS: wait for the relay to exit; its status goes to WRC
-# (124 on timeout, after which it is killed). No $(...): wait needs the parent shell.
-wait_exit() {
-	local pid=$1 secs=$2 i
-	for ((i = 0; i < secs * 10; i++)); do
-		if ! kill -0 "$pid" 2>/dev/null; then
-			wait "$pid"
-			WRC=$?
-			return
-		fi
-		sleep 0.1
-	done
-	kill -9 "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-	WRC=124
-}
-confirmed() { sql "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '$1'"; }
-cur_lsn() { sql "SELECT pg_current_wal_lsn()"; }
-# wait_confirmed SLOT LSN SECS: until the slot's confirmed position reaches LSN
-wait_confirmed() {
-	local i
-	for ((i = 0; i < $3 * 10; i++)); do
-		[ "$(sql "SELECT coalesce(confirmed_flush_lsn >= '$2', false) FROM pg_replication_slots WHERE slot_name = '$1'")" = t ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
-reset_seq() { sql "SELECT setval('public.it_seq', 1, false); TRUNCATE public.it_committed" >/dev/null; }
-new_slot() { sql "SELECT pg_create_logical_replication_slot('$1', 'wal2json')" >/dev/null; }
-drop_slot() { sql "SELECT pg_drop_replication_slot('$1')" >/dev/null 2>&1; }
-emit() { # emit TYPE SUBJECT DATAJSON  (inside a caller's SQL: use the function)
-	printf "SELECT pg_logical_emit_message(true, 'ordersync', '{\"type\":\"%s\",\"subject\":\"%s\",\"data\":%s}');" "$1" "$2" "$3"
-}
 
 # ---- tests -----------------------------------------------------------------
 
