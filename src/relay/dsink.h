@@ -95,7 +95,8 @@ struct dsink_ops
 	/*
 	 * Check s->uri and s->opt and set up; no slow network I/O here (connect
 	 * later, in work, so a sink that is down does not stop the relay). On
-	 * failure return -1 with a message that says what to fix in err.
+	 * failure free what it allocated and return -1 with a message that
+	 * says what to fix in err (close is not called then).
 	 */
 	int			(*open) (struct dsink *s, char *err, size_t errlen);
 
@@ -127,6 +128,7 @@ struct dsink
 	uint64_t	outstanding;	/* deliveries handed over, not finished */
 	uint64_t	outstanding_bytes;
 	bool		retired;		/* dropped from the configuration: drain, then free */
+	bool		failing;		/* warned about failures; info again on success */
 	int			metrics_id;
 };
 
@@ -136,6 +138,10 @@ const struct dsink_ops *dsink_ops_for(const char *uri);
 extern const struct dsink_ops webhook_ops;
 extern const struct dsink_ops kafka_ops;
 extern const struct dsink_ops amqp_ops;
+
+/* Defaults, then the keys of raw (kept in opt->raw). 0 or -1 (err filled). */
+int			dsink_parse_options(struct dsink_options *opt, json_object *raw,
+								char *err, size_t errlen);
 
 /* Called by the sinks (see the top of this file). */
 void		dsink_accepted(struct delivery *d);

@@ -148,6 +148,15 @@ append_compact(struct buf *out, const char *s, size_t len)
 	buf_append(out, s + start, len - start);
 }
 
+void
+envelope_format_id(const struct txn_info *txn, uint32_t ordinal, char *out)
+{
+	char		lsn[LSN_TEXT_MAX];
+
+	snprintf(out, ENVELOPE_ID_MAX, "%s/%s%u", lsn_format(txn->commit_lsn, lsn),
+			 txn->id_tag ? txn->id_tag : "", ordinal);
+}
+
 static size_t
 build(struct buf *out, const char *source, const struct txn_info *txn,
 	  uint32_t ordinal, const char *type_suffix, const char *subject,

@@ -15,6 +15,7 @@
 
 #include "buf.h"
 #include "content.h"
+#include "lsn.h"
 #include "ts.h"
 
 /* What the begin line told us about the transaction being decoded. */
@@ -48,6 +49,10 @@ size_t envelope_build_text(struct buf *out, const char *source,
 						   const struct txn_info *txn, uint32_t ordinal,
 						   const char *type_suffix, const char *subject,
 						   const char *data, size_t data_len);
+
+/* The event id "<commit LSN>/<ordinal>" as in the envelope; out has ENVELOPE_ID_MAX bytes. */
+#define ENVELOPE_ID_MAX (LSN_TEXT_MAX + 32)
+void envelope_format_id(const struct txn_info *txn, uint32_t ordinal, char *out);
 
 /*
  * Data of a raw row-change event: the wal2json change minus the

@@ -25,7 +25,7 @@
 #include "sink.h"
 #include "stream.h"
 
-#define ORDERSYNCD_VERSION "0.1.0"
+#define ORDERSYNCD_VERSION "0.2.0"
 
 static int	wake_pipe[2] = {-1, -1};
 
@@ -38,6 +38,7 @@ usage(FILE *out)
 			"Usage:\n"
 			"  ordersyncd --dbname=CONNINFO --slot=NAME [--create-slot] [--snapshot]\n"
 			"             --sink=stdout | --sink=file:/path/events.jsonl   (repeatable)\n"
+			"             --sink=https://... | kafka://brokers/topic | amqp://user@host/vhost?exchange=X\n"
 			"             [--metrics-addr=127.0.0.1:9187] [--log-level=info]\n"
 			"\n"
 			"Options:\n"
@@ -47,6 +48,16 @@ usage(FILE *out)
 			"  --snapshot               with --create-slot: first emit the open orders as\n"
 			"                           order.snapshot events from the slot's snapshot\n"
 			"  --sink=stdout|file:PATH  where events go (repeatable; all must accept an event)\n"
+			"  --sink=URI               also a webhook (http://, https://), Kafka\n"
+			"                           (kafka://b1:9092,b2:9092/topic) or RabbitMQ\n"
+			"                           (amqp://user@host:5672/vhost?exchange=orders) that gets\n"
+			"                           every event; sinks with routes live in the database:\n"
+			"                           ordersync.add_sink() and ordersync.add_route()\n"
+			"  --sink-options=JSON      options of the --sink before it, e.g.\n"
+			"                           '{\"secret_env\":\"HOOK_SECRET\",\"max_attempts\":10}'\n"
+			"                           (secrets only as *_env or *_file references)\n"
+			"  --max-in-flight=MB       events held by delivery sinks before the stream\n"
+			"                           pauses (default 64)\n"
 			"  --metrics-addr=HOST:PORT serve /metrics and /healthz (default: off)\n"
 			"  --log-level=LEVEL        error, warning, info (default) or debug\n"
 			"  --source=URI             CloudEvents source (default /ordersync/<dbname>)\n"
@@ -182,6 +193,8 @@ main(int argc, char **argv)
 		{"wal-check-interval", required_argument, NULL, 9},
 		{"reconnect-delay-max", required_argument, NULL, 10},
 		{"endpos", required_argument, NULL, 11},
+		{"sink-options", required_argument, NULL, 12},
+		{"max-in-flight", required_argument, NULL, 13},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0}
@@ -195,8 +208,11 @@ main(int argc, char **argv)
 		.wal_check_interval_ms = 60000,
 		.reconnect_min_ms = 200,
 		.reconnect_max_ms = 30000,
+		.max_pending_bytes = (uint64_t) 64 << 20,
 	};
 	struct sink sinks[MAX_SINK_SPECS];
+	const char *file_specs[MAX_SINK_SPECS];
+	int			nfiles = 0;
 	struct relay relay;
 	struct relay_config rcfg;
 	struct stream_state st;
@@ -295,6 +311,20 @@ main(int argc, char **argv)
 					return 1;
 				}
 				break;
+			case 12:
+				if (o.nsinks == 0 || o.sink_options[o.nsinks - 1] != NULL)
+				{
+					fprintf(stderr, "ordersyncd: --sink-options applies to the --sink before it: "
+							"give it once, after a --sink\n");
+					return 1;
+				}
+				o.sink_options[o.nsinks - 1] = optarg;
+				break;
+			case 13:
+				if (parse_int("max-in-flight", optarg, 1, 1L << 20, &n))
+					return 1;
+				o.max_pending_bytes = (uint64_t) n << 20;
+				break;
 			case 'h':
 				usage(stdout);
 				return 0;
@@ -311,9 +341,9 @@ main(int argc, char **argv)
 		fprintf(stderr, "ordersyncd: unexpected argument \"%s\"\nTry \"ordersyncd --help\".\n", argv[optind]);
 		return 1;
 	}
-	if (o.dbname == NULL || o.slot == NULL || o.nsinks == 0)
+	if (o.dbname == NULL || o.slot == NULL)
 	{
-		fprintf(stderr, "ordersyncd: --dbname, --slot and at least one --sink are required\n"
+		fprintf(stderr, "ordersyncd: --dbname and --slot are required\n"
 				"Try \"ordersyncd --help\" for more information.\n");
 		return 1;
 	}
@@ -330,15 +360,26 @@ main(int argc, char **argv)
 	}
 
 	setup_signals();
+	/* files and stdout here; URIs are delivery sinks, opened with the relay */
 	for (int i = 0; i < o.nsinks; i++)
 	{
-		if (sink_open(&sinks[i], o.sinks[i], err, sizeof(err)) != 0)
+		if (dsink_ops_for(o.sinks[i]) != NULL)
+			continue;
+		if (o.sink_options[i])
+		{
+			log_error("--sink-options is for webhook, Kafka and RabbitMQ sinks, not %s", o.sinks[i]);
+			return 1;
+		}
+		if (sink_open(&sinks[nfiles], o.sinks[i], err, sizeof(err)) != 0)
 		{
 			log_error("%s", err);
 			return 2;
 		}
+		file_specs[nfiles++] = o.sinks[i];
 	}
-	metrics_set_sinks(o.sinks, o.nsinks);
+	if (o.nsinks == 0)
+		log_info("no --sink: events go only to the sinks configured in ordersync.sink");
+	metrics_set_sinks(file_specs, nfiles);
 	if (o.metrics_addr && metrics_start(o.metrics_addr, err, sizeof(err)) != 0)
 	{
 		log_error("%s", err);
@@ -350,11 +391,23 @@ main(int argc, char **argv)
 		.prefix = "ordersync",
 		.raw_changes = o.raw_changes,
 		.stop_on_bad_input = o.stop_on_bad_input,
+		.conninfo = o.dbname,
+		.max_pending_bytes = o.max_pending_bytes,
 	};
-	if (relay_init(&relay, &rcfg, sinks, o.nsinks) != 0)
+	if (relay_init(&relay, &rcfg, sinks, nfiles) != 0)
 	{
 		log_error("out of memory");
 		return 2;
+	}
+	for (int i = 0; i < o.nsinks; i++)
+	{
+		if (dsink_ops_for(o.sinks[i]) != NULL &&
+			deliver_add_cli_sink(&relay.dl, o.sinks[i], o.sink_options[i], err, sizeof(err)) != 0)
+		{
+			log_error("%s", err);
+			relay_free(&relay);
+			return 2;
+		}
 	}
 	memset(&st, 0, sizeof(st));
 	backoff_init(&bo, o.reconnect_min_ms, o.reconnect_max_ms);
@@ -396,7 +449,7 @@ main(int argc, char **argv)
 	}
 	metrics_stop();
 	relay_free(&relay);
-	for (int i = 0; i < o.nsinks; i++)
+	for (int i = 0; i < nfiles; i++)
 		sink_close(&sinks[i]);
 	return exit_code;
 }

@@ -2,6 +2,7 @@
  * metrics.c — Prometheus metrics and health endpoint (see metrics.h).
  */
 #include <arpa/inet.h>
+#include <stddef.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -19,6 +20,7 @@
 
 #define MAX_SINKS 16
 #define MAX_SERIES 512
+#define MAX_DSINKS 64
 
 struct series
 {
@@ -26,6 +28,16 @@ struct series
 	char		type[160];		/* without the "ordersync." prefix */
 	uint64_t	events;
 	uint64_t	bytes;
+};
+
+struct dsink_series
+{
+	char		name[80];
+	uint64_t	accepted;
+	uint64_t	accepted_bytes;
+	uint64_t	retries;
+	uint64_t	dead;
+	uint64_t	outstanding;
 };
 
 /* commit -> durable delay buckets, in seconds */
@@ -40,6 +52,8 @@ static struct
 	int			nsinks;
 	struct series series[MAX_SERIES];
 	int			nseries;
+	struct dsink_series dsinks[MAX_DSINKS];
+	int			ndsinks;
 	uint64_t	overflow_events;	/* series beyond MAX_SERIES, still counted */
 	uint64_t	invalid;
 	uint64_t	reconnects;
@@ -100,6 +114,56 @@ metrics_event(int sink, const char *type, size_t bytes)
 	}
 	else
 		m.overflow_events++;
+	pthread_mutex_unlock(&m.lock);
+}
+
+int
+metrics_register_dsink(const char *name)
+{
+	int			id;
+
+	pthread_mutex_lock(&m.lock);
+	/* a sink that comes back under its name keeps its counters */
+	for (id = 0; id < m.ndsinks; id++)
+		if (strcmp(m.dsinks[id].name, name) == 0)
+			break;
+	if (id == m.ndsinks && m.ndsinks < MAX_DSINKS)
+		snprintf(m.dsinks[m.ndsinks++].name, sizeof(m.dsinks[0].name), "%s", name);
+	if (id >= MAX_DSINKS)
+		id = -1;
+	pthread_mutex_unlock(&m.lock);
+	return id;
+}
+
+void
+metrics_delivery(int id, enum delivery_outcome outcome, size_t bytes)
+{
+	if (id < 0)
+		return;
+	pthread_mutex_lock(&m.lock);
+	switch (outcome)
+	{
+		case DELIVERY_ACCEPTED:
+			m.dsinks[id].accepted++;
+			m.dsinks[id].accepted_bytes += bytes;
+			break;
+		case DELIVERY_RETRY:
+			m.dsinks[id].retries++;
+			break;
+		case DELIVERY_DEAD:
+			m.dsinks[id].dead++;
+			break;
+	}
+	pthread_mutex_unlock(&m.lock);
+}
+
+void
+metrics_set_outstanding(int id, uint64_t n)
+{
+	if (id < 0)
+		return;
+	pthread_mutex_lock(&m.lock);
+	m.dsinks[id].outstanding = n;
 	pthread_mutex_unlock(&m.lock);
 }
 
@@ -201,6 +265,38 @@ metrics_render(size_t *len)
 		buf_append_str(&b, "\",type=\"ordersync.");
 		append_label(&b, m.series[i].type);
 		appendf(&b, "\"} %llu\n", (unsigned long long) m.series[i].bytes);
+	}
+	{
+		static const struct
+		{
+			const char *name;
+			const char *help;
+			const char *type;
+			size_t		offset;
+		}			dm[] = {
+			{"ordersyncd_delivered_total", "Events a delivery sink accepted.", "counter",
+			offsetof(struct dsink_series, accepted)},
+			{"ordersyncd_delivered_bytes_total", "Bytes of events a delivery sink accepted.", "counter",
+			offsetof(struct dsink_series, accepted_bytes)},
+			{"ordersyncd_delivery_retries_total", "Failed delivery attempts that are retried.", "counter",
+			offsetof(struct dsink_series, retries)},
+			{"ordersyncd_dead_letters_total", "Events written to ordersync.dead_letter.", "counter",
+			offsetof(struct dsink_series, dead)},
+			{"ordersyncd_delivery_outstanding", "Events handed to a delivery sink and not yet finished.", "gauge",
+			offsetof(struct dsink_series, outstanding)},
+		};
+
+		for (size_t k = 0; k < sizeof(dm) / sizeof(dm[0]); k++)
+		{
+			appendf(&b, "# HELP %s %s\n# TYPE %s %s\n", dm[k].name, dm[k].help, dm[k].name, dm[k].type);
+			for (int i = 0; i < m.ndsinks; i++)
+			{
+				appendf(&b, "%s{sink=\"", dm[k].name);
+				append_label(&b, m.dsinks[i].name);
+				appendf(&b, "\"} %llu\n", (unsigned long long)
+						*(const uint64_t *) ((const char *) &m.dsinks[i] + dm[k].offset));
+			}
+		}
 	}
 	appendf(&b, "# HELP ordersyncd_untracked_events_total Events beyond the per-type series limit.\n"
 			"# TYPE ordersyncd_untracked_events_total counter\n"

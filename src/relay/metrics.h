@@ -32,6 +32,12 @@ void metrics_set_server_lsn(uint64_t lsn);
 void metrics_set_retained_wal(int64_t bytes);
 void metrics_observe_latency(double seconds, uint64_t count);
 
+/* Delivery sinks (webhooks, Kafka, RabbitMQ), which come and go. */
+enum delivery_outcome { DELIVERY_ACCEPTED, DELIVERY_RETRY, DELIVERY_DEAD };
+int metrics_register_dsink(const char *name);	/* id for the calls below */
+void metrics_delivery(int id, enum delivery_outcome outcome, size_t bytes);
+void metrics_set_outstanding(int id, uint64_t n);
+
 /* Render the Prometheus text into a malloc'd string (also used by tests). */
 char *metrics_render(size_t *len);
 

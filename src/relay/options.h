@@ -16,7 +16,9 @@ struct options
 	bool		create_slot;
 	bool		snapshot;
 	const char *sinks[MAX_SINK_SPECS];
+	const char *sink_options[MAX_SINK_SPECS];	/* --sink-options after each */
 	int			nsinks;
+	uint64_t	max_pending_bytes;	/* delivery sinks: pause the stream above */
 	const char *metrics_addr;	/* NULL: no HTTP server */
 	const char *source;			/* NULL: /ordersync/<dbname> */
 	const char *tables;			/* wal2json add-tables */

@@ -41,7 +41,29 @@ relay_init(struct relay *r, const struct relay_config *cfg, struct sink *sinks, 
 	content_parser_init(&r->content);
 	if (syncer_init(&r->syncer) != 0)
 		return -1;
+	deliver_init(&r->dl, cfg->conninfo, cfg->max_pending_bytes);
 	return 0;
+}
+
+/* durable_end = the lower of what the files and the delivery sinks have. */
+static bool
+update_durable(struct relay *r, int64_t commit_usec, int64_t now)
+{
+	uint64_t	end = r->files_end < r->dl.done_end ? r->files_end : r->dl.done_end;
+
+	if (end <= r->durable_end)
+		return false;
+	r->durable_end = end;
+	r->durable_commit_usec = commit_usec;
+	metrics_set_confirmed(end, commit_usec > 0 ? (double) (now - commit_usec) / 1e6 : -1);
+	return true;
+}
+
+bool
+relay_delivery_progress(struct relay *r)
+{
+	/* the commit time of the newest delivered transaction is not tracked: use the last one seen */
+	return update_durable(r, r->last_commit_usec, now_usec());
 }
 
 void
@@ -49,6 +71,7 @@ relay_free(struct relay *r)
 {
 	/* finishes a flush in flight before the sinks can be closed */
 	syncer_stop(&r->syncer);
+	deliver_free(&r->dl);
 	w2j_parser_free(&r->parser);
 	if (r->ctok)
 	{
@@ -59,9 +82,10 @@ relay_free(struct relay *r)
 	buf_free(&r->ev);
 }
 
-/* The envelope in r->ev goes to every sink. */
+/* The envelope in r->ev (n bytes, a line) goes to every sink that wants it. */
 static int
-emit_built(struct relay *r, const char *type_suffix, size_t n)
+emit_built(struct relay *r, const struct txn_info *txn, uint32_t ordinal,
+		   const char *type_suffix, const char *subject, size_t n)
 {
 	for (int i = 0; i < r->nsinks; i++)
 	{
@@ -70,6 +94,14 @@ emit_built(struct relay *r, const char *type_suffix, size_t n)
 		metrics_event(i, type_suffix, n);
 	}
 	r->unsynced = true;
+	if (deliver_has_sinks(&r->dl))
+	{
+		char		id[ENVELOPE_ID_MAX];
+
+		envelope_format_id(txn, ordinal, id);
+		deliver_event(&r->dl, txn->end_lsn, txn->commit_usec, id, type_suffix, subject,
+					  r->ev.data, n > 0 && r->ev.data[n - 1] == '\n' ? n - 1 : n);
+	}
 	return RELAY_OK;
 }
 
@@ -78,8 +110,8 @@ relay_emit(struct relay *r, const struct txn_info *txn, uint32_t ordinal,
 		   const char *type_suffix, const char *subject, json_object *data)
 {
 	buf_reset(&r->ev);
-	return emit_built(r, type_suffix, envelope_build(&r->ev, r->cfg.source, txn, ordinal,
-													 type_suffix, subject, data));
+	return emit_built(r, txn, ordinal, type_suffix, subject,
+					  envelope_build(&r->ev, r->cfg.source, txn, ordinal, type_suffix, subject, data));
 }
 
 /* Every bad line ends here: logged with its LSN, then stop or dead-letter. */
@@ -117,6 +149,7 @@ bad_input(struct relay *r, uint64_t lsn, const char *reason, const char *raw, si
 		rc = relay_emit(r, &t, 0, "relay.invalid", "relay/invalid", data);
 		for (int i = 0; rc == RELAY_OK && i < r->nsinks; i++)
 			sink_mark_commit(&r->sinks[i]);
+		deliver_commit(&r->dl, 0, t.commit_usec);
 	}
 	json_object_put(data);
 	log_error("the line was written to the sinks as an ordersync.relay.invalid event "
@@ -176,6 +209,15 @@ on_begin(struct relay *r, const struct w2j_rec *rec, uint64_t lsn)
 	}
 	r->in_txn = true;
 	r->ordinal = 0;
+	/*
+	 * After a reconnect the server starts at durable_end, but everything up
+	 * to received_end is already with the sinks (in memory, on its way):
+	 * taking it again would only send duplicates.
+	 */
+	r->skipping = r->txn.end_lsn <= r->received_end;
+	if (r->skipping)
+		log_debug("skipping transaction %lld: its events are already with the sinks",
+				  (long long) r->txn.xid);
 	return RELAY_OK;
 }
 
@@ -191,8 +233,14 @@ on_commit(struct relay *r, const struct w2j_rec *rec, uint64_t lsn)
 		return protocol_error(r, lsn, what);
 	}
 	r->in_txn = false;
+	if (r->skipping)
+	{
+		r->skipping = false;
+		return RELAY_OK;
+	}
 	for (int i = 0; i < r->nsinks; i++)
 		sink_mark_commit(&r->sinks[i]);
+	deliver_commit(&r->dl, r->txn.end_lsn, r->txn.commit_usec);
 	if (r->txn.end_lsn > r->received_end)
 		r->received_end = r->txn.end_lsn;
 	r->last_commit_usec = r->txn.commit_usec;
@@ -209,6 +257,36 @@ on_commit(struct relay *r, const struct w2j_rec *rec, uint64_t lsn)
 	return RELAY_OK;
 }
 
+/*
+ * Messages for the relay itself, written by the extension: a new sink
+ * configuration, a dead letter to send again. They take effect exactly
+ * here in the stream and are not events (no ordinal). False: not ours.
+ */
+static bool
+relay_control(struct relay *r, const struct event_content *c)
+{
+	if (strcmp(c->type, "relay.config") == 0)
+	{
+		json_tokener *tok = json_tokener_new();
+		json_object *cfg = json_tokener_parse_ex(tok, c->data, (int) c->data_len);
+
+		json_tokener_free(tok);
+		if (cfg)
+		{
+			log_info("the sink configuration changed (transaction %lld)", (long long) r->txn.xid);
+			deliver_apply_config(&r->dl, cfg);
+		}
+		json_object_put(cfg);
+		return true;
+	}
+	if (strcmp(c->type, "relay.redeliver") == 0)
+	{
+		deliver_redeliver(&r->dl, r->txn.end_lsn, r->txn.commit_usec, c->data, c->data_len);
+		return true;
+	}
+	return false;
+}
+
 int
 relay_line(struct relay *r, uint64_t data_start, const char *line, size_t len)
 {
@@ -218,7 +296,16 @@ relay_line(struct relay *r, uint64_t data_start, const char *line, size_t len)
 	int			rc = RELAY_OK;
 
 	if (w2j_parse(&r->parser, line, len, &rec, err, sizeof(err)) != 0)
+	{
+		if (r->skipping)
+			return RELAY_OK;	/* reported when it first came */
 		return bad_input(r, data_start, err, line, len);
+	}
+	if (r->skipping && rec.action != 'C')
+	{
+		w2j_rec_free(&rec);
+		return RELAY_OK;
+	}
 
 	switch (rec.action)
 	{
@@ -252,10 +339,13 @@ relay_line(struct relay *r, uint64_t data_start, const char *line, size_t len)
 				rc = bad_input(r, data_start, err, line, len);
 				break;
 			}
+			if (strncmp(c.type, "relay.", 6) == 0 && relay_control(r, &c))
+				break;
 			/* the hot path: data goes from the content text to the line as written */
 			buf_reset(&r->ev);
-			rc = emit_built(r, c.type,
-							envelope_build_text(&r->ev, r->cfg.source, &r->txn, ++r->ordinal,
+			++r->ordinal;
+			rc = emit_built(r, &r->txn, r->ordinal, c.type, c.subject,
+							envelope_build_text(&r->ev, r->cfg.source, &r->txn, r->ordinal,
 												c.type, c.subject, c.data, c.data_len));
 			break;
 		default:				/* I, U, D, T */
@@ -294,6 +384,7 @@ relay_commit_external(struct relay *r, uint64_t end_lsn)
 {
 	for (int i = 0; i < r->nsinks; i++)
 		sink_mark_commit(&r->sinks[i]);
+	deliver_commit(&r->dl, end_lsn, now_usec());
 	if (end_lsn > r->received_end)
 		r->received_end = end_lsn;
 	r->unsynced_txns++;
@@ -327,12 +418,9 @@ finish_batch(struct relay *r, uint64_t end, int64_t done_usec,
 		metrics_observe_latency((double) (done_usec - txns[i].commit_usec) / 1e6, txns[i].events);
 	if (ntx)
 		metrics_transactions(ntx);
-	if (end > r->durable_end)
-	{
-		r->durable_end = end;
-		r->durable_commit_usec = last_commit;
-		metrics_set_confirmed(end, (double) (done_usec - last_commit) / 1e6);
-	}
+	if (end > r->files_end)
+		r->files_end = end;
+	update_durable(r, last_commit, done_usec);
 }
 
 bool
@@ -422,9 +510,11 @@ bool
 relay_idle_advance(struct relay *r, uint64_t wal_end)
 {
 	if (r->in_txn || r->unsynced || r->received_end != r->durable_end ||
-		wal_end <= r->durable_end)
+		wal_end <= r->durable_end || !deliver_idle(&r->dl))
 		return false;
-	r->received_end = r->durable_end = wal_end;
+	r->received_end = r->durable_end = r->files_end = wal_end;
+	if (wal_end > r->dl.done_end)
+		r->dl.done_end = wal_end;
 	metrics_set_confirmed(wal_end, -1);
 	return true;
 }
@@ -433,7 +523,9 @@ int
 relay_abort_txn(struct relay *r)
 {
 	r->in_txn = false;
+	r->skipping = false;
 	r->ordinal = 0;
+	deliver_abort(&r->dl);
 	for (int i = 0; i < r->nsinks; i++)
 		if (sink_rewind(&r->sinks[i], r->errmsg, sizeof(r->errmsg)) != 0)
 			return RELAY_SINK_ERROR;

@@ -1,11 +1,14 @@
 /*
  * relay.h — turn wal2json lines into events and track what is durable.
  *
- * The relay owns the sinks and the two LSNs that matter:
+ * The relay owns the sinks and the LSNs that matter:
  *   received_end: end of the last transaction whose events are all queued
  *                 or written to every sink;
- *   durable_end:  the same, after every sink's fsync succeeded. Only this
- *                 one is ever reported to the server as flushed.
+ *   files_end:    the same, after every file sink's fsync succeeded;
+ *   dl.done_end:  the same, after every delivery sink took every event of
+ *                 it or it went to the dead letters (deliver.h);
+ *   durable_end:  the lower of the two. Only this one is ever reported to
+ *                 the server as flushed.
  * Network-free, so the integration of parsing, envelopes and sinks can be
  * driven from tests and the fuzzer as well as from the stream loop.
  */
@@ -16,6 +19,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "deliver.h"
 #include "envelope.h"
 #include "sink.h"
 #include "syncer.h"
@@ -35,6 +39,8 @@ struct relay_config
 	const char *prefix;			/* logical message prefix: "ordersync" */
 	bool		raw_changes;	/* also pass row changes through */
 	bool		stop_on_bad_input;	/* else: emit ordersync.relay.invalid and go on */
+	const char *conninfo;		/* for dead letters */
+	uint64_t	max_pending_bytes;	/* delivery sinks: stop reading above this */
 };
 
 /* Commit time and event count of a transaction waiting for fsync. */
@@ -56,11 +62,15 @@ struct relay
 	struct content_parser content;	/* for message content */
 	struct buf	ev;				/* the envelope being built */
 
+	struct deliver dl;			/* webhooks, Kafka, RabbitMQ */
+
 	bool		in_txn;
+	bool		skipping;		/* a transaction we already have (after a reconnect) */
 	struct txn_info txn;
 	uint32_t	ordinal;		/* events emitted so far in this txn */
 
 	uint64_t	received_end;
+	uint64_t	files_end;
 	uint64_t	durable_end;
 	int64_t		durable_commit_usec;	/* commit time of the last durable txn */
 	int64_t		last_commit_usec;	/* commit time of the last received txn */
@@ -128,6 +138,12 @@ size_t relay_queued(const struct relay *r);
  * durable_end moved.
  */
 bool relay_idle_advance(struct relay *r, uint64_t wal_end);
+
+/*
+ * Delivery sinks may have finished transactions: move durable_end. True if
+ * it moved (worth telling the server).
+ */
+bool relay_delivery_progress(struct relay *r);
 
 /*
  * The connection is gone: forget the open transaction and cut its lines

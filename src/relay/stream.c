@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/select.h>
+#include <poll.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -200,6 +200,16 @@ check_server(PGconn *conn, const struct options *o, struct relay *r,
 	}
 	PQclear(res);
 	return 0;
+}
+
+/* The sinks configured in the database; without them nothing may be confirmed. */
+static int
+load_sinks(PGconn *conn, struct relay *r, enum stream_rc *rc)
+{
+	if (deliver_load_config(&r->dl, conn) == 0)
+		return 0;
+	*rc = PQstatus(conn) == CONNECTION_OK ? STREAM_FATAL : STREAM_RETRY;
+	return -1;
 }
 
 /*
@@ -394,6 +404,41 @@ sync_and_confirm(PGconn *conn, struct relay *r, uint64_t *last_sent, int64_t *la
 	return 0;
 }
 
+/* Tell the server when durable_end moved; -1 if the connection failed. */
+static int
+confirm_progress(PGconn *conn, struct relay *r, uint64_t *last_sent, int64_t *last_status)
+{
+	if (r->durable_end <= *last_sent)
+		return 0;
+	if (send_feedback(conn, r, false) != 0)
+		return -1;
+	*last_sent = r->durable_end;
+	*last_status = mono_ms();
+	return 0;
+}
+
+/*
+ * On the way out, give the delivery sinks a moment to finish what they
+ * have, so that a restart repeats less. What they do not finish is simply
+ * not confirmed.
+ */
+static void
+drain_deliveries(struct relay *r, int max_ms)
+{
+	int64_t		until = mono_ms() + max_ms;
+
+	while (!deliver_idle(&r->dl) && mono_ms() < until)
+	{
+		int			timeout = 50;
+
+		pollset_reset(&r->dl.ps);
+		deliver_prepare(&r->dl, &r->dl.ps, &timeout);
+		(void) poll(r->dl.ps.fds, (nfds_t) r->dl.ps.n, timeout);
+		deliver_work(&r->dl, &r->dl.ps);
+	}
+	relay_delivery_progress(r);
+}
+
 /*
  * Leave the session: make complete transactions durable, cut an open one
  * from the sinks, confirm, and close. If the sinks failed, nothing more is
@@ -403,6 +448,8 @@ static enum stream_rc
 end_session(PGconn *conn, struct relay *r, enum stream_rc rc, bool alive,
 			uint64_t *last_sent, int64_t *last_status)
 {
+	if (rc == STREAM_STOP)
+		drain_deliveries(r, 5000);
 	if (rc != STREAM_SINK)
 	{
 		/* the open transaction's lines go: the server sends it again */
@@ -435,6 +482,10 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 	uint64_t	last_sent = 0;
 	bool		alive = true;
 	bool		warned_wal = false;
+	bool		warned_backlog = false;
+	int64_t		last_pump = 0;
+	unsigned	lines_since_pump = 0;
+	struct pollset ps = {0};
 
 	st->reached_streaming = false;
 	conn = connect_db(o, true);
@@ -445,6 +496,7 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 		return rc;
 	}
 	if (check_server(conn, o, r, st, &rc) != 0 ||
+		load_sinks(conn, r, &rc) != 0 ||
 		(!st->slot_ready && prepare_slot(conn, o, r, &rc) != 0) ||
 		start_replication(conn, o, r, &rc) != 0)
 	{
@@ -517,7 +569,7 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 				warned_wal = false;
 		}
 
-		/* a background flush finished: confirm it */
+		/* a background flush finished, or deliveries did: confirm it */
 		{
 			bool		advanced;
 
@@ -527,27 +579,36 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 				rc = STREAM_SINK;
 				break;
 			}
-			if (advanced && r->durable_end > last_sent)
+			relay_delivery_progress(r);
+			if (confirm_progress(conn, r, &last_sent, &last_status) != 0)
 			{
-				if (send_feedback(conn, r, false) != 0)
-				{
-					alive = false;
-					break;
-				}
-				last_sent = r->durable_end;
-				last_status = now;
+				alive = false;
+				break;
 			}
 		}
 
-		len = PQgetCopyData(conn, &copybuf, 1);
+		/* delivery sinks hold too much: read no more until they catch up */
+		if (deliver_backlogged(&r->dl))
+		{
+			if (!warned_backlog)
+				log_warning("delivery sinks have %llu events (%llu bytes) in flight: pausing the "
+							"stream until they catch up", (unsigned long long) r->dl.outstanding,
+							(unsigned long long) r->dl.outstanding_bytes);
+			warned_backlog = true;
+			len = 0;
+		}
+		else
+		{
+			warned_backlog = false;
+			len = PQgetCopyData(conn, &copybuf, 1);
+		}
 		if (len == 0)
 		{
-			fd_set		rfds;
-			struct timeval tv;
 			int64_t		wait_ms;
-			int			sock = PQsocket(conn);
-			int			sfd = relay_sync_fd(r);
-			int			maxfd = sock > sfd ? sock : sfd;
+			int			timeout;
+			int			isock,
+						isync,
+						iwake = -1;
 
 			/* nothing more right now: a good moment to make the batch durable */
 			if (relay_sync_due(r))
@@ -565,31 +626,32 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 				wait_ms = next_wal_check - now;
 			if (wait_ms < 1)
 				wait_ms = 1;
-			FD_ZERO(&rfds);
-			FD_SET(sock, &rfds);
-			FD_SET(sfd, &rfds);
+			timeout = (int) wait_ms;
+			pollset_reset(&ps);
+			/* while backlogged the socket stays unread: polling it would spin */
+			isock = warned_backlog ? -1 : pollset_add(&ps, PQsocket(conn), POLLIN);
+			isync = pollset_add(&ps, relay_sync_fd(r), POLLIN);
 			if (stream_wake_fd >= 0)
+				iwake = pollset_add(&ps, stream_wake_fd, POLLIN);
+			deliver_prepare(&r->dl, &ps, &timeout);
+			if (poll(ps.fds, (nfds_t) ps.n, timeout) < 0 && errno != EINTR)
 			{
-				FD_SET(stream_wake_fd, &rfds);
-				if (stream_wake_fd > maxfd)
-					maxfd = stream_wake_fd;
-			}
-			tv.tv_sec = wait_ms / 1000;
-			tv.tv_usec = (wait_ms % 1000) * 1000;
-			if (select(maxfd + 1, &rfds, NULL, NULL, &tv) < 0 && errno != EINTR)
-			{
-				log_warning("select() failed: %s", strerror(errno));
+				log_warning("poll() failed: %s", strerror(errno));
 				alive = false;
 				break;
 			}
-			if (stream_wake_fd >= 0 && FD_ISSET(stream_wake_fd, &rfds))
+			(void) isync;		/* relay_sync_poll looks at the top of the loop */
+			if (iwake >= 0 && ps.fds[iwake].revents)
 			{
 				char		drain[64];
 
 				while (read(stream_wake_fd, drain, sizeof(drain)) > 0)
 					;
 			}
-			if (FD_ISSET(sock, &rfds) && PQconsumeInput(conn) == 0)
+			deliver_work(&r->dl, &ps);
+			last_pump = mono_ms();
+			lines_since_pump = 0;
+			if (isock >= 0 && ps.fds[isock].revents && PQconsumeInput(conn) == 0)
 			{
 				log_warning("lost the replication connection: %s", PQerrorMessage(conn));
 				alive = false;
@@ -685,7 +747,16 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 			log_warning("ignoring an unknown replication message of type '%c' (%d bytes)",
 						copybuf[0], len);
 		PQfreemem(copybuf);
+
+		/* a busy stream never waits in poll(): let the delivery sinks work now and then */
+		if (deliver_has_sinks(&r->dl) && (++lines_since_pump >= 256 || now - last_pump >= 5))
+		{
+			deliver_pump(&r->dl);
+			last_pump = now;
+			lines_since_pump = 0;
+		}
 	}
+	pollset_free(&ps);
 
 	rc = end_session(conn, r, rc, alive, &last_sent, &last_status);
 	PQfinish(conn);

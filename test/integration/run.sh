@@ -301,7 +301,7 @@ PY
 }
 
 t_errors() {
-	local name rc log
+	local name rc rc2 log
 	name=error_missing_slot
 	log="$work/e1.log"
 	"$ORDERSYNCD" --dbname="$CONN" --slot=it_nope --sink=stdout >/dev/null 2>"$log"
@@ -369,11 +369,15 @@ t_errors() {
 	name=error_usage
 	"$ORDERSYNCD" >/dev/null 2>"$work/e6.log"
 	rc=$?
-	if [ $rc = 1 ] && grep -q -- "--dbname, --slot" "$work/e6.log" && "$ORDERSYNCD" --help | grep -q -- "--sink=stdout" &&
+	"$ORDERSYNCD" --dbname=x --slot=y --sink-options='{}' >/dev/null 2>"$work/e7.log"
+	rc2=$?
+	if [ $rc = 1 ] && grep -q -- "--dbname and --slot are required" "$work/e6.log" &&
+		[ $rc2 = 1 ] && grep -q -- "--sink-options applies to the --sink before it" "$work/e7.log" &&
+		"$ORDERSYNCD" --help | grep -q -- "--sink=stdout" &&
 		"$ORDERSYNCD" --version | grep -q '^ordersyncd '; then
 		pass $name
 	else
-		fail $name "exit=$rc"
+		fail $name "exit=$rc/$rc2" "$(cat "$work/e6.log" "$work/e7.log")"
 	fi
 	drop_slot it_env
 }

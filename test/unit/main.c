@@ -18,5 +18,6 @@ main(void)
 	failed += group_sink();
 	failed += group_relay();
 	failed += group_pgerr();
+	failed += group_webhook_sign();
 	return failed > 255 ? 255 : failed;
 }

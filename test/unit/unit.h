@@ -19,5 +19,6 @@ int group_envelope(void);
 int group_sink(void);
 int group_relay(void);
 int group_pgerr(void);
+int group_webhook_sign(void);
 
 #endif

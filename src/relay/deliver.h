@@ -1,0 +1,120 @@
+/*
+ * deliver.h — the relay's side of the delivery sinks (dsink.h): which
+ * sinks exist and which event types they get, handing events to them, and
+ * knowing up to which transaction everything has been taken.
+ *
+ * Transactions that have deliveries in flight sit in a ring, in commit
+ * order, each with a count of unfinished deliveries. done_end is the end
+ * LSN of the last transaction such that it and every transaction before it
+ * are finished: delivered, or given up and written to
+ * ordersync.dead_letter. The relay confirms no more than done_end (and no
+ * more than the file sinks have fsynced).
+ *
+ * Sinks come from the command line (--sink=URI: every event) and from the
+ * database (ordersync.sink and ordersync.route, read at the start of each
+ * session and replaced at each relay.config message in the stream). A sink
+ * that leaves the configuration gets no new events and is closed when
+ * everything handed to it is finished: nothing it holds is lost.
+ */
+#ifndef ORDERSYNCD_DELIVER_H
+#define ORDERSYNCD_DELIVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+#include <libpq-fe.h>
+
+#include "dsink.h"
+
+struct dl_txn
+{
+	uint64_t	end_lsn;		/* 0: cut off (the stream broke inside it) */
+	int64_t		commit_usec;
+	uint32_t	outstanding;	/* deliveries not finished */
+	bool		closed;			/* its commit was seen */
+};
+
+struct dl_sink
+{
+	struct dsink *sink;
+	char	  **patterns;
+	int			npatterns;
+	bool		configured;		/* from ordersync.sink, not --sink */
+	char	   *config;			/* uri + options as text: changed? */
+};
+
+struct deliver
+{
+	struct dl_sink *sinks;
+	int			nsinks;
+	int			cap;
+
+	struct dl_txn *ring;		/* transactions from head_seq to next_seq - 1 */
+	uint64_t	ring_cap;
+	uint64_t	head_seq;
+	uint64_t	next_seq;
+	bool		txn_open;		/* the current transaction has a ring entry */
+
+	uint64_t	done_end;
+	uint64_t	outstanding;
+	uint64_t	outstanding_bytes;
+	uint64_t	max_bytes;		/* backpressure above this */
+
+	const char *conninfo;		/* for dead letters */
+	PGconn	   *conn;
+	struct pollset ps;
+	uint32_t	rnd;
+};
+
+void		deliver_init(struct deliver *dl, const char *conninfo, uint64_t max_bytes);
+void		deliver_free(struct deliver *dl);
+
+/* A --sink=URI with its --sink-options (may be NULL). 0 or -1 (err filled). */
+int			deliver_add_cli_sink(struct deliver *dl, const char *uri, const char *options,
+								 char *err, size_t errlen);
+
+/*
+ * Switch to a configuration document {"sinks": [...], "routes": [...]}
+ * (ordersync.relay_config()). Sinks that cannot be opened are logged and
+ * left out; returns the number of such sinks.
+ */
+int			deliver_apply_config(struct deliver *dl, json_object *cfg);
+
+/* Read ordersync.relay_config() over conn; no extension: no change. */
+int			deliver_load_config(struct deliver *dl, PGconn *conn);
+
+bool		deliver_has_sinks(const struct deliver *dl);
+
+/*
+ * Route one event of the transaction ending at end_lsn to the sinks that
+ * want its type. body is the CloudEvent without newline.
+ */
+void		deliver_event(struct deliver *dl, uint64_t end_lsn, int64_t commit_usec,
+						  const char *id, const char *type, const char *subject,
+						  const char *body, size_t len);
+
+/* A relay.redeliver message: send the stored event to its sink again. */
+void		deliver_redeliver(struct deliver *dl, uint64_t end_lsn, int64_t commit_usec,
+							  const char *data, size_t len);
+
+/* The transaction ending at end_lsn is complete. */
+void		deliver_commit(struct deliver *dl, uint64_t end_lsn, int64_t commit_usec);
+
+/* The stream broke inside a transaction: its entry no longer moves done_end. */
+void		deliver_abort(struct deliver *dl);
+
+/* Nothing in flight (a keepalive's position may be confirmed as is). */
+bool		deliver_idle(const struct deliver *dl);
+
+/* Too much in flight: stop reading the stream until sinks catch up. */
+bool		deliver_backlogged(const struct deliver *dl);
+
+/* Around the relay's poll(). */
+void		deliver_prepare(struct deliver *dl, struct pollset *ps, int *timeout_ms);
+void		deliver_work(struct deliver *dl, const struct pollset *ps);
+
+/* A zero-timeout poll of the sinks alone: for a busy stream. */
+void		deliver_pump(struct deliver *dl);
+
+#endif
