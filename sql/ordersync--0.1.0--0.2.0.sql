@@ -21,16 +21,16 @@
 \echo Use "ALTER EXTENSION ordersync UPDATE TO '0.2.0'" to load this file. \quit
 
 CREATE TABLE ordersync.sink (
-	name text PRIMARY KEY CHECK (name ~ '^[a-z0-9][a-z0-9_.-]{0,62}$'),
+	name text PRIMARY KEY CONSTRAINT sink_name_format CHECK (name ~ '^[a-z0-9][a-z0-9_.-]{0,62}$'),
 	uri text NOT NULL,
-	options jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(options) = 'object'),
+	options jsonb NOT NULL DEFAULT '{}' CONSTRAINT sink_options_object CHECK (jsonb_typeof(options) = 'object'),
 	created_at timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE ordersync.sink IS 'systems the relay delivers events to; change with add_sink/drop_sink';
 
 CREATE TABLE ordersync.route (
 	sink text NOT NULL REFERENCES ordersync.sink (name) ON DELETE CASCADE,
-	pattern text NOT NULL CHECK (pattern ~ '^(\*|[a-z0-9_]+(\.[a-z0-9_]+)*(\.\*)?)$'),
+	pattern text NOT NULL CONSTRAINT route_pattern_format CHECK (pattern ~ '^(\*|[a-z0-9_]+(\.[a-z0-9_]+)*(\.\*)?)$'),
 	PRIMARY KEY (sink, pattern)
 );
 COMMENT ON TABLE ordersync.route IS 'which event types go to which sink: exact (order.paid), prefix (order.*) or * for all';
@@ -81,7 +81,7 @@ CREATE FUNCTION ordersync.add_sink(name text, uri text, options jsonb DEFAULT '{
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 	AS $$
 DECLARE
-	scheme text := lower(substring(uri FROM '^([A-Za-z][A-Za-z0-9+.-]*)://'));
+	scheme text := lower(substring(uri FROM '^([A-Za-z][A-Za-z0-9+.-]*):'));
 	known text[] := ARRAY['max_attempts', 'max_age_seconds', 'backoff_min_ms', 'backoff_max_ms',
 						  'timeout_ms', 'connect_timeout_ms', 'max_in_flight', 'drop_personal_data',
 						  'secret_env', 'secret_file', 'password_env', 'password_file', 'ca_file',
@@ -101,10 +101,11 @@ BEGIN
 				  DETAIL = 'A sink name has 1 to 63 characters: lower-case letters, digits, "_", "." and "-", starting with a letter or digit.',
 				  HINT = 'Choose a name such as "warehouse" or "payment-webhook".';
 	END IF;
-	IF scheme IS NULL OR scheme NOT IN ('http', 'https', 'kafka', 'amqp', 'amqps') THEN
+	IF scheme IS NULL OR scheme NOT IN ('http', 'https', 'kafka', 'amqp', 'amqps')
+	   OR uri !~ '^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]+' THEN
 		RAISE EXCEPTION 'unsupported sink uri "%"', uri
 			USING ERRCODE = 'OS006',
-				  DETAIL = format('The scheme is %s; sinks in the database are http://, https://, kafka:// or amqp://.',
+				  DETAIL = format('The scheme is %s; sinks in the database are http://host/..., https://host/..., kafka://brokers/topic or amqp://user@host/vhost?exchange=name.',
 								  coalesce(quote_literal(scheme), 'missing')),
 				  HINT = 'File and stdout sinks are given on ordersyncd''s command line (--sink=file:/path).';
 	END IF;

@@ -4,7 +4,7 @@
 -- and changes nothing.  Runs as a superuser inside a transaction that run.sh
 -- rolls back.
 
-SELECT plan(212);
+SELECT plan(221);
 
 -- ---------------------------------------------------------------------------
 -- The functions
@@ -12,10 +12,27 @@ SELECT plan(212);
 SELECT functions_are('ordersync', ARRAY['add_location', 'add_channel', 'receive_stock',
 	'set_safety_stock', 'set_hot', 'set_low_stock', 'available', 'place_order', 'set_status',
 	'set_channel_status', 'expire_reservations', 'orders_status_trigger', 'append_only_trigger',
-	'transition_changed_trigger', 'status_in_use_trigger'],
-	'ordersync has exactly the eleven API functions and four trigger functions');
-SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'ordersync'::regnamespace), 15,
+	'transition_changed_trigger', 'status_in_use_trigger',
+	'add_sink', 'drop_sink', 'add_route', 'drop_route', 'redeliver', 'relay_config',
+	'record_dead_letter', 'announce_relay_config'],
+	'ordersync has exactly the eleven order API functions, four trigger functions and eight for the relay''s sinks');
+SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'ordersync'::regnamespace), 23,
 	'no API function is overloaded');
+SELECT is(pg_get_function_arguments('ordersync.add_sink(text, text, jsonb)'::regprocedure),
+	'name text, uri text, options jsonb DEFAULT ''{}''::jsonb', 'add_sink(name text, uri text, options jsonb DEFAULT ''{}'')');
+SELECT is(pg_get_function_arguments('ordersync.add_route(text, text)'::regprocedure),
+	'sink text, event_type_pattern text', 'add_route(sink text, event_type_pattern text)');
+SELECT is(pg_get_function_arguments('ordersync.drop_route(text, text)'::regprocedure),
+	'sink text, event_type_pattern text', 'drop_route(sink text, event_type_pattern text)');
+SELECT is(pg_get_function_arguments('ordersync.drop_sink(text)'::regprocedure),
+	'name text', 'drop_sink(name text)');
+SELECT is(pg_get_function_arguments('ordersync.redeliver(bigint)'::regprocedure),
+	'dead_letter_id bigint', 'redeliver(dead_letter_id bigint)');
+SELECT is_empty($$SELECT oid::regprocedure FROM pg_proc WHERE pronamespace = 'ordersync'::regnamespace
+	AND proname IN ('add_sink', 'drop_sink', 'add_route', 'drop_route', 'redeliver', 'relay_config',
+					'record_dead_letter', 'announce_relay_config')
+	AND NOT (prosecdef AND proconfig @> ARRAY['search_path=pg_catalog, pg_temp'])$$,
+	'the sink functions are SECURITY DEFINER with a pinned search_path');
 
 -- exact signatures: argument names, types and defaults
 SELECT is(pg_get_function_arguments('ordersync.add_location(text, integer)'::regprocedure),
@@ -62,8 +79,9 @@ SELECT set_eq(
 	$$SELECT proname::text FROM pg_proc WHERE pronamespace = 'ordersync'::regnamespace AND prosecdef$$,
 	ARRAY['add_location', 'add_channel', 'receive_stock', 'set_safety_stock', 'set_hot',
 	      'set_low_stock', 'available', 'place_order', 'set_status', 'set_channel_status',
-	      'expire_reservations', 'orders_status_trigger'],
-	'the eleven API functions and the status trigger are SECURITY DEFINER');
+	      'expire_reservations', 'orders_status_trigger', 'add_sink', 'drop_sink', 'add_route',
+	      'drop_route', 'redeliver', 'relay_config', 'record_dead_letter', 'announce_relay_config'],
+	'the API functions, the sink functions and the status trigger are SECURITY DEFINER');
 SELECT is_empty(
 	$$SELECT p.oid::regprocedure FROM pg_proc p
 	   WHERE p.pronamespace = 'ordersync'::regnamespace AND p.prosecdef
@@ -100,13 +118,15 @@ SELECT is_empty(
 
 SELECT is_empty(
 	$$SELECT oid::regprocedure FROM pg_proc WHERE pronamespace = 'ordersync'::regnamespace
-	   AND prolang <> (SELECT oid FROM pg_language WHERE lanname = 'c')$$,
-	'every ordersync function is written in C');
+	   AND prolang <> (SELECT oid FROM pg_language WHERE lanname = 'c')
+	   AND proname NOT IN ('add_sink', 'drop_sink', 'add_route', 'drop_route', 'redeliver',
+						   'relay_config', 'record_dead_letter', 'announce_relay_config')$$,
+	'every ordersync function but the sink configuration (rare, administrative) is written in C');
 SELECT volatility_is('ordersync', 'available', ARRAY['text'], 'stable', 'available is STABLE');
 SELECT is_strict('ordersync', 'available', ARRAY['text'], 'available is STRICT');
 SELECT is_empty(
 	$$SELECT oid::regprocedure FROM pg_proc WHERE pronamespace = 'ordersync'::regnamespace
-	   AND proname <> 'available' AND (provolatile <> 'v' OR proisstrict)$$,
+	   AND proname NOT IN ('available', 'relay_config') AND (provolatile <> 'v' OR proisstrict)$$,
 	'every other function is VOLATILE and not STRICT (NULL arguments get OS004)');
 
 -- ---------------------------------------------------------------------------
@@ -489,5 +509,13 @@ SELECT lives_ok($$SELECT ordersync.set_safety_stock('API-HS', 'api-wh1', 4)$$, '
 SELECT is(ordersync.available('API-HS'), 1::bigint, 'a hot SKU: available = 10 on hand - 5 reserved - 4 safety = 1');
 SELECT is(pg_temp.outcome($$SELECT ordersync.place_order('web', 'api-hs2', '[{"sku": "API-HS", "qty": 3, "price": "1"}]')$$),
 	'OS001', 'a hot SKU: an order of 3 when 1 is available is refused (safety stock is not sold)');
+
+-- the relay's sinks
+SELECT is(pg_temp.outcome($$SELECT ordersync.add_sink('h', 'https://h.example.com/', '{"token": "x"}')$$),
+	'OS006', 'add_sink refuses a secret in the options (OS006)');
+SELECT is(pg_temp.outcome($$SELECT ordersync.add_route('nosuch', '*')$$),
+	'OS007', 'add_route to an unknown sink: OS007');
+SELECT is(pg_temp.outcome($$SELECT ordersync.redeliver(0)$$),
+	'OS008', 'redeliver of an unknown dead letter: OS008');
 
 SELECT * FROM finish();

@@ -3,7 +3,7 @@
 -- seen by login roles that try.  The login roles are created inside the
 -- transaction that run.sh rolls back, so nothing is left in the cluster.
 
-SELECT plan(164);
+SELECT plan(173);
 
 CREATE ROLE pgtap_priv_app LOGIN IN ROLE ordersync_app;
 CREATE ROLE pgtap_priv_admin LOGIN IN ROLE ordersync_admin;
@@ -35,6 +35,9 @@ SELECT table_privs_are('ordersync', 'orders', 'ordersync_app', ARRAY['SELECT'], 
 SELECT table_privs_are('ordersync', 'order_line', 'ordersync_app', ARRAY['SELECT'], 'app: SELECT only on order_line');
 SELECT table_privs_are('ordersync', 'reservation', 'ordersync_app', ARRAY['SELECT'], 'app: SELECT only on reservation');
 SELECT table_privs_are('ordersync', 'history', 'ordersync_app', ARRAY['SELECT'], 'app: SELECT only on history');
+SELECT table_privs_are('ordersync', 'sink', 'ordersync_app', ARRAY[]::text[], 'app: nothing on sink');
+SELECT table_privs_are('ordersync', 'route', 'ordersync_app', ARRAY[]::text[], 'app: nothing on route');
+SELECT table_privs_are('ordersync', 'dead_letter', 'ordersync_app', ARRAY[]::text[], 'app: nothing on dead_letter (events may carry personal data)');
 
 SELECT table_privs_are('ordersync', 'channel', 'ordersync_admin', ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE'], 'admin: manages channel');
 SELECT table_privs_are('ordersync', 'location', 'ordersync_admin', ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE'], 'admin: manages location');
@@ -46,6 +49,12 @@ SELECT table_privs_are('ordersync', 'orders', 'ordersync_admin', ARRAY['SELECT']
 SELECT table_privs_are('ordersync', 'order_line', 'ordersync_admin', ARRAY['SELECT'], 'admin: SELECT only on order_line');
 SELECT table_privs_are('ordersync', 'reservation', 'ordersync_admin', ARRAY['SELECT'], 'admin: SELECT only on reservation');
 SELECT table_privs_are('ordersync', 'history', 'ordersync_admin', ARRAY['SELECT'], 'admin: SELECT only on history');
+SELECT table_privs_are('ordersync', 'sink', 'ordersync_admin', ARRAY['SELECT'], 'admin: SELECT only on sink (changes go through add_sink/drop_sink)');
+SELECT table_privs_are('ordersync', 'dead_letter', 'ordersync_admin', ARRAY['SELECT'], 'admin: SELECT only on dead_letter');
+SELECT function_privs_are('ordersync', 'add_sink', ARRAY['text', 'text', 'jsonb'], 'ordersync_admin', ARRAY['EXECUTE'], 'admin: EXECUTE add_sink');
+SELECT function_privs_are('ordersync', 'redeliver', ARRAY['bigint'], 'ordersync_admin', ARRAY['EXECUTE'], 'admin: EXECUTE redeliver');
+SELECT function_privs_are('ordersync', 'add_sink', ARRAY['text', 'text', 'jsonb'], 'ordersync_app', ARRAY[]::text[], 'app: no EXECUTE on add_sink');
+SELECT function_privs_are('ordersync', 'announce_relay_config', ARRAY[]::text[], 'ordersync_admin', ARRAY[]::text[], 'nobody but the owner announces a configuration by hand');
 
 SELECT is_empty(
 	$$SELECT c.relname FROM pg_class c

@@ -3,7 +3,7 @@
 -- shipped state machine and reference data.  Runs as a superuser inside a
 -- transaction that run.sh rolls back.
 
-SELECT plan(167);
+SELECT plan(171);
 
 -- ---------------------------------------------------------------------------
 -- Schema, roles, tables
@@ -19,11 +19,15 @@ SELECT is((SELECT rolcanlogin FROM pg_roles WHERE rolname = 'ordersync_admin'), 
 	'ordersync_admin is NOLOGIN (grant it to login roles)');
 
 SELECT tables_are('ordersync', ARRAY['channel', 'location', 'sku', 'stock', 'status',
-	'transition', 'orders', 'order_line', 'reservation', 'history'],
-	'ordersync has exactly the ten documented tables');
+	'transition', 'orders', 'order_line', 'reservation', 'history', 'sink', 'route', 'dead_letter'],
+	'ordersync has exactly the thirteen documented tables');
 SELECT views_are('ordersync', ARRAY[]::name[], 'ordersync has no views');
-SELECT sequences_are('ordersync', ARRAY['orders_id_seq', 'history_id_seq'],
-	'ordersync has only the identity sequences of orders and history');
+SELECT sequences_are('ordersync', ARRAY['orders_id_seq', 'history_id_seq', 'dead_letter_id_seq'],
+	'ordersync has only the identity sequences of orders, history and dead_letter');
+SELECT col_type_is('ordersync', 'sink', 'options', 'jsonb', 'sink.options is jsonb');
+SELECT col_type_is('ordersync', 'dead_letter', 'event', 'jsonb', 'dead_letter.event is jsonb');
+SELECT fk_ok('ordersync', 'route', 'sink', 'ordersync', 'sink', 'name', 'route.sink references sink.name');
+SELECT hasnt_column('ordersync', 'sink', 'secret', 'sink has no column for a secret');
 
 -- ---------------------------------------------------------------------------
 -- Columns and types
@@ -114,7 +118,8 @@ SELECT set_eq(
 	   WHERE c.relnamespace = 'ordersync'::regnamespace AND c.relkind = 'r'
 	     AND a.attnum > 0 AND NOT a.attisdropped AND NOT a.attnotnull$$,
 	ARRAY['sku.low_stock_threshold', 'orders.customer', 'orders.expires_at', 'history.order_id', 'history.from_status',
-	      'history.to_status', 'history.sku', 'history.location', 'history.qty', 'history.reason'],
+	      'history.to_status', 'history.sku', 'history.location', 'history.qty', 'history.reason',
+	      'dead_letter.redelivered_at'],
 	'exactly the optional columns are nullable');
 
 SELECT is((SELECT attidentity::text FROM pg_attribute WHERE attrelid = 'ordersync.orders'::regclass AND attname = 'id'),
@@ -163,7 +168,8 @@ SELECT set_eq(
 	ARRAY['ordersync.stock(sku)->ordersync.sku', 'ordersync.stock(location)->ordersync.location',
 	      'ordersync.transition(from_status)->ordersync.status', 'ordersync.transition(to_status)->ordersync.status',
 	      'ordersync.orders(channel)->ordersync.channel', 'ordersync.order_line(order_id)->ordersync.orders',
-	      'ordersync.reservation(order_id,line_no)->ordersync.order_line'],
+	      'ordersync.reservation(order_id,line_no)->ordersync.order_line',
+	      'ordersync.route(sink)->ordersync.sink'],
 	'exactly these foreign keys (none from order_line.sku, so hot-SKU buyers do not share-lock the sku row)');
 SELECT fk_ok('ordersync', 'reservation', ARRAY['order_id', 'line_no'], 'ordersync', 'order_line', ARRAY['order_id', 'line_no'], 'reservation (order_id, line_no) references order_line');
 
@@ -183,7 +189,9 @@ SELECT set_eq(
 	      'ordersync.transition:transition_not_to_self', 'ordersync.orders:orders_external_id_format',
 	      'ordersync.orders:orders_customer_object', 'ordersync.orders:orders_total_nonnegative',
 	      'ordersync.order_line:order_line_qty_positive', 'ordersync.order_line:order_line_price_nonnegative',
-	      'ordersync.reservation:reservation_qty_positive', 'ordersync.reservation:reservation_state_known'],
+	      'ordersync.reservation:reservation_qty_positive', 'ordersync.reservation:reservation_state_known',
+	      'ordersync.sink:sink_name_format', 'ordersync.sink:sink_options_object',
+	      'ordersync.route:route_pattern_format'],
 	'the documented CHECK constraints exist');
 
 -- ... and bite (as the superuser, so privileges do not get in the way)
@@ -375,7 +383,8 @@ SELECT set_eq(
 	ARRAY['ordersync.channel', 'ordersync.location', 'ordersync.sku', 'ordersync.stock',
 	      'ordersync.status', 'ordersync.transition', 'ordersync.orders', 'ordersync.order_line',
 	      'ordersync.reservation', 'ordersync.history', 'ordersync.orders_id_seq',
-	      'ordersync.history_id_seq'],
+	      'ordersync.history_id_seq', 'ordersync.sink', 'ordersync.route', 'ordersync.dead_letter',
+	      'ordersync.dead_letter_id_seq'],
 	'every table and identity sequence is marked for pg_dump');
 
 SELECT * FROM finish();
