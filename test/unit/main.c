@@ -19,5 +19,6 @@ main(void)
 	failed += group_relay();
 	failed += group_pgerr();
 	failed += group_webhook_sign();
+	failed += group_deliver();
 	return failed > 255 ? 255 : failed;
 }

@@ -20,5 +20,6 @@ int group_sink(void);
 int group_relay(void);
 int group_pgerr(void);
 int group_webhook_sign(void);
+int group_deliver(void);
 
 #endif
