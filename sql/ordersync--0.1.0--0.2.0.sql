@@ -85,7 +85,8 @@ DECLARE
 	known text[] := ARRAY['max_attempts', 'max_age_seconds', 'backoff_min_ms', 'backoff_max_ms',
 						  'timeout_ms', 'connect_timeout_ms', 'max_in_flight', 'drop_personal_data',
 						  'secret_env', 'secret_file', 'password_env', 'password_file', 'ca_file',
-						  'kafka', 'declare_exchange'];
+						  'cert_file', 'key_file', 'verify_peer', 'kafka', 'declare_exchange',
+						  'heartbeat_seconds'];
 	k text;
 BEGIN
 	IF name IS NULL OR uri IS NULL OR options IS NULL THEN

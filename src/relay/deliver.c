@@ -310,7 +310,7 @@ filtered_body(const struct dsink *s, const char *body, size_t len, size_t *outle
 		const char *txt;
 
 		json_object_object_del(data, "customer");
-		txt = json_object_to_json_string_length(ev, JSON_C_TO_STRING_PLAIN, &n);
+		txt = json_object_to_json_string_length(ev, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
 		out = xmalloc(n + 1);
 		memcpy(out, txt, n + 1);
 		*outlen = n;
@@ -438,7 +438,7 @@ deliver_redeliver(struct deliver *dl, uint64_t end_lsn, int64_t commit_usec,
 		if (e->configured && !e->sink->retired && strcmp(e->sink->name, sink) == 0)
 		{
 			size_t		n;
-			const char *body = json_object_to_json_string_length(ev, JSON_C_TO_STRING_PLAIN, &n);
+			const char *body = json_object_to_json_string_length(ev, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
 
 			log_info("redelivering dead letter %lld (event %s) to sink \"%s\"",
 					 (long long) dlid, id, sink);
