@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# bench/sinks/amqp.sh — throughput of ordersyncd's RabbitMQ sink next to its
+# file sink on the same WAL, in one run.
+#
+# EVENTS (default 50000) order.paid events over 256 subjects, 5 per
+# transaction, are produced once; one slot per run is made before that, so
+# every run reads the same WAL. Then ROUNDS (default 3) interleaved runs of
+#   ordersyncd --sink=file:...                                (fsynced JSON lines)
+#   ordersyncd --sink=amqp://bench@127.0.0.1:55485/%2f?exchange=orders
+#              with max_in_flight 1000 (the sink's default) and 64
+#              (the webhooks' default), persistent messages, publisher confirms
+# each with --endpos: it exits once everything is confirmed, i.e. every
+# message acked by RabbitMQ after it wrote it to the durable queue bound to
+# the exchange (checked: the queue then holds exactly EVENTS messages; it is
+# purged between runs). Medians are compared: RATIO = amqp / file.
+#
+# RabbitMQ is a throwaway node (test/integration/rabbitmq.sh) on the same 2
+# cores: the figures include the broker's CPU and fsyncs, as they would on a
+# small host running both. Also prints the relay's CPU per event.
+# Ports 55472 (PostgreSQL), 55485 (AMQP), 55486 (Erlang distribution).
+# Env: ORDERSYNCD, EVENTS, ROUNDS (at most 3: three slots per round).
+set -uo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+ORDERSYNCD=${ORDERSYNCD:-$root/src/relay/ordersyncd}
+EVENTS=${EVENTS:-50000}
+ROUNDS=${ROUNDS:-3}
+PORT=55472
+RPORT=55485
+RMQ="$root/test/integration/rabbitmq.sh"
+work=$(mktemp -d /tmp/ordersyncd-bench-amqp.XXXXXX)
+chmod 0755 "$work"
+cl="$work/cluster"
+rdir="$work/rmq"
+export RMQ_PASSWORD
+RMQ_PASSWORD=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+cleanup() {
+	"$RMQ" kill "$rdir" >/dev/null 2>&1
+	"$root/scripts/cluster.sh" stop "$cl" >/dev/null 2>&1
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if [ "$ROUNDS" -gt 3 ]; then
+	echo "ROUNDS is at most 3 (three slots per round, max_replication_slots is 10)" >&2
+	exit 2
+fi
+"$RMQ" start "$rdir" "$RPORT" bench "$RMQ_PASSWORD" >"$work/rmq.log" 2>&1 &
+rmq_boot=$!
+"$root/scripts/cluster.sh" start "$cl" "$PORT" "synchronous_commit = off" >/dev/null || exit 1
+eval "$("$root/scripts/cluster.sh" env "$cl" "$PORT")"
+export PGOPTIONS="-c client_min_messages=warning"
+CONN="host=$cl port=$PORT user=postgres dbname=postgres"
+sql() { psql -X -A -t -q -v ON_ERROR_STOP=1 -c "$1"; }
+amqp() { "$RMQ" amqp "$rdir" "$@"; }
+if ! wait $rmq_boot; then
+	cat "$work/rmq.log" >&2
+	echo "rabbitmq-server did not start" >&2
+	exit 1
+fi
+amqp declare-exchange orders topic && amqp queue bench orders '#' || exit 1
+
+# the relay reads its configured sinks from the extension (none here)
+sql "CREATE EXTENSION ordersync"
+sql "CREATE PROCEDURE bench_produce(total int, per_txn int, nsubj int) LANGUAGE plpgsql AS \$\$
+     BEGIN FOR t IN 0..(total / per_txn) - 1 LOOP
+       PERFORM pg_logical_emit_message(true, 'ordersync',
+         '{\"type\":\"order.paid\",\"subject\":\"order/' || ((t * per_txn + g) % nsubj) ||
+         '\",\"data\":{\"order_id\":' || ((t * per_txn + g) % nsubj) ||
+         ',\"status\":\"paid\",\"previous_status\":\"pending\",\"total\":\"39.80\",' ||
+         '\"lines\":[{\"line_no\":1,\"sku\":\"A-1\",\"qty\":2,\"price\":\"19.90\"}],\"customer\":{\"name\":\"Ada\"}}}')
+       FROM generate_series(1, per_txn) g;
+       COMMIT; END LOOP; END \$\$"
+
+# run NAME SLOT SINK [OPTIONS]: prints "seconds cpu_seconds" of one relay run
+run() {
+	local name=$1 slot=$2 sink=$3 opts=${4:-}
+	local args=(--dbname="$CONN" --slot="$slot" --endpos="$end" --sink="$sink")
+	[ -n "$opts" ] && args+=(--sink-options="$opts")
+	if ! python3 - "$ORDERSYNCD" "${args[@]}" 2>"$work/$name.log" <<'PY'
+import resource, subprocess, sys, time
+t = time.monotonic()
+try:
+    rc = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL, timeout=600)
+except subprocess.TimeoutExpired:
+    print("timed out after 600 s", file=sys.stderr)
+    sys.exit(1)
+wall = time.monotonic() - t
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+if rc != 0:
+    sys.exit(rc)
+print("%.3f %.3f" % (wall, ru.ru_utime + ru.ru_stime))
+PY
+	then
+		echo "ordersyncd ($name) failed:" >&2
+		tail -5 "$work/$name.log" >&2
+		exit 1
+	fi
+}
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+rate() { echo "$1 / $2" | bc -l; }
+
+slots=()
+for ((r = 1; r <= ROUNDS; r++)); do slots+=("f$r" "a$r" "s$r"); done
+for s in "${slots[@]}"; do sql "SELECT pg_create_logical_replication_slot('$s', 'wal2json')" >/dev/null; done
+sql "CALL bench_produce($EVENTS, 5, 256)"
+end=$(sql "SELECT pg_current_wal_lsn()")
+sync
+
+uri="amqp://bench@127.0.0.1:$RPORT/%2f?exchange=orders"
+bad=0
+for k in f a s; do : >"$work/$k.secs"; : >"$work/$k.cpu"; done
+for ((r = 1; r <= ROUNDS; r++)); do
+	read -r t c < <(run "file_$r" "f$r" "file:$work/events.jsonl") || exit 1
+	echo "$t" >>"$work/f.secs"
+	echo "$c" >>"$work/f.cpu"
+	rm -f "$work/events.jsonl"
+	for k in a s; do
+		if [ $k = a ]; then opts='{"password_env":"RMQ_PASSWORD"}'; else opts='{"password_env":"RMQ_PASSWORD","max_in_flight":64}'; fi
+		read -r t c < <(run "amqp_${k}_$r" "$k$r" "$uri" "$opts") || exit 1
+		echo "$t" >>"$work/$k.secs"
+		echo "$c" >>"$work/$k.cpu"
+		n=$(amqp count bench)
+		if [ "$n" != "$EVENTS" ]; then
+			echo "run amqp_${k}_$r: the queue holds $n messages, not $EVENTS" >&2
+			bad=1
+		fi
+		amqp purge bench
+	done
+done
+for s in "${slots[@]}"; do sql "SELECT pg_drop_replication_slot('$s')" >/dev/null; done
+
+ft=$(median <"$work/f.secs")
+fc=$(median <"$work/f.cpu")
+printf "%-36s %10s %8s %11s\n" sink "events/s" RATIO "relay us/ev"
+printf "%-36s %10.0f %8.3f %11.1f\n" "file (fsync)" "$(rate "$EVENTS" "$ft")" 1 "$(echo "$fc * 1000000 / $EVENTS" | bc -l)"
+for k in a s; do
+	t=$(median <"$work/$k.secs")
+	c=$(median <"$work/$k.cpu")
+	label="amqp, max_in_flight 1000 (default)"
+	[ $k = s ] && label="amqp, max_in_flight 64"
+	printf "%-36s %10.0f %8.3f %11.1f\n" "$label" "$(rate "$EVENTS" "$t")" "$(echo "$ft / $t" | bc -l)" \
+		"$(echo "$c * 1000000 / $EVENTS" | bc -l)"
+	[ $k = a ] && [ -n "${BENCH_RESULTS:-}" ] && echo "amqp_ratio $(echo "$ft / $t" | bc -l)" >>"$BENCH_RESULTS"
+done
+echo "($EVENTS events, 256 subjects, 5 per transaction, medians of $ROUNDS interleaved runs; RATIO = events/s"
+echo " of the sink / events/s of the file sink on the same WAL; every run includes the relay's start"
+echo " and its final confirmation; RabbitMQ runs on the same machine)"
+exit $bad

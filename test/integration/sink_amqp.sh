@@ -1,0 +1,391 @@
+#!/usr/bin/env bash
+# test/integration/sink_amqp.sh — the RabbitMQ (AMQP 0-9-1) sink against a
+# real PostgreSQL 15 and a real RabbitMQ node (Debian's rabbitmq-server, a
+# throwaway node of our own: rabbitmq.sh).
+#
+#   amqp_delivery       a sink configured in the database (route order.*):
+#                       orders placed and paid/shipped while (1) all is up,
+#                       (2) the broker is stopped and started again, (3) the
+#                       broker is frozen with events in flight, killed -9 and
+#                       started again, (4) the relay is killed -9 (broker
+#                       frozen: events unconfirmed) and started again; (3)
+#                       and (4) must have hit unconfirmed events. What the queues hold
+#                       is compared with the relay's file sink (every event,
+#                       in commit order): exactly the order.* event ids, no
+#                       other, routing key = type = CloudEvent type, message
+#                       id = CloudEvent id, persistent, content type
+#                       application/cloudevents+json, per-subject commit order
+#                       (first copies; ids "<commit LSN>/<ordinal>" rising), a
+#                       queue bound to "order.paid" holds exactly the paid
+#                       events, counts equal the orders placed, no dead letter.
+#   amqp_errors         missing exchange, wrong password, password in the URI:
+#                       clear messages, nothing confirmed.
+#   amqp_tls            amqps:// with the test CA delivers; without it, a clear
+#                       certificate error.
+#   amqp_unroutable     declare_exchange creates the exchange; with no queue
+#                       bound an event is returned and becomes a dead letter
+#                       that says to bind a queue; after binding one,
+#                       ordersync.redeliver() brings the same event.
+#
+# Prints "PASS: integration/amqp_<name>" / "FAIL: ..."; exits non-zero on any
+# failure. Must run as root. Ports: 55454 (PostgreSQL), 55480 (AMQP) and
+# 55481 (Erlang distribution), 55482 (AMQPS) of the RabbitMQ node, epmd on 4369.
+# ORDERSYNCD may point at the binary; KEEP_LOGS=DIR keeps the logs.
+set -uo pipefail
+
+. "$(dirname "$0")/lib.sh"
+it_init sink_amqp 55454
+RPORT=55480
+TPORT=55482
+RMQ="$here/rabbitmq.sh"
+rdir="$work/rmq"
+export RMQ_PASSWORD
+RMQ_PASSWORD=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+export RMQ_WRONG=not-the-password
+cleanups+=('"$RMQ" kill "$rdir"')
+URI="amqp://ordersync@127.0.0.1:$RPORT/%2f"
+
+amqp() { "$RMQ" amqp "$rdir" "$@"; }
+rmq_start() { "$RMQ" start "$rdir" $RPORT ordersync "$RMQ_PASSWORD" $TPORT >>"$work/rmq.log" 2>&1; }
+
+# the broker boots (several seconds) while the database is set up
+rmq_start &
+rmq_boot=$!
+if ! psql -X -q -c "CREATE EXTENSION ordersync" >"$work/setup.log" 2>&1 ||
+	! psql -X -q -v ON_ERROR_STOP=1 >>"$work/setup.log" 2>&1 <<'SQL'
+SELECT ordersync.add_location('main', 1);
+SELECT ordersync.receive_stock('SKU-' || k, 'main', 100000) FROM generate_series(0, 9) k;
+-- n orders PREFIX-i, one transaction per step, pause seconds after each:
+-- placed, paid, and every 3rd one fulfilled and shipped; the steps of
+-- different orders interleave so subjects mix in the WAL.
+CREATE PROCEDURE public.am_orders(prefix text, n int, pause float8 DEFAULT 0)
+LANGUAGE plpgsql AS $$
+DECLARE
+	ids bigint[] := '{}';
+BEGIN
+	FOR i IN 1..n LOOP
+		ids := ids || ordersync.place_order('web', prefix || '-' || i,
+			jsonb_build_array(jsonb_build_object('sku', 'SKU-' || (i % 10), 'qty', 1, 'price', '9.99')));
+		COMMIT;
+		IF i > 1 THEN
+			UPDATE ordersync.orders SET status = 'paid' WHERE id = ids[i - 1];
+			COMMIT;
+		END IF;
+		IF i > 2 AND (i - 2) % 3 = 0 THEN
+			UPDATE ordersync.orders SET status = 'fulfilling' WHERE id = ids[i - 2];
+			COMMIT;
+			UPDATE ordersync.orders SET status = 'shipped' WHERE id = ids[i - 2];
+			COMMIT;
+		END IF;
+		PERFORM pg_sleep(pause);
+	END LOOP;
+	UPDATE ordersync.orders SET status = 'paid' WHERE id = ids[n];
+	COMMIT;
+END $$;
+SQL
+then
+	cat "$work/setup.log"
+	echo "FAIL: integration/amqp-setup (extension)"
+	exit 1
+fi
+if ! wait $rmq_boot; then
+	cat "$work/rmq.log"
+	echo "FAIL: integration/amqp-setup (rabbitmq-server did not start)"
+	exit 1
+fi
+if ! amqp declare-exchange orders topic || ! amqp queue q_all orders '#' ||
+	! amqp queue q_paid orders order.paid; then
+	echo "FAIL: integration/amqp-setup (exchange and queues)"
+	exit 1
+fi
+
+# check_queue ALLFILE ALLTSV PAIDTSV: the queues against the file sink
+check_queue() {
+	python3 - "$@" <<'PY'
+import json, sys
+from collections import defaultdict
+
+def lsn(id_):
+    hi, lo, ordinal = id_.split("/")
+    return (int(hi, 16) << 32 | int(lo, 16), int(ordinal))
+
+# the file sink: every event, first copies in commit order (a replay after
+# kill -9 appends copies of an unconfirmed tail)
+ref, seen = [], set()
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    if e["id"] not in seen and e["type"].startswith("ordersync.order."):
+        seen.add(e["id"])
+        ref.append(e)
+errors = []
+
+def read_tsv(path):
+    out = []
+    for line in open(path):
+        rk, mode, ctype, mid, typ, body = line.rstrip("\n").split("\t", 5)
+        e = json.loads(body)
+        if mode != "2":
+            errors.append(f"{mid}: delivery mode {mode}, not 2 (persistent)")
+        if ctype != "application/cloudevents+json":
+            errors.append(f"{mid}: content type {ctype!r}")
+        if mid != e["id"]:
+            errors.append(f"message id {mid!r} is not the event id {e['id']!r}")
+        if "ordersync." + rk != e["type"] or typ != rk:
+            errors.append(f"{mid}: routing key {rk!r} / type {typ!r} for event type {e['type']!r}")
+        out.append(e)
+    return out
+
+got = read_tsv(sys.argv[2])
+paid = read_tsv(sys.argv[3])
+ids = [e["id"] for e in got]
+if set(ids) != seen:
+    missing, extra = seen - set(ids), set(ids) - seen
+    errors.append(f"{len(missing)} events missing (e.g. {sorted(missing)[:3]}), "
+                  f"{len(extra)} unexpected (e.g. {sorted(extra)[:3]})")
+# per subject: first copies in the queue in the file's (commit) order
+first, fseen = defaultdict(list), set()
+for e in got:
+    if e["id"] not in fseen:
+        fseen.add(e["id"])
+        first[e["subject"]].append(e["id"])
+want = defaultdict(list)
+for e in ref:
+    want[e["subject"]].append(e["id"])
+bad = [s for s in want if first[s] != want[s]]
+if bad:
+    errors.append(f"{len(bad)} subjects out of order, e.g. {bad[0]}: got {first[bad[0]]}, "
+                  f"commit order {want[bad[0]]}")
+unsorted = [s for s, l in first.items() if [lsn(i) for i in l] != sorted(lsn(i) for i in l)]
+if unsorted:
+    errors.append(f"ids not rising for {unsorted[:3]}")
+want_paid = {e["id"] for e in ref if e["type"] == "ordersync.order.paid"}
+if {e["id"] for e in paid} != want_paid:
+    errors.append(f"queue bound to order.paid: {len({e['id'] for e in paid})} events, "
+                  f"{len(want_paid)} paid events committed")
+if any(e["type"] != "ordersync.order.paid" for e in paid):
+    errors.append("queue bound to order.paid holds other types")
+types = defaultdict(int)
+for e in ref:
+    types[e["type"]] += 1
+if errors:
+    print("; ".join(errors[:5]))
+else:
+    print(f"ok {len(seen)} events ({len(got) - len(seen)} duplicates), "
+          f"{len(want)} subjects, created={types['ordersync.order.created']} "
+          f"paid={types['ordersync.order.paid']} shipped={types['ordersync.order.shipped']}")
+PY
+}
+
+# ---- 1. outages of the broker and of the relay: nothing lost, in order ------
+t_delivery() {
+	local name=amqp_delivery end res bg n_orders created paid shipped restarts unconf inflight
+	sql "SELECT ordersync.add_sink('rmq', '$URI?exchange=orders',
+	         '{\"password_env\":\"RMQ_PASSWORD\",\"backoff_min_ms\":100,\"backoff_max_ms\":1000}');
+	     SELECT ordersync.add_route('rmq', 'order.*')" >/dev/null
+	new_slot rmq_main
+	start_relay main --slot=rmq_main --sink=file:"$work/all.jsonl" --status-interval=1
+	sql "CALL public.am_orders('up', 30)"
+	# the broker stops politely while orders are placed, then comes back
+	sql "CALL public.am_orders('stop', 60, 0.05)" &
+	bg=$!
+	sleep 0.8
+	"$RMQ" stop "$rdir" >>"$work/rmq.log" 2>&1
+	sleep 0.5
+	rmq_start || fail $name "broker did not start again: $(tail -3 "$work/rmq.log")"
+	wait $bg
+	# the broker is frozen, so that published events stay unconfirmed (and
+	# unread in its socket), then killed -9: those must be published again,
+	# in order; what it confirmed before must survive the kill
+	sql "CALL public.am_orders('crash', 60, 0.05)" &
+	bg=$!
+	sleep 0.6
+	kill -STOP "$(cat "$rdir/beam.pid")"
+	sleep 0.5
+	"$RMQ" kill "$rdir" >>"$work/rmq.log" 2>&1
+	sleep 0.5
+	rmq_start || fail $name "broker did not start again after kill -9: $(tail -3 "$work/rmq.log")"
+	wait $bg
+	# the relay is killed -9 mid-stream and started again; the broker is
+	# frozen meanwhile so that published events are unconfirmed at the kill
+	# (it stores them when it thaws: the restarted relay sends them again)
+	sql "CALL public.am_orders('relay', 60, 0.02)" &
+	bg=$!
+	sleep 0.4
+	kill -STOP "$(cat "$rdir/beam.pid")"
+	sleep 0.6
+	unconf=$(sql "SELECT confirmed_flush_lsn < pg_current_wal_lsn() FROM pg_replication_slots WHERE slot_name = 'rmq_main'")
+	kill -9 "$RELAY"
+	wait "$RELAY" 2>/dev/null
+	kill -CONT "$(cat "$rdir/beam.pid")"
+	start_relay main --slot=rmq_main --sink=file:"$work/all.jsonl" --status-interval=1
+	wait $bg
+	end=$(cur_lsn)
+	if ! wait_confirmed rmq_main "$end" 60; then
+		fail $name "slot not confirmed to $end within 60 s (at $(confirmed rmq_main))" \
+			"$(tail -5 "$work/main.log")"
+		return
+	fi
+	amqp drain q_all >"$work/q_all.tsv" && amqp drain q_paid >"$work/q_paid.tsv" ||
+		{ fail $name "cannot read the queues"; return; }
+	res=$(check_queue "$work/all.jsonl" "$work/q_all.tsv" "$work/q_paid.tsv" 2>&1)
+	n_orders=$(sql "SELECT count(*) FROM ordersync.orders")
+	created=$(sql "SELECT count(*) FROM ordersync.orders WHERE status IN ('paid', 'shipped')")
+	shipped=$(sql "SELECT count(*) FROM ordersync.orders WHERE status = 'shipped'")
+	paid="created=$n_orders paid=$created shipped=$shipped"
+	restarts=$(grep -c 'amqp sink "rmq": connected to' "$work/main.log")
+	inflight=$(grep -o 'amqp sink "rmq": connection to .* lost: .*reconnecting in [0-9]* ms ([0-9]* events' "$work/main.log" |
+		grep -o '[0-9]* events$' | head -1)
+	if [[ "$res" == ok* ]] && [[ "$res" == *"$paid" ]] && [ "$n_orders" = 210 ] && [ "$unconf" = t ] &&
+		[ "${inflight%% *}" -gt 0 ] 2>/dev/null &&
+		[ "$restarts" -ge 2 ] && [ "$(sql "SELECT count(*) FROM ordersync.dead_letter")" = 0 ]; then
+		echo "  $res"
+		pass $name
+	else
+		fail $name "check: $res" "expected $paid (210 orders), reconnects logged: $restarts," \
+			"events unconfirmed when the relay was killed: $unconf; when the broker was: ${inflight:-none}" \
+			"dead letters: $(sql "SELECT count(*) FROM ordersync.dead_letter")" \
+			"$(grep -E 'ERROR|WARN' "$work/main.log" | tail -5)"
+	fi
+	kill -TERM "$RELAY" 2>/dev/null
+	wait_exit "$RELAY" 10
+	sql "SELECT ordersync.drop_sink('rmq')" >/dev/null
+}
+
+# ---- 2. operator errors: clear messages, nothing confirmed ------------------
+t_errors() {
+	local name=amqp_errors l0 p1 p2 i out rc ok=1 msgs=()
+	new_slot rmq_noex
+	new_slot rmq_pw
+	l0=$(cur_lsn)
+	sql "CALL public.am_orders('err', 1)"
+	start_relay noex --slot=rmq_noex --status-interval=1 --sink="$URI?exchange=missing" \
+		--sink-options='{"password_env":"RMQ_PASSWORD"}'
+	p1=$RELAY
+	start_relay pw --slot=rmq_pw --status-interval=1 --sink="$URI?exchange=orders" \
+		--sink-options='{"password_env":"RMQ_WRONG"}'
+	p2=$RELAY
+	for ((i = 0; i < 100; i++)); do
+		grep -q 'exchange "missing" does not exist' "$work/noex.log" &&
+			grep -q 'refused the login of user "ordersync"' "$work/pw.log" && break
+		sleep 0.1
+	done
+	sleep 1.2 # a status interval: a wrong confirm would show now
+	grep -q 'exchange "missing" does not exist in vhost "/".*declare_exchange' "$work/noex.log" ||
+		{ ok=; msgs+=("no clear missing-exchange error: $(tail -2 "$work/noex.log")"); }
+	grep -q 'refused the login of user "ordersync".*password_env' "$work/pw.log" ||
+		{ ok=; msgs+=("no clear login error: $(tail -2 "$work/pw.log")"); }
+	for s in rmq_noex rmq_pw; do
+		[ "$(sql "SELECT confirmed_flush_lsn <= '$l0' FROM pg_replication_slots WHERE slot_name = '$s'")" = t ] ||
+			{ ok=; msgs+=("$s confirmed past the undelivered events: $(confirmed $s)"); }
+	done
+	kill -0 $p1 2>/dev/null && kill -0 $p2 2>/dev/null || { ok=; msgs+=("a relay exited instead of retrying"); }
+	kill -TERM $p1 $p2 2>/dev/null
+	wait_exit $p1 10
+	wait_exit $p2 10
+	for s in rmq_noex rmq_pw; do
+		[ "$(sql "SELECT confirmed_flush_lsn <= '$l0' FROM pg_replication_slots WHERE slot_name = '$s'")" = t ] ||
+			{ ok=; msgs+=("$s confirmed past the undelivered events at shutdown: $(confirmed $s)"); }
+	done
+	# a password in the URI is refused before anything starts
+	out=$("$ORDERSYNCD" --dbname="$CONN" --slot=rmq_pw \
+		--sink="amqp://ordersync:$RMQ_PASSWORD@127.0.0.1:$RPORT/%2f?exchange=orders" 2>&1)
+	rc=$?
+	[ $rc != 0 ] && [[ "$out" == *"contains a password"*password_env* ]] && [[ "$out" != *"$RMQ_PASSWORD"* ]] ||
+		{ ok=; msgs+=("password in URI: exit $rc: $out"); }
+	drop_slot rmq_noex
+	drop_slot rmq_pw
+	if [ -n "$ok" ]; then
+		pass $name
+	else
+		fail $name "${msgs[@]}"
+	fi
+}
+
+# ---- 3. amqps:// (TLS) -------------------------------------------------------
+t_tls() {
+	local name=amqp_tls end n rc pid msgs=()
+	amqp queue q_tls orders 'order.#'
+	new_slot rmq_tls
+	sql "CALL public.am_orders('tls', 2)"
+	end=$(cur_lsn)
+	# the node's certificate names localhost, signed by the test CA
+	start_relay tls --slot=rmq_tls --endpos="$end" --sink="amqps://ordersync@localhost:$TPORT/%2f?exchange=orders" \
+		--sink-options="{\"password_env\":\"RMQ_PASSWORD\",\"ca_file\":\"$rdir/tls/ca.pem\"}"
+	wait_exit "$RELAY" 20
+	rc=$WRC
+	n=$(amqp count q_tls)
+	# without that CA (the system's bundle) the certificate is refused, clearly
+	new_slot rmq_tls_bad
+	start_relay tlsbad --slot=rmq_tls_bad --sink="amqps://ordersync@localhost:$TPORT/%2f?exchange=orders" \
+		--sink-options='{"password_env":"RMQ_PASSWORD"}'
+	pid=$RELAY
+	for ((i = 0; i < 50; i++)); do
+		grep -q "not signed by a CA in ca_file" "$work/tlsbad.log" && break
+		sleep 0.1
+	done
+	kill -9 $pid
+	wait $pid 2>/dev/null
+	drop_slot rmq_tls
+	drop_slot rmq_tls_bad
+	if [ "$rc" = 0 ] && [ "$n" = 4 ] && grep -q "not signed by a CA in ca_file" "$work/tlsbad.log"; then
+		pass $name
+	else
+		fail $name "relay exit $rc, $n messages in q_tls (want 4)" "$(tail -2 "$work/tls.log")" \
+			"$(tail -1 "$work/tlsbad.log")"
+	fi
+}
+
+# ---- 4. unroutable -> dead letter -> bind a queue -> redeliver --------------
+t_unroutable() {
+	local name=amqp_unroutable i dl ev err n got
+	sql "SELECT ordersync.add_sink('auto', '$URI?exchange=auto',
+	         '{\"password_env\":\"RMQ_PASSWORD\",\"declare_exchange\":\"topic\"}');
+	     SELECT ordersync.add_route('auto', 'order.paid')" >/dev/null
+	new_slot rmq_auto
+	start_relay auto --slot=rmq_auto --status-interval=1
+	sql "CALL public.am_orders('unroutable', 1)"
+	for ((i = 0; i < 100; i++)); do
+		dl=$(sql "SELECT id FROM ordersync.dead_letter WHERE sink = 'auto'")
+		[ -n "$dl" ] && break
+		sleep 0.1
+	done
+	if [ -z "$dl" ]; then
+		fail $name "no dead letter for the unroutable event within 10 s" "$(tail -3 "$work/auto.log")"
+		return
+	fi
+	ev=$(sql "SELECT event->>'id' FROM ordersync.dead_letter WHERE id = $dl")
+	err=$(sql "SELECT error FROM ordersync.dead_letter WHERE id = $dl")
+	if ! amqp exchange-exists auto; then
+		fail $name "declare_exchange did not create exchange auto"
+		return
+	fi
+	amqp queue q_auto auto 'order.#'
+	sql "SELECT ordersync.redeliver($dl)" >/dev/null
+	for ((i = 0; i < 100; i++)); do
+		n=$(amqp count q_auto)
+		[ "$n" = 1 ] && break
+		sleep 0.1
+	done
+	got=$(amqp drain q_auto | cut -f1,2,4)
+	if [[ "$err" == *"no queue is bound to exchange \"auto\" for routing key \"order.paid\""*"bind a queue"* ]] &&
+		[ "$got" = "$(printf 'order.paid\t2\t%s' "$ev")" ] &&
+		[ "$(sql "SELECT count(*) FROM ordersync.dead_letter")" = 1 ]; then
+		pass $name
+	else
+		fail $name "dead letter error: $err" "queue after redeliver: '$got' (event $ev)" \
+			"$(tail -3 "$work/auto.log")"
+	fi
+	kill -TERM "$RELAY" 2>/dev/null
+	wait_exit "$RELAY" 10
+}
+
+t_delivery
+t_errors
+t_tls
+t_unroutable
+# KEEP_LOGS=DIR keeps the logs and what the queues held, for a post-mortem
+if [ -n "${KEEP_LOGS:-}" ]; then
+	mkdir -p "$KEEP_LOGS" && cp "$work"/*.log "$work"/*.tsv "$work"/*.jsonl "$rdir"/log/*.log "$KEEP_LOGS"/ 2>/dev/null
+fi
+
+[ "$failures" -eq 0 ]
