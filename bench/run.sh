@@ -43,4 +43,18 @@ if [ -x bench/relay/run.sh ]; then
 	echo "### relay"
 	bench/relay/run.sh || { echo "bench/relay/run.sh FAILED"; rc=1; }
 fi
+
+# delivery sinks, each next to the file sink on the same WAL (own ports 55468-55486)
+for s in webhook kafka amqp; do
+	if [ -x "bench/sinks/$s.sh" ]; then
+		echo
+		echo "### delivery sink: $s"
+		"bench/sinks/$s.sh" || { echo "bench/sinks/$s.sh FAILED"; rc=1; }
+	fi
+done
+echo
+echo "### delivery sinks: events/s relative to the file sink on the same WAL"
+for k in webhook_ratio_1 webhook_ratio_16 webhook_ratio_256 kafka_ratio amqp_ratio; do
+	printf '  %-20s %s\n' "$k" "$(get "$k" %.3f)"
+done
 exit $rc
