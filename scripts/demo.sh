@@ -5,7 +5,9 @@
 # pays, ships and cancels orders, tries an illegal transition and a duplicate
 # import, and shows stock, history and the domain events read from a wal2json
 # slot created before the sale.  Exits non-zero when anything differs from
-# what ordersync promises (e.g. not exactly 10 sold).
+# what ordersync promises (e.g. not exactly 10 sold).  Then ordersyncd relays
+# the events as CloudEvents, and routes order events to a signed webhook
+# (port 55466), with a dead letter and its redelivery.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,8 +20,10 @@ GATE=4242			# advisory lock key the buyers queue behind
 work=$(mktemp -d /tmp/ordersync-demo.XXXXXX)
 chmod 0755 "$work"
 relay_pid=
+hook_pid=
 cleanup() {
 	if [ -n "$relay_pid" ]; then kill "$relay_pid" 2>/dev/null || true; fi
+	if [ -n "$hook_pid" ]; then kill "$hook_pid" 2>/dev/null || true; fi
 	"$top/scripts/cluster.sh" stop "$work/pg" >/dev/null 2>&1 || true
 	rm -rf "$work"
 }
@@ -75,6 +79,56 @@ relay_section() {
 		fail "ordersyncd delivered $n events (expected $expected), exit status $rc"
 	fi
 	echo "  $n events relayed, ids <commit LSN>/<ordinal>: the same on a replay"
+}
+
+# sinks_section: routes order events to a signed webhook (a small receiver
+# from test/integration), a refused event lands in dead letters and is
+# redelivered after the receiver is fixed.
+sinks_section() {
+	local hook=55466 endpos n rc=0 dl
+	relay_usable || return 0
+	command -v python3 >/dev/null || return 0
+	section "10. Routing: order events to the warehouse's webhook, signed, without personal data"
+	mkdir -p "$work/ctl"
+	echo "type=ordersync.order.cancelled 400" >"$work/ctl/reject"
+	export DEMO_WEBHOOK_SECRET=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+	python3 "$top/test/integration/webhook_receiver.py" --port=$hook --secret="$DEMO_WEBHOOK_SECRET" \
+		--events="$work/hook.jsonl" --control="$work/ctl" --ready="$work/hook.ready" 2>"$work/hook.err" &
+	hook_pid=$!
+	for _ in $(seq 50); do [ -e "$work/hook.ready" ] && break; sleep 0.1; done
+	val "SELECT pg_create_logical_replication_slot('demo_sinks', 'wal2json')" >/dev/null
+	show "SELECT ordersync.add_sink('warehouse', 'http://127.0.0.1:$hook/hooks/orders',
+	        '{\"secret_env\": \"DEMO_WEBHOOK_SECRET\", \"drop_personal_data\": true, \"backoff_min_ms\": 50}') AS add_sink,
+	        ordersync.add_route('warehouse', 'order.*') AS add_route"
+	psql -X -q -v ON_ERROR_STOP=1 >/dev/null <<SQL
+SELECT ordersync.receive_stock('$SKU', 'berlin', 2);
+SELECT ordersync.set_status(ordersync.place_order('web', 'W-1', '$order_lines', '{"name": "Ada", "email": "ada@example.com"}'), 'paid');
+SELECT ordersync.set_status(ordersync.place_order('web', 'W-2', '$order_lines', '{"name": "Bob"}'), 'cancelled', 'demo');
+SQL
+	endpos=$(val "SELECT pg_current_wal_lsn()")
+	"$relay_bin" --dbname="host=$PGHOST port=$PGPORT user=$PGUSER dbname=$PGDATABASE" \
+		--slot=demo_sinks --endpos="$endpos" --log-level=warning 2>"$work/sinks.err" || rc=$?
+	[ "$rc" -eq 0 ] || { sed 's/^/  relay: /' "$work/sinks.err" | tail -5; fail "ordersyncd exited $rc"; }
+	echo "  the receiver checked every signature and got:"
+	python3 -c 'import json, sys
+for l in open(sys.argv[1]):
+    e = json.loads(l)
+    print("  %-24s %-10s customer in data: %s" % (e["type"], e["subject"], "customer" in e["data"]))' "$work/hook.jsonl"
+	echo "  it refused the cancellation (HTTP 400), which is kept as a dead letter:"
+	show "SELECT id, sink, type, subject, left(error, 60) AS error FROM ordersync.dead_letter"
+	n=$(wc -l <"$work/hook.jsonl")
+	[ "$n" -eq 3 ] || fail "the webhook got $n events, expected 3 (2 x order.created, order.paid)"
+	rm -f "$work/ctl/reject"
+	dl=$(val "SELECT max(id) FROM ordersync.dead_letter")
+	echo "  the receiver is fixed; SELECT ordersync.redeliver($dl) sends it again through the stream:"
+	val "SELECT ordersync.redeliver($dl)" >/dev/null
+	endpos=$(val "SELECT pg_current_wal_lsn()")
+	"$relay_bin" --dbname="host=$PGHOST port=$PGPORT user=$PGUSER dbname=$PGDATABASE" \
+		--slot=demo_sinks --endpos="$endpos" --log-level=warning 2>>"$work/sinks.err" || rc=$?
+	tail -1 "$work/hook.jsonl" | python3 -c 'import json, sys; e = json.loads(sys.stdin.read()); print("  %-24s %-10s id %s" % (e["type"], e["subject"], e["id"]))'
+	grep -q '"ordersync.order.cancelled"' "$work/hook.jsonl" || fail "the redelivered event did not arrive"
+	kill "$hook_pid" 2>/dev/null || true
+	wait "$hook_pid" 2>/dev/null || true
 }
 
 section "1. A throwaway PostgreSQL 15 on port $PORT, with the extension"
@@ -201,6 +255,7 @@ echo "  $nevents events, in commit order; the $((BUYERS - UNITS)) refused purcha
 	fail "expected $UNITS order.created and $UNITS inventory.reserved events, got $created and $reserved"
 
 relay_section "$nevents"
+sinks_section
 
 echo
 echo "demo OK: $UNITS of $BUYERS buyers served, no unit oversold; the cluster is removed now."

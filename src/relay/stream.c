@@ -651,6 +651,12 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 			deliver_work(&r->dl, &ps);
 			last_pump = mono_ms();
 			lines_since_pump = 0;
+			if (relay_delivery_progress(r) &&
+				confirm_progress(conn, r, &last_sent, &last_status) != 0)
+			{
+				alive = false;
+				break;
+			}
 			if (isock >= 0 && ps.fds[isock].revents && PQconsumeInput(conn) == 0)
 			{
 				log_warning("lost the replication connection: %s", PQerrorMessage(conn));
