@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# bench/sinks/kafka.sh — throughput of ordersyncd's Kafka sink next to its
+# file sink on the same WAL, in one run.
+#
+# EVENTS (default 200000) order.paid events over SUBJECTS (default 1000)
+# subjects, 10 per transaction, are produced once; two slots per round are
+# made before that, so every run reads the same WAL. Then ROUNDS (default 3)
+# interleaved runs of
+#   ordersyncd --sink=file:...                  (JSON lines, fsynced)
+#   ordersyncd --sink=kafka://<mock>/benchN     (idempotent producer, acks=all,
+#                                                the sink's defaults)
+# each with --endpos: the relay exits once everything is confirmed, i.e.
+# every record acknowledged by the cluster (checked: topic benchN then holds
+# every event id, read back with kcat). Medians are compared:
+# RATIO = kafka events/s / file events/s. Also the relay's CPU per event.
+#
+# The cluster is librdkafka's mock (test/integration/kafka_mock.c, 3 brokers,
+# 4 partitions, in memory, no fsync) on the same 2 cores: it measures what
+# the relay and librdkafka cost, not a real cluster's disks and network.
+# Port 55471 (PostgreSQL). Env: ORDERSYNCD, EVENTS, SUBJECTS, ROUNDS (<= 4).
+# Takes about 30 s with the defaults.
+set -uo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+ORDERSYNCD=${ORDERSYNCD:-$root/src/relay/ordersyncd}
+EVENTS=${EVENTS:-200000}
+SUBJECTS=${SUBJECTS:-1000}
+ROUNDS=${ROUNDS:-3}
+PORT=55471
+work=$(mktemp -d /tmp/ordersyncd-bench-kafka.XXXXXX)
+chmod 0755 "$work"
+cl="$work/cluster"
+mock_pid=
+cleanup() {
+	[ -n "$mock_pid" ] && kill -TERM "$mock_pid" 2>/dev/null
+	"$root/scripts/cluster.sh" stop "$cl" >/dev/null 2>&1
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if [ "$ROUNDS" -lt 1 ] || [ "$ROUNDS" -gt 4 ]; then
+	echo "ROUNDS must be 1..4 (two slots per round, max_replication_slots is 10)" >&2
+	exit 2
+fi
+if ! cc -O2 -o "$work/kafka_mock" "$root/test/integration/kafka_mock.c" -lrdkafka 2>"$work/mock-build.log"; then
+	cat "$work/mock-build.log" >&2
+	exit 1
+fi
+coproc MOCK { exec "$work/kafka_mock" 3 2>"$work/mock.err"; }
+mock_pid=$MOCK_PID
+if ! read -r -t 10 boot <&"${MOCK[0]}"; then
+	echo "the mock cluster did not start: $(cat "$work/mock.err")" >&2
+	exit 1
+fi
+mock() {
+	local ans
+	echo "$*" >&"${MOCK[1]}"
+	read -r -t 10 ans <&"${MOCK[0]}" && [ "$ans" = ok ] && return 0
+	echo "mock cluster: $* -> ${ans:-no answer}" >&2
+	return 1
+}
+
+"$root/scripts/cluster.sh" start "$cl" "$PORT" "synchronous_commit = off" >/dev/null || exit 1
+eval "$("$root/scripts/cluster.sh" env "$cl" "$PORT")"
+export PGOPTIONS="-c client_min_messages=warning"
+CONN="host=$cl port=$PORT user=postgres dbname=postgres"
+sql() { psql -X -A -t -q -v ON_ERROR_STOP=1 -c "$1"; }
+
+# the relay reads its configured sinks (none) and writes dead letters here
+sql "CREATE EXTENSION ordersync"
+sql "CREATE PROCEDURE bench_produce(total int, per_txn int, nsubj int) LANGUAGE plpgsql AS \$\$
+     BEGIN FOR t IN 0..(total / per_txn) - 1 LOOP
+       PERFORM pg_logical_emit_message(true, 'ordersync',
+         '{\"type\":\"order.paid\",\"subject\":\"order/' || ((t * per_txn + g) % nsubj) ||
+         '\",\"data\":{\"order_id\":' || ((t * per_txn + g) % nsubj) ||
+         ',\"status\":\"paid\",\"previous_status\":\"pending\",\"total\":\"39.80\",' ||
+         '\"lines\":[{\"line_no\":1,\"sku\":\"A-1\",\"qty\":2,\"price\":\"19.90\"}],\"customer\":{\"name\":\"Ada\"}}}')
+       FROM generate_series(1, per_txn) g;
+       COMMIT; END LOOP; END \$\$"
+
+# run NAME SLOT SINK: "wall_seconds cpu_seconds" of one relay run to $end
+run() {
+	local name=$1 slot=$2 sink=$3
+	if ! /usr/bin/time -o "$work/$name.time" -f "%e %U %S" "$ORDERSYNCD" --dbname="$CONN" \
+		--slot="$slot" --endpos="$end" --status-interval=1 --sink="$sink" >/dev/null 2>"$work/$name.log"; then
+		echo "ordersyncd ($name) failed:" >&2
+		tail -5 "$work/$name.log" >&2
+		return 1
+	fi
+	awk '{ printf "%.3f %.3f\n", $1, $2 + $3 }' "$work/$name.time"
+}
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+sql "SELECT pg_create_logical_replication_slot('warm', 'wal2json')" >/dev/null
+for ((r = 1; r <= ROUNDS; r++)); do
+	mock create-topic "bench$r" 4 3 || exit 1
+	for k in f k; do sql "SELECT pg_create_logical_replication_slot('$k$r', 'wal2json')" >/dev/null; done
+done
+t0=$(date +%s.%N)
+sql "CALL bench_produce($EVENTS, 10, $SUBJECTS)"
+end=$(sql "SELECT pg_current_wal_lsn()")
+echo "produced $EVENTS events in $(printf %.1f "$(echo "$(date +%s.%N) - $t0" | bc)") s, WAL end $end"
+sync
+
+# the first decoding of fresh WAL is slower: one unmeasured pass first
+run warm warm "file:$work/warm.jsonl" >/dev/null || exit 1
+rm -f "$work/warm.jsonl"
+bad=0
+: >"$work/f.secs"; : >"$work/f.cpu"; : >"$work/k.secs"; : >"$work/k.cpu"
+for ((r = 1; r <= ROUNDS; r++)); do
+	read -r t c < <(run "file_$r" "f$r" "file:$work/events.jsonl") || exit 1
+	echo "$t" >>"$work/f.secs"
+	echo "$c" >>"$work/f.cpu"
+	rm -f "$work/events.jsonl"
+	read -r t c < <(run "kafka_$r" "k$r" "kafka://$boot/bench$r") || exit 1
+	echo "$t" >>"$work/k.secs"
+	echo "$c" >>"$work/k.cpu"
+	# everything is in the topic once the relay has exited. The mock keeps
+	# only the newest few MB per partition, so count by offsets: the end
+	# offsets of the 4 partitions add up to the records written
+	n=0
+	for p in 0 1 2 3; do
+		o=$(timeout 20 kcat -b "$boot" -Q -t "bench$r:$p:-1" 2>/dev/null | awk '/offset/ { print $NF }')
+		n=$((n + ${o:-0}))
+	done
+	if [ "$n" != "$EVENTS" ]; then
+		echo "run kafka_$r: topic bench$r has $n records, not $EVENTS" >&2
+		bad=1
+	fi
+	printf "  round %d: file %6.2f s, kafka %6.2f s\n" "$r" "$(tail -1 "$work/f.secs")" "$t"
+done
+
+ft=$(median <"$work/f.secs")
+kt=$(median <"$work/k.secs")
+fc=$(median <"$work/f.cpu")
+kc=$(median <"$work/k.cpu")
+printf "%-34s %10s %8s %11s\n" sink "events/s" RATIO "relay us/ev"
+printf "%-34s %10.0f %8.3f %11.1f\n" "file (fsync)" "$(echo "$EVENTS / $ft" | bc -l)" 1 \
+	"$(echo "$fc * 1000000 / $EVENTS" | bc -l)"
+printf "%-34s %10.0f %8.3f %11.1f\n" "kafka (idempotent, acks=all)" "$(echo "$EVENTS / $kt" | bc -l)" \
+	"$(echo "$ft / $kt" | bc -l)" "$(echo "$kc * 1000000 / $EVENTS" | bc -l)"
+[ -n "${BENCH_RESULTS:-}" ] && echo "kafka_ratio $(echo "$ft / $kt" | bc -l)" >>"$BENCH_RESULTS"
+echo "($EVENTS events, $SUBJECTS subjects, 10 per transaction, medians of $ROUNDS interleaved runs;"
+echo " RATIO = events/s of the sink / events/s of the file sink on the same WAL; every run includes"
+echo " the relay's start and its final confirmation; the mock cluster runs on the same machine)"
+exit $bad
