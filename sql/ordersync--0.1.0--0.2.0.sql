@@ -146,6 +146,18 @@ BEGIN
 				  DETAIL = format('It must be an object of librdkafka properties without secrets; got %s.', options -> 'kafka'),
 				  HINT = 'Give the SASL password with "password_env" or "password_file"; keys and certificates as files.';
 	END IF;
+	-- what the sink sets itself, or would break its promises (order, durability)
+	IF options ? 'kafka' AND (EXISTS (
+			SELECT FROM jsonb_object_keys(options -> 'kafka') AS p
+			WHERE p IN ('bootstrap.servers', 'log.queue', 'transactional.id', 'enable.gapless.guarantee',
+						'message.timeout.ms', 'delivery.timeout.ms'))
+		 OR options -> 'kafka' ->> 'enable.idempotence' IN ('false', '0')
+		 OR coalesce(options -> 'kafka' ->> 'acks', 'all') NOT IN ('all', '-1')) THEN
+		RAISE EXCEPTION 'the "kafka" option of sink "%" overrides a setting ordersync relies on', name
+			USING ERRCODE = 'OS006',
+				  DETAIL = format('Got %s. The sink sets bootstrap.servers from the uri, acks=all and enable.idempotence=true for durability and order, and enforces timeout_ms itself.', options -> 'kafka'),
+				  HINT = 'Remove those properties; use the uri for brokers and "timeout_ms" for the delivery timeout.';
+	END IF;
 	IF EXISTS (SELECT FROM ordersync.sink s WHERE s.name = add_sink.name) THEN
 		RAISE EXCEPTION 'sink "%" already exists', name
 			USING ERRCODE = 'OS006',

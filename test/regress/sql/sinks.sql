@@ -3,6 +3,7 @@
 -- dead letters and redelivery
 SELECT 'init' FROM pg_create_logical_replication_slot('regress_sinks', 'wal2json');
 \set VERBOSITY default
+\set SHOW_CONTEXT never
 
 SELECT ordersync.add_sink('warehouse', 'https://wms.example.com/hooks/orders', '{"secret_env": "WMS_SECRET", "max_attempts": 5}');
 SELECT ordersync.add_sink('payments', 'kafka://k1:9092,k2:9092/orders');
@@ -29,6 +30,8 @@ SELECT ordersync.add_sink('hook', 'https://x.example.com/', '{"secret": "hunter2
 SELECT ordersync.add_sink('hook', 'https://x.example.com/', '{"retries": 3}');
 \echo :LAST_ERROR_SQLSTATE
 SELECT ordersync.add_sink('k', 'kafka://k1/t', '{"kafka": {"sasl.password": "hunter2"}}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT ordersync.add_sink('k', 'kafka://k1/t', '{"kafka": {"acks": "1"}}');
 \echo :LAST_ERROR_SQLSTATE
 SELECT ordersync.add_sink('warehouse', 'https://other.example.com/');
 \echo :LAST_ERROR_SQLSTATE
