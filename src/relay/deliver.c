@@ -796,7 +796,11 @@ deliver_apply_config(struct deliver *dl, json_object *cfg)
 int
 deliver_load_config(struct deliver *dl, PGconn *conn)
 {
-	PGresult   *res = PQexec(conn, "SELECT pg_catalog.to_regprocedure('ordersync.relay_config()') IS NOT NULL");
+	/* not to_regprocedure(): before PostgreSQL 16 it fails when the schema is missing */
+	PGresult   *res = PQexec(conn,
+							 "SELECT EXISTS (SELECT FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n"
+							 " ON n.oid = p.pronamespace WHERE n.nspname = 'ordersync'"
+							 " AND p.proname = 'relay_config' AND p.pronargs = 0)");
 	json_object *cfg;
 
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)

@@ -1,0 +1,294 @@
+/*
+ * webhook_receiver.c — a fast webhook endpoint for bench/sinks/webhook.sh.
+ *
+ * The Python receiver of the integration tests handles a few thousand
+ * requests a second at best, so measuring the relay against it would
+ * measure Python. This one (libmicrohttpd, epoll, a small thread pool,
+ * keep-alive) still does what a real receiver must: it reads every body and
+ * checks its Standard Webhooks signature (HMAC-SHA256 over
+ * "webhook-id.webhook-timestamp.body", whsec_ secrets base64-decoded), and
+ * it checks that each subject's events arrive in increasing id order (per
+ * URL path: give each run its own path), so
+ * a fast but wrong relay cannot score.
+ *
+ *   webhook_receiver PORT SECRET       (runs until SIGTERM/SIGINT)
+ *
+ * On exit it prints one line: "accepted N refused M out_of_order K".
+ * Answers 204 to a good request, 401 to a bad signature; GET /count gives
+ * the number accepted so far.
+ */
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <microhttpd.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#define MAX_BODY (1 << 20)
+#define NSUBJ 4096				/* subjects tracked for ordering, by hash */
+
+static unsigned char key[256];
+static int	keylen;
+static atomic_long accepted,
+			refused,
+			out_of_order;
+static struct MHD_Response *ok_resp,
+		   *bad_resp;
+
+/* Last id seen per subject (hashed): ids are "<hi>/<lo>/<ordinal>". */
+static pthread_mutex_t order_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct
+{
+	char		subject[160];	/* "<url path> <subject>" */
+	uint64_t	lsn;
+	uint32_t	ordinal;
+}			last[NSUBJ];
+
+struct req
+{
+	size_t		len;
+	size_t		cap;
+	char	   *body;
+};
+
+static int
+parse_id(const char *id, uint64_t *lsn, uint32_t *ord)
+{
+	unsigned	hi,
+				lo,
+				o;
+
+	if (sscanf(id, "%X/%X/%u", &hi, &lo, &o) != 3)
+		return -1;
+	*lsn = ((uint64_t) hi << 32) | lo;
+	*ord = o;
+	return 0;
+}
+
+/* A crude field lookup, enough for the relay's compact CloudEvents. */
+static int
+json_field(const char *body, const char *name, char *out, size_t outlen)
+{
+	char		pat[32];
+	const char *p,
+			   *e;
+
+	snprintf(pat, sizeof(pat), "\"%s\":\"", name);
+	if ((p = strstr(body, pat)) == NULL)
+		return -1;
+	p += strlen(pat);
+	if ((e = strchr(p, '"')) == NULL || (size_t) (e - p) >= outlen)
+		return -1;
+	memcpy(out, p, (size_t) (e - p));
+	out[e - p] = '\0';
+	return 0;
+}
+
+static void
+check_order(const char *url, const char *body)
+{
+	char		subject[64],
+				key[160],
+				id[64];
+	uint64_t	lsn,
+				h = 1469598103934665603ULL;
+	uint32_t	ord;
+	int			slot;
+
+	if (json_field(body, "subject", subject, sizeof(subject)) ||
+		json_field(body, "id", id, sizeof(id)) || parse_id(id, &lsn, &ord))
+		return;
+	/* one URL path is one sink: the order holds per sink and subject */
+	snprintf(key, sizeof(key), "%s %s", url, subject);
+	for (const char *c = key; *c; c++)
+		h = (h ^ (unsigned char) *c) * 1099511628211ULL;
+	slot = (int) (h % NSUBJ);
+	pthread_mutex_lock(&order_lock);
+	if (strcmp(last[slot].subject, key) == 0 &&
+		(lsn < last[slot].lsn || (lsn == last[slot].lsn && ord <= last[slot].ordinal)))
+		atomic_fetch_add(&out_of_order, 1);
+	snprintf(last[slot].subject, sizeof(last[slot].subject), "%s", key);
+	last[slot].lsn = lsn;
+	last[slot].ordinal = ord;
+	pthread_mutex_unlock(&order_lock);
+}
+
+static int
+signature_ok(struct MHD_Connection *c, const char *body, size_t len)
+{
+	const char *id = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "webhook-id");
+	const char *ts = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "webhook-timestamp");
+	const char *sig = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "webhook-signature");
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int maclen = 0;
+	char		b64[80];
+	char	   *msg;
+	size_t		n;
+
+	if (!id || !ts || !sig || strncmp(sig, "v1,", 3) != 0)
+		return 0;
+	n = strlen(id) + 1 + strlen(ts) + 1 + len;
+	msg = malloc(n);
+	if (msg == NULL)
+		return 0;
+	sprintf(msg, "%s.%s.", id, ts);
+	memcpy(msg + strlen(id) + 1 + strlen(ts) + 1, body, len);
+	HMAC(EVP_sha256(), key, keylen, (unsigned char *) msg, n, mac, &maclen);
+	free(msg);
+	EVP_EncodeBlock((unsigned char *) b64, mac, (int) maclen);
+	return strcmp(sig + 3, b64) == 0;
+}
+
+static enum MHD_Result
+handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+	   const char *version, const char *upload, size_t *upload_size, void **con_cls)
+{
+	struct req *r = *con_cls;
+
+	(void) cls;
+	(void) version;
+	if (strcmp(method, "GET") == 0 && strcmp(url, "/count") == 0)
+	{
+		/* how many were accepted so far: the benchmark polls this */
+		char		text[32];
+		int			n = snprintf(text, sizeof(text), "%ld\n", atomic_load(&accepted));
+		struct MHD_Response *resp = MHD_create_response_from_buffer((size_t) n, text,
+																	MHD_RESPMEM_MUST_COPY);
+		enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
+
+		MHD_destroy_response(resp);
+		return ret;
+	}
+	if (strcmp(method, "POST") != 0)
+		return MHD_queue_response(c, MHD_HTTP_METHOD_NOT_ALLOWED, bad_resp);
+	if (r == NULL)
+	{
+		r = calloc(1, sizeof(*r));
+		if (r == NULL)
+			return MHD_NO;
+		*con_cls = r;
+		return MHD_YES;
+	}
+	if (*upload_size > 0)
+	{
+		size_t		take = *upload_size;
+
+		if (r->len + take > MAX_BODY)
+			take = MAX_BODY - r->len;
+		if (r->len + take + 1 > r->cap)
+		{
+			size_t		cap = r->cap ? r->cap * 2 : 4096;
+			char	   *b;
+
+			while (cap < r->len + take + 1)
+				cap *= 2;
+			if ((b = realloc(r->body, cap)) == NULL)
+				return MHD_NO;
+			r->body = b;
+			r->cap = cap;
+		}
+		memcpy(r->body + r->len, upload, take);
+		r->len += take;
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (r->body == NULL)
+		return MHD_queue_response(c, MHD_HTTP_BAD_REQUEST, bad_resp);
+	r->body[r->len] = '\0';
+	if (!signature_ok(c, r->body, r->len))
+	{
+		atomic_fetch_add(&refused, 1);
+		return MHD_queue_response(c, MHD_HTTP_UNAUTHORIZED, bad_resp);
+	}
+	check_order(url, r->body);
+	atomic_fetch_add(&accepted, 1);
+	return MHD_queue_response(c, MHD_HTTP_NO_CONTENT, ok_resp);
+}
+
+static void
+completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+	struct req *r = *con_cls;
+
+	(void) cls;
+	(void) c;
+	(void) toe;
+	if (r)
+		free(r->body);
+	free(r);
+	*con_cls = NULL;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct MHD_Daemon *d;
+	sigset_t	set;
+	int			sig;
+	const char *secret;
+	struct sockaddr_in addr = {.sin_family = AF_INET};
+
+	if (argc != 3)
+	{
+		fprintf(stderr, "usage: webhook_receiver PORT SECRET\n");
+		return 2;
+	}
+	secret = argv[2];
+	if (strncmp(secret, "whsec_", 6) == 0)
+	{
+		/* EVP_DecodeBlock counts "=" padding as zero bytes: take it off */
+		size_t		n = strlen(secret + 6);
+
+		keylen = EVP_DecodeBlock(key, (const unsigned char *) secret + 6, (int) n);
+		while (n > 0 && secret[6 + n - 1] == '=')
+			n--, keylen--;
+	}
+	else
+	{
+		keylen = (int) strlen(secret);
+		memcpy(key, secret, (size_t) keylen);
+	}
+	if (keylen <= 0)
+	{
+		fprintf(stderr, "webhook_receiver: bad secret\n");
+		return 2;
+	}
+	ok_resp = MHD_create_response_from_buffer(0, (void *) "", MHD_RESPMEM_PERSISTENT);
+	bad_resp = MHD_create_response_from_buffer(3, (void *) "no\n", MHD_RESPMEM_PERSISTENT);
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);	/* MHD's threads inherit the mask */
+
+	/* loopback only: a benchmark has no business on other interfaces */
+	addr.sin_port = htons((uint16_t) atoi(argv[1]));
+	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	d = MHD_start_daemon(MHD_USE_EPOLL_INTERNALLY | MHD_USE_ERROR_LOG,
+						 (uint16_t) atoi(argv[1]), NULL, NULL, handle, NULL,
+						 MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &addr,
+						 MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+						 MHD_OPTION_THREAD_POOL_SIZE, (unsigned) 2,
+						 MHD_OPTION_CONNECTION_LIMIT, (unsigned) 2048,
+						 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 60,
+						 MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned) 1024,
+						 MHD_OPTION_END);
+	if (d == NULL)
+	{
+		fprintf(stderr, "webhook_receiver: cannot listen on port %s\n", argv[1]);
+		return 1;
+	}
+	fprintf(stderr, "webhook_receiver: listening on %s\n", argv[1]);
+	sigwait(&set, &sig);
+	MHD_stop_daemon(d);
+	printf("accepted %ld refused %ld out_of_order %ld\n", atomic_load(&accepted),
+		   atomic_load(&refused), atomic_load(&out_of_order));
+	return 0;
+}

@@ -1,0 +1,56 @@
+/*
+ * sink_webhook_sign.h — the pure parts of the webhook sink: Standard
+ * Webhooks signing, the signing key from a secret, and what an HTTP status
+ * means for a delivery.
+ *
+ * Kept apart from sink_webhook.c (which needs libcurl and the relay's
+ * loop) so the unit tests can check them against the published Standard
+ * Webhooks test vector without any network.
+ */
+#ifndef ORDERSYNCD_SINK_WEBHOOK_SIGN_H
+#define ORDERSYNCD_SINK_WEBHOOK_SIGN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* "v1," + base64 of 32 bytes (44 characters) + NUL */
+#define WH_SIGNATURE_LEN 48
+
+/*
+ * The HMAC key for a secret. A secret starting with "whsec_" is a Standard
+ * Webhooks secret: the rest is base64 and the key is the decoded bytes (what
+ * every Standard Webhooks / Svix receiver library does). Any other secret is
+ * used as it is. Returns a malloc'd key (its length in *keylen), or NULL
+ * with err filled.
+ */
+unsigned char *wh_key_from_secret(const char *secret, size_t *keylen,
+								  char *err, size_t errlen);
+
+/*
+ * Sign one attempt: out = "v1," + base64(HMAC-SHA256(key, id "." ts "."
+ * body)). out must hold WH_SIGNATURE_LEN bytes. Returns 0, or -1 if OpenSSL
+ * failed (out is then empty).
+ */
+int			wh_sign(const unsigned char *key, size_t keylen, const char *id,
+					int64_t timestamp, const char *body, size_t body_len,
+					char *out);
+
+/* What a finished HTTP exchange means for the delivery. */
+enum wh_outcome
+{
+	WH_ACCEPTED,				/* 2xx: the receiver has it */
+	WH_RETRY,					/* 408, 429, 5xx: try again later */
+	WH_REFUSED					/* 1xx, 3xx, other 4xx: retrying will not help */
+};
+
+enum wh_outcome wh_classify(long http_status);
+
+/*
+ * Copy at most max bytes of an HTTP response body into out (size max + 1)
+ * as one printable line: control characters become spaces, so a receiver's
+ * multi-line error page does not break the log or the dead-letter text.
+ */
+void		wh_printable(const char *in, size_t len, char *out, size_t max);
+
+#endif
