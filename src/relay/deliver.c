@@ -17,32 +17,6 @@
 /* dsink_accepted/dsink_failed reach the relay's one instance through this. */
 static struct deliver *the_deliver;
 
-static void *
-xmalloc(size_t n)
-{
-	void	   *p = malloc(n);
-
-	if (p == NULL)
-	{
-		log_error("out of memory (%zu bytes)", n);
-		abort();
-	}
-	return p;
-}
-
-static char *
-xstrdup(const char *s)
-{
-	char	   *p = strdup(s);
-
-	if (p == NULL)
-	{
-		log_error("out of memory");
-		abort();
-	}
-	return p;
-}
-
 void
 deliver_init(struct deliver *dl, const char *conninfo, uint64_t max_bytes)
 {
@@ -68,7 +42,7 @@ txn_push(struct deliver *dl, uint64_t end_lsn, int64_t commit_usec, bool closed)
 	if (dl->next_seq - dl->head_seq == dl->ring_cap)
 	{
 		uint64_t	cap = dl->ring_cap ? dl->ring_cap * 2 : 1024;
-		struct dl_txn *ring = xmalloc(sizeof(*ring) * cap);
+		struct dl_txn *ring = ds_xmalloc(sizeof(*ring) * cap);
 
 		/* positions depend on the capacity: move every entry */
 		for (uint64_t s = dl->head_seq; s < dl->next_seq; s++)
@@ -222,7 +196,7 @@ record_dead_letter(struct deliver *dl, struct delivery *d, const char *why)
 
 	if (!dead_letter_conn(dl))
 		return -1;
-	body = xmalloc(d->body_len + 1);
+	body = ds_xmalloc(d->body_len + 1);
 	memcpy(body, d->body, d->body_len);
 	body[d->body_len] = '\0';
 	snprintf(attempts, sizeof(attempts), "%d", d->attempts);
@@ -311,7 +285,7 @@ filtered_body(const struct dsink *s, const char *body, size_t len, size_t *outle
 
 		json_object_object_del(data, "customer");
 		txt = json_object_to_json_string_length(ev, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
-		out = xmalloc(n + 1);
+		out = ds_xmalloc(n + 1);
 		memcpy(out, txt, n + 1);
 		*outlen = n;
 	}
@@ -337,7 +311,7 @@ submit(struct deliver *dl, struct dsink *s, uint64_t seq, const char *id, const 
 		body = fbody;
 		len = flen;
 	}
-	d = xmalloc(sizeof(*d) + lid + ltype + lsub + len + 1);
+	d = ds_xmalloc(sizeof(*d) + lid + ltype + lsub + len + 1);
 	memset(d, 0, sizeof(*d));
 	p = (char *) (d + 1);
 	d->id = memcpy(p, id, lid);
@@ -561,13 +535,11 @@ static struct dsink *
 open_sink(const char *name, const char *uri, json_object *options, bool keep_broken,
 		  char *err, size_t errlen)
 {
-	struct dsink *s = calloc(1, sizeof(*s));
+	struct dsink *s = ds_xcalloc(sizeof(*s));
 	const struct dsink_ops *ops = dsink_ops_for(uri);
 
-	if (s == NULL)
-		abort();
-	s->name = xstrdup(name);
-	s->uri = xstrdup(uri);
+	s->name = ds_xstrdup(name);
+	s->uri = ds_xstrdup(uri);
 	s->opt.raw = json_object_get(options);
 	if (ops == NULL)
 		snprintf(err, errlen, "sink \"%s\": unsupported uri \"%s\"; use http://, https://, "
@@ -596,10 +568,8 @@ open_sink(const char *name, const char *uri, json_object *options, bool keep_bro
 		return NULL;
 	}
 	s->ops = &broken_ops;
-	s->state = calloc(1, sizeof(struct broken));
-	if (s->state == NULL)
-		abort();
-	((struct broken *) s->state)->why = xstrdup(err);
+	s->state = ds_xcalloc(sizeof(struct broken));
+	((struct broken *) s->state)->why = ds_xstrdup(err);
 	s->metrics_id = metrics_register_dsink(name);
 	return s;
 }
@@ -612,25 +582,21 @@ add_entry(struct deliver *dl, struct dsink *s, bool configured, const char *conf
 	if (dl->nsinks == dl->cap)
 	{
 		dl->cap = dl->cap ? dl->cap * 2 : 8;
-		dl->sinks = realloc(dl->sinks, sizeof(*dl->sinks) * (size_t) dl->cap);
-		if (dl->sinks == NULL)
-			abort();
+		dl->sinks = ds_xrealloc(dl->sinks, sizeof(*dl->sinks) * (size_t) dl->cap);
 	}
 	e = &dl->sinks[dl->nsinks++];
 	memset(e, 0, sizeof(*e));
 	e->sink = s;
 	e->configured = configured;
-	e->config = config ? xstrdup(config) : NULL;
+	e->config = config ? ds_xstrdup(config) : NULL;
 	return e;
 }
 
 static void
 add_pattern(struct dl_sink *e, const char *p)
 {
-	e->patterns = realloc(e->patterns, sizeof(char *) * (size_t) (e->npatterns + 1));
-	if (e->patterns == NULL)
-		abort();
-	e->patterns[e->npatterns++] = xstrdup(p);
+	e->patterns = ds_xrealloc(e->patterns, sizeof(char *) * (size_t) (e->npatterns + 1));
+	e->patterns[e->npatterns++] = ds_xstrdup(p);
 }
 
 int

@@ -12,6 +12,53 @@
 
 #include "dsink.h"
 
+static void
+out_of_memory(size_t n)
+{
+	fprintf(stderr, "ordersyncd: out of memory (%zu bytes); stopping, nothing unconfirmed is lost\n", n);
+	abort();
+}
+
+void *
+ds_xmalloc(size_t n)
+{
+	void	   *p = malloc(n);
+
+	if (p == NULL)
+		out_of_memory(n);
+	return p;
+}
+
+void *
+ds_xcalloc(size_t n)
+{
+	void	   *p = calloc(1, n);
+
+	if (p == NULL)
+		out_of_memory(n);
+	return p;
+}
+
+void *
+ds_xrealloc(void *old, size_t n)
+{
+	void	   *p = realloc(old, n);
+
+	if (p == NULL)
+		out_of_memory(n);
+	return p;
+}
+
+char *
+ds_xstrdup(const char *s)
+{
+	char	   *p = strdup(s);
+
+	if (p == NULL)
+		out_of_memory(strlen(s) + 1);
+	return p;
+}
+
 void
 pollset_reset(struct pollset *ps)
 {
@@ -23,16 +70,8 @@ pollset_add(struct pollset *ps, int fd, short events)
 {
 	if (ps->n == ps->cap)
 	{
-		int			cap = ps->cap ? ps->cap * 2 : 16;
-		struct pollfd *p = realloc(ps->fds, sizeof(*p) * (size_t) cap);
-
-		if (p == NULL)
-		{
-			fprintf(stderr, "ordersyncd: out of memory\n");
-			abort();
-		}
-		ps->fds = p;
-		ps->cap = cap;
+		ps->cap = ps->cap ? ps->cap * 2 : 16;
+		ps->fds = ds_xrealloc(ps->fds, sizeof(*ps->fds) * (size_t) ps->cap);
 	}
 	ps->fds[ps->n] = (struct pollfd) {.fd = fd,.events = events,.revents = 0};
 	return ps->n++;

@@ -147,6 +147,16 @@ int			dsink_parse_options(struct dsink_options *opt, json_object *raw,
 void		dsink_accepted(struct delivery *d);
 int64_t		dsink_failed(struct delivery *d, bool retryable, const char *why);
 
+/*
+ * Allocation for the delivery code: out of memory ends the process (after
+ * a log line), which loses nothing: whatever was not confirmed is read
+ * again from the slot on restart.
+ */
+void	   *ds_xmalloc(size_t n);
+void	   *ds_xcalloc(size_t n);	/* zeroed */
+void	   *ds_xrealloc(void *p, size_t n);
+char	   *ds_xstrdup(const char *s);
+
 /* Monotonic clock in ms, the one retry times are given in. */
 int64_t		dsink_now_ms(void);
 

@@ -162,32 +162,6 @@ struct amqp_sink
 static void amqp_conn_lost(struct dsink *s, const char *fmt,...)
 			__attribute__((format(printf, 2, 3)));
 
-static void *
-amqp_xmalloc(size_t n)
-{
-	void	   *p = calloc(1, n);
-
-	if (p == NULL)
-	{
-		log_error("out of memory (%zu bytes)", n);
-		abort();
-	}
-	return p;
-}
-
-static char *
-amqp_xstrdup(const char *str)
-{
-	char	   *p = strdup(str);
-
-	if (p == NULL)
-	{
-		log_error("out of memory");
-		abort();
-	}
-	return p;
-}
-
 static void
 amqp_free_secret(char *p)
 {
@@ -254,7 +228,7 @@ amqp_str_option(struct dsink *s, const char *key, char **out, char *err, size_t 
 				 s->name, key);
 		return -1;
 	}
-	*out = amqp_xstrdup(json_object_get_string(v));
+	*out = ds_xstrdup(json_object_get_string(v));
 	return 0;
 }
 
@@ -280,7 +254,7 @@ amqp_parse_query(struct dsink *s, struct amqp_sink *a, char *query, char *err, s
 			return -1;
 		}
 		free(a->exchange);
-		a->exchange = amqp_xstrdup(eq + 1);
+		a->exchange = ds_xstrdup(eq + 1);
 	}
 	return 0;
 }
@@ -288,7 +262,7 @@ amqp_parse_query(struct dsink *s, struct amqp_sink *a, char *query, char *err, s
 static int
 amqp_parse_uri(struct dsink *s, struct amqp_sink *a, char *err, size_t errlen)
 {
-	char	   *copy = amqp_xstrdup(s->uri);
+	char	   *copy = ds_xstrdup(s->uri);
 	char	   *query = strchr(copy, '?');
 	const char *auth = strstr(copy, "://");
 	const char *slash,
@@ -319,10 +293,10 @@ amqp_parse_uri(struct dsink *s, struct amqp_sink *a, char *err, size_t errlen)
 				 "default when there is no path)", s->name, s->uri);
 		goto out;
 	}
-	a->host = amqp_xstrdup(ci.host);
+	a->host = ds_xstrdup(ci.host);
 	a->port = ci.port;
-	a->vhost = amqp_xstrdup(ci.vhost);
-	a->user = amqp_xstrdup(ci.user);
+	a->vhost = ds_xstrdup(ci.vhost);
+	a->user = ds_xstrdup(ci.user);
 	a->tls = ci.ssl != 0;
 	if (query && amqp_parse_query(s, a, query, err, errlen) != 0)
 		goto out;
@@ -405,7 +379,7 @@ amqp_parse_options(struct dsink *s, struct amqp_sink *a, char *err, size_t errle
 		return -1;
 	}
 	if (a->tls && a->ca_file == NULL && access(AMQP_SINK_SYSTEM_CA, R_OK) == 0)
-		a->ca_file = amqp_xstrdup(AMQP_SINK_SYSTEM_CA);
+		a->ca_file = ds_xstrdup(AMQP_SINK_SYSTEM_CA);
 	return 0;
 }
 
@@ -422,7 +396,7 @@ amqp_read_password(struct dsink *s, struct amqp_sink *a, char *err, size_t errle
 	if (!given && strcmp(a->user, "guest") == 0)
 	{
 		/* RabbitMQ's built-in user, for a broker on localhost */
-		a->password = amqp_xstrdup("guest");
+		a->password = ds_xstrdup("guest");
 		return 0;
 	}
 	pw = dsink_secret(s, "password", err, errlen);
@@ -452,7 +426,7 @@ amqp_free_config(struct amqp_sink *a)
 static int
 amqp_open(struct dsink *s, char *err, size_t errlen)
 {
-	struct amqp_sink *a = amqp_xmalloc(sizeof(*a));
+	struct amqp_sink *a = ds_xcalloc(sizeof(*a));
 
 	if (amqp_parse_uri(s, a, err, errlen) != 0 ||
 		amqp_parse_options(s, a, err, errlen) != 0 ||
@@ -461,7 +435,7 @@ amqp_open(struct dsink *s, char *err, size_t errlen)
 		amqp_free_config(a);
 		return -1;
 	}
-	a->ring = amqp_xmalloc(sizeof(*a->ring) * (size_t) a->cap);
+	a->ring = ds_xcalloc(sizeof(*a->ring) * (size_t) a->cap);
 	a->fd = -1;
 	a->head_tag = a->next_tag = 1;
 	backoff_init(&a->bo, (uint32_t) s->opt.backoff_min_ms, (uint32_t) s->opt.backoff_max_ms);
@@ -547,7 +521,7 @@ amqp_requeue_unconfirmed(struct amqp_sink *a)
 
 	if (a->head_tag == a->next_tag)
 		return;
-	v = amqp_xmalloc(sizeof(*v) * (size_t) (a->next_tag - a->head_tag));
+	v = ds_xcalloc(sizeof(*v) * (size_t) (a->next_tag - a->head_tag));
 	for (uint64_t t = a->head_tag; t < a->next_tag; t++)
 	{
 		struct delivery *d = a->ring[t % (uint64_t) a->cap];
@@ -1303,7 +1277,7 @@ static void
 amqp_submit(struct dsink *s, struct delivery *d)
 {
 	struct amqp_sink *a = s->state;
-	struct amqp_msg *m = amqp_xmalloc(sizeof(*m));
+	struct amqp_msg *m = ds_xcalloc(sizeof(*m));
 
 	m->seq = a->seq++;
 	d->sink_data = m;

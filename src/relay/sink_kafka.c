@@ -154,19 +154,6 @@ struct kafka
 
 static void kafka_close(struct dsink *s);
 
-static void *
-kmalloc(size_t n)
-{
-	void	   *p = calloc(1, n);
-
-	if (p == NULL)
-	{
-		log_error("out of memory (%zu bytes) in the kafka sink", n);
-		abort();
-	}
-	return p;
-}
-
 /* ---- subjects and their queues ----------------------------------------- */
 
 static void
@@ -785,7 +772,7 @@ static void
 kafka_submit(struct dsink *s, struct delivery *d)
 {
 	struct kafka *k = s->state;
-	struct kmsg *m = kmalloc(sizeof(*m));
+	struct kmsg *m = ds_xcalloc(sizeof(*m));
 	struct ksubj *sj;
 	size_t		len = strlen(d->subject);
 
@@ -796,7 +783,7 @@ kafka_submit(struct dsink *s, struct delivery *d)
 	HASH_FIND(hh, k->subjects, d->subject, len, sj);
 	if (sj == NULL)
 	{
-		sj = kmalloc(sizeof(*sj) + len + 1);
+		sj = ds_xcalloc(sizeof(*sj) + len + 1);
 		memcpy(sj->key, d->subject, len + 1);
 		HASH_ADD_KEYPTR(hh, k->subjects, sj->key, len, sj);
 	}
@@ -1132,7 +1119,7 @@ out:
 static int
 kafka_open(struct dsink *s, char *err, size_t errlen)
 {
-	struct kafka *k = kmalloc(sizeof(*k));
+	struct kafka *k = ds_xcalloc(sizeof(*k));
 
 	k->s = s;
 	k->wake[0] = k->wake[1] = -1;

@@ -129,19 +129,6 @@ struct wh_state
 	bool		curl_inited;
 };
 
-static void *
-wh_alloc(size_t n)
-{
-	void	   *p = calloc(1, n);
-
-	if (p == NULL)
-	{
-		fprintf(stderr, "ordersyncd: out of memory in the webhook sink\n");
-		abort();
-	}
-	return p;
-}
-
 /* ---- ready list and retry heap -------------------------------------- */
 
 static void
@@ -187,16 +174,8 @@ heap_push(struct wh_state *st, struct wh_subject *subj)
 
 	if (st->heap_n == st->heap_cap)
 	{
-		int			cap = st->heap_cap ? st->heap_cap * 2 : 64;
-		struct wh_subject **h = realloc(st->heap, sizeof(*h) * (size_t) cap);
-
-		if (h == NULL)
-		{
-			fprintf(stderr, "ordersyncd: out of memory in the webhook sink\n");
-			abort();
-		}
-		st->heap = h;
-		st->heap_cap = cap;
+		st->heap_cap = st->heap_cap ? st->heap_cap * 2 : 64;
+		st->heap = ds_xrealloc(st->heap, sizeof(*st->heap) * (size_t) st->heap_cap);
 	}
 	i = st->heap_n++;
 	st->heap[i] = subj;
@@ -346,7 +325,7 @@ wh_write_cb(char *data, size_t size, size_t nmemb, void *userp)
 static struct wh_req *
 wh_new_req(struct wh_state *st)
 {
-	struct wh_req *req = wh_alloc(sizeof(*req));
+	struct wh_req *req = ds_xcalloc(sizeof(*req));
 	CURL	   *e = curl_easy_init();
 	const struct dsink_options *o = &st->s->opt;
 
@@ -655,7 +634,7 @@ wh_socket_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)
 	}
 	if (sk == NULL)
 	{
-		sk = wh_alloc(sizeof(*sk));
+		sk = ds_xcalloc(sizeof(*sk));
 		sk->fd = fd;
 		sk->next = st->socks;
 		if (st->socks)
@@ -693,7 +672,7 @@ wh_open(struct dsink *s, char *err, size_t errlen)
 			   *host = NULL;
 	bool		named_secret;
 
-	st = wh_alloc(sizeof(*st));
+	st = ds_xcalloc(sizeof(*st));
 	st->s = s;
 	st->timer_at = -1;
 	st->max_in_flight = s->opt.max_in_flight > 0 ? s->opt.max_in_flight : 64;
@@ -804,7 +783,7 @@ wh_open(struct dsink *s, char *err, size_t errlen)
 	/* one connection per request in flight at most, all kept for reuse */
 	curl_multi_setopt(st->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long) st->max_in_flight);
 	curl_multi_setopt(st->multi, CURLMOPT_MAXCONNECTS, (long) st->max_in_flight);
-	st->reqs = wh_alloc(sizeof(*st->reqs) * (size_t) st->max_in_flight);
+	st->reqs = ds_xcalloc(sizeof(*st->reqs) * (size_t) st->max_in_flight);
 	return 0;
 
 fail:
@@ -821,7 +800,7 @@ wh_submit(struct dsink *s, struct delivery *d)
 	HASH_FIND_STR(st->subjects, d->subject, subj);
 	if (subj == NULL)
 	{
-		subj = wh_alloc(sizeof(*subj));
+		subj = ds_xcalloc(sizeof(*subj));
 		subj->key = strdup(d->subject);
 		if (subj->key == NULL)
 		{
@@ -857,16 +836,8 @@ wh_prepare(struct dsink *s, struct pollset *ps, int *timeout_ms)
 			continue;
 		if (st->npolled == st->polled_cap)
 		{
-			int			cap = st->polled_cap ? st->polled_cap * 2 : 16;
-			struct wh_polled *p = realloc(st->polled, sizeof(*p) * (size_t) cap);
-
-			if (p == NULL)
-			{
-				fprintf(stderr, "ordersyncd: out of memory in the webhook sink\n");
-				abort();
-			}
-			st->polled = p;
-			st->polled_cap = cap;
+			st->polled_cap = st->polled_cap ? st->polled_cap * 2 : 16;
+			st->polled = ds_xrealloc(st->polled, sizeof(*st->polled) * (size_t) st->polled_cap);
 		}
 		st->polled[st->npolled].fd = sk->fd;
 		st->polled[st->npolled].idx = pollset_add(ps, sk->fd, sk->events);

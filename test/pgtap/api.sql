@@ -14,9 +14,9 @@ SELECT functions_are('ordersync', ARRAY['add_location', 'add_channel', 'receive_
 	'set_channel_status', 'expire_reservations', 'orders_status_trigger', 'append_only_trigger',
 	'transition_changed_trigger', 'status_in_use_trigger',
 	'add_sink', 'drop_sink', 'add_route', 'drop_route', 'redeliver', 'relay_config',
-	'record_dead_letter', 'announce_relay_config'],
-	'ordersync has exactly the eleven order API functions, four trigger functions and eight for the relay''s sinks');
-SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'ordersync'::regnamespace), 23,
+	'record_dead_letter', 'announce_relay_config', 'unknown_sink'],
+	'ordersync has exactly the eleven order API functions, four trigger functions and nine for the relay''s sinks');
+SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'ordersync'::regnamespace), 24,
 	'no API function is overloaded');
 SELECT is(pg_get_function_arguments('ordersync.add_sink(text, text, jsonb)'::regprocedure),
 	'name text, uri text, options jsonb DEFAULT ''{}''::jsonb', 'add_sink(name text, uri text, options jsonb DEFAULT ''{}'')');
@@ -120,7 +120,7 @@ SELECT is_empty(
 	$$SELECT oid::regprocedure FROM pg_proc WHERE pronamespace = 'ordersync'::regnamespace
 	   AND prolang <> (SELECT oid FROM pg_language WHERE lanname = 'c')
 	   AND proname NOT IN ('add_sink', 'drop_sink', 'add_route', 'drop_route', 'redeliver',
-						   'relay_config', 'record_dead_letter', 'announce_relay_config')$$,
+						   'relay_config', 'record_dead_letter', 'announce_relay_config', 'unknown_sink')$$,
 	'every ordersync function but the sink configuration (rare, administrative) is written in C');
 SELECT volatility_is('ordersync', 'available', ARRAY['text'], 'stable', 'available is STABLE');
 SELECT is_strict('ordersync', 'available', ARRAY['text'], 'available is STRICT');
