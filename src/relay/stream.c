@@ -202,12 +202,21 @@ check_server(PGconn *conn, const struct options *o, struct relay *r,
 	return 0;
 }
 
-/* The sinks configured in the database; without them nothing may be confirmed. */
+/*
+ * The sinks configured in the database; without them nothing may be
+ * confirmed. Read once: from then on the relay.config messages of the
+ * stream keep the configuration exactly as of the position it has read
+ * (after a reconnect, reading it again could apply a change whose
+ * transaction comes later in the stream to the events before it).
+ */
 static int
-load_sinks(PGconn *conn, struct relay *r, enum stream_rc *rc)
+load_sinks(PGconn *conn, struct relay *r, struct stream_state *st, enum stream_rc *rc)
 {
 	if (deliver_load_config(&r->dl, conn) == 0)
+	{
+		st->sinks_loaded = true;
 		return 0;
+	}
 	*rc = PQstatus(conn) == CONNECTION_OK ? STREAM_FATAL : STREAM_RETRY;
 	return -1;
 }
@@ -496,7 +505,7 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 		return rc;
 	}
 	if (check_server(conn, o, r, st, &rc) != 0 ||
-		load_sinks(conn, r, &rc) != 0 ||
+		(!st->sinks_loaded && load_sinks(conn, r, st, &rc) != 0) ||
 		(!st->slot_ready && prepare_slot(conn, o, r, &rc) != 0) ||
 		start_replication(conn, o, r, &rc) != 0)
 	{

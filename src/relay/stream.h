@@ -32,6 +32,7 @@ struct stream_state
 	bool		slot_ready;		/* slot created/verified: do it only once */
 	bool		streamed_once;	/* at least one session reached streaming */
 	bool		reached_streaming;	/* the last session did */
+	bool		sinks_loaded;	/* ordersync.relay_config() read: the stream keeps it current */
 	char		source[512];
 };
 
