@@ -78,6 +78,7 @@ if [ "$PY_EVENTS" -gt 0 ]; then
 	python3 "$root/test/integration/webhook_receiver.py" --port "$PYPORT" --secret "$WH_SECRET" \
 		--events "$work/py.jsonl" --ready "$work/py.ready" 2>"$work/py.log" &
 	pids+=("$!")
+	disown "$!"				# killed at the end: no "Killed" line from bash
 fi
 sleep 0.5
 
@@ -180,6 +181,7 @@ for nsubj in 1 16 256; do
 	printf "%-9s %12.0f %14.0f %8.3f %14s %8s %11.1f %11.1f\n" "$nsubj" "$(rate "$EVENTS" "$ft")" "$(rate "$EVENTS" "$wt")" \
 		"$(echo "$ft / $wt" | bc -l)" "$py_rate" "$py_ratio" "$(echo "$fc * 1000000 / $EVENTS" | bc -l)" \
 		"$(echo "$wc * 1000000 / $EVENTS" | bc -l)"
+	[ -n "${BENCH_RESULTS:-}" ] && echo "webhook_ratio_$nsubj $(echo "$ft / $wt" | bc -l)" >>"$BENCH_RESULTS"
 	for s in "${slots[@]}"; do sql "SELECT pg_drop_replication_slot('$s')" >/dev/null; done
 done
 kill -TERM "$rpid"
