@@ -69,15 +69,7 @@ sql() { psql -X -A -t -q -v ON_ERROR_STOP=1 -c "$1"; }
 
 # the relay reads its configured sinks (none) and writes dead letters here
 sql "CREATE EXTENSION ordersync"
-sql "CREATE PROCEDURE bench_produce(total int, per_txn int, nsubj int) LANGUAGE plpgsql AS \$\$
-     BEGIN FOR t IN 0..(total / per_txn) - 1 LOOP
-       PERFORM pg_logical_emit_message(true, 'ordersync',
-         '{\"type\":\"order.paid\",\"subject\":\"order/' || ((t * per_txn + g) % nsubj) ||
-         '\",\"data\":{\"order_id\":' || ((t * per_txn + g) % nsubj) ||
-         ',\"status\":\"paid\",\"previous_status\":\"pending\",\"total\":\"39.80\",' ||
-         '\"lines\":[{\"line_no\":1,\"sku\":\"A-1\",\"qty\":2,\"price\":\"19.90\"}],\"customer\":{\"name\":\"Ada\"}}}')
-       FROM generate_series(1, per_txn) g;
-       COMMIT; END LOOP; END \$\$"
+psql -X -q -v ON_ERROR_STOP=1 -f "$root/bench/sinks/produce.sql" || exit 1
 
 # run NAME SLOT SINK: "wall_seconds cpu_seconds" of one relay run to $end
 run() {

@@ -61,15 +61,7 @@ CONN="host=$cl port=$PORT user=postgres dbname=postgres"
 sql() { psql -X -A -t -q -v ON_ERROR_STOP=1 -c "$1"; }
 
 # events only, no extension: the sink is given on the command line
-sql "CREATE PROCEDURE bench_produce(total int, per_txn int, nsubj int) LANGUAGE plpgsql AS \$\$
-     BEGIN FOR t IN 0..(total / per_txn) - 1 LOOP
-       PERFORM pg_logical_emit_message(true, 'ordersync',
-         '{\"type\":\"order.paid\",\"subject\":\"order/' || ((t * per_txn + g) % nsubj) ||
-         '\",\"data\":{\"order_id\":' || ((t * per_txn + g) % nsubj) ||
-         ',\"status\":\"paid\",\"previous_status\":\"pending\",\"total\":\"39.80\",' ||
-         '\"lines\":[{\"line_no\":1,\"sku\":\"A-1\",\"qty\":2,\"price\":\"19.90\"}],\"customer\":{\"name\":\"Ada\"}}}')
-       FROM generate_series(1, per_txn) g;
-       COMMIT; END LOOP; END \$\$"
+psql -X -q -v ON_ERROR_STOP=1 -f "$root/bench/sinks/produce.sql" || exit 1
 
 "$work/webhook_receiver" "$RPORT" "$WH_SECRET" >"$work/receiver.out" 2>"$work/receiver.log" &
 rpid=$!
