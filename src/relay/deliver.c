@@ -11,7 +11,6 @@
 #include "backoff.h"
 #include "deliver.h"
 #include "log.h"
-#include "lsn.h"
 #include "metrics.h"
 
 /* dsink_accepted/dsink_failed reach the relay's one instance through this. */
@@ -296,7 +295,7 @@ filtered_body(const struct dsink *s, const char *body, size_t len, size_t *outle
 /* Hand one event to one sink, as part of the current transaction. */
 static void
 submit(struct deliver *dl, struct dsink *s, uint64_t seq, const char *id, const char *type,
-	   const char *subject, const char *body, size_t len, int64_t dead_letter_id)
+	   const char *subject, const char *body, size_t len)
 {
 	size_t		flen = 0;
 	char	   *fbody = filtered_body(s, body, len, &flen);
@@ -326,7 +325,6 @@ submit(struct deliver *dl, struct dsink *s, uint64_t seq, const char *id, const 
 	d->body_len = len;
 	d->sink = s;
 	d->txn_seq = seq;
-	d->dead_letter_id = dead_letter_id;
 	free(fbody);
 
 	txn_at(dl, seq)->outstanding++;
@@ -364,7 +362,7 @@ deliver_event(struct deliver *dl, uint64_t end_lsn, int64_t commit_usec, const c
 
 		if (!e->sink->retired && matches(e, type))
 			submit(dl, e->sink, current_txn(dl, end_lsn, commit_usec), id, type, subject,
-				   body, len, 0);
+				   body, len);
 	}
 }
 
@@ -417,7 +415,7 @@ deliver_redeliver(struct deliver *dl, uint64_t end_lsn, int64_t commit_usec,
 			log_info("redelivering dead letter %lld (event %s) to sink \"%s\"",
 					 (long long) dlid, id, sink);
 			submit(dl, e->sink, current_txn(dl, end_lsn, commit_usec), id, type, subject,
-				   body, n, dlid);
+				   body, n);
 			json_object_put(o);
 			return;
 		}
@@ -819,16 +817,13 @@ deliver_work(struct deliver *dl, const struct pollset *ps)
 }
 
 void
-deliver_pump(struct deliver *dl)
+deliver_pump(struct deliver *dl, int timeout_ms)
 {
-	int			timeout = 0;
-
 	if (dl->nsinks == 0)
 		return;
 	pollset_reset(&dl->ps);
-	deliver_prepare(dl, &dl->ps, &timeout);
-	if (dl->ps.n > 0)
-		(void) poll(dl->ps.fds, (nfds_t) dl->ps.n, 0);
+	deliver_prepare(dl, &dl->ps, &timeout_ms);
+	(void) poll(dl->ps.fds, (nfds_t) dl->ps.n, timeout_ms);
 	deliver_work(dl, &dl->ps);
 }
 

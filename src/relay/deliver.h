@@ -114,7 +114,10 @@ bool		deliver_backlogged(const struct deliver *dl);
 void		deliver_prepare(struct deliver *dl, struct pollset *ps, int *timeout_ms);
 void		deliver_work(struct deliver *dl, const struct pollset *ps);
 
-/* A zero-timeout poll of the sinks alone: for a busy stream. */
-void		deliver_pump(struct deliver *dl);
+/*
+ * Poll the sinks alone, up to timeout_ms (lowered to what they need), and
+ * let them work: with 0 for a busy stream, with a timeout to drain on stop.
+ */
+void		deliver_pump(struct deliver *dl, int timeout_ms);
 
 #endif

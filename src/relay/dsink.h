@@ -71,7 +71,6 @@ struct delivery
 
 	/* private to the relay */
 	uint64_t	txn_seq;		/* which transaction it belongs to */
-	int64_t		dead_letter_id; /* > 0: a redelivery of this dead letter */
 };
 
 /* Options common to all delivery sinks, from the sink's options object. */

@@ -437,14 +437,7 @@ drain_deliveries(struct relay *r, int max_ms)
 	int64_t		until = mono_ms() + max_ms;
 
 	while (!deliver_idle(&r->dl) && mono_ms() < until)
-	{
-		int			timeout = 50;
-
-		pollset_reset(&r->dl.ps);
-		deliver_prepare(&r->dl, &r->dl.ps, &timeout);
-		(void) poll(r->dl.ps.fds, (nfds_t) r->dl.ps.n, timeout);
-		deliver_work(&r->dl, &r->dl.ps);
-	}
+		deliver_pump(&r->dl, 50);
 	relay_delivery_progress(r);
 }
 
@@ -616,7 +609,6 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 			int64_t		wait_ms;
 			int			timeout;
 			int			isock,
-						isync,
 						iwake = -1;
 
 			/* nothing more right now: a good moment to make the batch durable */
@@ -639,7 +631,8 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 			pollset_reset(&ps);
 			/* while backlogged the socket stays unread: polling it would spin */
 			isock = warned_backlog ? -1 : pollset_add(&ps, PQsocket(conn), POLLIN);
-			isync = pollset_add(&ps, relay_sync_fd(r), POLLIN);
+			/* relay_sync_poll at the top of the loop collects a finished sync */
+			pollset_add(&ps, relay_sync_fd(r), POLLIN);
 			if (stream_wake_fd >= 0)
 				iwake = pollset_add(&ps, stream_wake_fd, POLLIN);
 			deliver_prepare(&r->dl, &ps, &timeout);
@@ -649,7 +642,6 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 				alive = false;
 				break;
 			}
-			(void) isync;		/* relay_sync_poll looks at the top of the loop */
 			if (iwake >= 0 && ps.fds[iwake].revents)
 			{
 				char		drain[64];
@@ -766,7 +758,7 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 		/* a busy stream never waits in poll(): let the delivery sinks work now and then */
 		if (deliver_has_sinks(&r->dl) && (++lines_since_pump >= 256 || now - last_pump >= 5))
 		{
-			deliver_pump(&r->dl);
+			deliver_pump(&r->dl, 0);
 			last_pump = now;
 			lines_since_pump = 0;
 		}
