@@ -262,19 +262,18 @@ dsink_failed(struct delivery *d, bool retryable, const char *why)
 	return now + backoff_next(&b, dl->rnd);
 }
 
-/* The event as this sink may see it: without personal data if so configured. */
+/*
+ * The event without personal data (data.customer), for the sinks with
+ * drop_personal_data; malloc'd, or NULL when body is not such an event.
+ */
 static char *
-filtered_body(const struct dsink *s, const char *body, size_t len, size_t *outlen)
+without_personal_data(const char *body, size_t len, size_t *outlen)
 {
-	json_tokener *tok;
-	json_object *ev,
-			   *data;
+	json_tokener *tok = json_tokener_new();
+	json_object *ev = json_tokener_parse_ex(tok, body, (int) len);
+	json_object *data;
 	char	   *out = NULL;
 
-	if (!s->opt.drop_personal_data)
-		return NULL;
-	tok = json_tokener_new();
-	ev = json_tokener_parse_ex(tok, body, (int) len);
 	json_tokener_free(tok);
 	if (ev && json_object_object_get_ex(ev, "data", &data) &&
 		json_object_is_type(data, json_type_object))
@@ -292,24 +291,52 @@ filtered_body(const struct dsink *s, const char *body, size_t len, size_t *outle
 	return out;
 }
 
+/*
+ * What one event looks like for each sink: as built, or without personal
+ * data, which is made once per event however many sinks want it.
+ */
+struct event_bodies
+{
+	const char *body;
+	size_t		len;
+	char	   *filtered;		/* made on first need */
+	size_t		filtered_len;
+	bool		tried;
+};
+
+static const char *
+body_for(struct event_bodies *b, const struct dsink *s, size_t *len)
+{
+	if (s->opt.drop_personal_data)
+	{
+		if (!b->tried)
+		{
+			b->filtered = without_personal_data(b->body, b->len, &b->filtered_len);
+			b->tried = true;
+		}
+		if (b->filtered)
+		{
+			*len = b->filtered_len;
+			return b->filtered;
+		}
+	}
+	*len = b->len;
+	return b->body;
+}
+
 /* Hand one event to one sink, as part of the current transaction. */
 static void
 submit(struct deliver *dl, struct dsink *s, uint64_t seq, const char *id, const char *type,
-	   const char *subject, const char *body, size_t len)
+	   const char *subject, struct event_bodies *bodies)
 {
-	size_t		flen = 0;
-	char	   *fbody = filtered_body(s, body, len, &flen);
+	size_t		len;
+	const char *body = body_for(bodies, s, &len);
 	size_t		lid = strlen(id) + 1,
 				ltype = strlen(type) + 1,
 				lsub = strlen(subject) + 1;
 	struct delivery *d;
 	char	   *p;
 
-	if (fbody)
-	{
-		body = fbody;
-		len = flen;
-	}
 	d = ds_xmalloc(sizeof(*d) + lid + ltype + lsub + len + 1);
 	memset(d, 0, sizeof(*d));
 	p = (char *) (d + 1);
@@ -325,7 +352,6 @@ submit(struct deliver *dl, struct dsink *s, uint64_t seq, const char *id, const 
 	d->body_len = len;
 	d->sink = s;
 	d->txn_seq = seq;
-	free(fbody);
 
 	txn_at(dl, seq)->outstanding++;
 	s->outstanding++;
@@ -356,14 +382,16 @@ void
 deliver_event(struct deliver *dl, uint64_t end_lsn, int64_t commit_usec, const char *id,
 			  const char *type, const char *subject, const char *body, size_t len)
 {
+	struct event_bodies bodies = {.body = body,.len = len};
+
 	for (int i = 0; i < dl->nsinks; i++)
 	{
 		struct dl_sink *e = &dl->sinks[i];
 
 		if (!e->sink->retired && matches(e, type))
-			submit(dl, e->sink, current_txn(dl, end_lsn, commit_usec), id, type, subject,
-				   body, len);
+			submit(dl, e->sink, current_txn(dl, end_lsn, commit_usec), id, type, subject, &bodies);
 	}
+	free(bodies.filtered);
 }
 
 void
@@ -409,13 +437,15 @@ deliver_redeliver(struct deliver *dl, uint64_t end_lsn, int64_t commit_usec,
 
 		if (e->configured && !e->sink->retired && strcmp(e->sink->name, sink) == 0)
 		{
-			size_t		n;
-			const char *body = json_object_to_json_string_length(ev, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+			struct event_bodies bodies = {0};
 
+			bodies.body = json_object_to_json_string_length(ev, JSON_C_TO_STRING_PLAIN |
+															JSON_C_TO_STRING_NOSLASHESCAPE,
+															&bodies.len);
 			log_info("redelivering dead letter %lld (event %s) to sink \"%s\"",
 					 (long long) dlid, id, sink);
-			submit(dl, e->sink, current_txn(dl, end_lsn, commit_usec), id, type, subject,
-				   body, n);
+			submit(dl, e->sink, current_txn(dl, end_lsn, commit_usec), id, type, subject, &bodies);
+			free(bodies.filtered);
 			json_object_put(o);
 			return;
 		}
