@@ -65,7 +65,10 @@ txn_advance(struct deliver *dl)
 		if (!t->closed || t->outstanding > 0)
 			break;
 		if (t->end_lsn > dl->done_end)
+		{
 			dl->done_end = t->end_lsn;
+			dl->done_commit_usec = t->commit_usec;
+		}
 		dl->head_seq++;
 	}
 }
@@ -94,7 +97,10 @@ deliver_commit(struct deliver *dl, uint64_t end_lsn, int64_t commit_usec)
 	{
 		/* nothing in flight: no entry needed */
 		if (end_lsn > dl->done_end)
+		{
 			dl->done_end = end_lsn;
+			dl->done_commit_usec = commit_usec;
+		}
 		return;
 	}
 	else

@@ -57,6 +57,7 @@ struct deliver
 	bool		txn_open;		/* the current transaction has a ring entry */
 
 	uint64_t	done_end;
+	int64_t		done_commit_usec;	/* commit time of the transaction ending there */
 	uint64_t	outstanding;
 	uint64_t	outstanding_bytes;
 	uint64_t	max_bytes;		/* backpressure above this */

@@ -62,8 +62,8 @@ update_durable(struct relay *r, int64_t commit_usec, int64_t now)
 bool
 relay_delivery_progress(struct relay *r)
 {
-	/* the commit time of the newest delivered transaction is not tracked: use the last one seen */
-	return update_durable(r, r->last_commit_usec, now_usec());
+	/* the lag is that of the last transaction every delivery sink has finished */
+	return update_durable(r, r->dl.done_commit_usec, now_usec());
 }
 
 void

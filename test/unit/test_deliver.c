@@ -119,6 +119,33 @@ deliver_confirms_only_whole_prefixes(void **state)
 	deliver_free(&dl);
 }
 
+/* The relay's lag is that of the last transaction the sinks finished. */
+static void
+deliver_done_carries_its_commit_time(void **state)
+{
+	struct deliver dl;
+	static const char *const all[] = {"*"};
+	struct fake *f;
+
+	(void) state;
+	deliver_init(&dl, "dbname=none", 1 << 20);
+	f = add_fake(&dl, "a", all, 1);
+	deliver_event(&dl, 100, 1111, "0/1/1", "order.paid", "order/1", "{}", 2);
+	deliver_commit(&dl, 100, 1111);
+	deliver_commit(&dl, 200, 2222);	/* nothing routed, waits behind the first */
+	deliver_event(&dl, 300, 3333, "0/3/1", "order.paid", "order/1", "{}", 2);
+	deliver_commit(&dl, 300, 3333);
+	dsink_accepted(f->got[0]);
+	assert_int_equal(dl.done_end, 200);
+	assert_int_equal(dl.done_commit_usec, 2222);
+	dsink_accepted(f->got[1]);
+	assert_int_equal(dl.done_end, 300);
+	assert_int_equal(dl.done_commit_usec, 3333);
+	deliver_commit(&dl, 400, 4444);	/* idle: done at once */
+	assert_int_equal(dl.done_commit_usec, 4444);
+	deliver_free(&dl);
+}
+
 static void
 deliver_routes_by_pattern(void **state)
 {
@@ -291,6 +318,7 @@ group_deliver(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(deliver_confirms_only_whole_prefixes),
+		cmocka_unit_test(deliver_done_carries_its_commit_time),
 		cmocka_unit_test(deliver_routes_by_pattern),
 		cmocka_unit_test(deliver_cut_transaction_never_confirms),
 		cmocka_unit_test(deliver_failure_without_dead_letter_stays),
