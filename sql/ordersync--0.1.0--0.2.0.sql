@@ -76,16 +76,18 @@ CREATE FUNCTION ordersync.announce_relay_config()
 									  'data', ordersync.relay_config())::text)
 $$;
 
--- OS007, naming the sinks there are.
-CREATE FUNCTION ordersync.unknown_sink(name text, hint text)
+-- OS007, naming the sinks there are, unless the sink exists.
+CREATE FUNCTION ordersync.require_sink(name text, hint text)
 	RETURNS void
 	LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 	AS $$
 BEGIN
-	RAISE EXCEPTION 'unknown sink "%"', name
-		USING ERRCODE = 'OS007',
-			  DETAIL = format('The sinks are: %s.', coalesce((SELECT string_agg(s.name, ', ' ORDER BY s.name) FROM ordersync.sink s), 'none')),
-			  HINT = hint;
+	IF NOT EXISTS (SELECT FROM ordersync.sink s WHERE s.name = require_sink.name) THEN
+		RAISE EXCEPTION 'unknown sink "%"', name
+			USING ERRCODE = 'OS007',
+				  DETAIL = format('The sinks are: %s.', coalesce((SELECT string_agg(s.name, ', ' ORDER BY s.name) FROM ordersync.sink s), 'none')),
+				  HINT = hint;
+	END IF;
 END
 $$;
 
@@ -188,10 +190,8 @@ CREATE FUNCTION ordersync.drop_sink(name text)
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 	AS $$
 BEGIN
+	PERFORM ordersync.require_sink(name, 'List them with SELECT * FROM ordersync.sink.');
 	DELETE FROM ordersync.sink s WHERE s.name = drop_sink.name;
-	IF NOT FOUND THEN
-		PERFORM ordersync.unknown_sink(name, 'List them with SELECT * FROM ordersync.sink.');
-	END IF;
 	PERFORM ordersync.announce_relay_config();
 END
 $$;
@@ -202,9 +202,7 @@ CREATE FUNCTION ordersync.add_route(sink text, event_type_pattern text)
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 	AS $$
 BEGIN
-	IF NOT EXISTS (SELECT FROM ordersync.sink s WHERE s.name = add_route.sink) THEN
-		PERFORM ordersync.unknown_sink(sink, 'Add it first with ordersync.add_sink(name, uri, options).');
-	END IF;
+	PERFORM ordersync.require_sink(sink, 'Add it first with ordersync.add_sink(name, uri, options).');
 	IF event_type_pattern IS NULL OR event_type_pattern !~ '^(\*|[a-z0-9_]+(\.[a-z0-9_]+)*(\.\*)?)$' THEN
 		RAISE EXCEPTION 'invalid event type pattern "%"', event_type_pattern
 			USING ERRCODE = 'OS006',
@@ -227,9 +225,7 @@ CREATE FUNCTION ordersync.drop_route(sink text, event_type_pattern text)
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 	AS $$
 BEGIN
-	IF NOT EXISTS (SELECT FROM ordersync.sink s WHERE s.name = drop_route.sink) THEN
-		PERFORM ordersync.unknown_sink(sink, 'List them with SELECT * FROM ordersync.sink.');
-	END IF;
+	PERFORM ordersync.require_sink(sink, 'List them with SELECT * FROM ordersync.sink.');
 	DELETE FROM ordersync.route r WHERE r.sink = drop_route.sink AND r.pattern = event_type_pattern;
 	IF NOT FOUND THEN
 		RETURN false;
@@ -285,7 +281,7 @@ COMMENT ON FUNCTION ordersync.redeliver(bigint) IS 'sends a dead-lettered event 
 
 REVOKE ALL ON ordersync.sink, ordersync.route, ordersync.dead_letter FROM PUBLIC;
 REVOKE ALL ON FUNCTION ordersync.relay_config(), ordersync.announce_relay_config(),
-	ordersync.unknown_sink(text, text),
+	ordersync.require_sink(text, text),
 	ordersync.add_sink(text, text, jsonb), ordersync.drop_sink(text),
 	ordersync.add_route(text, text), ordersync.drop_route(text, text),
 	ordersync.record_dead_letter(text, jsonb, text, integer), ordersync.redeliver(bigint) FROM PUBLIC;

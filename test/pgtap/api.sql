@@ -14,7 +14,7 @@ SELECT functions_are('ordersync', ARRAY['add_location', 'add_channel', 'receive_
 	'set_channel_status', 'expire_reservations', 'orders_status_trigger', 'append_only_trigger',
 	'transition_changed_trigger', 'status_in_use_trigger',
 	'add_sink', 'drop_sink', 'add_route', 'drop_route', 'redeliver', 'relay_config',
-	'record_dead_letter', 'announce_relay_config', 'unknown_sink'],
+	'record_dead_letter', 'announce_relay_config', 'require_sink'],
 	'ordersync has exactly the eleven order API functions, four trigger functions and nine for the relay''s sinks');
 SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'ordersync'::regnamespace), 24,
 	'no API function is overloaded');
@@ -120,7 +120,7 @@ SELECT is_empty(
 	$$SELECT oid::regprocedure FROM pg_proc WHERE pronamespace = 'ordersync'::regnamespace
 	   AND prolang <> (SELECT oid FROM pg_language WHERE lanname = 'c')
 	   AND proname NOT IN ('add_sink', 'drop_sink', 'add_route', 'drop_route', 'redeliver',
-						   'relay_config', 'record_dead_letter', 'announce_relay_config', 'unknown_sink')$$,
+						   'relay_config', 'record_dead_letter', 'announce_relay_config', 'require_sink')$$,
 	'every ordersync function but the sink configuration (rare, administrative) is written in C');
 SELECT volatility_is('ordersync', 'available', ARRAY['text'], 'stable', 'available is STABLE');
 SELECT is_strict('ordersync', 'available', ARRAY['text'], 'available is STRICT');
