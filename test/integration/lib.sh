@@ -101,3 +101,28 @@ emit() { # emit TYPE SUBJECT DATAJSON  (inside a caller's SQL: use the function)
 	printf "SELECT pg_logical_emit_message(true, 'ordersync', '{\"type\":\"%s\",\"subject\":\"%s\",\"data\":%s}');" "$1" "$2" "$3"
 }
 
+
+# webhook receivers (webhook_receiver.py checks Standard Webhooks signatures)
+declare -A rpid
+# recv_start NAME PORT SECRET: a receiver writing $work/NAME.{events,attempts},
+# controlled through $work/NAME.ctl/; SECRET "" checks no signature
+recv_start() {
+	local name=$1 port=$2 secret=$3 i
+	mkdir -p "$work/$name.ctl"
+	rm -f "$work/$name.ready"
+	python3 "$here/webhook_receiver.py" --port "$port" ${secret:+--secret "$secret"} \
+		--events "$work/$name.events" --attempts "$work/$name.attempts" \
+		--control "$work/$name.ctl" --ready "$work/$name.ready" 2>>"$work/$name.stderr" &
+	rpid[$name]=$!
+	pids+=("$!")
+	for ((i = 0; i < 80; i++)); do
+		[ -e "$work/$name.ready" ] && return 0
+		sleep 0.1
+	done
+	echo "receiver $name did not start: $(tail -3 "$work/$name.stderr")"
+	return 1
+}
+recv_kill() {
+	kill -9 "${rpid[$1]}" 2>/dev/null
+	wait "${rpid[$1]}" 2>/dev/null
+}

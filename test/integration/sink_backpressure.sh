@@ -14,19 +14,6 @@ set -uo pipefail
 it_init backpressure 55436
 HOOK_PORT=55437
 export BP_SECRET=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
-recv_pid=
-
-start_receiver() {
-	rm -f "$work/recv.ready"
-	python3 "$here/webhook_receiver.py" --port=$HOOK_PORT --secret="$BP_SECRET" \
-		--events="$work/recv.jsonl" --attempts="$work/attempts.jsonl" \
-		--ready="$work/recv.ready" 2>>"$work/recv.log" &
-	recv_pid=$!
-	disown "$recv_pid"
-	pids+=("$recv_pid")
-	for _ in $(seq 100); do [ -e "$work/recv.ready" ] && return 0; sleep 0.1; done
-	return 1
-}
 rss_kb() { awk '/^VmHWM/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 psql -X -q -c "CREATE EXTENSION ordersync" >"$work/setup.log" 2>&1 || {
@@ -62,13 +49,13 @@ t_backpressure() {
 		return
 	fi
 	# the sink comes back: everything flows, the slot catches up
-	start_receiver || { fail $name "receiver did not start"; return; }
+	recv_start recv $HOOK_PORT "$BP_SECRET" || { fail $name "receiver did not start"; return; }
 	if ! wait_confirmed it_bp "$end" 120; then
 		fail $name "not confirmed after the sink came back" "$(tail -5 "$work/bp.log")"
 		return
 	fi
 	peak=$(rss_kb "$RELAY")
-	res=$(python3 "$here/webhook_check.py" delivered "$work/ref.jsonl" "$work/recv.jsonl" "$start" "$end" '*' exact)
+	res=$(python3 "$here/webhook_check.py" delivered "$work/ref.jsonl" "$work/recv.events" "$start" "$end" '*' exact)
 	rc=$?
 	if [ $rc -eq 0 ] && [ "$peak" -le 65536 ]; then
 		pass $name
@@ -110,7 +97,7 @@ t_broken_sink() {
 	wait_confirmed it_bp "$end" 30
 	if python3 -c 'import json, sys
 evs = [json.loads(l) for l in open(sys.argv[1])]
-sys.exit(0 if any(e["id"] == sys.argv[2] and e["subject"] == "order/5" and e["data"] == {"order_id": 5} for e in evs) else 1)' "$work/recv.jsonl" "$res"; then
+sys.exit(0 if any(e["id"] == sys.argv[2] and e["subject"] == "order/5" and e["data"] == {"order_id": 5} for e in evs) else 1)' "$work/recv.events" "$res"; then
 		pass $name
 	else
 		fail $name "redelivered event $res not at the receiver" "$(tail -3 "$work/broken.log")"
@@ -121,4 +108,5 @@ sys.exit(0 if any(e["id"] == sys.argv[2] and e["subject"] == "order/5" and e["da
 
 t_backpressure
 t_broken_sink
+recv_kill recv
 [ $failures -eq 0 ]

@@ -73,30 +73,7 @@ then
 	exit 1
 fi
 
-# ---- receivers -------------------------------------------------------------
-declare -A rpid
-# recv_start NAME PORT SECRET: a receiver writing $work/NAME.{events,attempts},
-# controlled through $work/NAME.ctl/; SECRET "" checks no signature
-recv_start() {
-	local name=$1 port=$2 secret=$3 i
-	mkdir -p "$work/$name.ctl"
-	rm -f "$work/$name.ready"
-	python3 "$here/webhook_receiver.py" --port "$port" ${secret:+--secret "$secret"} \
-		--events "$work/$name.events" --attempts "$work/$name.attempts" \
-		--control "$work/$name.ctl" --ready "$work/$name.ready" 2>>"$work/$name.stderr" &
-	rpid[$name]=$!
-	pids+=("$!")
-	for ((i = 0; i < 80; i++)); do
-		[ -e "$work/$name.ready" ] && return 0
-		sleep 0.1
-	done
-	echo "receiver $name did not start: $(tail -3 "$work/$name.stderr")"
-	return 1
-}
-recv_kill() {
-	kill -9 "${rpid[$1]}" 2>/dev/null
-	wait "${rpid[$1]}" 2>/dev/null
-}
+# ---- receivers (recv_start, recv_kill: lib.sh) ------------------------------
 # wait_for FILE ID SECS: until the receiver's log has the event
 wait_for() {
 	local i
