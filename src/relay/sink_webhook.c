@@ -801,12 +801,7 @@ wh_submit(struct dsink *s, struct delivery *d)
 	if (subj == NULL)
 	{
 		subj = ds_xcalloc(sizeof(*subj));
-		subj->key = strdup(d->subject);
-		if (subj->key == NULL)
-		{
-			fprintf(stderr, "ordersyncd: out of memory in the webhook sink\n");
-			abort();
-		}
+		subj->key = ds_xstrdup(d->subject);
 		subj->heap_idx = -1;
 		HASH_ADD_KEYPTR(hh, st->subjects, subj->key, strlen(subj->key), subj);
 	}
