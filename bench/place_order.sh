@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/place_order.sh — place_order() throughput on its own throwaway
-# cluster (port 55461): 8 clients importing 2-line orders over many SKUs with
+# cluster (port 25461): 8 clients importing 2-line orders over many SKUs with
 # plenty of stock, so they rarely queue on the same stock row.  (32 clients
 # mean nothing on 2 cores.)  Prints per-round tps and the median, then checks
 # the stock invariants on everything that was reserved.
@@ -11,7 +11,7 @@ set -euo pipefail
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-PORT=55461
+PORT=25461
 CLIENTS=8
 NSKUS=2000
 # place_order has no second variant to alternate with: fewer rounds suffice

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/run.sh — runs every benchmark (what `make bench` calls, after
 # `make install`) and ends with a summary of the figures.  Each benchmark
-# starts and removes its own throwaway cluster (ports 55460-55464).  The relay
+# starts and removes its own throwaway cluster (ports 25460-25464).  The relay
 # benchmark, bench/relay/run.sh, runs last when it exists; the flash-sale
 # benchmark (bench/hot_sku, durable commits) before it.
 #
@@ -44,7 +44,7 @@ if [ -x bench/relay/run.sh ]; then
 	bench/relay/run.sh || { echo "bench/relay/run.sh FAILED"; rc=1; }
 fi
 
-# delivery sinks, each next to the file sink on the same WAL (own ports 55468-55486)
+# delivery sinks, each next to the file sink on the same WAL (own ports 25468-25486)
 for s in webhook kafka amqp; do
 	if [ -x "bench/sinks/$s.sh" ]; then
 		echo

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/status.sh — status-change throughput through the C trigger vs the
 # same trigger in PL/pgSQL (bench/plpgsql_reference.sql), on one table of one
-# throwaway cluster (port 55460).  The two variants alternate in short rounds
+# throwaway cluster (port 25460).  The two variants alternate in short rounds
 # (C then PL/pgSQL, next round the other way round) because this small
 # machine is noisy: drift hits both.  Prints per-round tps and the median of
 # the per-round ratios C / PL/pgSQL.  bench/check_reference.sql first proves
@@ -13,7 +13,7 @@ set -euo pipefail
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-PORT=55460
+PORT=25460
 CLIENTS=${BENCH_CLIENTS:-4}
 NSKUS=1000
 NFLIP=20000			# paid orders that bounce paid <-> fulfilling

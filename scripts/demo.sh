@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # scripts/demo.sh — `make demo`: ordersync at work in under a minute.  Starts a
-# throwaway PostgreSQL (port 55465, temp dir, removed on exit), runs a scripted
+# throwaway PostgreSQL (port 25465, temp dir, removed on exit), runs a scripted
 # flash sale — 25 concurrent buyers for 10 units split over 2 warehouses — then
 # pays, ships and cancels orders, tries an illegal transition and a duplicate
 # import, and shows stock, history and the domain events read from a wal2json
 # slot created before the sale.  Exits non-zero when anything differs from
 # what ordersync promises (e.g. not exactly 10 sold).  Then ordersyncd relays
 # the events as CloudEvents, and routes order events to a signed webhook
-# (port 55466), with a dead letter and its redelivery.
+# (port 25466), with a dead letter and its redelivery.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-PORT=55465
+PORT=25465
 SKU=SNEAKER-LTD
 BUYERS=25
 UNITS=10
@@ -85,7 +85,7 @@ relay_section() {
 # from test/integration), a refused event lands in dead letters and is
 # redelivered after the receiver is fixed.
 sinks_section() {
-	local hook=55466 endpos n rc=0 dl
+	local hook=25466 endpos n rc=0 dl
 	relay_usable || return 0
 	command -v python3 >/dev/null || return 0
 	section "10. Routing: order events to the warehouse's webhook, signed, without personal data"

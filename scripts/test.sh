@@ -13,7 +13,11 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 PGBIN=/usr/lib/postgresql/15/bin
 PGXS_DIR=$(dirname "$(pg_config --pgxs)")/..
-PORT=${ORDERSYNC_TEST_PORT:-55432}
+# Every fixed port of the tests, benchmarks and demo lies below 32768, out of
+# Linux's ephemeral range (32768-60999): there, a client socket of an earlier
+# suite (pgbench leaves thousands in TIME_WAIT) can hold the port and a
+# cluster's bind() fails with "Address already in use", as CI once saw.
+PORT=${ORDERSYNC_TEST_PORT:-25432}
 work=$(mktemp -d /tmp/ordersync-test.XXXXXX)
 chmod 0755 "$work"
 cluster="$work/pg"

@@ -12,7 +12,7 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
-PORT=${ORDERSYNC_BENCH_HOT_PORT:-55467}
+PORT=${ORDERSYNC_BENCH_HOT_PORT:-25467}
 ROUNDS=${ROUNDS:-3}
 SECS=${SECONDS_PER_RUN:-10}
 CLIENTS=${CLIENTS:-32}

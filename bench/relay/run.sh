@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/relay/run.sh — ordersyncd benchmarks, measured side by side in one
-# run on one throwaway cluster (port 55443, metrics 55444):
+# run on one throwaway cluster (port 25443, metrics 25444):
 #   1. throughput: the same WAL consumed by ordersyncd --sink=file vs
 #      pg_recvlogical -f with the same wal2json options, interleaved, medians of 3; ratio =
 #      ordersyncd rate / pg_recvlogical rate (target >= 0.9). Two workloads:
@@ -21,8 +21,8 @@ ORDERSYNCD=${ORDERSYNCD:-$root/src/relay/ordersyncd}
 EVENTS=${EVENTS:-500000}
 RATE=${RATE:-1000}
 SECS=${SECS:-10}
-PORT=55443
-MPORT=55444
+PORT=25443
+MPORT=25444
 PGBIN=/usr/lib/postgresql/15/bin
 work=$(mktemp -d /tmp/ordersyncd-bench.XXXXXX)
 chmod 0755 "$work"

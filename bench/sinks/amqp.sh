@@ -6,7 +6,7 @@
 # transaction, are produced once; one slot per run is made before that, so
 # every run reads the same WAL. Then ROUNDS (default 3) interleaved runs of
 #   ordersyncd --sink=file:...                                (fsynced JSON lines)
-#   ordersyncd --sink=amqp://bench@127.0.0.1:55485/%2f?exchange=orders
+#   ordersyncd --sink=amqp://bench@127.0.0.1:25485/%2f?exchange=orders
 #              with max_in_flight 1000 (the sink's default) and 64
 #              (the webhooks' default), persistent messages, publisher confirms
 # each with --endpos: it exits once everything is confirmed, i.e. every
@@ -17,7 +17,7 @@
 # RabbitMQ is a throwaway node (test/integration/rabbitmq.sh) on the same 2
 # cores: the figures include the broker's CPU and fsyncs, as they would on a
 # small host running both. Also prints the relay's CPU per event.
-# Ports 55472 (PostgreSQL), 55485 (AMQP), 55486 (Erlang distribution).
+# Ports 25472 (PostgreSQL), 25485 (AMQP), 25486 (Erlang distribution).
 # Env: ORDERSYNCD, EVENTS, ROUNDS (at most 3: three slots per round).
 set -uo pipefail
 
@@ -25,8 +25,8 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 ORDERSYNCD=${ORDERSYNCD:-$root/src/relay/ordersyncd}
 EVENTS=${EVENTS:-50000}
 ROUNDS=${ROUNDS:-3}
-PORT=55472
-RPORT=55485
+PORT=25472
+RPORT=25485
 RMQ="$root/test/integration/rabbitmq.sh"
 work=$(mktemp -d /tmp/ordersyncd-bench-amqp.XXXXXX)
 chmod 0755 "$work"

@@ -17,7 +17,7 @@
 # The cluster is librdkafka's mock (test/integration/kafka_mock.c, 3 brokers,
 # 4 partitions, in memory, no fsync) on the same 2 cores: it measures what
 # the relay and librdkafka cost, not a real cluster's disks and network.
-# Port 55471 (PostgreSQL). Env: ORDERSYNCD, EVENTS, SUBJECTS, ROUNDS (<= 4).
+# Port 25471 (PostgreSQL). Env: ORDERSYNCD, EVENTS, SUBJECTS, ROUNDS (<= 4).
 # Takes about 30 s with the defaults.
 set -uo pipefail
 
@@ -26,7 +26,7 @@ ORDERSYNCD=${ORDERSYNCD:-$root/src/relay/ordersyncd}
 EVENTS=${EVENTS:-200000}
 SUBJECTS=${SUBJECTS:-1000}
 ROUNDS=${ROUNDS:-3}
-PORT=55471
+PORT=25471
 work=$(mktemp -d /tmp/ordersyncd-bench-kafka.XXXXXX)
 chmod 0755 "$work"
 cl="$work/cluster"

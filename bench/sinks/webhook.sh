@@ -8,7 +8,7 @@
 # subjects order/0..order/S-1 in turn; slots made before producing, so
 # every run reads the same WAL. Then ROUNDS (default 3) interleaved runs of
 #   ordersyncd --sink=file:...                      (fsynced JSON lines)
-#   ordersyncd --sink=http://127.0.0.1:55469/hook   (signed POSTs)
+#   ordersyncd --sink=http://127.0.0.1:25469/hook   (signed POSTs)
 # each with --endpos (it exits once everything is confirmed, i.e. every
 # POST answered 2xx). Medians are compared: RATIO = webhook / file.
 #
@@ -20,7 +20,7 @@
 # to show that.
 #
 # Also prints the relay's CPU per event (user+system) for each sink.
-# Ports 55468 (PostgreSQL), 55469 (C receiver), 55470 (Python receiver).
+# Ports 25468 (PostgreSQL), 25469 (C receiver), 25470 (Python receiver).
 # Env: ORDERSYNCD, EVENTS, ROUNDS, PY_EVENTS (0 skips the Python runs).
 set -uo pipefail
 
@@ -29,9 +29,9 @@ ORDERSYNCD=${ORDERSYNCD:-$root/src/relay/ordersyncd}
 EVENTS=${EVENTS:-50000}
 ROUNDS=${ROUNDS:-3}
 PY_EVENTS=${PY_EVENTS:-3000}
-PORT=55468
-RPORT=55469
-PYPORT=55470
+PORT=25468
+RPORT=25469
+PYPORT=25470
 export WH_SECRET='whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'
 work=$(mktemp -d /tmp/ordersyncd-bench-webhook.XXXXXX)
 chmod 0755 "$work"

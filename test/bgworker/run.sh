@@ -6,7 +6,7 @@
 # that moment is left alone.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
-PORT=${ORDERSYNC_BGWORKER_PORT:-55434}
+PORT=${ORDERSYNC_BGWORKER_PORT:-25434}
 dir=$(mktemp -d /tmp/ordersync-bgw.XXXXXX)
 chmod 0755 "$dir"
 trap '"$top/scripts/cluster.sh" stop "$dir/pg" >/dev/null 2>&1; rm -rf "$dir"' EXIT

@@ -5,12 +5,12 @@
 # operator errors, SIGHUP, idle slot, metrics.
 #
 # Prints "PASS: <name>" / "FAIL: <name>" per test; exits non-zero on any
-# failure. Must run as root (the cluster runs as postgres). Uses port 55440
-# (PostgreSQL), 55441-55442 (metrics) and 55445 (a wal_level=replica cluster). ORDERSYNCD may point at the binary.
+# failure. Must run as root (the cluster runs as postgres). Uses port 25440
+# (PostgreSQL), 25441-25442 (metrics) and 25445 (a wal_level=replica cluster). ORDERSYNCD may point at the binary.
 set -uo pipefail
 
 . "$(dirname "$0")/lib.sh"
-it_init integration 55440
+it_init integration 25440
 cleanups+=('mountpoint -q "$work/full" && umount "$work/full"' '"$root/scripts/cluster.sh" stop "$work/replica-cluster"')
 if ! psql -X -q -f "$here/setup.sql" >"$work/setup.log" 2>&1; then
 	cat "$work/setup.log"
@@ -199,7 +199,7 @@ t_pg_restart() {
 	local name=postgres_restart_under_relay out="$work/rst.jsonl" rc res m prod
 	reset_seq
 	new_slot it_rst
-	start_relay rst --slot=it_rst --sink=file:"$out" --metrics-addr=127.0.0.1:55441 --status-interval=1 --reconnect-delay-max=1000
+	start_relay rst --slot=it_rst --sink=file:"$out" --metrics-addr=127.0.0.1:25441 --status-interval=1 --reconnect-delay-max=1000
 	# restart in the middle of production and streaming: the producer's open
 	# transaction is lost (it never committed), everything committed must arrive
 	psql -X -q -c "CALL public.it_produce(100000, 3, 20, 1)" >/dev/null 2>&1 &
@@ -210,7 +210,7 @@ t_pg_restart() {
 	wait "$prod"
 	psql -X -q -c "CALL public.it_produce(3000, 3, 20)" >/dev/null 2>&1
 	wait_confirmed it_rst "$(cur_lsn)" 60
-	m=$(curl -s http://127.0.0.1:55441/metrics)
+	m=$(curl -s http://127.0.0.1:25441/metrics)
 	kill -TERM "$RELAY"
 	wait_exit "$RELAY" 20; rc=$WRC
 	sql "SELECT n FROM public.it_committed" >"$work/rst-committed.txt"
@@ -356,8 +356,8 @@ t_errors() {
 
 	name=error_wal_level_replica
 	log="$work/e7.log"
-	if "$root/scripts/cluster.sh" start "$work/replica-cluster" 55445 "wal_level = replica" >/dev/null 2>&1; then
-		"$ORDERSYNCD" --dbname="host=$work/replica-cluster port=55445 user=postgres dbname=postgres" \
+	if "$root/scripts/cluster.sh" start "$work/replica-cluster" 25445 "wal_level = replica" >/dev/null 2>&1; then
+		"$ORDERSYNCD" --dbname="host=$work/replica-cluster port=25445 user=postgres dbname=postgres" \
 			--slot=it_x --create-slot --sink=stdout >/dev/null 2>"$log"
 		rc=$?
 		"$root/scripts/cluster.sh" stop "$work/replica-cluster" >/dev/null 2>&1
@@ -409,7 +409,7 @@ t_sighup() {
 t_idle_and_metrics() {
 	local name=idle_slot_advances l rc m h
 	new_slot it_idle
-	start_relay idle --slot=it_idle --sink=file:"$work/idle.jsonl" --metrics-addr=127.0.0.1:55442 \
+	start_relay idle --slot=it_idle --sink=file:"$work/idle.jsonl" --metrics-addr=127.0.0.1:25442 \
 		--status-interval=1 --wal-check-interval=1
 	sleep 0.5
 	# WAL moves, but nothing for the slot: checkpoints and other tables only
@@ -426,9 +426,9 @@ t_idle_and_metrics() {
 	psql -X -q -c "BEGIN" -c "$(emit order.paid order/9 '{}')" -c "COMMIT" >/dev/null
 	wait_confirmed it_idle "$(cur_lsn)" 20
 	sleep 1.2
-	m=$(curl -s http://127.0.0.1:55442/metrics)
+	m=$(curl -s http://127.0.0.1:25442/metrics)
 	[ -n "${DEBUG:-}" ] && echo "$m" | grep -v '^#' && grep -v "status update" "$work/idle.log"
-	h=$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:55442/healthz)
+	h=$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:25442/healthz)
 	kill -TERM "$RELAY"
 	wait_exit "$RELAY" 20; rc=$WRC
 	local ok=1 pat
@@ -467,7 +467,7 @@ t_walsender_killed() {
 	local name=connection_drop_reconnects out="$work/drop.jsonl" rc res m
 	reset_seq
 	new_slot it_drop
-	start_relay drop --slot=it_drop --sink=file:"$out" --metrics-addr=127.0.0.1:55441 --reconnect-delay-max=500
+	start_relay drop --slot=it_drop --sink=file:"$out" --metrics-addr=127.0.0.1:25441 --reconnect-delay-max=500
 	psql -X -q -c "CALL public.it_produce(3000, 3, 0)" >/dev/null
 	# the connection drops under the relay (walsender terminated), twice
 	sql "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 'it_drop'" >/dev/null
@@ -476,7 +476,7 @@ t_walsender_killed() {
 	sql "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 'it_drop'" >/dev/null
 	psql -X -q -c "CALL public.it_produce(3000, 3, 0)" >/dev/null
 	wait_confirmed it_drop "$(cur_lsn)" 30
-	m=$(curl -s http://127.0.0.1:55441/metrics)
+	m=$(curl -s http://127.0.0.1:25441/metrics)
 	kill -TERM "$RELAY"
 	wait_exit "$RELAY" 20; rc=$WRC
 	res=$(python3 "$here/check_events.py" seq "$out" 9000 2>&1)

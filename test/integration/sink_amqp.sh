@@ -28,15 +28,15 @@
 #                       ordersync.redeliver() brings the same event.
 #
 # Prints "PASS: integration/amqp_<name>" / "FAIL: ..."; exits non-zero on any
-# failure. Must run as root. Ports: 55454 (PostgreSQL), 55480 (AMQP) and
-# 55481 (Erlang distribution), 55482 (AMQPS) of the RabbitMQ node, epmd on 4369.
+# failure. Must run as root. Ports: 25454 (PostgreSQL), 25480 (AMQP) and
+# 25481 (Erlang distribution), 25482 (AMQPS) of the RabbitMQ node, epmd on 4369.
 # ORDERSYNCD may point at the binary; KEEP_LOGS=DIR keeps the logs.
 set -uo pipefail
 
 . "$(dirname "$0")/lib.sh"
-it_init sink_amqp 55454
-RPORT=55480
-TPORT=55482
+it_init sink_amqp 25454
+RPORT=25480
+TPORT=25482
 RMQ="$here/rabbitmq.sh"
 rdir="$work/rmq"
 export RMQ_PASSWORD

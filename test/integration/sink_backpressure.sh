@@ -7,12 +7,12 @@
 # that cannot be opened dead-letters what is routed to it instead of losing
 # it, and its events can be redelivered once it is fixed.
 #
-# PostgreSQL on 55436, the webhook receiver on 55437.
+# PostgreSQL on 25436, the webhook receiver on 25437.
 set -uo pipefail
 
 . "$(dirname "$0")/lib.sh"
-it_init backpressure 55436
-HOOK_PORT=55437
+it_init backpressure 25436
+HOOK_PORT=25437
 export BP_SECRET=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
 rss_kb() { awk '/^VmHWM/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 

@@ -16,13 +16,13 @@
 # The slot must not move past events Kafka has not acknowledged.
 #
 # Prints "PASS: integration/kafka_<name>" / "FAIL: ..." per test; exits
-# non-zero on any failure. Must run as root. Port 55452 (PostgreSQL); the
+# non-zero on any failure. Must run as root. Port 25452 (PostgreSQL); the
 # mock brokers listen on random ports of 127.0.0.1. ORDERSYNCD may point
 # at the binary.
 set -uo pipefail
 
 . "$(dirname "$0")/lib.sh"
-it_init sink_kafka 55452
+it_init sink_kafka 25452
 
 # ---- the mock cluster ------------------------------------------------------
 if ! cc -O2 -o "$work/kafka_mock" "$here/kafka_mock.c" -lrdkafka 2>"$work/mock-build.log"; then

@@ -14,15 +14,15 @@
 # requests of one subject at once.
 #
 # Prints "PASS: integration/webhook_<name>" / "FAIL: ..." per test; exits
-# non-zero on any failure. Must run as root. Ports: 55450 (PostgreSQL),
-# 55451 and 55453 (receivers; WEBHOOK_RECEIVER_PORT1/2 override them). ORDERSYNCD
+# non-zero on any failure. Must run as root. Ports: 25450 (PostgreSQL),
+# 25451 and 25453 (receivers; WEBHOOK_RECEIVER_PORT1/2 override them). ORDERSYNCD
 # may point at the binary.
 set -uo pipefail
 
 . "$(dirname "$0")/lib.sh"
-it_init sink_webhook 55450
-R1=${WEBHOOK_RECEIVER_PORT1:-55451}
-R2=${WEBHOOK_RECEIVER_PORT2:-55453}
+it_init sink_webhook 25450
+R1=${WEBHOOK_RECEIVER_PORT1:-25451}
+R2=${WEBHOOK_RECEIVER_PORT2:-25453}
 export WH_SECRET='whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'
 export WH_BAD='whsec_c29tZSBvdGhlciBzZWNyZXQ='
 printf 'raw secret two\n' >"$work/raw.secret"
