@@ -82,6 +82,7 @@ struct relay
 
 	/* the batch the syncer thread is flushing */
 	struct syncer syncer;
+	int64_t		sync_started_usec;	/* monotonic: when the last batch went to the syncer */
 	struct pending_txn inflight[RELAY_MAX_PENDING_TXNS];
 	int			ninflight;
 	uint64_t	inflight_txns;
@@ -120,8 +121,17 @@ int relay_sync_start(struct relay *r);
 /* Collect a finished background sync; *advanced tells whether durable_end moved. */
 int relay_sync_poll(struct relay *r, bool *advanced);
 
-/* Commits waiting for a sync, and no sync in flight? */
+/*
+ * Commits waiting for a sync, no sync in flight, and the last one began at
+ * least SYNC_MIN_GAP_USEC (2 ms) ago?
+ */
 bool relay_sync_due(struct relay *r);
+/*
+ * How long until relay_sync_due turns true by the clock alone, in ms for
+ * poll(): 0 now, -1 not by the clock (nothing waits, or a sync in flight
+ * wakes the loop through relay_sync_fd when it ends).
+ */
+int relay_sync_wait_ms(struct relay *r);
 
 /* Anything received but not yet durable? */
 bool relay_needs_sync(const struct relay *r);

@@ -628,6 +628,13 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 			if (wait_ms < 1)
 				wait_ms = 1;
 			timeout = (int) wait_ms;
+			/* a batch held back by the sync gap starts when the gap is over */
+			{
+				int			sync_ms = relay_sync_wait_ms(r);
+
+				if (sync_ms >= 0 && sync_ms < timeout)
+					timeout = sync_ms > 0 ? sync_ms : 1;
+			}
 			pollset_reset(&ps);
 			/* while backlogged the socket stays unread: polling it would spin */
 			isock = warned_backlog ? -1 : pollset_add(&ps, PQsocket(conn), POLLIN);
