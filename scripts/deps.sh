@@ -6,11 +6,11 @@
 set -euo pipefail
 
 want=(
-	make gcc
+	make gcc g++ pkg-config
 	postgresql-15 postgresql-server-dev-15 postgresql-contrib
 	postgresql-15-wal2json postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
 	libjson-c-dev libyajl-dev libmicrohttpd-dev libcmocka-dev libcurl4-openssl-dev
-	libssl-dev librdkafka-dev librabbitmq-dev uthash-dev
+	libssl-dev librdkafka-dev librabbitmq-dev uthash-dev libsimdjson-dev
 	kcat rabbitmq-server amqp-tools
 	clang libclang-rt-14-dev
 	python3 curl procps bc

@@ -1,8 +1,9 @@
 /*
  * w2j.c — wal2json v2 line parser (see w2j.h).
  *
- * yajl does the JSON, in one pass over the line with callbacks; this file
- * only records the top-level fields the relay uses and checks their shape.
+ * simdjson (w2j_simd.cc) or, for what it refuses, yajl does the JSON, in
+ * one pass over the line; this file only records the top-level fields the
+ * relay uses and checks their shape.
  * Building json-c objects for every line (and freeing them) was most of
  * the relay's CPU time; json-c is still used for the rare row changes,
  * whose whole content becomes the event data.
@@ -22,10 +23,17 @@ w2j_parser_init(struct w2j_parser *p)
 	p->tok = json_tokener_new();
 	if (p->tok == NULL)
 		return -1;
-	/* same UTF-8 policy as the yajl pass, see w2j_parse */
+	/* same UTF-8 policy as the yajl pass, see w2j_scan_yajl */
 	json_tokener_set_flags(p->tok, 0);
+	p->simd = w2j_simd_new();
+	if (p->simd == NULL)
+	{
+		json_tokener_free(p->tok);
+		p->tok = NULL;
+		return -1;
+	}
 	yarena_init(&p->arena);
-	buf_init(&p->store);
+	buf_init(&p->scan.store);
 	return 0;
 }
 
@@ -35,8 +43,9 @@ w2j_parser_free(struct w2j_parser *p)
 	if (p->tok)
 	{
 		json_tokener_free(p->tok);
+		w2j_simd_free(p->simd);
 		yarena_free(&p->arena);
-		buf_free(&p->store);
+		buf_free(&p->scan.store);
 	}
 	p->tok = NULL;
 }
@@ -97,13 +106,13 @@ value_start(struct w2j_parser *p, int topkind)
 {
 	if (p->depth == 0)
 	{
-		p->top = topkind;
+		p->scan.top = topkind;
 		p->value_end = yajl_get_bytes_consumed(p->h);
 		return NULL;
 	}
 	if (p->depth != 1 || p->key == K_NONE)
 		return NULL;
-	return &p->f[p->key];
+	return &p->scan.f[p->key];
 }
 
 static int
@@ -168,10 +177,10 @@ cb_string(void *ctx, const unsigned char *s, size_t len)
 		return 1;
 	/* yajl's decoded text dies with the callback: keep a NUL-terminated copy */
 	f->kind = W2J_STRING;
-	f->off = p->store.len;
+	f->off = p->scan.store.len;
 	f->len = len;
-	buf_append(&p->store, s, len);
-	buf_append(&p->store, "", 1);
+	buf_append(&p->scan.store, s, len);
+	buf_append(&p->scan.store, "", 1);
 	return 1;
 }
 
@@ -217,34 +226,38 @@ cb_end(void *ctx)
 
 #define KEY_IS(lit) (len == sizeof(lit) - 1 && memcmp(k, lit, len) == 0)
 
+enum w2j_key
+w2j_key_of(const char *k, size_t len)
+{
+	if (KEY_IS("action"))
+		return K_ACTION;
+	if (KEY_IS("xid"))
+		return K_XID;
+	if (KEY_IS("timestamp"))
+		return K_TIMESTAMP;
+	if (KEY_IS("lsn"))
+		return K_LSN;
+	if (KEY_IS("nextlsn"))
+		return K_NEXTLSN;
+	if (KEY_IS("transactional"))
+		return K_TRANSACTIONAL;
+	if (KEY_IS("prefix"))
+		return K_PREFIX;
+	if (KEY_IS("content"))
+		return K_CONTENT;
+	if (KEY_IS("schema"))
+		return K_SCHEMA;
+	if (KEY_IS("table"))
+		return K_TABLE;
+	return K_NONE;
+}
+
 static int
 cb_map_key(void *ctx, const unsigned char *k, size_t len)
 {
 	struct w2j_parser *p = ctx;
 
-	p->key = K_NONE;
-	if (p->depth != 1)
-		return 1;
-	if (KEY_IS("action"))
-		p->key = K_ACTION;
-	else if (KEY_IS("xid"))
-		p->key = K_XID;
-	else if (KEY_IS("timestamp"))
-		p->key = K_TIMESTAMP;
-	else if (KEY_IS("lsn"))
-		p->key = K_LSN;
-	else if (KEY_IS("nextlsn"))
-		p->key = K_NEXTLSN;
-	else if (KEY_IS("transactional"))
-		p->key = K_TRANSACTIONAL;
-	else if (KEY_IS("prefix"))
-		p->key = K_PREFIX;
-	else if (KEY_IS("content"))
-		p->key = K_CONTENT;
-	else if (KEY_IS("schema"))
-		p->key = K_SCHEMA;
-	else if (KEY_IS("table"))
-		p->key = K_TABLE;
+	p->key = p->depth == 1 ? w2j_key_of((const char *) k, len) : K_NONE;
 	return 1;
 }
 
@@ -305,18 +318,24 @@ w2j_yajl_run(yajl_handle h, const char *text, size_t len, const size_t *value_en
 	return -1;
 }
 
-/* Parse line into p->f with yajl; the error texts match w2j_parse_json. */
-static int
-scan_line(struct w2j_parser *p, const char *line, size_t len, char *err, size_t errlen)
+static void
+scan_reset(struct w2j_scan *scan)
+{
+	buf_reset(&scan->store);
+	memset(scan->f, 0, sizeof(scan->f));
+	scan->top = 0;
+}
+
+/* Scan line into p->scan with yajl; the error texts match w2j_parse_json. */
+int
+w2j_scan_yajl(struct w2j_parser *p, const char *line, size_t len, char *err, size_t errlen)
 {
 	yajl_handle h;
 	int			rc;
 
-	buf_reset(&p->store);
-	memset(p->f, 0, sizeof(p->f));
+	scan_reset(&p->scan);
 	p->depth = 0;
 	p->key = K_NONE;
-	p->top = 0;
 	p->value_end = 0;
 	h = p->h = yajl_alloc(&w2j_callbacks, &p->arena.funcs, p);
 	if (h == NULL)
@@ -339,10 +358,23 @@ scan_line(struct w2j_parser *p, const char *line, size_t len, char *err, size_t 
 	return rc;
 }
 
+/* simdjson first; yajl for what it refuses, and for the error text. */
+static int
+scan_line(struct w2j_parser *p, const char *line, size_t len, char *err, size_t errlen)
+{
+	if (len <= W2J_SIMD_MAX)
+	{
+		scan_reset(&p->scan);
+		if (w2j_simd_scan(p->simd, line, len, &p->scan))
+			return 0;
+	}
+	return w2j_scan_yajl(p, line, len, err, errlen);
+}
+
 static const char *
 str_field(struct w2j_parser *p, enum w2j_key k)
 {
-	return p->f[k].kind == W2J_STRING ? p->store.data + p->f[k].off : NULL;
+	return p->scan.f[k].kind == W2J_STRING ? p->scan.store.data + p->scan.f[k].off : NULL;
 }
 
 /* Optional LSN field: absent is fine, present-but-bad is an error. */
@@ -351,9 +383,9 @@ get_lsn(struct w2j_parser *p, enum w2j_key k, const char *key, bool *has, uint64
 		char *err, size_t errlen)
 {
 	*has = false;
-	if (p->f[k].kind == W2J_ABSENT)
+	if (p->scan.f[k].kind == W2J_ABSENT)
 		return 0;
-	if (p->f[k].kind != W2J_STRING || lsn_parse(str_field(p, k), out) != 0)
+	if (p->scan.f[k].kind != W2J_STRING || lsn_parse(str_field(p, k), out) != 0)
 	{
 		snprintf(err, errlen, "field \"%s\" is not an LSN", key);
 		return -1;
@@ -371,13 +403,13 @@ w2j_parse(struct w2j_parser *p, const char *line, size_t len,
 	memset(rec, 0, sizeof(*rec));
 	if (scan_line(p, line, len, err, errlen) != 0)
 		return -1;
-	if (p->top == 'n')
+	if (p->scan.top == 'n')
 	{
 		/* a bare "null": valid JSON, but never a valid line or message */
 		snprintf(err, errlen, "JSON null where an object was expected");
 		return -1;
 	}
-	if (p->top != '{')
+	if (p->scan.top != '{')
 	{
 		snprintf(err, errlen, "line is not a JSON object");
 		return -1;
@@ -391,19 +423,19 @@ w2j_parse(struct w2j_parser *p, const char *line, size_t len,
 	}
 	rec->action = action[0];
 
-	if (p->f[K_XID].kind != W2J_ABSENT)
+	if (p->scan.f[K_XID].kind != W2J_ABSENT)
 	{
-		if (p->f[K_XID].kind != W2J_INT || p->f[K_XID].ival < 0)
+		if (p->scan.f[K_XID].kind != W2J_INT || p->scan.f[K_XID].ival < 0)
 		{
 			snprintf(err, errlen, "field \"xid\" is not a transaction id");
 			return -1;
 		}
 		rec->has_xid = true;
-		rec->xid = p->f[K_XID].ival;
+		rec->xid = p->scan.f[K_XID].ival;
 	}
-	if (p->f[K_TIMESTAMP].kind != W2J_ABSENT)
+	if (p->scan.f[K_TIMESTAMP].kind != W2J_ABSENT)
 	{
-		if (p->f[K_TIMESTAMP].kind != W2J_STRING)
+		if (p->scan.f[K_TIMESTAMP].kind != W2J_STRING)
 		{
 			snprintf(err, errlen, "field \"timestamp\" is not a string");
 			return -1;
@@ -428,12 +460,12 @@ w2j_parse(struct w2j_parser *p, const char *line, size_t len,
 			}
 			break;
 		case 'M':
-			if (p->f[K_TRANSACTIONAL].kind != W2J_BOOL)
+			if (p->scan.f[K_TRANSACTIONAL].kind != W2J_BOOL)
 			{
 				snprintf(err, errlen, "message without boolean \"transactional\"");
 				return -1;
 			}
-			rec->transactional = p->f[K_TRANSACTIONAL].ival != 0;
+			rec->transactional = p->scan.f[K_TRANSACTIONAL].ival != 0;
 			rec->prefix = str_field(p, K_PREFIX);
 			if (rec->prefix == NULL)
 			{
@@ -446,7 +478,7 @@ w2j_parse(struct w2j_parser *p, const char *line, size_t len,
 				snprintf(err, errlen, "message without string \"content\"");
 				return -1;
 			}
-			rec->content_len = p->f[K_CONTENT].len;
+			rec->content_len = p->scan.f[K_CONTENT].len;
 			break;
 		default:				/* I, U, D, T */
 			rec->schema = str_field(p, K_SCHEMA);

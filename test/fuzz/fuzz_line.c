@@ -9,7 +9,9 @@
  *     and type are what we put in;
  *   - a message's data, taken by byte offsets from the yajl pass over the
  *     content, is one whole object of the content (and, by the above,
- *     still valid JSON once its whitespace is left out).
+ *     still valid JSON once its whitespace is left out);
+ *   - the two line scanners agree: whatever the simdjson fast path
+ *     accepts, the yajl scan accepts too, with the same fields.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -26,6 +28,7 @@ static struct w2j_parser parser;
 static struct content_parser cparser;
 static json_tokener *check_tok;
 static struct buf out;
+static struct w2j_scan fast;
 
 static void
 check_line(const struct txn_info *t, uint32_t ordinal, const char *type, const char *subject)
@@ -58,6 +61,43 @@ check_line(const struct txn_info *t, uint32_t ordinal, const char *type, const c
 	json_object_put(o);
 }
 
+/* w2j_simd_scan may refuse a line, but what it reads it must read as yajl does */
+static void
+check_scanners_agree(const char *line, size_t len)
+{
+	char		err[256];
+
+	memset(fast.f, 0, sizeof(fast.f));
+	buf_reset(&fast.store);
+	fast.top = 0;
+	if (len > W2J_SIMD_MAX || !w2j_simd_scan(parser.simd, line, len, &fast))
+		return;
+	if (w2j_scan_yajl(&parser, line, len, err, sizeof(err)) != 0)
+	{
+		fprintf(stderr, "simdjson took a line yajl refuses (%s)\n", err);
+		abort();
+	}
+	if (fast.top != parser.scan.top)
+		abort();
+	for (int k = 0; k < K_NKEYS; k++)
+	{
+		const struct w2j_field *a = &fast.f[k];
+		const struct w2j_field *b = &parser.scan.f[k];
+
+		if (a->kind != b->kind)
+		{
+			fprintf(stderr, "field %d: simdjson kind %d, yajl kind %d\n", k, a->kind, b->kind);
+			abort();
+		}
+		if (a->kind == W2J_STRING &&
+			(a->len != b->len ||
+			 memcmp(fast.store.data + a->off, parser.scan.store.data + b->off, a->len) != 0))
+			abort();
+		if ((a->kind == W2J_INT || a->kind == W2J_BOOL) && a->ival != b->ival)
+			abort();
+	}
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -73,10 +113,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		content_parser_init(&cparser);
 		check_tok = json_tokener_new();
 		buf_init(&out);
+		buf_init(&fast.store);
 	}
 	strcpy(t.time, "2026-11-24T07:00:00Z");
 	buf_reset(&out);
 
+	check_scanners_agree((const char *) data, size);
 	if (w2j_parse(&parser, (const char *) data, size, &rec, err, sizeof(err)) != 0)
 	{
 		/* the bad-input path: the raw bytes must survive as valid JSON */

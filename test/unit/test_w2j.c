@@ -79,6 +79,44 @@ w2j_message_with_nul_in_content(void **state)
 	w2j_rec_free(&r);
 }
 
+/*
+ * What simdjson refuses goes to yajl and reads as before: bytes that are not
+ * UTF-8 in a bytea message's content, an integer beyond 64 bits. A key
+ * given twice counts with its last value on both paths.
+ */
+static void
+w2j_simdjson_refusals_fall_back(void **state)
+{
+	struct w2j_rec r;
+	char		err[256];
+	struct w2j_scan scan;
+	const char *latin1 = "{\"action\":\"M\",\"xid\":9,\"transactional\":true,\"prefix\":\"p\","
+		"\"content\":\"caf\xe9\"}";
+	const char *twice = "{\"action\":\"C\",\"action\":\"M\",\"xid\":1,\"xid\":2,\"transactional\":false,"
+		"\"prefix\":\"p\",\"content\":\"a\",\"content\":\"bc\"}";
+
+	(void) state;
+	memset(&scan, 0, sizeof(scan));
+	buf_init(&scan.store);
+	assert_false(w2j_simd_scan(P.simd, latin1, strlen(latin1), &scan));
+	assert_int_equal(parse(latin1, &r, err), 0);
+	assert_int_equal(r.content_len, 4);
+	assert_memory_equal(r.content, "caf\xe9", 4);
+	w2j_rec_free(&r);
+
+	assert_int_equal(parse("{\"action\":\"B\",\"xid\":123456789012345678901234,\"timestamp\":\"t\","
+						   "\"lsn\":\"0/1\",\"nextlsn\":\"0/2\"}", &r, err), -1);
+	assert_string_equal(err, "field \"xid\" is not a transaction id");
+
+	assert_true(w2j_simd_scan(P.simd, twice, strlen(twice), &scan));
+	assert_int_equal(parse(twice, &r, err), 0);
+	assert_int_equal(r.action, 'M');
+	assert_true(r.xid == 2);
+	assert_string_equal(r.content, "bc");
+	w2j_rec_free(&r);
+	buf_free(&scan.store);
+}
+
 static void
 w2j_insert(void **state)
 {
@@ -154,6 +192,7 @@ group_w2j(void)
 		cmocka_unit_test(w2j_begin),
 		cmocka_unit_test(w2j_message),
 		cmocka_unit_test(w2j_message_with_nul_in_content),
+		cmocka_unit_test(w2j_simdjson_refusals_fall_back),
 		cmocka_unit_test(w2j_insert),
 		cmocka_unit_test(w2j_rejects),
 		cmocka_unit_test(w2j_not_nul_terminated),
