@@ -216,14 +216,7 @@ lock_range(Need *need, const char *location, int priority, int from, int to,
 	bool		covered = false;
 
 	/* make the plan, then run it as a cursor */
-	if (p.plan == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare(p.sql, p.nargs, p.argtypes);
-
-		if (plan == NULL || SPI_keepplan(plan) != 0)
-			elog(ERROR, "ordersync: cannot prepare \"%s\"", p.sql);
-		p.plan = plan;
-	}
+	os_prepare(&p);
 	values[0] = CStringGetTextDatum(need->sku);
 	values[1] = CStringGetTextDatum(location);
 	values[2] = Int32GetDatum(priority);

@@ -43,6 +43,7 @@ typedef struct OsPlan
 } OsPlan;
 
 /* spi.c */
+extern void os_prepare(OsPlan *p);
 extern int	os_execute(OsPlan *p, Datum *values, const char *nulls,
 					   bool read_only, long count);
 extern bool os_getbool(int row, int col);
