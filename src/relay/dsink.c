@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "dsink.h"
+#include "ts.h"
 
 static void
 out_of_memory(size_t n)
@@ -87,10 +88,7 @@ pollset_free(struct pollset *ps)
 int64_t
 dsink_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return ts_mono_usec() / 1000;
 }
 
 const struct dsink_ops *

@@ -9,12 +9,12 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
-#include <time.h>
 
 #include "log.h"
 #include "lsn.h"
 #include "metrics.h"
 #include "relay.h"
+#include "ts.h"
 
 static int64_t
 now_usec(void)
@@ -23,15 +23,6 @@ now_usec(void)
 
 	gettimeofday(&tv, NULL);
 	return (int64_t) tv.tv_sec * 1000000 + tv.tv_usec;
-}
-
-static int64_t
-mono_usec(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /*
@@ -447,7 +438,7 @@ bool
 relay_sync_due(struct relay *r)
 {
 	return relay_needs_sync(r) && !syncer_busy(&r->syncer) &&
-		mono_usec() - r->sync_started_usec >= SYNC_MIN_GAP_USEC;
+		ts_mono_usec() - r->sync_started_usec >= SYNC_MIN_GAP_USEC;
 }
 
 int
@@ -458,7 +449,7 @@ relay_sync_wait_ms(struct relay *r)
 	/* a sync in flight wakes the loop through relay_sync_fd when it ends */
 	if (!relay_needs_sync(r) || syncer_busy(&r->syncer))
 		return -1;
-	left = r->sync_started_usec + SYNC_MIN_GAP_USEC - mono_usec();
+	left = r->sync_started_usec + SYNC_MIN_GAP_USEC - ts_mono_usec();
 	return left <= 0 ? 0 : (int) ((left + 999) / 1000);
 }
 
@@ -492,7 +483,7 @@ relay_sync_start(struct relay *r)
 	r->unsynced_txns = 0;
 	r->unsynced = false;
 	syncer_submit(&r->syncer, fds, nfds, r->received_end);
-	r->sync_started_usec = mono_usec();
+	r->sync_started_usec = ts_mono_usec();
 	return RELAY_OK;
 }
 

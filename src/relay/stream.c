@@ -24,6 +24,7 @@
 #include "pgerr.h"
 #include "snapshot.h"
 #include "stream.h"
+#include "ts.h"
 
 volatile sig_atomic_t stream_stop_requested = 0;
 volatile sig_atomic_t stream_reopen_requested = 0;
@@ -35,10 +36,7 @@ int			stream_wake_fd = -1;
 static int64_t
 mono_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return ts_mono_usec() / 1000;
 }
 
 static int64_t

@@ -7,6 +7,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "ts.h"
 
@@ -181,4 +182,13 @@ ts_to_rfc3339(const char *text, size_t len, char *out, int64_t *usec)
 			 (long long) y, m, d, (int) (sod / 3600), (int) (sod / 60 % 60),
 			 (int) (sod % 60), ndig ? "." : "", fracbuf);
 	return 0;
+}
+
+int64_t
+ts_mono_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }

@@ -24,4 +24,7 @@ int ts_to_rfc3339(const char *text, size_t len, char *out, int64_t *usec);
 /* Format microseconds since the epoch as RFC 3339 UTC (microsecond digits). */
 void ts_format_usec(int64_t usec, char *out);
 
+/* The monotonic clock in microseconds: for intervals, never for dates. */
+int64_t ts_mono_usec(void);
+
 #endif

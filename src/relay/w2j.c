@@ -224,31 +224,24 @@ cb_end(void *ctx)
 	return 1;
 }
 
-#define KEY_IS(lit) (len == sizeof(lit) - 1 && memcmp(k, lit, len) == 0)
+#define KEY(name) {name, sizeof(name) - 1}
+
+/* the top-level keys w2j_key names, in its order */
+static const struct
+{
+	const char *name;
+	size_t		len;
+}			keys[K_NKEYS] = {
+	KEY("action"), KEY("xid"), KEY("timestamp"), KEY("lsn"), KEY("nextlsn"),
+	KEY("transactional"), KEY("prefix"), KEY("content"), KEY("schema"), KEY("table")
+};
 
 enum w2j_key
 w2j_key_of(const char *k, size_t len)
 {
-	if (KEY_IS("action"))
-		return K_ACTION;
-	if (KEY_IS("xid"))
-		return K_XID;
-	if (KEY_IS("timestamp"))
-		return K_TIMESTAMP;
-	if (KEY_IS("lsn"))
-		return K_LSN;
-	if (KEY_IS("nextlsn"))
-		return K_NEXTLSN;
-	if (KEY_IS("transactional"))
-		return K_TRANSACTIONAL;
-	if (KEY_IS("prefix"))
-		return K_PREFIX;
-	if (KEY_IS("content"))
-		return K_CONTENT;
-	if (KEY_IS("schema"))
-		return K_SCHEMA;
-	if (KEY_IS("table"))
-		return K_TABLE;
+	for (int i = 0; i < K_NKEYS; i++)
+		if (keys[i].len == len && memcmp(keys[i].name, k, len) == 0)
+			return (enum w2j_key) i;
 	return K_NONE;
 }
 

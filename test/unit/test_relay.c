@@ -7,12 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "unit.h"
 #include "log.h"
 #include "relay.h"
+#include "ts.h"
 
 static char dir[64];
 static char path[128];
@@ -196,15 +196,6 @@ relay_stop_policy_and_raw_rows(void **state)
 	assert_true(R.durable_end == 0x930);
 }
 
-static int64_t
-mono_now_usec(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* A stream that keeps pausing is synced in batches at most every 2 ms. */
 static void
 relay_syncs_no_closer_than_the_gap(void **state)
@@ -226,11 +217,11 @@ relay_syncs_no_closer_than_the_gap(void **state)
 	assert_true(advanced && R.durable_end == 0xB30);
 
 	/* the clock, not the test's speed, decides: the last sync "began" just now */
-	R.sync_started_usec = mono_now_usec() + 10 * 1000000;
+	R.sync_started_usec = ts_mono_usec() + 10 * 1000000;
 	assert_false(relay_sync_due(&R));
 	assert_in_range(relay_sync_wait_ms(&R), 10000, 10003);
 	/* ... or 3 ms ago: the batch goes */
-	R.sync_started_usec = mono_now_usec() - 3000;
+	R.sync_started_usec = ts_mono_usec() - 3000;
 	assert_int_equal(relay_sync_wait_ms(&R), 0);
 	assert_true(relay_sync_due(&R));
 	assert_int_equal(relay_sync_start(&R), RELAY_OK);
