@@ -130,7 +130,7 @@ throughput() {
 }
 echo "== 1. throughput on the same WAL, ordersyncd --sink=file vs pg_recvlogical -f (same wal2json options)"
 echo "   a) messages only: $EVENTS events, 100 per transaction (worst case for ordersyncd: the server"
-echo "      does least, ordersyncd parses every line (simdjson) and every message content (yajl))"
+echo "      does least, ordersyncd parses every line and every message content (simdjson))"
 throughput messages bench_produce "$EVENTS" 100
 echo "   b) order-like transactions: per event one order UPDATE + one history INSERT + the message,"
 echo "      $((EVENTS / 2)) events, 5 per transaction (rows stay on the server: filter-tables)"

@@ -1,24 +1,23 @@
 /*
- * content.c — message content validation with yajl callbacks (see
- * content.h).
+ * content.c — message content validation (see content.h): the checks of
+ * type, subject and data, and the yajl scan for what the simdjson scan in
+ * w2j_simd.cc refuses.
  *
  * Parsing the content into json-c objects and serializing data again was
- * a third of the relay's CPU time; here yajl checks the whole text, the
- * callbacks keep type and subject, and data is taken as the byte range
- * between its '{' and the matching '}' (yajl_get_bytes_consumed is the
+ * a third of the relay's CPU time; a scan checks the whole text, keeps
+ * type and subject, and takes data as the byte range between its '{' and
+ * the matching '}' (in the yajl scan, yajl_get_bytes_consumed is the
  * offset just after the token a callback reports).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "content.h"
 #include "envelope.h"
 #include "w2j.h"
 
-enum
-{
-	F_TYPE, F_SUBJECT, F_DATA, F_NONE = -1
-};
+#define F_NONE (-1)
 
 /* A value starts at the top level or as a field we want; returns the field or F_NONE. */
 static int
@@ -26,7 +25,7 @@ value_start(struct content_parser *cp)
 {
 	if (cp->depth == 0)
 	{
-		cp->top = 'x';
+		cp->scan.top = 'x';
 		cp->value_end = yajl_get_bytes_consumed(cp->h);
 	}
 	if (cp->depth != 1)
@@ -40,7 +39,7 @@ cb_scalar(struct content_parser *cp)
 	int			f = value_start(cp);
 
 	if (f != F_NONE)
-		cp->kind[f] = 'x';
+		cp->scan.kind[f] = 'x';
 	return 1;
 }
 
@@ -71,18 +70,18 @@ cb_string(void *ctx, const unsigned char *s, size_t len)
 	struct content_parser *cp = ctx;
 	int			f = value_start(cp);
 
-	if (f == F_NONE || f == F_DATA)
+	if (f == F_NONE || f == CF_DATA)
 	{
-		if (f == F_DATA)
-			cp->kind[f] = 'x';
+		if (f == CF_DATA)
+			cp->scan.kind[f] = 'x';
 		return 1;
 	}
 	/* decoded text lives only during the callback: copy it */
-	cp->kind[f] = 's';
-	cp->off[f] = cp->store.len;
-	cp->len[f] = len;
-	buf_append(&cp->store, s, len);
-	buf_append(&cp->store, "", 1);
+	cp->scan.kind[f] = 's';
+	cp->scan.off[f] = cp->scan.store.len;
+	cp->scan.len[f] = len;
+	buf_append(&cp->scan.store, s, len);
+	buf_append(&cp->scan.store, "", 1);
 	return 1;
 }
 
@@ -93,13 +92,13 @@ cb_start_map(void *ctx)
 	int			f = value_start(cp);
 
 	if (cp->depth == 0)
-		cp->top = '{';
+		cp->scan.top = '{';
 	cp->value_end = 0;			/* complete only at its end */
 	if (f != F_NONE)
 	{
-		cp->kind[f] = f == F_DATA ? 'o' : 'x';
+		cp->scan.kind[f] = f == CF_DATA ? 'o' : 'x';
 		/* the offset is just past the '{' */
-		cp->off[f] = yajl_get_bytes_consumed(cp->h) - 1;
+		cp->scan.off[f] = yajl_get_bytes_consumed(cp->h) - 1;
 	}
 	cp->depth++;
 	cp->key = F_NONE;
@@ -128,8 +127,8 @@ cb_end_map(void *ctx)
 	if (cp->depth == 0)
 		cp->value_end = yajl_get_bytes_consumed(cp->h);
 	/* closing data's object: its text ends just after this '}' */
-	if (cp->depth == 1 && cp->kind[F_DATA] == 'o' && cp->len[F_DATA] == 0)
-		cp->len[F_DATA] = yajl_get_bytes_consumed(cp->h);
+	if (cp->depth == 1 && cp->scan.kind[CF_DATA] == 'o' && cp->scan.len[CF_DATA] == 0)
+		cp->scan.len[CF_DATA] = yajl_get_bytes_consumed(cp->h);
 	return 1;
 }
 
@@ -154,14 +153,14 @@ cb_map_key(void *ctx, const unsigned char *k, size_t len)
 	if (cp->depth != 1)
 		return 1;
 	if (len == 4 && memcmp(k, "type", 4) == 0)
-		cp->key = F_TYPE;
+		cp->key = CF_TYPE;
 	else if (len == 7 && memcmp(k, "subject", 7) == 0)
-		cp->key = F_SUBJECT;
+		cp->key = CF_SUBJECT;
 	else if (len == 4 && memcmp(k, "data", 4) == 0)
 	{
-		cp->key = F_DATA;
+		cp->key = CF_DATA;
 		/* a repeated "data" counts with its last value */
-		cp->len[F_DATA] = 0;
+		cp->scan.len[CF_DATA] = 0;
 	}
 	return 1;
 }
@@ -182,31 +181,44 @@ void
 content_parser_init(struct content_parser *cp)
 {
 	memset(cp, 0, sizeof(*cp));
+	cp->simd = w2j_simd_new();
+	if (cp->simd == NULL)
+	{
+		fprintf(stderr, "ordersyncd: out of memory\n");
+		abort();
+	}
 	yarena_init(&cp->arena);
-	buf_init(&cp->store);
+	buf_init(&cp->scan.store);
 }
 
 void
 content_parser_free(struct content_parser *cp)
 {
+	w2j_simd_free(cp->simd);
+	cp->simd = NULL;
 	yarena_free(&cp->arena);
-	buf_free(&cp->store);
+	buf_free(&cp->scan.store);
+}
+
+static void
+scan_reset(struct content_scan *scan)
+{
+	buf_reset(&scan->store);
+	memset(scan->kind, 0, sizeof(scan->kind));
+	memset(scan->off, 0, sizeof(scan->off));
+	memset(scan->len, 0, sizeof(scan->len));
+	scan->top = 0;
 }
 
 int
-content_parse(struct content_parser *cp, const char *text, size_t len,
-			  struct event_content *out, char *err, size_t errlen)
+content_scan_yajl(struct content_parser *cp, const char *text, size_t len,
+				  char *err, size_t errlen)
 {
-	char		jerr[160];
 	int			rc;
 
-	memset(out, 0, sizeof(*out));
-	buf_reset(&cp->store);
-	memset(cp->kind, 0, sizeof(cp->kind));
-	memset(cp->len, 0, sizeof(cp->len));
+	scan_reset(&cp->scan);
 	cp->depth = 0;
 	cp->key = F_NONE;
-	cp->top = 0;
 	cp->value_end = 0;
 	cp->h = yajl_alloc(&content_callbacks, &cp->arena.funcs, cp);
 	if (cp->h == NULL)
@@ -215,39 +227,53 @@ content_parse(struct content_parser *cp, const char *text, size_t len,
 		return -1;
 	}
 	/* yajl checks UTF-8 by default: content may be arbitrary bytes */
-	rc = w2j_yajl_run(cp->h, text, len, &cp->value_end, jerr, sizeof(jerr));
+	rc = w2j_yajl_run(cp->h, text, len, &cp->value_end, err, errlen);
 	yajl_free(cp->h);
 	cp->h = NULL;
 	yarena_reset(&cp->arena);
-	if (rc != 0)
+	return rc;
+}
+
+int
+content_parse(struct content_parser *cp, const char *text, size_t len,
+			  struct event_content *out, char *err, size_t errlen)
+{
+	const struct content_scan *scan = &cp->scan;
+	char		jerr[160];
+
+	memset(out, 0, sizeof(*out));
+	/* simdjson first; yajl for what it refuses, and for the error text */
+	scan_reset(&cp->scan);
+	if (!w2j_simd_content(cp->simd, text, len, &cp->scan) &&
+		content_scan_yajl(cp, text, len, jerr, sizeof(jerr)) != 0)
 	{
 		snprintf(err, errlen, "message content is not JSON: %s", jerr);
 		return -1;
 	}
-	if (cp->top != '{')
+	if (scan->top != '{')
 	{
 		snprintf(err, errlen, "message content is not a JSON object");
 		return -1;
 	}
-	if (cp->kind[F_TYPE] != 's' || !envelope_type_ok(cp->store.data + cp->off[F_TYPE]))
+	if (scan->kind[CF_TYPE] != 's' || !envelope_type_ok(scan->store.data + scan->off[CF_TYPE]))
 	{
 		snprintf(err, errlen, "message content has no valid \"type\" "
 				 "(a string of letters, digits, '.', '_' or '-')");
 		return -1;
 	}
-	if (cp->kind[F_SUBJECT] != 's' || cp->len[F_SUBJECT] == 0)
+	if (scan->kind[CF_SUBJECT] != 's' || scan->len[CF_SUBJECT] == 0)
 	{
 		snprintf(err, errlen, "message content has no \"subject\" string");
 		return -1;
 	}
-	if (cp->kind[F_DATA] != 'o')
+	if (scan->kind[CF_DATA] != 'o')
 	{
 		snprintf(err, errlen, "message content has no \"data\" object");
 		return -1;
 	}
-	out->type = cp->store.data + cp->off[F_TYPE];
-	out->subject = cp->store.data + cp->off[F_SUBJECT];
-	out->data = text + cp->off[F_DATA];
-	out->data_len = cp->len[F_DATA] - cp->off[F_DATA];
+	out->type = scan->store.data + scan->off[CF_TYPE];
+	out->subject = scan->store.data + scan->off[CF_SUBJECT];
+	out->data = text + scan->off[CF_DATA];
+	out->data_len = scan->len[CF_DATA] - scan->off[CF_DATA];
 	return 0;
 }

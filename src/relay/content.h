@@ -1,13 +1,15 @@
 /*
  * content.h — validate the content of an ordersync logical message,
- * {"type","subject","data"}, in one yajl pass without building objects.
+ * {"type","subject","data"}, without building objects: with simdjson
+ * (w2j_simd.cc), or with one yajl pass for what simdjson refuses.
  *
- * data is not parsed into anything: the parser records where its text
+ * data is not parsed into anything: the scan records where its text
  * starts and ends, so the envelope can carry it exactly as written.
  */
 #ifndef ORDERSYNCD_CONTENT_H
 #define ORDERSYNCD_CONTENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <yajl/yajl_parse.h>
@@ -24,21 +26,36 @@ struct event_content
 	size_t		data_len;
 };
 
-struct content_parser
+enum content_field
 {
-	struct yarena arena;		/* yajl's memory, reset per parse */
-	struct buf	store;			/* type and subject, NUL-terminated */
-	yajl_handle h;				/* during a parse: for byte offsets */
-	int			depth;
-	int			key;			/* top-level key whose value comes next */
-	int			top;			/* top-level value: 0 none, '{' object, 'x' other */
-	size_t		value_end;		/* where the top-level value ended, 0 before */
-	/* per field: 0 absent, 's' string, 'o' object, 'x' anything else */
-	int			kind[3];
-	size_t		off[3];			/* 's': offset in store; 'o': start in text */
-	size_t		len[3];			/* 's': length; 'o': end offset in text */
+	CF_TYPE, CF_SUBJECT, CF_DATA, CF_NFIELDS
 };
 
+/* What a scan of the content found; a repeated key counts with its last value. */
+struct content_scan
+{
+	struct buf	store;			/* type and subject, NUL-terminated */
+	int			top;			/* top-level value: 0 none, '{' object, 'x' other */
+	/* per field: 0 absent, 's' string, 'o' object, 'x' anything else */
+	int			kind[CF_NFIELDS];
+	size_t		off[CF_NFIELDS];	/* 's': offset in store; 'o': start in text */
+	size_t		len[CF_NFIELDS];	/* 's': length; 'o': end offset in text */
+};
+
+struct w2j_simd;
+
+struct content_parser
+{
+	struct w2j_simd *simd;		/* the fast path */
+	struct content_scan scan;
+	struct yarena arena;		/* yajl's memory, reset per parse */
+	yajl_handle h;				/* during a yajl parse: for byte offsets */
+	int			depth;
+	int			key;			/* top-level key whose value comes next */
+	size_t		value_end;		/* where the top-level value ended, 0 before */
+};
+
+/* Aborts on out-of-memory, like buf.c. */
 void content_parser_init(struct content_parser *cp);
 void content_parser_free(struct content_parser *cp);
 
@@ -51,5 +68,16 @@ void content_parser_free(struct content_parser *cp);
  */
 int content_parse(struct content_parser *cp, const char *text, size_t len,
 				  struct event_content *out, char *err, size_t errlen);
+
+/*
+ * The two scans alone (the fuzz target compares them). The simdjson scan
+ * (w2j_simd.cc) returns false for what it refuses: text that is not UTF-8
+ * or not JSON, an integer beyond 64 bits, nesting deeper than 1024; the
+ * yajl scan returns -1 with the reason for what is not JSON. Both leave
+ * the checks of type, subject and data to content_parse.
+ */
+bool w2j_simd_content(struct w2j_simd *s, const char *text, size_t len, struct content_scan *scan);
+int content_scan_yajl(struct content_parser *cp, const char *text, size_t len,
+					  char *err, size_t errlen);
 
 #endif

@@ -10,8 +10,10 @@
  *   - a message's data, taken by byte offsets from the yajl pass over the
  *     content, is one whole object of the content (and, by the above,
  *     still valid JSON once its whitespace is left out);
- *   - the two line scanners agree: whatever the simdjson fast path
- *     accepts, the yajl scan accepts too, with the same fields.
+ *   - the two line scanners agree, and so do the two content scanners:
+ *     whatever a simdjson fast path accepts, the yajl scan accepts too,
+ *     with the same fields (and data at the same offsets). The input's
+ *     bytes are also scanned as content directly.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -19,6 +21,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "content.h"
 #include "envelope.h"
 #include "lsn.h"
 #include "ts.h"
@@ -29,6 +32,7 @@ static struct content_parser cparser;
 static json_tokener *check_tok;
 static struct buf out;
 static struct w2j_scan fast;
+static struct content_scan cfast;
 
 static void
 check_line(const struct txn_info *t, uint32_t ordinal, const char *type, const char *subject)
@@ -98,6 +102,49 @@ check_scanners_agree(const char *line, size_t len)
 	}
 }
 
+/* the same for the message content scanners */
+static void
+check_content_scanners_agree(const char *text, size_t len)
+{
+	const struct content_scan *slow = &cparser.scan;
+	char		err[256];
+
+	buf_reset(&cfast.store);
+	memset(cfast.kind, 0, sizeof(cfast.kind));
+	memset(cfast.off, 0, sizeof(cfast.off));
+	memset(cfast.len, 0, sizeof(cfast.len));
+	cfast.top = 0;
+	if (!w2j_simd_content(cparser.simd, text, len, &cfast))
+		return;
+	if (content_scan_yajl(&cparser, text, len, err, sizeof(err)) != 0)
+	{
+		fprintf(stderr, "simdjson took content yajl refuses (%s)\n", err);
+		abort();
+	}
+	if (cfast.top != slow->top)
+		abort();
+	for (int f = 0; f < CF_NFIELDS; f++)
+	{
+		if (cfast.kind[f] != slow->kind[f])
+		{
+			fprintf(stderr, "content field %d: simdjson kind %d, yajl kind %d\n",
+					f, cfast.kind[f], slow->kind[f]);
+			abort();
+		}
+		if (cfast.kind[f] == 's' &&
+			(cfast.len[f] != slow->len[f] ||
+			 memcmp(cfast.store.data + cfast.off[f], slow->store.data + slow->off[f],
+					cfast.len[f]) != 0))
+			abort();
+		if (cfast.kind[f] == 'o' && (cfast.off[f] != slow->off[f] || cfast.len[f] != slow->len[f]))
+		{
+			fprintf(stderr, "data at %zu..%zu (simdjson), %zu..%zu (yajl)\n",
+					cfast.off[f], cfast.len[f], slow->off[f], slow->len[f]);
+			abort();
+		}
+	}
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -114,11 +161,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_tok = json_tokener_new();
 		buf_init(&out);
 		buf_init(&fast.store);
+		buf_init(&cfast.store);
 	}
 	strcpy(t.time, "2026-11-24T07:00:00Z");
 	buf_reset(&out);
 
 	check_scanners_agree((const char *) data, size);
+	check_content_scanners_agree((const char *) data, size);
 	if (w2j_parse(&parser, (const char *) data, size, &rec, err, sizeof(err)) != 0)
 	{
 		/* the bad-input path: the raw bytes must survive as valid JSON */
@@ -139,6 +188,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (rec.action == 'M')
 	{
+		check_content_scanners_agree(rec.content, rec.content_len);
 		if (content_parse(&cparser, rec.content, rec.content_len, &c, err, sizeof(err)) == 0)
 		{
 			/* data's span must be exactly one object of the content */
