@@ -440,6 +440,52 @@ drain_deliveries(struct relay *r, int max_ms)
 }
 
 /*
+ * After our CopyDone, read (and drop) what the server still sends until it
+ * ends the stream too, for at most max_ms: only then do we know the
+ * walsender has read our last status update. Closing at once could lose
+ * it: a walsender blocked writing to us tries to flush before it reads
+ * again, fails on the closed socket and exits, and the slot keeps the
+ * previous confirmation, so the next start repeats transactions the file
+ * already holds (seen once in the SIGTERM test). pg_recvlogical drains
+ * the same way. What is dropped here was never confirmed: it comes again.
+ */
+static void
+drain_copy(PGconn *conn, int max_ms)
+{
+	int64_t		until = mono_ms() + max_ms;
+	PGresult   *res;
+
+	for (;;)
+	{
+		char	   *buf = NULL;
+		int			len = PQgetCopyData(conn, &buf, 1);
+		struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
+		int64_t		left = until - mono_ms();
+
+		if (buf)
+			PQfreemem(buf);
+		if (len > 0)
+			continue;
+		if (len < 0)
+			break;				/* -1: the server ended the stream; -2: the connection broke */
+		if (left <= 0)
+		{
+			log_warning("the server did not end the replication stream within %d ms of "
+						"ours; closing anyway (at worst the last confirmation is lost and a "
+						"restart repeats the transactions after the previous one)", max_ms);
+			return;
+		}
+		if (poll(&pfd, 1, (int) left) < 0 && errno != EINTR)
+			return;
+		if (PQconsumeInput(conn) == 0)
+			return;
+	}
+	/* the command's results: take what has come, never wait for more */
+	while (PQconsumeInput(conn) && !PQisBusy(conn) && (res = PQgetResult(conn)) != NULL)
+		PQclear(res);
+}
+
+/*
  * Leave the session: make complete transactions durable, cut an open one
  * from the sinks, confirm, and close. If the sinks failed, nothing more is
  * confirmed.
@@ -465,6 +511,7 @@ end_session(PGconn *conn, struct relay *r, enum stream_rc rc, bool alive,
 		send_feedback(conn, r, false);
 		PQputCopyEnd(conn, NULL);
 		PQflush(conn);
+		drain_copy(conn, 10000);
 	}
 	metrics_set_connected(false);
 	return rc;
