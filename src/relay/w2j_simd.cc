@@ -45,6 +45,16 @@ w2j_simd_free(struct w2j_simd *s)
 	delete s;
 }
 
+/* simdjson's text dies with the next parse: a NUL-terminated copy, as the yajl scans keep */
+static void
+keep_string(struct buf *store, std::string_view sv, size_t *off, size_t *len)
+{
+	*off = store->len;
+	*len = sv.size();
+	buf_append(store, sv.data(), sv.size());
+	buf_append(store, "", 1);
+}
+
 /* One top-level field, as cb_boolean/cb_number/cb_string/cb_start record it. */
 static void
 take_field(struct w2j_field *f, struct buf *store, simdjson::dom::element v)
@@ -57,12 +67,8 @@ take_field(struct w2j_field *f, struct buf *store, simdjson::dom::element v)
 
 				if (v.get_string().get(sv) != simdjson::SUCCESS)
 					break;
-				/* simdjson's text dies with the next parse: copy it, as w2j.c does */
 				f->kind = W2J_STRING;
-				f->off = store->len;
-				f->len = sv.size();
-				buf_append(store, sv.data(), sv.size());
-				buf_append(store, "", 1);
+				keep_string(store, sv, &f->off, &f->len);
 				return;
 			}
 		case simdjson::dom::element_type::INT64:
@@ -219,10 +225,7 @@ w2j_simd_content(struct w2j_simd *s, const char *text, size_t len, struct conten
 			continue;
 		}
 		scan->kind[f] = 's';
-		scan->off[f] = scan->store.len;
-		scan->len[f] = sv.size();
-		buf_append(&scan->store, sv.data(), sv.size());
-		buf_append(&scan->store, "", 1);
+		keep_string(&scan->store, sv, &scan->off[f], &scan->len[f]);
 	}
 	if (scan->kind[CF_DATA] == 'o' &&
 		!data_range(s, buf, len, &scan->off[CF_DATA], &scan->len[CF_DATA]))
