@@ -437,8 +437,7 @@ finish_batch(struct relay *r, uint64_t end, int64_t done_usec,
 bool
 relay_sync_due(struct relay *r)
 {
-	return relay_needs_sync(r) && !syncer_busy(&r->syncer) &&
-		ts_mono_usec() - r->sync_started_usec >= SYNC_MIN_GAP_USEC;
+	return relay_sync_wait_ms(r) == 0;
 }
 
 int

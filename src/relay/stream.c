@@ -459,15 +459,17 @@ drain_copy(PGconn *conn, int max_ms)
 	{
 		char	   *buf = NULL;
 		int			len = PQgetCopyData(conn, &buf, 1);
-		struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
-		int64_t		left = until - mono_ms();
+		struct pollfd pfd;
+		int64_t		left;
 
-		if (buf)
-			PQfreemem(buf);
 		if (len > 0)
+		{
+			PQfreemem(buf);
 			continue;
+		}
 		if (len < 0)
 			break;				/* -1: the server ended the stream; -2: the connection broke */
+		left = until - mono_ms();
 		if (left <= 0)
 		{
 			log_warning("the server did not end the replication stream within %d ms of "
@@ -475,6 +477,7 @@ drain_copy(PGconn *conn, int max_ms)
 						"restart repeats the transactions after the previous one)", max_ms);
 			return;
 		}
+		pfd = (struct pollfd) {.fd = PQsocket(conn), .events = POLLIN};
 		if (poll(&pfd, 1, (int) left) < 0 && errno != EINTR)
 			return;
 		if (PQconsumeInput(conn) == 0)
