@@ -56,3 +56,13 @@ buf_append_str(struct buf *b, const char *s)
 {
 	buf_append(b, s, strlen(s));
 }
+
+size_t
+buf_keep(struct buf *b, const void *data, size_t len)
+{
+	size_t		off = b->len;
+
+	buf_append(b, data, len);
+	buf_append(b, "", 1);
+	return off;
+}

@@ -25,6 +25,13 @@ void buf_append_slow(struct buf *b, const void *data, size_t len);
 void buf_append_str(struct buf *b, const char *s);
 
 /*
+ * Keep a copy of data[0..len) followed by a NUL (text a parser hands out
+ * only for a moment); returns its offset in b. Offsets, not pointers: b
+ * may move as it grows.
+ */
+size_t buf_keep(struct buf *b, const void *data, size_t len);
+
+/*
  * Inline: an envelope is some twenty appends, per event; only growing
  * needs the out-of-line path.
  */

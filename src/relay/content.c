@@ -78,10 +78,8 @@ cb_string(void *ctx, const unsigned char *s, size_t len)
 	}
 	/* decoded text lives only during the callback: copy it */
 	cp->scan.kind[f] = 's';
-	cp->scan.off[f] = cp->scan.store.len;
+	cp->scan.off[f] = buf_keep(&cp->scan.store, s, len);
 	cp->scan.len[f] = len;
-	buf_append(&cp->scan.store, s, len);
-	buf_append(&cp->scan.store, "", 1);
 	return 1;
 }
 

@@ -177,10 +177,8 @@ cb_string(void *ctx, const unsigned char *s, size_t len)
 		return 1;
 	/* yajl's decoded text dies with the callback: keep a NUL-terminated copy */
 	f->kind = W2J_STRING;
-	f->off = p->scan.store.len;
+	f->off = buf_keep(&p->scan.store, s, len);
 	f->len = len;
-	buf_append(&p->scan.store, s, len);
-	buf_append(&p->scan.store, "", 1);
 	return 1;
 }
 

@@ -27,7 +27,7 @@ struct w2j_simd
 	simdjson::dom::parser parser;	/* lines */
 	simdjson::dom::parser content;	/* message content: checks all of it */
 	simdjson::ondemand::parser ondemand;	/* message content: where data lies */
-	char	   *pad = nullptr;	/* the content, padded for simdjson */
+	char	   *pad = nullptr;	/* the text, copied with simdjson's padding */
 	size_t		padcap = 0;
 };
 
@@ -45,14 +45,24 @@ w2j_simd_free(struct w2j_simd *s)
 	delete s;
 }
 
-/* simdjson's text dies with the next parse: a NUL-terminated copy, as the yajl scans keep */
-static void
-keep_string(struct buf *store, std::string_view sv, size_t *off, size_t *len)
+/* The text copied into a buffer simdjson may read past (its padding). */
+static const char *
+padded(struct w2j_simd *s, const char *text, size_t len)
 {
-	*off = store->len;
-	*len = sv.size();
-	buf_append(store, sv.data(), sv.size());
-	buf_append(store, "", 1);
+	size_t		need = len + simdjson::SIMDJSON_PADDING;
+
+	if (need > s->padcap)
+	{
+		char	   *p = static_cast<char *>(realloc(s->pad, need));
+
+		if (p == NULL)
+			return NULL;
+		s->pad = p;
+		s->padcap = need;
+	}
+	memcpy(s->pad, text, len);
+	memset(s->pad + len, 0, simdjson::SIMDJSON_PADDING);
+	return s->pad;
 }
 
 /* One top-level field, as cb_boolean/cb_number/cb_string/cb_start record it. */
@@ -67,8 +77,10 @@ take_field(struct w2j_field *f, struct buf *store, simdjson::dom::element v)
 
 				if (v.get_string().get(sv) != simdjson::SUCCESS)
 					break;
+				/* simdjson's text dies with the next parse, as yajl's with the callback */
 				f->kind = W2J_STRING;
-				keep_string(store, sv, &f->off, &f->len);
+				f->off = buf_keep(store, sv.data(), sv.size());
+				f->len = sv.size();
 				return;
 			}
 		case simdjson::dom::element_type::INT64:
@@ -94,11 +106,11 @@ take_field(struct w2j_field *f, struct buf *store, simdjson::dom::element v)
 extern "C" bool
 w2j_simd_scan(struct w2j_simd *s, const char *line, size_t len, struct w2j_scan *scan)
 {
+	const char *buf = padded(s, line, len);
 	simdjson::dom::element doc;
 	simdjson::dom::object obj;
 
-	/* true: the line is copied into the parser's padded buffer (reused) */
-	if (s->parser.parse(line, len, true).get(doc) != simdjson::SUCCESS)
+	if (buf == NULL || s->parser.parse(buf, len, false).get(doc) != simdjson::SUCCESS)
 		return false;
 	if (doc.is_null())
 	{
@@ -123,26 +135,6 @@ w2j_simd_scan(struct w2j_simd *s, const char *line, size_t len, struct w2j_scan 
 }
 
 /* ---- message content ---- */
-
-/* The text copied into a buffer simdjson may read past (its padding). */
-static const char *
-padded(struct w2j_simd *s, const char *text, size_t len)
-{
-	size_t		need = len + simdjson::SIMDJSON_PADDING;
-
-	if (need > s->padcap)
-	{
-		char	   *p = static_cast<char *>(realloc(s->pad, need));
-
-		if (p == NULL)
-			return NULL;
-		s->pad = p;
-		s->padcap = need;
-	}
-	memcpy(s->pad, text, len);
-	memset(s->pad + len, 0, simdjson::SIMDJSON_PADDING);
-	return s->pad;
-}
 
 /*
  * Where the last top-level "data" object lies in buf. The DOM has checked
@@ -225,7 +217,8 @@ w2j_simd_content(struct w2j_simd *s, const char *text, size_t len, struct conten
 			continue;
 		}
 		scan->kind[f] = 's';
-		keep_string(&scan->store, sv, &scan->off[f], &scan->len[f]);
+		scan->off[f] = buf_keep(&scan->store, sv.data(), sv.size());
+		scan->len[f] = sv.size();
 	}
 	if (scan->kind[CF_DATA] == 'o' &&
 		!data_range(s, buf, len, &scan->off[CF_DATA], &scan->len[CF_DATA]))
