@@ -17,10 +17,14 @@
 static struct deliver *the_deliver;
 
 void
-deliver_init(struct deliver *dl, const char *conninfo, uint64_t max_bytes)
+deliver_init(struct deliver *dl, const char *conninfo, uint64_t max_bytes,
+			 const struct dsink_policy *policy)
 {
+	static const struct dsink_policy strict = {.secret_env_prefix = "ORDERSYNC_"};
+
 	memset(dl, 0, sizeof(*dl));
 	dl->conninfo = conninfo;
+	dl->policy = policy ? policy : &strict;
 	dl->max_bytes = max_bytes;
 	if (getrandom(&dl->rnd, sizeof(dl->rnd), 0) != sizeof(dl->rnd))
 		dl->rnd = 0x9e3779b9u;
@@ -269,31 +273,74 @@ dsink_failed(struct delivery *d, bool retryable, const char *why)
 }
 
 /*
- * The event without personal data (data.customer), for the sinks with
- * drop_personal_data; malloc'd, or NULL when body is not such an event.
+ * Personal data, for the sinks with drop_personal_data: the "customer"
+ * member of an event's data (domain events, snapshots, redeliveries), the
+ * "customer" column of a raw row change (columns and identity), and the
+ * raw line of a relay.invalid event (it may be anything). The filter fails
+ * closed: an event it cannot read is never sent unfiltered.
  */
-static char *
-without_personal_data(const char *body, size_t len, size_t *outlen)
+#define PERSONAL_DATA_KEY "customer"
+#define FILTER_MAX_DEPTH 64
+
+static void
+drop_personal_columns(json_object *data, const char *key)
 {
-	json_tokener *tok = json_tokener_new();
-	json_object *ev = json_tokener_parse_ex(tok, body, (int) len);
+	json_object *cols;
+
+	if (!json_object_object_get_ex(data, key, &cols) || !json_object_is_type(cols, json_type_array))
+		return;
+	for (size_t i = json_object_array_length(cols); i-- > 0;)
+	{
+		json_object *n;
+
+		if (json_object_object_get_ex(json_object_array_get_idx(cols, i), "name", &n) &&
+			json_object_is_type(n, json_type_string) &&
+			strcmp(json_object_get_string(n), PERSONAL_DATA_KEY) == 0)
+			json_object_array_del_idx(cols, i, 1);
+	}
+}
+
+char *
+deliver_without_personal_data(const char *body, size_t len, size_t *outlen)
+{
+	json_tokener *tok = json_tokener_new_ex(FILTER_MAX_DEPTH);
+	json_object *ev = NULL;
 	json_object *data;
 	char	   *out = NULL;
 
-	json_tokener_free(tok);
-	if (ev && json_object_object_get_ex(ev, "data", &data) &&
-		json_object_is_type(data, json_type_object))
+	if (tok == NULL || len > INT32_MAX)
+	{
+		json_tokener_free(tok);
+		return NULL;
+	}
+	ev = json_tokener_parse_ex(tok, body, (int) len);
+	if (ev && json_tokener_get_error(tok) == json_tokener_success &&
+		json_tokener_get_parse_end(tok) == len &&
+		json_object_is_type(ev, json_type_object))
 	{
 		size_t		n;
 		const char *txt;
 
-		json_object_object_del(data, "customer");
+		if (json_object_object_get_ex(ev, "data", &data) && json_object_is_type(data, json_type_object))
+		{
+			json_object_object_del(data, PERSONAL_DATA_KEY);
+			drop_personal_columns(data, "columns");
+			drop_personal_columns(data, "identity");
+			json_object_object_del(data, "line");
+			json_object_object_del(data, "line_hex");
+		}
+		else if (json_object_object_get_ex(ev, "data", &data))
+			json_object_object_del(ev, "data");	/* not an object: nothing to sort out */
 		txt = json_object_to_json_string_length(ev, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
-		out = ds_xmalloc(n + 1);
-		memcpy(out, txt, n + 1);
-		*outlen = n;
+		if (txt)
+		{
+			out = ds_xmalloc(n + 1);
+			memcpy(out, txt, n + 1);
+			*outlen = n;
+		}
 	}
 	json_object_put(ev);
+	json_tokener_free(tok);
 	return out;
 }
 
@@ -305,11 +352,12 @@ struct event_bodies
 {
 	const char *body;
 	size_t		len;
-	char	   *filtered;		/* made on first need */
+	char	   *filtered;		/* made on first need; NULL: the filter failed */
 	size_t		filtered_len;
 	bool		tried;
 };
 
+/* NULL when the sink must not get personal data and the filter failed. */
 static const char *
 body_for(struct event_bodies *b, const struct dsink *s, size_t *len)
 {
@@ -317,17 +365,57 @@ body_for(struct event_bodies *b, const struct dsink *s, size_t *len)
 	{
 		if (!b->tried)
 		{
-			b->filtered = without_personal_data(b->body, b->len, &b->filtered_len);
+			b->filtered = deliver_without_personal_data(b->body, b->len, &b->filtered_len);
 			b->tried = true;
 		}
-		if (b->filtered)
-		{
-			*len = b->filtered_len;
-			return b->filtered;
-		}
+		*len = b->filtered_len;
+		return b->filtered;
 	}
 	*len = b->len;
 	return b->body;
+}
+
+/*
+ * An event the personal-data filter could not read: it goes to the dead
+ * letters (the database has its data anyway), never to the sink. Held here
+ * while the dead letter cannot be written.
+ */
+static const char unfiltered_why[] =
+	"the personal-data filter (drop_personal_data) could not process this event, so it was "
+	"not sent; it is kept here whole";
+
+static void
+refuse_unfiltered(struct deliver *dl, struct delivery *d)
+{
+	metrics_delivery(d->sink->metrics_id, DELIVERY_UNFILTERED, 0);
+	if (dsink_failed(d, false, unfiltered_why) != DSINK_GIVEN_UP)
+	{
+		d->next = dl->unfiltered;
+		dl->unfiltered = d;
+	}
+}
+
+static void
+retry_unfiltered(struct deliver *dl)
+{
+	struct delivery *d = dl->unfiltered;
+	int64_t		now = dsink_now_ms();
+
+	if (d == NULL || now < dl->unfiltered_retry_at)
+		return;
+	dl->unfiltered = NULL;
+	dl->unfiltered_retry_at = now + 1000;
+	while (d)
+	{
+		struct delivery *next = d->next;
+
+		if (dsink_failed(d, false, unfiltered_why) != DSINK_GIVEN_UP)
+		{
+			d->next = dl->unfiltered;
+			dl->unfiltered = d;
+		}
+		d = next;
+	}
 }
 
 /* Hand one event to one sink, as part of the current transaction. */
@@ -337,12 +425,19 @@ submit(struct deliver *dl, struct dsink *s, uint64_t seq, const char *id, const 
 {
 	size_t		len;
 	const char *body = body_for(bodies, s, &len);
+	bool		unfiltered = body == NULL;
 	size_t		lid = strlen(id) + 1,
 				ltype = strlen(type) + 1,
 				lsub = strlen(subject) + 1;
 	struct delivery *d;
 	char	   *p;
 
+	if (unfiltered)
+	{
+		/* the dead letter keeps the event as it was built */
+		body = bodies->body;
+		len = bodies->len;
+	}
 	d = ds_xmalloc(sizeof(*d) + lid + ltype + lsub + len + 1);
 	memset(d, 0, sizeof(*d));
 	p = (char *) (d + 1);
@@ -364,7 +459,10 @@ submit(struct deliver *dl, struct dsink *s, uint64_t seq, const char *id, const 
 	s->outstanding_bytes += len;
 	dl->outstanding++;
 	dl->outstanding_bytes += len;
-	s->ops->submit(s, d);
+	if (unfiltered)
+		refuse_unfiltered(dl, d);
+	else
+		s->ops->submit(s, d);
 }
 
 static bool
@@ -402,41 +500,24 @@ deliver_event(struct deliver *dl, uint64_t end_lsn, int64_t commit_usec, const c
 
 void
 deliver_redeliver(struct deliver *dl, uint64_t end_lsn, int64_t commit_usec,
-				  const char *data, size_t len)
+				  int64_t dead_letter_id, const char *sink, json_object *event)
 {
-	json_tokener *tok = json_tokener_new();
-	json_object *o = json_tokener_parse_ex(tok, data, (int) len);
-	json_object *v,
-			   *ev = NULL;
-	const char *sink = NULL,
-			   *id = NULL,
-			   *type = NULL,
-			   *subject = NULL;
-	int64_t		dlid = 0;
+	json_object *v;
+	const char *field[3] = {"id", "type", "subject"};
+	const char *val[3] = {NULL, NULL, NULL};
+	const char *type;
 
-	json_tokener_free(tok);
-	if (o && json_object_object_get_ex(o, "sink", &v))
-		sink = json_object_get_string(v);
-	if (o && json_object_object_get_ex(o, "dead_letter_id", &v))
-		dlid = json_object_get_int64(v);
-	if (o && json_object_object_get_ex(o, "event", &ev) && json_object_is_type(ev, json_type_object))
+	for (int k = 0; k < 3; k++)
+		if (json_object_object_get_ex(event, field[k], &v) && json_object_is_type(v, json_type_string))
+			val[k] = json_object_get_string(v);
+	if (!json_object_is_type(event, json_type_object) || !val[0] || !val[1] || !val[2])
 	{
-		if (json_object_object_get_ex(ev, "id", &v))
-			id = json_object_get_string(v);
-		if (json_object_object_get_ex(ev, "type", &v))
-			type = json_object_get_string(v);
-		if (json_object_object_get_ex(ev, "subject", &v))
-			subject = json_object_get_string(v);
-	}
-	if (sink == NULL || id == NULL || type == NULL || subject == NULL)
-	{
-		log_error("ignoring a relay.redeliver message without sink and event (%.200s); it is "
-				  "written by ordersync.redeliver() only", data);
-		json_object_put(o);
+		metrics_config_refused();
+		log_error("cannot redeliver dead letter %lld: its event is not an object with string "
+				  "\"id\", \"type\" and \"subject\"", (long long) dead_letter_id);
 		return;
 	}
-	if (strncmp(type, "ordersync.", 10) == 0)
-		type += 10;
+	type = strncmp(val[1], "ordersync.", 10) == 0 ? val[1] + 10 : val[1];
 	for (int i = 0; i < dl->nsinks; i++)
 	{
 		struct dl_sink *e = &dl->sinks[i];
@@ -445,392 +526,19 @@ deliver_redeliver(struct deliver *dl, uint64_t end_lsn, int64_t commit_usec,
 		{
 			struct event_bodies bodies = {0};
 
-			bodies.body = json_object_to_json_string_length(ev, JSON_C_TO_STRING_PLAIN |
+			bodies.body = json_object_to_json_string_length(event, JSON_C_TO_STRING_PLAIN |
 															JSON_C_TO_STRING_NOSLASHESCAPE,
 															&bodies.len);
 			log_info("redelivering dead letter %lld (event %s) to sink \"%s\"",
-					 (long long) dlid, id, sink);
-			submit(dl, e->sink, current_txn(dl, end_lsn, commit_usec), id, type, subject, &bodies);
+					 (long long) dead_letter_id, val[0], sink);
+			submit(dl, e->sink, current_txn(dl, end_lsn, commit_usec), val[0], type, val[2], &bodies);
 			free(bodies.filtered);
-			json_object_put(o);
 			return;
 		}
 	}
 	log_error("cannot redeliver dead letter %lld: this relay has no sink \"%s\"\n"
 			  "HINT: add it with ordersync.add_sink() and call ordersync.redeliver(%lld) again",
-			  (long long) dlid, sink, (long long) dlid);
-	json_object_put(o);
-}
-
-/* ---- the sinks --------------------------------------------------------- */
-
-/*
- * A configured sink that could not be opened (bad URI, missing secret):
- * every event routed to it becomes a dead letter with the reason, so none
- * is lost and the operator can redeliver once it is fixed.
- */
-struct broken
-{
-	char	   *why;
-	struct delivery *held;		/* the dead letter could not be written yet */
-	int64_t		retry_at;
-};
-
-static void
-broken_submit(struct dsink *s, struct delivery *d)
-{
-	struct broken *b = s->state;
-
-	if (dsink_failed(d, false, b->why) != DSINK_GIVEN_UP)
-	{
-		d->next = b->held;
-		b->held = d;
-	}
-}
-
-static void
-broken_work(struct dsink *s, const struct pollset *ps)
-{
-	struct broken *b = s->state;
-	struct delivery *d = b->held;
-	int64_t		now = dsink_now_ms();
-
-	(void) ps;
-	if (d == NULL || now < b->retry_at)
-		return;
-	b->held = NULL;
-	b->retry_at = now + 1000;
-	while (d)
-	{
-		struct delivery *next = d->next;
-
-		broken_submit(s, d);
-		d = next;
-	}
-}
-
-static void
-broken_prepare(struct dsink *s, struct pollset *ps, int *timeout_ms)
-{
-	struct broken *b = s->state;
-
-	(void) ps;
-	if (b->held && *timeout_ms > 1000)
-		*timeout_ms = 1000;
-}
-
-static void
-broken_close(struct dsink *s)
-{
-	struct broken *b = s->state;
-
-	while (b->held)
-	{
-		struct delivery *next = b->held->next;
-
-		free(b->held);
-		b->held = next;
-	}
-	free(b->why);
-	free(b);
-}
-
-static const struct dsink_ops broken_ops = {
-	.kind = "broken",.submit = broken_submit,.prepare = broken_prepare,
-	.work = broken_work,.close = broken_close
-};
-
-static void
-free_entry(struct dl_sink *e)
-{
-	for (int i = 0; i < e->npatterns; i++)
-		free(e->patterns[i]);
-	free(e->patterns);
-	e->patterns = NULL;
-	e->npatterns = 0;
-}
-
-static void
-close_sink(struct dsink *s)
-{
-	if (s->ops && s->ops->close)
-		s->ops->close(s);
-	json_object_put(s->opt.raw);
-	free(s->name);
-	free(s->uri);
-	free(s);
-}
-
-/*
- * Open a sink; on failure returns NULL with err filled, or, when
- * keep_broken, a sink that dead-letters everything it gets.
- */
-static struct dsink *
-open_sink(const char *name, const char *uri, json_object *options, bool keep_broken,
-		  char *err, size_t errlen)
-{
-	struct dsink *s = ds_xcalloc(sizeof(*s));
-	const struct dsink_ops *ops = dsink_ops_for(uri);
-
-	s->name = ds_xstrdup(name);
-	s->uri = ds_xstrdup(uri);
-	s->opt.raw = json_object_get(options);
-	if (ops == NULL)
-		snprintf(err, errlen, "sink \"%s\": unsupported uri \"%s\"; use http://, https://, "
-				 "kafka://brokers/topic or amqp://user@host/vhost?exchange=NAME", name, uri);
-	else if (dsink_parse_options(&s->opt, options, err, errlen) != 0)
-	{
-		/* say which sink */
-		char		tmp[512];
-
-		snprintf(tmp, sizeof(tmp), "sink \"%s\": %s", name, err);
-		snprintf(err, errlen, "%s", tmp);
-	}
-	else
-	{
-		s->ops = ops;
-		if (ops->open(s, err, errlen) == 0)
-		{
-			s->metrics_id = metrics_register_dsink(name);
-			return s;
-		}
-	}
-	s->ops = NULL;				/* nothing of the sink's own to close */
-	if (!keep_broken)
-	{
-		close_sink(s);
-		return NULL;
-	}
-	s->ops = &broken_ops;
-	s->state = ds_xcalloc(sizeof(struct broken));
-	((struct broken *) s->state)->why = ds_xstrdup(err);
-	s->metrics_id = metrics_register_dsink(name);
-	return s;
-}
-
-static struct dl_sink *
-add_entry(struct deliver *dl, struct dsink *s, bool configured, const char *config)
-{
-	struct dl_sink *e;
-
-	if (dl->nsinks == dl->cap)
-	{
-		dl->cap = dl->cap ? dl->cap * 2 : 8;
-		dl->sinks = ds_xrealloc(dl->sinks, sizeof(*dl->sinks) * (size_t) dl->cap);
-	}
-	e = &dl->sinks[dl->nsinks++];
-	memset(e, 0, sizeof(*e));
-	e->sink = s;
-	e->configured = configured;
-	e->config = config ? ds_xstrdup(config) : NULL;
-	return e;
-}
-
-static void
-add_pattern(struct dl_sink *e, const char *p)
-{
-	e->patterns = ds_xrealloc(e->patterns, sizeof(char *) * (size_t) (e->npatterns + 1));
-	e->patterns[e->npatterns++] = ds_xstrdup(p);
-}
-
-int
-deliver_add_cli_sink(struct deliver *dl, const char *uri, const char *options,
-					 char *err, size_t errlen)
-{
-	json_object *opt = NULL;
-	struct dsink *s;
-	char		name[256];
-	const char *at = strchr(uri, '@');
-	const char *scheme_end = strstr(uri, "://");
-
-	if (options)
-	{
-		opt = json_tokener_parse(options);
-		if (opt == NULL || !json_object_is_type(opt, json_type_object))
-		{
-			snprintf(err, errlen, "--sink-options for %s is not a JSON object: %s", uri, options);
-			json_object_put(opt);
-			return -1;
-		}
-	}
-	/* the name shows in logs and metrics: leave out any user name */
-	if (at && scheme_end && at > scheme_end)
-		snprintf(name, sizeof(name), "%.*s%s", (int) (scheme_end + 3 - uri), uri, at + 1);
-	else
-		snprintf(name, sizeof(name), "%s", uri);
-	s = open_sink(name, uri, opt, false, err, errlen);
-	json_object_put(opt);
-	if (s == NULL)
-		return -1;
-	add_pattern(add_entry(dl, s, false, NULL), "*");
-	return 0;
-}
-
-/* Stop routing to a sink; it is freed once nothing it holds is unfinished. */
-static void
-retire(struct dl_sink *e)
-{
-	free_entry(e);
-	e->sink->retired = true;
-	if (e->sink->outstanding > 0)
-		log_info("sink \"%s\" left the configuration; delivering the %llu events it still has",
-				 e->sink->name, (unsigned long long) e->sink->outstanding);
-}
-
-/* Free retired sinks with nothing left; never from inside a sink's callback. */
-static void
-reap(struct deliver *dl)
-{
-	for (int i = 0; i < dl->nsinks;)
-	{
-		struct dl_sink *e = &dl->sinks[i];
-
-		if (e->sink->retired && e->sink->outstanding == 0)
-		{
-			log_info("closed sink \"%s\"", e->sink->name);
-			close_sink(e->sink);
-			free_entry(e);
-			free(e->config);
-			dl->sinks[i] = dl->sinks[--dl->nsinks];
-		}
-		else
-			i++;
-	}
-}
-
-int
-deliver_apply_config(struct deliver *dl, json_object *cfg)
-{
-	json_object *sinks = NULL,
-			   *routes = NULL;
-	int			broken = 0;
-	size_t		nsinks,
-				nroutes;
-
-	if (!json_object_object_get_ex(cfg, "sinks", &sinks) ||
-		!json_object_is_type(sinks, json_type_array) ||
-		!json_object_object_get_ex(cfg, "routes", &routes) ||
-		!json_object_is_type(routes, json_type_array))
-	{
-		log_error("ignoring a relay configuration without \"sinks\" and \"routes\" arrays: %.300s",
-				  json_object_to_json_string(cfg));
-		return 0;
-	}
-	nsinks = json_object_array_length(sinks);
-	nroutes = json_object_array_length(routes);
-
-	/* sinks that are gone or changed retire; routes are rebuilt below */
-	for (int i = 0; i < dl->nsinks; i++)
-	{
-		struct dl_sink *e = &dl->sinks[i];
-		bool		keep = false;
-
-		if (!e->configured || e->sink->retired)
-			continue;
-		for (size_t j = 0; j < nsinks && !keep; j++)
-		{
-			json_object *sj = json_object_array_get_idx(sinks, j),
-					   *n;
-
-			keep = json_object_object_get_ex(sj, "name", &n) &&
-				strcmp(json_object_get_string(n), e->sink->name) == 0 &&
-				strcmp(json_object_to_json_string_ext(sj, JSON_C_TO_STRING_PLAIN), e->config) == 0;
-		}
-		if (keep)
-			free_entry(e);
-		else
-		{
-			log_info("sink \"%s\" was %s", e->sink->name, "changed or dropped in ordersync.sink");
-			retire(e);
-		}
-	}
-	for (size_t j = 0; j < nsinks; j++)
-	{
-		json_object *sj = json_object_array_get_idx(sinks, j),
-				   *n,
-				   *u,
-				   *o = NULL;
-		const char *txt = json_object_to_json_string_ext(sj, JSON_C_TO_STRING_PLAIN);
-		struct dl_sink *e = NULL;
-		char		err[1024];
-
-		if (!json_object_object_get_ex(sj, "name", &n) || !json_object_object_get_ex(sj, "uri", &u))
-			continue;
-		json_object_object_get_ex(sj, "options", &o);
-		for (int i = 0; i < dl->nsinks && e == NULL; i++)
-			if (dl->sinks[i].configured && !dl->sinks[i].sink->retired &&
-				strcmp(dl->sinks[i].sink->name, json_object_get_string(n)) == 0)
-				e = &dl->sinks[i];
-		if (e == NULL)
-		{
-			struct dsink *s = open_sink(json_object_get_string(n), json_object_get_string(u),
-										o, true, err, sizeof(err));
-
-			if (s->ops == &broken_ops)
-			{
-				log_error("%s\nHINT: until this is fixed, events routed to sink \"%s\" go to "
-						  "ordersync.dead_letter; fix it (ordersync.drop_sink + add_sink, or the "
-						  "relay's environment) and redeliver them", err, s->name);
-				broken++;
-			}
-			else
-				log_info("sink \"%s\" (%s) added", s->name, s->ops->kind);
-			e = add_entry(dl, s, true, txt);
-		}
-		for (size_t k = 0; k < nroutes; k++)
-		{
-			json_object *rk = json_object_array_get_idx(routes, k),
-					   *rs,
-					   *rp;
-
-			if (json_object_object_get_ex(rk, "sink", &rs) &&
-				json_object_object_get_ex(rk, "pattern", &rp) &&
-				strcmp(json_object_get_string(rs), e->sink->name) == 0)
-				add_pattern(e, json_object_get_string(rp));
-		}
-	}
-	reap(dl);
-	return broken;
-}
-
-int
-deliver_load_config(struct deliver *dl, PGconn *conn)
-{
-	/* not to_regprocedure(): before PostgreSQL 16 it fails when the schema is missing */
-	PGresult   *res = PQexec(conn,
-							 "SELECT EXISTS (SELECT FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n"
-							 " ON n.oid = p.pronamespace WHERE n.nspname = 'ordersync'"
-							 " AND p.proname = 'relay_config' AND p.pronargs = 0)");
-	json_object *cfg;
-
-	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
-	{
-		log_error("could not look for ordersync.relay_config(): %s", PQresultErrorMessage(res));
-		PQclear(res);
-		return -1;
-	}
-	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
-	{
-		/* no extension (or 0.1.0): the command line's sinks are all there is */
-		PQclear(res);
-		return 0;
-	}
-	PQclear(res);
-	res = PQexec(conn, "SELECT ordersync.relay_config()::text");
-	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
-	{
-		log_error("could not read the sinks from ordersync.relay_config(): %s"
-				  "HINT: grant the role ordersync_admin to the relay's user "
-				  "(GRANT ordersync_admin TO <user>)", PQresultErrorMessage(res));
-		PQclear(res);
-		return -1;
-	}
-	cfg = json_tokener_parse(PQgetvalue(res, 0, 0));
-	PQclear(res);
-	if (cfg)
-		deliver_apply_config(dl, cfg);
-	json_object_put(cfg);
-	return 0;
+			  (long long) dead_letter_id, sink, (long long) dead_letter_id);
 }
 
 /* ---- the loop ---------------------------------------------------------- */
@@ -838,6 +546,8 @@ deliver_load_config(struct deliver *dl, PGconn *conn)
 void
 deliver_prepare(struct deliver *dl, struct pollset *ps, int *timeout_ms)
 {
+	if (dl->unfiltered && *timeout_ms > 1000)
+		*timeout_ms = 1000;
 	for (int i = 0; i < dl->nsinks; i++)
 		dl->sinks[i].sink->ops->prepare(dl->sinks[i].sink, ps, timeout_ms);
 }
@@ -847,9 +557,10 @@ deliver_work(struct deliver *dl, const struct pollset *ps)
 {
 	for (int i = 0; i < dl->nsinks; i++)
 		dl->sinks[i].sink->ops->work(dl->sinks[i].sink, ps);
+	retry_unfiltered(dl);
 	for (int i = 0; i < dl->nsinks; i++)
 		metrics_set_outstanding(dl->sinks[i].sink->metrics_id, dl->sinks[i].sink->outstanding);
-	reap(dl);
+	deliver_reap(dl);
 }
 
 void
@@ -868,11 +579,19 @@ deliver_free(struct deliver *dl)
 {
 	for (int i = 0; i < dl->nsinks; i++)
 	{
-		close_sink(dl->sinks[i].sink);
-		free_entry(&dl->sinks[i]);
-		free(dl->sinks[i].config);
+		deliver_close_sink(dl->sinks[i].sink);
+		deliver_free_entry(&dl->sinks[i]);
+		json_object_put(dl->sinks[i].config);
+	}
+	while (dl->unfiltered)
+	{
+		struct delivery *next = dl->unfiltered->next;
+
+		free(dl->unfiltered);
+		dl->unfiltered = next;
 	}
 	free(dl->sinks);
+	json_object_put(dl->config);
 	free(dl->ring);
 	pollset_free(&dl->ps);
 	PQfinish(dl->conn);

@@ -11,10 +11,12 @@
  * more than the file sinks have fsynced).
  *
  * Sinks come from the command line (--sink=URI: every event) and from the
- * database (ordersync.sink and ordersync.route, read at the start of each
- * session and replaced at each relay.config message in the stream). A sink
- * that leaves the configuration gets no new events and is closed when
- * everything handed to it is finished: nothing it holds is lost.
+ * database (ordersync.sink and ordersync.route, read once at start, then
+ * followed through those tables' row changes in the stream, exactly where
+ * they commit; deliver_config.c). A sink that leaves the configuration gets
+ * no new events and is closed when everything handed to it is finished:
+ * nothing it holds is lost. Messages never steer the relay: anyone allowed
+ * to emit one could forge it (trust.h).
  */
 #ifndef ORDERSYNCD_DELIVER_H
 #define ORDERSYNCD_DELIVER_H
@@ -41,7 +43,7 @@ struct dl_sink
 	char	  **patterns;
 	int			npatterns;
 	bool		configured;		/* from ordersync.sink, not --sink */
-	char	   *config;			/* uri + options as text: changed? */
+	json_object *config;		/* its entry of the configuration: changed? */
 };
 
 struct deliver
@@ -62,13 +64,19 @@ struct deliver
 	uint64_t	outstanding_bytes;
 	uint64_t	max_bytes;		/* backpressure above this */
 
+	json_object *config;		/* {"sinks": [...], "routes": [...]} as last read */
+	struct delivery *unfiltered;	/* personal-data filter failed, dead letter pending */
+	int64_t		unfiltered_retry_at;
+
 	const char *conninfo;		/* for dead letters */
+	const struct dsink_policy *policy;	/* for sinks from the database */
 	PGconn	   *conn;
 	struct pollset ps;
 	uint32_t	rnd;
 };
 
-void		deliver_init(struct deliver *dl, const char *conninfo, uint64_t max_bytes);
+void		deliver_init(struct deliver *dl, const char *conninfo, uint64_t max_bytes,
+						 const struct dsink_policy *policy);
 void		deliver_free(struct deliver *dl);
 
 /* A --sink=URI with its --sink-options (may be NULL). 0 or -1 (err filled). */
@@ -77,13 +85,37 @@ int			deliver_add_cli_sink(struct deliver *dl, const char *uri, const char *opti
 
 /*
  * Switch to a configuration document {"sinks": [...], "routes": [...]}
- * (ordersync.relay_config()). Sinks that cannot be opened are logged and
- * left out; returns the number of such sinks.
+ * (ordersync.relay_config()); where says what it came from, for the log.
+ * Every entry is checked: a running sink whose new version is refused keeps
+ * running as it was; a new one that cannot be opened dead-letters what is
+ * routed to it. Returns the number of such broken sinks, -1 when the
+ * document itself is refused (nothing changes then).
  */
-int			deliver_apply_config(struct deliver *dl, json_object *cfg);
+int			deliver_apply_config(struct deliver *dl, json_object *cfg, const char *where);
 
 /* Read ordersync.relay_config() over conn; no extension: no change. */
 int			deliver_load_config(struct deliver *dl, PGconn *conn);
+
+/* The tables whose row changes steer the relay, as a wal2json add-tables list. */
+#define DELIVER_CONTROL_TABLES "ordersync.sink,ordersync.route,ordersync.redelivery"
+
+/* Is ordersync.<table> one of them? */
+bool		deliver_is_control_table(const char *schema, const char *table);
+
+/*
+ * A row change of a control table (action I, U, D or T; change is the whole
+ * wal2json record) in the transaction ending at end_lsn: the configuration
+ * changes right here in the stream, or a dead letter is sent again. where
+ * names the position for the log. Bad rows are refused with a log line and
+ * a metric; they never crash the relay or change what runs.
+ */
+void		deliver_control_row(struct deliver *dl, const char *table, char action,
+								json_object *change, uint64_t end_lsn, int64_t commit_usec,
+								const char *where);
+
+/* Formats of ordersync.sink.name and ordersync.route.pattern. */
+bool		deliver_sink_name_ok(const char *name);
+bool		deliver_pattern_ok(const char *pattern);
 
 bool		deliver_has_sinks(const struct deliver *dl);
 
@@ -95,9 +127,15 @@ void		deliver_event(struct deliver *dl, uint64_t end_lsn, int64_t commit_usec,
 						  const char *id, const char *type, const char *subject,
 						  const char *body, size_t len);
 
-/* A relay.redeliver message: send the stored event to its sink again. */
+/* A row of ordersync.redelivery: send the stored event to its sink again. */
 void		deliver_redeliver(struct deliver *dl, uint64_t end_lsn, int64_t commit_usec,
-							  const char *data, size_t len);
+							  int64_t dead_letter_id, const char *sink, json_object *event);
+
+/*
+ * The event body without personal data (see deliver.c), malloc'd; NULL when
+ * it cannot be read, in which case it must not be sent to such a sink.
+ */
+char	   *deliver_without_personal_data(const char *body, size_t len, size_t *outlen);
 
 /* The transaction ending at end_lsn is complete. */
 void		deliver_commit(struct deliver *dl, uint64_t end_lsn, int64_t commit_usec);
@@ -120,5 +158,10 @@ void		deliver_work(struct deliver *dl, const struct pollset *ps);
  * let them work: with 0 for a busy stream, with a timeout to drain on stop.
  */
 void		deliver_pump(struct deliver *dl, int timeout_ms);
+
+/* Between deliver.c and deliver_config.c. */
+void		deliver_free_entry(struct dl_sink *e);
+void		deliver_close_sink(struct dsink *s);
+void		deliver_reap(struct deliver *dl);
 
 #endif

@@ -234,3 +234,12 @@ dsink_secret(const struct dsink *s, const char *key, char *err, size_t errlen)
 			 "or \"%s\" (a file)", s->name, key, k_env, k_file);
 	return NULL;
 }
+
+int
+dsink_check(const struct dsink *s, char *err, size_t errlen)
+{
+	(void) s;
+	(void) err;
+	(void) errlen;
+	return 0;
+}

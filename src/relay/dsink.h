@@ -87,6 +87,27 @@ struct dsink_options
 	json_object *raw;			/* the whole object, for sink-specific keys */
 };
 
+/*
+ * What the relay's command line allows sinks that come from the database
+ * (ordersync.sink, which any admin can write). Sinks given on the command
+ * line are trusted: the operator of the relay's host chose them.
+ */
+struct netmask
+{
+	int			family;			/* AF_INET or AF_INET6 */
+	unsigned char addr[16];
+	int			bits;
+};
+
+struct dsink_policy
+{
+	bool		allow_insecure; /* --allow-insecure-sinks: TLS off, clear text with PII */
+	const char *secret_env_prefix;	/* --secret-env-prefix: "*_env" must start so */
+	const char *secret_dir;		/* --secret-dir: "*_file" under it; NULL: none */
+	struct netmask *deny;		/* --deny-networks: never connect there */
+	int			ndeny;
+};
+
 struct dsink_ops
 {
 	const char *kind;			/* "webhook", "kafka", "amqp" */
@@ -122,6 +143,8 @@ struct dsink
 	char	   *uri;
 	struct dsink_options opt;
 	void	   *state;			/* the sink's own */
+	bool		trusted;		/* from the command line, not the database */
+	const struct dsink_policy *policy;	/* never NULL once opened */
 
 	/* kept by the relay */
 	uint64_t	outstanding;	/* deliveries handed over, not finished */
@@ -141,6 +164,13 @@ extern const struct dsink_ops amqp_ops;
 /* Defaults, then the keys of raw (kept in opt->raw). 0 or -1 (err filled). */
 int			dsink_parse_options(struct dsink_options *opt, json_object *raw,
 								char *err, size_t errlen);
+
+/*
+ * Check a sink before it is opened: its options against the allowlist of its
+ * kind and, unless s->trusted, against s->policy (secret references, TLS,
+ * clear text, networks). 0 or -1 with err saying what to fix.
+ */
+int			dsink_check(const struct dsink *s, char *err, size_t errlen);
 
 /* Called by the sinks (see the top of this file). */
 void		dsink_accepted(struct delivery *d);

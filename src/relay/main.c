@@ -68,6 +68,9 @@ usage(FILE *out)
 			"  --bad-input=POLICY       dead-letter (default): a malformed line becomes an\n"
 			"                           ordersync.relay.invalid event; stop: exit 3 without\n"
 			"                           confirming its transaction\n"
+			"  --allow-forgeable-events start even when roles other than superusers may\n"
+			"                           execute pg_logical_emit_message (and so forge\n"
+			"                           events); a warning instead of exit 2\n"
 			"  --snapshot-exclude=LIST  terminal statuses left out of the snapshot\n"
 			"                           (default completed,cancelled,expired,refunded)\n"
 			"  --status-interval=SECS   status update interval (default 10)\n"
@@ -195,6 +198,7 @@ main(int argc, char **argv)
 		{"endpos", required_argument, NULL, 11},
 		{"sink-options", required_argument, NULL, 12},
 		{"max-in-flight", required_argument, NULL, 13},
+		{"allow-forgeable-events", no_argument, NULL, 14},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0}
@@ -324,6 +328,9 @@ main(int argc, char **argv)
 				if (parse_int("max-in-flight", optarg, 1, 1L << 20, &n))
 					return 1;
 				o.max_pending_bytes = (uint64_t) n << 20;
+				break;
+			case 14:
+				o.allow_forgeable_events = true;
 				break;
 			case 'h':
 				usage(stdout);

@@ -37,6 +37,7 @@ struct dsink_series
 	uint64_t	accepted_bytes;
 	uint64_t	retries;
 	uint64_t	dead;
+	uint64_t	unfiltered;
 	uint64_t	outstanding;
 };
 
@@ -56,6 +57,8 @@ static struct
 	int			ndsinks;
 	uint64_t	overflow_events;	/* series beyond MAX_SERIES, still counted */
 	uint64_t	invalid;
+	uint64_t	forged;
+	uint64_t	config_refused;
 	uint64_t	reconnects;
 	uint64_t	transactions;
 	uint64_t	fsyncs;
@@ -153,6 +156,9 @@ metrics_delivery(int id, enum delivery_outcome outcome, size_t bytes)
 		case DELIVERY_DEAD:
 			m.dsinks[id].dead++;
 			break;
+		case DELIVERY_UNFILTERED:
+			m.dsinks[id].unfiltered++;
+			break;
 	}
 	pthread_mutex_unlock(&m.lock);
 }
@@ -171,6 +177,8 @@ metrics_set_outstanding(int id, uint64_t n)
 	void fn(decl) { pthread_mutex_lock(&m.lock); stmt; pthread_mutex_unlock(&m.lock); }
 
 SIMPLE_SETTER(metrics_invalid, void, m.invalid++)
+SIMPLE_SETTER(metrics_forged, void, m.forged++)
+SIMPLE_SETTER(metrics_config_refused, void, m.config_refused++)
 SIMPLE_SETTER(metrics_reconnect, void, m.reconnects++)
 SIMPLE_SETTER(metrics_transactions, uint64_t n, m.transactions += n)
 SIMPLE_SETTER(metrics_fsync, void, m.fsyncs++)
@@ -282,6 +290,8 @@ metrics_render(size_t *len)
 			offsetof(struct dsink_series, retries)},
 			{"ordersyncd_dead_letters_total", "Events written to ordersync.dead_letter.", "counter",
 			offsetof(struct dsink_series, dead)},
+			{"ordersyncd_personal_data_unfiltered_total", "Events the personal-data filter could not process: dead letters, never sent.", "counter",
+			offsetof(struct dsink_series, unfiltered)},
 			{"ordersyncd_delivery_outstanding", "Events handed to a delivery sink and not yet finished.", "gauge",
 			offsetof(struct dsink_series, outstanding)},
 		};
@@ -304,6 +314,12 @@ metrics_render(size_t *len)
 	appendf(&b, "# HELP ordersyncd_invalid_events_total Bad input lines reported as ordersync.relay.invalid events.\n"
 			"# TYPE ordersyncd_invalid_events_total counter\n"
 			"ordersyncd_invalid_events_total %llu\n", (unsigned long long) m.invalid);
+	appendf(&b, "# HELP ordersyncd_forged_messages_total Messages with ordersync's prefix that ordersync never writes (relay.*, non-transactional).\n"
+			"# TYPE ordersyncd_forged_messages_total counter\n"
+			"ordersyncd_forged_messages_total %llu\n", (unsigned long long) m.forged);
+	appendf(&b, "# HELP ordersyncd_config_refused_total Sink, route or redelivery rows the relay refused.\n"
+			"# TYPE ordersyncd_config_refused_total counter\n"
+			"ordersyncd_config_refused_total %llu\n", (unsigned long long) m.config_refused);
 	appendf(&b, "# HELP ordersyncd_transactions_total Transactions made durable in every sink.\n"
 			"# TYPE ordersyncd_transactions_total counter\n"
 			"ordersyncd_transactions_total %llu\n", (unsigned long long) m.transactions);

@@ -25,6 +25,7 @@ struct options
 	const char *terminal_statuses;	/* excluded from the snapshot */
 	bool		raw_changes;
 	bool		stop_on_bad_input;
+	bool		allow_forgeable_events; /* warn instead of refusing (trust.h) */
 	int			status_interval_ms;
 	int			fsync_interval_ms;
 	uint64_t	max_retained_wal;	/* bytes; warn above */

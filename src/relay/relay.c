@@ -52,7 +52,7 @@ relay_init(struct relay *r, const struct relay_config *cfg, struct sink *sinks, 
 	content_parser_init(&r->content);
 	if (syncer_init(&r->syncer) != 0)
 		return -1;
-	deliver_init(&r->dl, cfg->conninfo, cfg->max_pending_bytes);
+	deliver_init(&r->dl, cfg->conninfo, cfg->max_pending_bytes, cfg->sink_policy);
 	return 0;
 }
 
@@ -269,33 +269,28 @@ on_commit(struct relay *r, const struct w2j_rec *rec, uint64_t lsn)
 }
 
 /*
- * Messages for the relay itself, written by the extension: a new sink
- * configuration, a dead letter to send again. They take effect exactly
- * here in the stream and are not events (no ordinal). False: not ours.
+ * A message with ordersync's prefix that ordersync never writes: nothing in
+ * the stream can steer the relay (its configuration comes from row changes
+ * of its tables, see deliver.h), so a "relay.*" type is somebody else's
+ * forgery, kept as a relay.invalid event like any bad input and counted.
  */
 static bool
-relay_control(struct relay *r, const struct event_content *c)
+forged_type(const char *type)
 {
-	if (strcmp(c->type, "relay.config") == 0)
-	{
-		json_tokener *tok = json_tokener_new();
-		json_object *cfg = json_tokener_parse_ex(tok, c->data, (int) c->data_len);
+	return strncmp(type, "relay.", 6) == 0;
+}
 
-		json_tokener_free(tok);
-		if (cfg)
-		{
-			log_info("the sink configuration changed (transaction %lld)", (long long) r->txn.xid);
-			deliver_apply_config(&r->dl, cfg);
-		}
-		json_object_put(cfg);
-		return true;
-	}
-	if (strcmp(c->type, "relay.redeliver") == 0)
-	{
-		deliver_redeliver(&r->dl, r->txn.end_lsn, r->txn.commit_usec, c->data, c->data_len);
-		return true;
-	}
-	return false;
+/* A row change of ordersync.sink/route/redelivery: steers, is never an event. */
+static void
+control_row(struct relay *r, const struct w2j_rec *rec, uint64_t lsn)
+{
+	char		where[160];
+	char		l1[LSN_TEXT_MAX];
+
+	snprintf(where, sizeof(where), "%s of ordersync.%s at LSN %s in transaction %lld",
+			 row_verb(rec->action), rec->table, lsn_format(lsn, l1), (long long) r->txn.xid);
+	deliver_control_row(&r->dl, rec->table, rec->action, rec->root, r->txn.end_lsn,
+						r->txn.commit_usec, where);
 }
 
 int
@@ -329,6 +324,7 @@ relay_line(struct relay *r, uint64_t data_start, const char *line, size_t len)
 		case 'M':
 			if (!rec.transactional)
 			{
+				metrics_forged();
 				rc = bad_input(r, data_start, "non-transactional message (ordersync emits "
 							   "transactional messages only: pg_logical_emit_message(true, ...))",
 							   line, len);
@@ -350,8 +346,16 @@ relay_line(struct relay *r, uint64_t data_start, const char *line, size_t len)
 				rc = bad_input(r, data_start, err, line, len);
 				break;
 			}
-			if (strncmp(c.type, "relay.", 6) == 0 && relay_control(r, &c))
+			if (forged_type(c.type))
+			{
+				snprintf(err, sizeof(err), "a \"%.40s\" message: ordersync never writes one, and "
+						 "sinks and redeliveries are read from the rows of ordersync.sink, .route "
+						 "and .redelivery; someone who may execute pg_logical_emit_message forged it",
+						 c.type);
+				metrics_forged();
+				rc = bad_input(r, data_start, err, line, len);
 				break;
+			}
 			/* the hot path: data goes from the content text to the line as written */
 			buf_reset(&r->ev);
 			++r->ordinal;
@@ -365,12 +369,17 @@ relay_line(struct relay *r, uint64_t data_start, const char *line, size_t len)
 				rc = protocol_error(r, data_start, "row change outside a transaction");
 				break;
 			}
+			if (deliver_is_control_table(rec.schema, rec.table))
+			{
+				control_row(r, &rec, data_start);
+				break;
+			}
 			if (!r->cfg.raw_changes)
 			{
-				/* filter-tables '*.*' keeps rows on the server: one here is unexpected */
-				rc = bad_input(r, data_start, "row change although no rows were requested "
-							   "(without --raw-changes the slot is read with filter-tables '*.*')",
-							   line, len);
+				/* add-tables names the control tables only: any other row is unexpected */
+				rc = bad_input(r, data_start, "row change of a table that was not requested "
+							   "(without --raw-changes only ordersync.sink, .route and "
+							   ".redelivery are read)", line, len);
 				break;
 			}
 			else

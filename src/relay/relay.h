@@ -41,6 +41,7 @@ struct relay_config
 	bool		stop_on_bad_input;	/* else: emit ordersync.relay.invalid and go on */
 	const char *conninfo;		/* for dead letters */
 	uint64_t	max_pending_bytes;	/* delivery sinks: stop reading above this */
+	const struct dsink_policy *sink_policy; /* for sinks from the database */
 };
 
 /* Commit time and event count of a transaction waiting for fsync. */

@@ -24,6 +24,7 @@
 #include "pgerr.h"
 #include "snapshot.h"
 #include "stream.h"
+#include "trust.h"
 #include "ts.h"
 
 volatile sig_atomic_t stream_stop_requested = 0;
@@ -200,10 +201,28 @@ check_server(PGconn *conn, const struct options *o, struct relay *r,
 	return 0;
 }
 
+/* Nobody but ordersync may write what the relay acts on (trust.h). */
+static int
+check_trust(PGconn *conn, const struct options *o, enum stream_rc *rc)
+{
+	switch (trust_check_emitters(conn, o->allow_forgeable_events))
+	{
+		case TRUST_OK:
+			return 0;
+		case TRUST_REFUSED:
+			*rc = STREAM_FATAL;
+			return -1;
+		default:
+			*rc = PQstatus(conn) == CONNECTION_OK ? STREAM_FATAL : STREAM_RETRY;
+			return -1;
+	}
+}
+
 /*
  * The sinks configured in the database; without them nothing may be
- * confirmed. Read once: from then on the relay.config messages of the
- * stream keep the configuration exactly as of the position it has read
+ * confirmed. Read once: from then on the row changes of ordersync.sink and
+ * ordersync.route in the stream keep the configuration exactly as of the
+ * position it has read
  * (after a reconnect, reading it again could apply a change whose
  * transaction comes later in the stream to the events before it).
  */
@@ -313,10 +332,36 @@ prepare_slot(PGconn *conn, const struct options *o, struct relay *r, enum stream
 	return -1;
 }
 
+/*
+ * The tables whose row changes the relay reads: always its own control
+ * tables (sink and route changes, redeliveries: they steer the relay, see
+ * deliver.h), and with --raw-changes the --tables pattern. dead_letter
+ * never leaves the server (it holds whole events, customer data included).
+ * Quotes in the pattern are doubled: it goes into a string literal.
+ */
+static void
+table_filters(const struct options *o, char *add, size_t addlen)
+{
+	size_t		n = (size_t) snprintf(add, addlen, "%s", DELIVER_CONTROL_TABLES);
+
+	if (o->raw_changes && n + 1 < addlen)
+	{
+		add[n++] = ',';
+		for (const char *p = o->tables; *p && n + 2 < addlen; p++)
+		{
+			if (*p == '\'')
+				add[n++] = '\'';
+			add[n++] = *p;
+		}
+		add[n] = '\0';
+	}
+}
+
 static int
 start_replication(PGconn *conn, const struct options *o, const struct relay *r, enum stream_rc *rc)
 {
-	char		sql[1024];
+	char		sql[2048];
+	char		tables[1024];
 	char		start[LSN_TEXT_MAX];
 	PGresult   *res;
 
@@ -327,15 +372,14 @@ start_replication(PGconn *conn, const struct options *o, const struct relay *r, 
 	 * before a connection dropped.
 	 */
 	lsn_format(r->durable_end, start);
+	table_filters(o, tables, sizeof(tables));
 	snprintf(sql, sizeof(sql),
 			 "START_REPLICATION SLOT \"%s\" LOGICAL %s ("
 			 "\"format-version\" '2', \"include-xids\" '1', \"include-timestamp\" '1', "
 			 "\"include-lsn\" '1', \"include-transaction\" '1', \"include-types\" '0', "
-			 "\"add-msg-prefixes\" '%s', \"%s\" '%s')",
-			 o->slot, start, r->cfg.prefix,
-	/* without --raw-changes no row needs to leave the server at all */
-			 o->raw_changes ? "add-tables" : "filter-tables",
-			 o->raw_changes ? o->tables : "*.*");
+			 "\"add-msg-prefixes\" '%s', \"filter-tables\" 'ordersync.dead_letter', "
+			 "\"add-tables\" '%s')",
+			 o->slot, start, r->cfg.prefix, tables);
 	log_debug("%s", sql);
 	res = PQexec(conn, sql);
 	if (PQresultStatus(res) != PGRES_COPY_BOTH)
@@ -546,6 +590,7 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 		return rc;
 	}
 	if (check_server(conn, o, r, st, &rc) != 0 ||
+		check_trust(conn, o, &rc) != 0 ||
 		(!st->sinks_loaded && load_sinks(conn, r, st, &rc) != 0) ||
 		(!st->slot_ready && prepare_slot(conn, o, r, &rc) != 0) ||
 		start_replication(conn, o, r, &rc) != 0)

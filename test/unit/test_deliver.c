@@ -92,7 +92,7 @@ deliver_confirms_only_whole_prefixes(void **state)
 	struct fake *f;
 
 	(void) state;
-	deliver_init(&dl, "host=/nonexistent dbname=none connect_timeout=1", 1 << 20);
+	deliver_init(&dl, "host=/nonexistent dbname=none connect_timeout=1", 1 << 20, NULL);
 	f = add_fake(&dl, "a", all, 1);
 
 	event(&dl, 100, "order.created");
@@ -128,7 +128,7 @@ deliver_done_carries_its_commit_time(void **state)
 	struct fake *f;
 
 	(void) state;
-	deliver_init(&dl, "dbname=none", 1 << 20);
+	deliver_init(&dl, "dbname=none", 1 << 20, NULL);
 	f = add_fake(&dl, "a", all, 1);
 	deliver_event(&dl, 100, 1111, "0/1/1", "order.paid", "order/1", "{}", 2);
 	deliver_commit(&dl, 100, 1111);
@@ -160,7 +160,7 @@ deliver_routes_by_pattern(void **state)
 	"inventory.reserved", "orders.x", "order"};
 
 	(void) state;
-	deliver_init(&dl, "dbname=none", 1 << 20);
+	deliver_init(&dl, "dbname=none", 1 << 20, NULL);
 	a = add_fake(&dl, "warehouse", orders, 1);
 	b = add_fake(&dl, "payment", payment, 2);
 	c = add_fake(&dl, "lake", all, 1);
@@ -194,7 +194,7 @@ deliver_cut_transaction_never_confirms(void **state)
 	struct fake *f;
 
 	(void) state;
-	deliver_init(&dl, "dbname=none", 1 << 20);
+	deliver_init(&dl, "dbname=none", 1 << 20, NULL);
 	f = add_fake(&dl, "a", all, 1);
 	event(&dl, 500, "order.paid");
 	deliver_abort(&dl);			/* the stream broke inside it */
@@ -217,7 +217,7 @@ deliver_failure_without_dead_letter_stays(void **state)
 				now;
 
 	(void) state;
-	deliver_init(&dl, "host=/nonexistent-ordersync port=1 dbname=none connect_timeout=1", 1 << 20);
+	deliver_init(&dl, "host=/nonexistent-ordersync port=1 dbname=none connect_timeout=1", 1 << 20, NULL);
 	f = add_fake(&dl, "a", all, 1);
 	event(&dl, 100, "order.paid");
 	deliver_commit(&dl, 100, 0);
@@ -248,7 +248,7 @@ deliver_backpressure(void **state)
 
 	(void) state;
 	memset(body, 'x', sizeof(body));
-	deliver_init(&dl, "dbname=none", 1000);
+	deliver_init(&dl, "dbname=none", 1000, NULL);
 	f = add_fake(&dl, "a", all, 1);
 	deliver_event(&dl, 100, 0, "0/1/1", "order.paid", "order/1", body, 600);
 	assert_false(deliver_backlogged(&dl));
@@ -284,24 +284,24 @@ deliver_config_keeps_replaces_retires(void **state)
 	struct dsink *wh;
 
 	(void) state;
-	deliver_init(&dl, "host=/nonexistent-ordersync dbname=none connect_timeout=1", 1 << 20);
+	deliver_init(&dl, "host=/nonexistent-ordersync dbname=none connect_timeout=1", 1 << 20, NULL);
 
 	/* a sink that cannot be opened is still there, so its events are not lost */
-	assert_int_equal(deliver_apply_config(&dl, c1), 1);
+	assert_int_equal(deliver_apply_config(&dl, c1, "test"), 1);
 	assert_int_equal(dl.nsinks, 2);
 	wh = dl.sinks[0].sink;
 	assert_string_equal(wh->name, "wh");
 	assert_string_equal(dl.sinks[0].patterns[0], "order.*");
 
 	/* same sink, other routes: kept as it is */
-	deliver_apply_config(&dl, c2);
+	deliver_apply_config(&dl, c2, "test");
 	assert_int_equal(dl.nsinks, 1);	/* "bad" held nothing: closed at once */
 	assert_ptr_equal(dl.sinks[0].sink, wh);
 	assert_int_equal(dl.sinks[0].npatterns, 1);
 	assert_string_equal(dl.sinks[0].patterns[0], "order.paid");
 
 	/* a changed URI: a new sink under the same name, the old one retired */
-	deliver_apply_config(&dl, c3);
+	deliver_apply_config(&dl, c3, "test");
 	for (int i = 0; i < dl.nsinks; i++)
 		assert_false(dl.sinks[i].sink == wh);
 	assert_int_equal(dl.nsinks, 1);
