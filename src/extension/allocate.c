@@ -112,6 +112,7 @@ build_needs(OrderLine *lines, int n, int *nneeds)
 	Datum		arr;
 	Need	   *needs = palloc0(sizeof(Need) * n);
 	int			k = -1;
+	int64		result;
 
 	qsort(lines, n, sizeof(OrderLine), line_cmp_sku);
 	for (int i = 0; i < n; i++)
@@ -143,16 +144,31 @@ build_needs(OrderLine *lines, int n, int *nneeds)
 			needs[k].first_line = i;
 		}
 		needs[k].end_line = i + 1;
-		if (pg_add_s64_overflow(needs[k].requested, lines[i].qty, &needs[k].requested))
+		if (pg_add_s64_overflow(needs[k].requested, lines[i].qty, &result))
 			ereport(ERROR,
 					(errcode(ERRCODE_OS_INVALID_INPUT),
 					 errmsg("quantity of SKU \"%s\" is too large", lines[i].sku),
-					 errdetail("The lines of SKU \"%s\" add up to more than " INT64_FORMAT " units.",
-							   lines[i].sku, PG_INT64_MAX),
-					 errhint("Order a realistic quantity.")));
+					 errdetail("The lines of SKU \"%s\" add up to more than " INT64_FORMAT
+							   " units: " INT64_FORMAT " + " INT64_FORMAT " (line %d).",
+							   lines[i].sku, PG_INT64_MAX, needs[k].requested,
+							   lines[i].qty, lines[i].line_no),
+					 errhint("Order a realistic quantity, with one line per SKU.")));
+		needs[k].requested = result;
 	}
 	*nneeds = k + 1;
 	return needs;
+}
+
+/*
+ * Free units summed over rows, to compare with what an order needs: a sum
+ * past the largest bigint covers any need, so it stops there.
+ */
+static int64
+add_saturating(int64 a, int64 b)
+{
+	int64		sum;
+
+	return pg_add_s64_overflow(a, b, &sum) ? PG_INT64_MAX : sum;
 }
 
 static void
@@ -229,8 +245,8 @@ lock_range(Need *need, const char *location, int priority, int from, int to,
 		if (SPI_processed == 0)
 			break;
 		add_row(need, SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
-		*total += need->rows[need->nrows - 1].free;
-		*at_location += need->rows[need->nrows - 1].free;
+		*total = add_saturating(*total, need->rows[need->nrows - 1].free);
+		*at_location = add_saturating(*at_location, need->rows[need->nrows - 1].free);
 		covered = (allow_split ? *total : *at_location) >= need->requested;
 	}
 	SPI_cursor_close(portal);
@@ -307,8 +323,7 @@ take_lines(Need *need, OrderLine *lines, const char *location)
 	{
 		left[r] = (location == NULL || strcmp(need->rows[r].location, location) == 0)
 			? need->rows[r].free : 0;
-		if (pg_add_s64_overflow(have, left[r], &have))
-			have = PG_INT64_MAX;
+		have = add_saturating(have, left[r]);
 	}
 	need->ntakes = 0;
 	if (have < need->requested)
@@ -394,8 +409,7 @@ refuse(Need *needs, int nneeds)
 		int64		available = 0;
 
 		for (int r = 0; r < needs[k].nrows; r++)
-			if (pg_add_s64_overflow(available, needs[k].rows[r].free, &available))
-				available = PG_INT64_MAX;
+			available = add_saturating(available, needs[k].rows[r].free);
 		if (available < needs[k].requested)
 			ereport(ERROR,
 					(errcode(ERRCODE_OS_INSUFFICIENT_STOCK),
@@ -431,12 +445,8 @@ apply(int64 order_id, Need *need, OrderLine *lines)
 		6, {INT8OID, INT4OID, TEXTOID, TEXTOID, INT4OID, INT8OID}
 	};
 	int64	   *row_qty = palloc0(sizeof(int64) * Max(need->nrows, 1));
-	int64		before = 0,
-				after;
+	int64		after;
 	StockFigures fig;
-
-	for (int r = 0; r < need->nrows; r++)
-		before += need->rows[r].free;
 
 	for (int t = 0; t < need->ntakes; t++)
 	{
@@ -466,7 +476,10 @@ apply(int64 order_id, Need *need, OrderLine *lines)
 			if (row_qty[end] > 0)
 				os_stock_update(need->sku, need->rows[end].location,
 								need->rows[end].bucket, 0, row_qty[end], &fig);
-			qty += row_qty[end];
+			/* at most what the location has free: fits, unless stored too large */
+			if (pg_add_s64_overflow(qty, row_qty[end], &qty))
+				os_stock_out_of_range(need->sku, need->rows[r].location,
+									  "the units reserved at its buckets", NULL);
 			end++;
 		}
 		if (qty > 0)
@@ -480,20 +493,27 @@ apply(int64 order_id, Need *need, OrderLine *lines)
 	}
 
 	/*
-	 * Holding every row, we know the SKU's availability exactly.  Holding
-	 * some buckets only, what they keep free is a lower bound: above the
-	 * threshold (and zero) nothing can have been crossed, and only below it
-	 * are the other buckets read, as committed.
+	 * Holding every row, we know the SKU's availability exactly: what the
+	 * rows had free less what the order took.  Holding some buckets only,
+	 * what they keep free is a lower bound: above the threshold (and zero)
+	 * nothing can have been crossed, and only below it are the other
+	 * buckets read, as committed.  The sum starts from minus the order, so
+	 * it only overflows when more than the largest bigint is left (stock at
+	 * several locations near the maximum), and then nothing was crossed
+	 * either.
 	 */
-	after = before - need->requested;
+	after = -need->requested;
+	for (int r = 0; r < need->nrows; r++)
+		if (pg_add_s64_overflow(after, need->rows[r].free, &after))
+			return;
 	if (!need->all_rows)
 	{
 		if (after > 0 && !(need->has_threshold && after <= need->threshold))
 			return;
-		after = os_sku_available(need->sku);
-		before = after + need->requested;
+		if (!os_sku_available(need->sku, &after))
+			return;
 	}
-	os_stock_thresholds(need->sku, before, after, need->threshold,
+	os_stock_thresholds(need->sku, after, need->requested, need->threshold,
 						need->has_threshold);
 }
 

@@ -9,6 +9,7 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
@@ -24,7 +25,95 @@ os_null_argument(const char *func, const char *arg, const char *hint)
 			 errhint("%s", hint)));
 }
 
-/* a non-empty text argument, as a C string */
+/*
+ * Characters no identifier may contain anywhere: C0 and C1 control
+ * characters and DEL (they break log lines, CSV files and terminals), line
+ * and paragraph separators, and the Unicode format characters that hide or
+ * reorder text when shown: zero-width characters, bidirectional marks,
+ * embeddings, overrides and isolates, word joiners and invisible operators,
+ * the byte order mark.  A SKU or order number that looks like another one
+ * on a picking list or in a support tool is an attack, not data.
+ *
+ * The CHECK constraints of the 0.3.0 upgrade script test the same ranges.
+ */
+static bool
+is_control(pg_wchar c)
+{
+	return c < 0x20 || (c >= 0x7f && c <= 0x9f);
+}
+
+static bool
+is_invisible(pg_wchar c)
+{
+	return c == 0x061c ||
+		(c >= 0x200b && c <= 0x200f) ||
+		(c >= 0x2028 && c <= 0x202e) ||
+		(c >= 0x2060 && c <= 0x2064) ||
+		(c >= 0x2066 && c <= 0x2069) ||
+		c == 0xfeff;
+}
+
+/* spaces, refused only at the start and the end */
+static bool
+is_space(pg_wchar c)
+{
+	return c == 0x20 || c == 0xa0 || c == 0x1680 ||
+		(c >= 0x2000 && c <= 0x200a) ||
+		c == 0x202f || c == 0x205f || c == 0x3000;
+}
+
+static void
+pg_attribute_noreturn()
+bad_character(const char *func, const char *arg, int pos, pg_wchar c,
+			  const char *problem, const char *kind)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OS_INVALID_INPUT),
+			 errmsg("%s must not %s", arg, problem),
+			 errdetail("Character %d of the %s passed to %s() is U+%04X, %s.",
+					   pos, arg, func, (unsigned int) c, kind),
+			 errhint("Pass the %s as plain printable text, without control, zero-width or "
+					 "bidirectional characters and without spaces around it.", arg)));
+}
+
+/*
+ * Refuses an identifier (SKU, external id, channel, location or status
+ * name) with a character that is invisible or misleading when shown,
+ * naming its position (in characters, from 1).  Outside UTF-8 databases
+ * only the ASCII control characters and spaces can be told apart.
+ */
+void
+os_check_text(const char *func, const char *arg, const char *s)
+{
+	bool		utf8 = GetDatabaseEncoding() == PG_UTF8;
+	const char *p = s;
+	int			pos = 0;
+	pg_wchar	c = 0;
+
+	while (*p)
+	{
+		int			len = utf8 ? pg_utf_mblen((const unsigned char *) p) : pg_mblen(p);
+
+		pos++;
+		if (utf8)
+			c = utf8_to_unicode((const unsigned char *) p);
+		else if (len == 1 && !IS_HIGHBIT_SET(*p))
+			c = (unsigned char) *p;
+		else
+			c = 0xfffd;			/* not ASCII: cannot be classified here */
+		if (is_control(c))
+			bad_character(func, arg, pos, c, "contain control characters",
+						  "a control character");
+		if (is_invisible(c))
+			bad_character(func, arg, pos, c, "contain invisible formatting characters",
+						  "an invisible character that changes how the text around it is shown");
+		if (is_space(c) && (pos == 1 || p[len] == '\0'))
+			bad_character(func, arg, pos, c, "begin or end with a space", "a space");
+		p += len;
+	}
+}
+
+/* a non-empty text argument that passes os_check_text(), as a C string */
 char *
 os_required_text_arg(FunctionCallInfo fcinfo, int n, const char *name)
 {
@@ -40,6 +129,7 @@ os_required_text_arg(FunctionCallInfo fcinfo, int n, const char *name)
 				 errmsg("%s must not be empty", name),
 				 errdetail("%s() was called with %s => ''.", func, name),
 				 errhint("Pass a non-empty %s.", name)));
+	os_check_text(func, name, s);
 	return s;
 }
 

@@ -58,9 +58,18 @@ ordersync_set_hot(PG_FUNCTION_ARGS)
 		" ON CONFLICT (order_id, line_no, location, bucket) DO UPDATE SET qty = r.qty + EXCLUDED.qty",
 		1, {TEXTOID}
 	};
+	/*
+	 * A location's totals, summed as numeric: on hand must fit in a bigint
+	 * (then reserved, at most on hand, does too); safety stock beyond it
+	 * holds back every unit anyway, so it is capped there.
+	 */
 	static OsPlan totals = {
-		"SELECT location, sum(on_hand)::bigint, sum(reserved)::bigint, sum(safety)::bigint"
-		" FROM ordersync.stock WHERE sku = $1 GROUP BY location ORDER BY location COLLATE \"C\"",
+		"SELECT location, CASE WHEN o <= 9223372036854775807 THEN o::bigint END,"
+		" CASE WHEN o <= 9223372036854775807 THEN r::bigint END,"
+		" least(f, 9223372036854775807)::bigint, o::text"
+		" FROM (SELECT location, sum(on_hand) o, sum(reserved) r, sum(safety) f"
+		"  FROM ordersync.stock WHERE sku = $1 GROUP BY location) t"
+		" ORDER BY location COLLATE \"C\"",
 		1, {TEXTOID}
 	};
 	static OsPlan drop_buckets = {
@@ -110,7 +119,13 @@ ordersync_set_hot(PG_FUNCTION_ARGS)
 	safety = palloc(sizeof(int64) * Max(nloc, 1));
 	for (int i = 0; i < nloc; i++)
 	{
+		bool		isnull;
+
 		loc[i] = os_gettext(i, 1);
+		(void) os_getdatum(i, 2, &isnull);
+		if (isnull)
+			os_stock_out_of_range(sku, loc[i], "the on-hand units of its buckets",
+								  os_gettext(i, 5));
 		on_hand[i] = os_getint64(i, 2);
 		reserved[i] = os_getint64(i, 3);
 		safety[i] = os_getint64(i, 4);
@@ -120,7 +135,8 @@ ordersync_set_hot(PG_FUNCTION_ARGS)
 	/*
 	 * Held units stay with their reservations in bucket 0, and so does the
 	 * safety stock with the units that cover it (see stock.c); the units
-	 * free to sell are spread evenly.
+	 * free to sell are spread evenly.  Every figure below is part of the
+	 * location's on hand, which fits: no sum can overflow.
 	 */
 	for (int i = 0; i < nloc; i++)
 	{

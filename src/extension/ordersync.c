@@ -20,6 +20,10 @@ int			ordersync_reservation_ttl = 900;
 /* who is acting, as the application names it; recorded in history */
 char	   *ordersync_actor = NULL;
 
+/* limits of place_order()'s customer object: jsonb text bytes, nesting */
+int			ordersync_max_customer_bytes = 16384;
+int			ordersync_max_customer_depth = 8;
+
 void		_PG_init(void);
 
 void
@@ -40,6 +44,29 @@ _PG_init(void)
 							   "",
 							   PGC_USERSET, 0,
 							   NULL, NULL, NULL);
+
+	/*
+	 * The customer object is stored with the order and copied into every
+	 * order event, so its size bounds what each event of the order costs in
+	 * WAL, in the relay and in every sink.  Superuser-only (PGC_SUSET): the
+	 * application role, whose input these limits guard against, must not
+	 * be able to raise them with SET or ALTER ROLE ... SET.
+	 */
+	DefineCustomIntVariable("ordersync.max_customer_bytes",
+							"Largest customer object place_order() accepts, as jsonb text in bytes.",
+							NULL,
+							&ordersync_max_customer_bytes,
+							16384, 64, 1024 * 1024,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ordersync.max_customer_depth",
+							"Deepest nesting of objects and arrays in the customer object place_order() accepts.",
+							"The customer object itself is level 1.",
+							&ordersync_max_customer_depth,
+							8, 1, 64,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
 
 	os_worker_init();			/* its GUCs, and the worker when preloaded */
 

@@ -27,6 +27,8 @@
 /* GUCs (ordersync.c) */
 extern int	ordersync_reservation_ttl;
 extern char *ordersync_actor;
+extern int	ordersync_max_customer_bytes;
+extern int	ordersync_max_customer_depth;
 
 /*
  * A prepared statement kept for the life of the backend.  Declare one per
@@ -95,15 +97,22 @@ extern void os_stock_record(const char *action, const char *event_type,
 							int64 order_id, bool has_order, const char *sku,
 							const char *location, int64 qty,
 							const StockFigures *fig, const char *reason);
-extern int64 os_sku_available(const char *sku);
-extern void os_stock_thresholds(const char *sku, int64 before, int64 after,
+extern bool os_sku_available(const char *sku, int64 *available);
+extern void os_stock_thresholds(const char *sku, int64 after, int64 taken,
 								int64 threshold, bool has_threshold);
+extern void os_stock_overflow(const char *sku, const char *location,
+							  const char *figure, int64 have,
+							  int64 add) pg_attribute_noreturn();
+extern void os_stock_out_of_range(const char *sku, const char *location,
+								  const char *what,
+								  const char *value) pg_attribute_noreturn();
 extern void os_apply_effect(const char *effect, int64 order_id, const char *reason);
 extern void os_require_location(const char *location);
 
 /* args.c */
 extern void os_null_argument(const char *func, const char *arg,
 							 const char *hint) pg_attribute_noreturn();
+extern void os_check_text(const char *func, const char *arg, const char *s);
 extern char *os_required_text_arg(FunctionCallInfo fcinfo, int n, const char *name);
 extern int64 os_required_qty_arg(FunctionCallInfo fcinfo, int n, int64 min);
 extern void os_unknown_sku(const char *sku) pg_attribute_noreturn();

@@ -154,6 +154,7 @@ parse_lines(Jsonb *jb, OrderLine **out)
 					pg_mbstrlen_with_len(v.val.string.val, v.val.string.len) > 100)
 					bad_line(l->line_no, "\"sku\" is not a string of 1 to 100 characters.", LINE_HINT);
 				l->sku = pnstrdup(v.val.string.val, v.val.string.len);
+				os_check_text("place_order", psprintf("sku of line %d", l->line_no), l->sku);
 			}
 			else if (strcmp(key, "qty") == 0)
 				l->qty = parse_qty(l->line_no, &v);
@@ -229,6 +230,51 @@ lines_total(OrderLine *lines, int n)
 						   DatumGetCString(DirectFunctionCall1(numeric_out, total))),
 				 errhint("Split the order.")));
 	return total;
+}
+
+/*
+ * The customer object is stored with the order and copied into every event
+ * of it, through the relay to every sink: its size, as jsonb text, and its
+ * nesting are bounded by ordersync.max_customer_bytes and
+ * ordersync.max_customer_depth (the object itself is level 1).
+ */
+static void
+check_customer(Jsonb *customer)
+{
+	JsonbIterator *it;
+	JsonbIteratorToken tok;
+	JsonbValue	v;
+	int			depth = 0;
+	int			deepest = 0;
+	size_t		bytes;
+
+	bytes = strlen(JsonbToCString(NULL, &customer->root, VARSIZE(customer)));
+	if (bytes > (size_t) ordersync_max_customer_bytes)
+		ereport(ERROR,
+				(errcode(ERRCODE_OS_INVALID_INPUT),
+				 errmsg("customer is too large"),
+				 errdetail("The customer object is %zu bytes as JSON text; ordersync.max_customer_bytes allows %d.",
+						   bytes, ordersync_max_customer_bytes),
+				 errhint("Send only what the order needs (name, contact, addresses); a superuser can raise ordersync.max_customer_bytes.")));
+
+	it = JsonbIteratorInit(&customer->root);
+	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
+	{
+		if (tok == WJB_BEGIN_OBJECT || tok == WJB_BEGIN_ARRAY)
+		{
+			depth++;
+			deepest = Max(deepest, depth);
+		}
+		else if (tok == WJB_END_OBJECT || tok == WJB_END_ARRAY)
+			depth--;
+	}
+	if (deepest > ordersync_max_customer_depth)
+		ereport(ERROR,
+				(errcode(ERRCODE_OS_INVALID_INPUT),
+				 errmsg("customer is nested too deeply"),
+				 errdetail("The customer object has %d levels of objects and arrays; ordersync.max_customer_depth allows %d.",
+						   deepest, ordersync_max_customer_depth),
+				 errhint("Flatten the customer object; a superuser can raise ordersync.max_customer_depth.")));
 }
 
 static void
@@ -313,12 +359,14 @@ ordersync_place_order(PG_FUNCTION_ARGS)
 				 errhint("Call ordersync.place_order('web', 'W-1001', '[{\"sku\":\"A-1\",\"qty\":1,\"price\":\"9.90\"}]').")));
 	channel = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	external_id = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	os_check_text("place_order", "channel", channel);
 	if (external_id[0] == '\0' || pg_mbstrlen(external_id) > 200)
 		ereport(ERROR,
 				(errcode(ERRCODE_OS_INVALID_INPUT),
 				 errmsg("external_id must have 1 to 200 characters"),
 				 errdetail("place_order() got an external_id of %d characters.", pg_mbstrlen(external_id)),
 				 errhint("Pass the channel's own order number.")));
+	os_check_text("place_order", "external_id", external_id);
 	if (!PG_ARGISNULL(3))
 	{
 		customer = PG_GETARG_JSONB_P(3);
@@ -340,6 +388,8 @@ ordersync_place_order(PG_FUNCTION_ARGS)
 					 errmsg("customer must be a JSON object"),
 					 errdetail("place_order() got a JSON array as customer."),
 					 errhint("Pass an object such as {\"name\": \"Ada\"}, or NULL.")));
+		else
+			check_customer(customer);
 	}
 
 	n = parse_lines(PG_GETARG_JSONB_P(2), &lines);
@@ -376,6 +426,25 @@ ordersync_place_order(PG_FUNCTION_ARGS)
 }
 
 /*
+ * The channel's own status words (keys) are shown in errors and kept; the
+ * values must be our status names: both are checked like identifiers.
+ */
+static void
+check_status_map(Jsonb *map)
+{
+	JsonbIterator *it = JsonbIteratorInit(&map->root);
+	JsonbIteratorToken tok;
+	JsonbValue	v;
+
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if ((tok == WJB_KEY || tok == WJB_VALUE) && v.type == jbvString)
+			os_check_text("add_channel", tok == WJB_KEY ? "channel status" : "status",
+						  pnstrdup(v.val.string.val, v.val.string.len));
+	}
+}
+
+/*
  * add_channel(id, status_map): new channel, or new status map of an old one
  */
 Datum
@@ -406,6 +475,7 @@ ordersync_add_channel(PG_FUNCTION_ARGS)
 				 errhint("Call ordersync.add_channel('shop-x', '{\"PAID\": \"paid\"}').")));
 	id = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	map = PG_GETARG_JSONB_P(1);
+	os_check_text("add_channel", "id", id);
 	len = strlen(id);
 	if (len == 0 || len > 63 ||
 		strspn(id, "abcdefghijklmnopqrstuvwxyz0123456789_.-") != len ||
@@ -421,6 +491,8 @@ ordersync_add_channel(PG_FUNCTION_ARGS)
 				 errmsg("status_map must be a JSON object"),
 				 errdetail("add_channel() got a status map that is not an object."),
 				 errhint("Map the channel's status names to ordersync statuses: {\"PAID\": \"paid\"}.")));
+
+	check_status_map(map);
 
 	SPI_connect();
 	values[0] = CStringGetTextDatum(id);

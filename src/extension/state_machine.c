@@ -220,6 +220,8 @@ ordersync_orders_status_trigger(PG_FUNCTION_ARGS)
 				 errhint("Set one of the statuses in ordersync.status.")));
 	if (from != NULL && strcmp(from, to) == 0)
 		return PointerGetDatum(trigdata->tg_newtuple);
+	/* any client's UPDATE: the new status is shown in the refusal below */
+	os_check_text("orders_status_trigger", "status", to);
 
 	effect = transition_effect(order_id, from ? from : "", to);
 
@@ -301,6 +303,7 @@ ordersync_set_status(PG_FUNCTION_ARGS)
 	order_id = PG_GETARG_INT64(0);
 	status = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	reason = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	os_check_text("set_status", "status", status);
 
 	SPI_connect();
 	if (change_status(order_id, status, reason, false) == 0)
@@ -348,6 +351,9 @@ ordersync_set_channel_status(PG_FUNCTION_ARGS)
 	external_id = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	channel_status = text_to_cstring(PG_GETARG_TEXT_PP(2));
 	reason = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	os_check_text("set_channel_status", "channel", channel);
+	os_check_text("set_channel_status", "external_id", external_id);
+	os_check_text("set_channel_status", "channel_status", channel_status);
 
 	SPI_connect();
 	values[0] = PG_GETARG_DATUM(0);

@@ -15,6 +15,7 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "common/int.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
@@ -27,9 +28,57 @@ PG_FUNCTION_INFO_V1(ordersync_available);
 PG_FUNCTION_INFO_V1(ordersync_add_location);
 
 /*
+ * Stock figures are bigints, and every sum of them is checked: a figure
+ * that would not fit is refused with OS004 naming the SKU, the location and
+ * the numbers, never left to signed overflow (undefined behaviour in C),
+ * to PostgreSQL's "bigint out of range" (22003) or to a CHECK constraint
+ * (23514).  The invariant kept is that a location's on-hand units, summed
+ * over the buckets of a hot SKU, fit in a bigint; reserved units and units
+ * available at a location are at most that.  Sums over locations (what
+ * available() returns) may exceed it and are computed as numeric.
+ */
+void
+os_stock_overflow(const char *sku, const char *location, const char *figure,
+				  int64 have, int64 add)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OS_INVALID_INPUT),
+			 errmsg("stock of SKU \"%s\" at \"%s\" would be out of range", sku, location),
+			 errdetail("SKU \"%s\" at \"%s\": %s " INT64_FORMAT " + " INT64_FORMAT
+					   " would exceed " INT64_FORMAT ".",
+					   sku, location, figure, have, add, PG_INT64_MAX),
+			 errhint("Stock figures are whole units up to " INT64_FORMAT
+					 "; check the quantity, which is almost certainly a mistake.",
+					 PG_INT64_MAX)));
+}
+
+/*
+ * A sum that is already too large, from rows stored before 0.3.0 checked
+ * it: "<what> add up to <value>, more than ..."; value may be NULL.
+ */
+void
+os_stock_out_of_range(const char *sku, const char *location,
+					  const char *what, const char *value)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OS_INVALID_INPUT),
+			 errmsg("stock of SKU \"%s\" at \"%s\" is out of range", sku, location),
+			 value ?
+			 errdetail("SKU \"%s\" at \"%s\": %s add up to %s, more than " INT64_FORMAT ".",
+					   sku, location, what, value, PG_INT64_MAX) :
+			 errdetail("SKU \"%s\" at \"%s\": %s add up to more than " INT64_FORMAT ".",
+					   sku, location, what, PG_INT64_MAX),
+			 errhint("Correct the stock rows of the SKU at that location (as the owner of "
+					 "ordersync.stock); such figures cannot be real stock.")));
+}
+
+/*
  * Changes one stock row by the given deltas and returns its new figures.
  * The caller holds the row lock or takes it here, in the global order; the
- * CHECK constraints are the last line of defence, not the first.
+ * CHECK constraints are the last line of defence, not the first.  A delta
+ * that would take on_hand or reserved past the largest bigint updates
+ * nothing and is refused with OS004 (only a restock adds to on_hand here,
+ * and os_apply_effect() checks the location's total before).
  */
 void
 os_stock_update(const char *sku, const char *location, int bucket,
@@ -38,8 +87,15 @@ os_stock_update(const char *sku, const char *location, int bucket,
 	static OsPlan p = {
 		"UPDATE ordersync.stock SET on_hand = on_hand + $4, reserved = reserved + $5"
 		" WHERE sku = $1 AND location = $2 AND bucket = $3"
+		" AND on_hand <= 9223372036854775807 - greatest($4, 0)"
+		" AND reserved <= 9223372036854775807 - greatest($5, 0)"
 		" RETURNING on_hand, reserved, greatest(on_hand - reserved - safety, 0)",
 		5, {TEXTOID, TEXTOID, INT4OID, INT8OID, INT8OID}
+	};
+	static OsPlan get = {
+		"SELECT on_hand, reserved FROM ordersync.stock"
+		" WHERE sku = $1 AND location = $2 AND bucket = $3",
+		3, {TEXTOID, TEXTOID, INT4OID}
 	};
 	Datum		values[5];
 
@@ -49,28 +105,54 @@ os_stock_update(const char *sku, const char *location, int bucket,
 	values[3] = Int64GetDatum(d_on_hand);
 	values[4] = Int64GetDatum(d_reserved);
 	if (os_execute(&p, values, NULL, false, 0) != 1)
-		elog(ERROR, "ordersync: no stock row for SKU \"%s\" at \"%s\" bucket %d",
+	{
+		int64		on_hand;
+		int64		reserved;
+
+		if (os_execute(&get, values, NULL, false, 1) != 1)
+			elog(ERROR, "ordersync: no stock row for SKU \"%s\" at \"%s\" bucket %d",
+				 sku, location, bucket);
+		on_hand = os_getint64(0, 1);
+		reserved = os_getint64(0, 2);
+		if (d_on_hand > 0 && on_hand > PG_INT64_MAX - d_on_hand)
+			os_stock_overflow(sku, location, "on hand", on_hand, d_on_hand);
+		if (d_reserved > 0 && reserved > PG_INT64_MAX - d_reserved)
+			os_stock_overflow(sku, location, "reserved", reserved, d_reserved);
+		elog(ERROR, "ordersync: stock row for SKU \"%s\" at \"%s\" bucket %d was not updated",
 			 sku, location, bucket);
+	}
 	row->on_hand = os_getint64(0, 1);
 	row->reserved = os_getint64(0, 2);
 	row->available = os_getint64(0, 3);
 }
 
-/* a location's figures summed over the buckets of a hot SKU */
+/*
+ * A location's figures summed over the buckets of a hot SKU.  The sums are
+ * numeric; on hand is checked to fit, and reserved and available are at
+ * most on hand.
+ */
 void
 os_location_figures(const char *sku, const char *location, StockFigures *out)
 {
 	static OsPlan p = {
-		"SELECT sum(on_hand)::bigint, sum(reserved)::bigint,"
-		" sum(greatest(on_hand - reserved - safety, 0))::bigint"
-		" FROM ordersync.stock WHERE sku = $1 AND location = $2",
+		"SELECT CASE WHEN o <= 9223372036854775807 THEN o::bigint END,"
+		" CASE WHEN o <= 9223372036854775807 THEN r::bigint END,"
+		" CASE WHEN o <= 9223372036854775807 THEN a::bigint END, o::text"
+		" FROM (SELECT sum(on_hand) o, sum(reserved) r,"
+		"  sum(greatest(on_hand - reserved - safety, 0)) a"
+		"  FROM ordersync.stock WHERE sku = $1 AND location = $2) s",
 		2, {TEXTOID, TEXTOID}
 	};
 	Datum		values[2];
+	bool		isnull;
 
 	values[0] = CStringGetTextDatum(sku);
 	values[1] = CStringGetTextDatum(location);
 	(void) os_execute(&p, values, NULL, false, 1);
+	(void) os_getdatum(0, 1, &isnull);
+	if (isnull && os_gettext(0, 4) != NULL)
+		os_stock_out_of_range(sku, location, "the on-hand units of its buckets",
+							  os_gettext(0, 4));
 	out->on_hand = os_getint64(0, 1);
 	out->reserved = os_getint64(0, 2);
 	out->available = os_getint64(0, 3);
@@ -102,19 +184,29 @@ os_stock_record(const char *action, const char *event_type, int64 order_id,
 	pfree(data.data);
 }
 
-/* what available() returns, as this transaction sees it */
-int64
-os_sku_available(const char *sku)
+/*
+ * What available() returns, as this transaction sees it; false (and no
+ * figure) when the sum over the SKU's locations does not fit in a bigint.
+ */
+bool
+os_sku_available(const char *sku, int64 *available)
 {
 	static OsPlan p = {
-		"SELECT coalesce(sum(greatest(on_hand - reserved - safety, 0)), 0)::bigint"
-		" FROM ordersync.stock WHERE sku = $1",
+		"SELECT CASE WHEN a <= 9223372036854775807 THEN a::bigint END"
+		" FROM (SELECT coalesce(sum(greatest(on_hand - reserved - safety, 0)), 0) a"
+		"  FROM ordersync.stock WHERE sku = $1) s",
 		1, {TEXTOID}
 	};
 	Datum		v = CStringGetTextDatum(sku);
+	bool		isnull;
+	Datum		d;
 
 	(void) os_execute(&p, &v, NULL, false, 1);
-	return os_getint64(0, 1);
+	d = os_getdatum(0, 1, &isnull);
+	if (isnull)
+		return false;
+	*available = DatumGetInt64(d);
+	return true;
 }
 
 static void
@@ -137,16 +229,23 @@ emit_level_event(const char *type, const char *sku, int64 available,
 /*
  * inventory.low_stock when available stock falls to the SKU's threshold or
  * below, inventory.out_of_stock when it reaches zero: once per crossing.
+ * The caller passes what is available after a movement and the units it
+ * took; the figure before, after + taken, is never computed, as it may not
+ * fit in a bigint (both comparisons below are exact without it).
  */
 void
-os_stock_thresholds(const char *sku, int64 before, int64 after,
+os_stock_thresholds(const char *sku, int64 after, int64 taken,
 					int64 threshold, bool has_threshold)
 {
-	if (has_threshold && before > threshold && after <= threshold)
+	/* before > threshold, with after <= threshold so the difference fits */
+	if (has_threshold && after <= threshold && taken > threshold - after)
 		emit_level_event("inventory.low_stock", sku, after, threshold, true);
-	if (before > 0 && after == 0)
+	if (after == 0 && taken > 0)
 		emit_level_event("inventory.out_of_stock", sku, after, threshold, has_threshold);
 }
+
+static void check_restock_room(SPITupleTable *tuptable, uint64 first,
+							   uint64 n, const char *sku, const char *location);
 
 /*
  * The stock side of a status change (see ordersync.transition.effect):
@@ -220,9 +319,18 @@ os_apply_effect(const char *effect, int64 order_id, const char *reason)
 		int			buckets = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
 		bool		last_of_group;
 
+		/*
+		 * Units coming back on hand must fit beside what the location has
+		 * received since they left: check the group's total against the
+		 * location's, with its rows locked, before the first row changes.
+		 */
+		if (sign_on_hand > 0 && group_qty == 0)
+			check_restock_room(tuptable, i, n, sku, location);
+
 		os_stock_update(sku, location, bucket, sign_on_hand * qty,
 						sign_reserved * qty, &fig);
-		group_qty += qty;
+		if (pg_add_s64_overflow(group_qty, qty, &group_qty))
+			os_stock_overflow(sku, location, "the order's units", group_qty, qty);
 
 		last_of_group = (i + 1 == n);
 		if (!last_of_group)
@@ -345,6 +453,50 @@ store_buckets(const char *sku, const char *location, Buckets *b)
 	}
 }
 
+/*
+ * The on-hand units of a location over its buckets (locked), refused when
+ * the sum does not fit or adding more would not.
+ */
+static int64
+buckets_on_hand(const char *sku, const char *location, const Buckets *b,
+				int64 more)
+{
+	int64		total = 0;
+
+	for (int i = 0; i < b->n; i++)
+		if (pg_add_s64_overflow(total, b->on_hand[i], &total))
+			os_stock_out_of_range(sku, location, "the on-hand units of its buckets",
+								  NULL);
+	if (more > 0 && total > PG_INT64_MAX - more)
+		os_stock_overflow(sku, location, "on hand", total, more);
+	return total;
+}
+
+/* restock: the group of reservation rows from first on is one (sku, location) */
+static void
+check_restock_room(SPITupleTable *tuptable, uint64 first, uint64 n,
+				   const char *sku, const char *location)
+{
+	Buckets		b;
+	int64		qty = 0;
+
+	for (uint64 j = first; j < n; j++)
+	{
+		bool		isnull;
+
+		if (strcmp(SPI_getvalue(tuptable->vals[j], tuptable->tupdesc, 1), sku) != 0 ||
+			strcmp(SPI_getvalue(tuptable->vals[j], tuptable->tupdesc, 2), location) != 0)
+			break;
+		if (pg_add_s64_overflow(qty, DatumGetInt64(SPI_getbinval(tuptable->vals[j],
+																 tuptable->tupdesc, 4,
+																 &isnull)),
+								&qty))
+			os_stock_out_of_range(sku, location, "the order's units", NULL);
+	}
+	lock_buckets(sku, location, false, &b);
+	(void) buckets_on_hand(sku, location, &b, qty);
+}
+
 /* new units: first what the first bucket lacks of its safety, then evenly */
 static void
 receive_into_buckets(const char *sku, const char *location, int64 qty)
@@ -353,6 +505,7 @@ receive_into_buckets(const char *sku, const char *location, int64 qty)
 	int64		lack;
 
 	lock_buckets(sku, location, true, &b);
+	(void) buckets_on_hand(sku, location, &b, qty);
 	lack = Max(b.safety - (b.on_hand[0] - b.reserved[0]), 0);
 	lack = Min(lack, qty);
 	b.on_hand[0] += lack;
@@ -371,6 +524,8 @@ set_bucket_safety(const char *sku, const char *location, int64 safety)
 	int64		lack;
 
 	lock_buckets(sku, location, false, &b);
+	(void) buckets_on_hand(sku, location, &b, 0);
+	/* reserved <= on_hand in every bucket: fits, as their on-hand sum does */
 	for (int i = 0; i < b.n; i++)
 		unreserved += b.on_hand[i] - b.reserved[i];
 	lack = Min(safety, unreserved) - (b.on_hand[0] - b.reserved[0]);
@@ -443,13 +598,18 @@ ordersync_set_safety_stock(PG_FUNCTION_ARGS)
 /*
  * available(sku): sellable now over all locations.  Locations where safety
  * stock exceeds what is free count as zero, not negative.
+ *
+ * Each location's figure fits in a bigint, but their sum may not: it is
+ * summed as numeric, and a total above the largest bigint is refused with
+ * OS004 rather than returned wrong or as PostgreSQL's 22003.
  */
 Datum
 ordersync_available(PG_FUNCTION_ARGS)
 {
 	static OsPlan sum = {
-		"SELECT coalesce(sum(greatest(on_hand - reserved - safety, 0)), 0)::bigint,"
-		" count(*) > 0 FROM ordersync.stock WHERE sku = $1",
+		"SELECT CASE WHEN a <= 9223372036854775807 THEN a::bigint END, n > 0, a::text"
+		" FROM (SELECT coalesce(sum(greatest(on_hand - reserved - safety, 0)), 0) a, count(*) n"
+		"  FROM ordersync.stock WHERE sku = $1) s",
 		1, {TEXTOID}
 	};
 	static OsPlan exists = {
@@ -458,10 +618,24 @@ ordersync_available(PG_FUNCTION_ARGS)
 	};
 	Datum		v = PointerGetDatum(PG_GETARG_TEXT_PP(0));
 	int64		result;
+	bool		isnull;
 
 	SPI_connect();
 	(void) os_execute(&sum, &v, NULL, true, 1);
-	result = os_getint64(0, 1);
+	result = DatumGetInt64(os_getdatum(0, 1, &isnull));
+	if (isnull)
+	{
+		char	   *sku = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+		ereport(ERROR,
+				(errcode(ERRCODE_OS_INVALID_INPUT),
+				 errmsg("available stock of SKU \"%s\" is out of range", sku),
+				 errdetail("SKU \"%s\": its locations have %s units available together, more than "
+						   INT64_FORMAT ".", sku, os_gettext(0, 3), PG_INT64_MAX),
+				 errhint("available() returns a bigint; see the locations one by one: "
+						 "SELECT location, sum(on_hand - reserved - safety) FROM ordersync.stock "
+						 "WHERE sku = %s GROUP BY location;", quote_literal_cstr(sku))));
+	}
 	if (!os_getbool(0, 2) && os_execute(&exists, &v, NULL, true, 1) == 0)
 		os_unknown_sku(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	SPI_finish();

@@ -4,7 +4,7 @@
 -- and changes nothing.  Runs as a superuser inside a transaction that run.sh
 -- rolls back.
 
-SELECT plan(221);
+SELECT plan(240);
 
 -- ---------------------------------------------------------------------------
 -- The functions
@@ -14,9 +14,9 @@ SELECT functions_are('ordersync', ARRAY['add_location', 'add_channel', 'receive_
 	'set_channel_status', 'expire_reservations', 'orders_status_trigger', 'append_only_trigger',
 	'transition_changed_trigger', 'status_in_use_trigger',
 	'add_sink', 'drop_sink', 'add_route', 'drop_route', 'redeliver', 'relay_config',
-	'record_dead_letter', 'announce_relay_config', 'require_sink'],
-	'ordersync has exactly the eleven order API functions, four trigger functions and nine for the relay''s sinks');
-SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'ordersync'::regnamespace), 24,
+	'record_dead_letter', 'require_sink', 'check_sink_uri', 'check_sink_options'],
+	'ordersync has exactly the eleven order API functions, four trigger functions and ten for the relay''s sinks (no announce_relay_config since 0.3.0)');
+SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'ordersync'::regnamespace), 25,
 	'no API function is overloaded');
 SELECT is(pg_get_function_arguments('ordersync.add_sink(text, text, jsonb)'::regprocedure),
 	'name text, uri text, options jsonb DEFAULT ''{}''::jsonb', 'add_sink(name text, uri text, options jsonb DEFAULT ''{}'')');
@@ -30,7 +30,7 @@ SELECT is(pg_get_function_arguments('ordersync.redeliver(bigint)'::regprocedure)
 	'dead_letter_id bigint', 'redeliver(dead_letter_id bigint)');
 SELECT is_empty($$SELECT oid::regprocedure FROM pg_proc WHERE pronamespace = 'ordersync'::regnamespace
 	AND proname IN ('add_sink', 'drop_sink', 'add_route', 'drop_route', 'redeliver', 'relay_config',
-					'record_dead_letter', 'announce_relay_config')
+					'record_dead_letter')
 	AND NOT (prosecdef AND proconfig @> ARRAY['search_path=pg_catalog, pg_temp'])$$,
 	'the sink functions are SECURITY DEFINER with a pinned search_path');
 
@@ -80,7 +80,7 @@ SELECT set_eq(
 	ARRAY['add_location', 'add_channel', 'receive_stock', 'set_safety_stock', 'set_hot',
 	      'set_low_stock', 'available', 'place_order', 'set_status', 'set_channel_status',
 	      'expire_reservations', 'orders_status_trigger', 'add_sink', 'drop_sink', 'add_route',
-	      'drop_route', 'redeliver', 'relay_config', 'record_dead_letter', 'announce_relay_config'],
+	      'drop_route', 'redeliver', 'relay_config', 'record_dead_letter'],
 	'the API functions, the sink functions and the status trigger are SECURITY DEFINER');
 SELECT is_empty(
 	$$SELECT p.oid::regprocedure FROM pg_proc p
@@ -120,7 +120,8 @@ SELECT is_empty(
 	$$SELECT oid::regprocedure FROM pg_proc WHERE pronamespace = 'ordersync'::regnamespace
 	   AND prolang <> (SELECT oid FROM pg_language WHERE lanname = 'c')
 	   AND proname NOT IN ('add_sink', 'drop_sink', 'add_route', 'drop_route', 'redeliver',
-						   'relay_config', 'record_dead_letter', 'announce_relay_config', 'require_sink')$$,
+						   'relay_config', 'record_dead_letter', 'require_sink', 'check_sink_uri',
+						   'check_sink_options')$$,
 	'every ordersync function but the sink configuration (rare, administrative) is written in C');
 SELECT volatility_is('ordersync', 'available', ARRAY['text'], 'stable', 'available is STABLE');
 SELECT is_strict('ordersync', 'available', ARRAY['text'], 'available is STRICT');
@@ -253,6 +254,12 @@ SELECT is((SELECT low_stock_threshold FROM ordersync.sku WHERE sku = 'API-H'), N
 -- settings
 SELECT is(current_setting('ordersync.reservation_ttl'), '15min', 'ordersync.reservation_ttl defaults to 15 minutes');
 SELECT is(current_setting('ordersync.actor'), '', 'ordersync.actor defaults to empty (the role)');
+SELECT is(current_setting('ordersync.max_customer_bytes'), '16384', 'ordersync.max_customer_bytes defaults to 16384');
+SELECT is(current_setting('ordersync.max_customer_depth'), '8', 'ordersync.max_customer_depth defaults to 8');
+SELECT set_eq($$SELECT name::text || '=' || context FROM pg_settings WHERE name LIKE 'ordersync.max_customer%'$$,
+	ARRAY['ordersync.max_customer_bytes=superuser', 'ordersync.max_customer_depth=superuser'],
+	'the customer limits can be changed by superusers only (an application cannot raise its own)');
+SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'ordersync'), '0.3.0', 'CREATE EXTENSION installs 0.3.0');
 
 -- ---------------------------------------------------------------------------
 -- Refusals: each with its SQLSTATE, none changes anything
@@ -517,5 +524,42 @@ SELECT is(pg_temp.outcome($$SELECT ordersync.add_route('nosuch', '*')$$),
 	'OS007', 'add_route to an unknown sink: OS007');
 SELECT is(pg_temp.outcome($$SELECT ordersync.redeliver(0)$$),
 	'OS008', 'redeliver of an unknown dead letter: OS008');
+SELECT is(pg_temp.outcome($$SELECT ordersync.add_sink('h', 'https://h.example.com/', '{"password_env": "P"}')$$),
+	'OS006', 'add_sink refuses an option its scheme does not take (OS006)');
+SELECT is(pg_temp.outcome($$SELECT ordersync.add_sink('k', 'kafka://k1/t', '{"kafka": {"sasl.kerberos.kinit.cmd": "sh"}}')$$),
+	'OS006', 'add_sink refuses a librdkafka property outside the allowlist (OS006)');
+SELECT is(pg_temp.outcome($$SELECT ordersync.add_sink('h', 'http://169.254.169.254/', '{}')$$),
+	'OS006', 'add_sink refuses a link-local host (OS006)');
+SELECT is(pg_temp.outcome($$SELECT ordersync.record_dead_letter('h', '{"id": 1}', 'x', 1)$$),
+	'OS006', 'record_dead_letter refuses an event without string id, type and subject (OS006)');
+
+-- redeliver writes a row the relay reads from the stream, and no message
+SELECT lives_ok($$SELECT ordersync.add_sink('api-hook', 'https://hooks.example.com/orders', '{"secret_env": "API_HOOK_SECRET"}')$$,
+	'add_sink of a webhook with a secret reference');
+SELECT ordersync.record_dead_letter('api-hook', '{"id": "0/16B3D28/3", "type": "ordersync.order.paid", "subject": "order/1"}',
+	'HTTP 500', 25) AS dl \gset
+SELECT is(ordersync.redeliver(:dl), '0/16B3D28/3', 'redeliver returns the event id');
+SELECT results_eq(format($$SELECT dead_letter_id, sink, event->>'id', requested_by FROM ordersync.redelivery WHERE dead_letter_id = %s$$, :dl),
+	format($$VALUES (%s::bigint, 'api-hook', '0/16B3D28/3', %L)$$, :dl, session_user),
+	'redeliver inserts one ordersync.redelivery row: the dead letter, its sink and event, who asked');
+
+-- 0.3.0: stock figures past the largest bigint, hidden characters, big customers
+SELECT is(ordersync.receive_stock('API-MAX', 'api-wh1', 9223372036854775807), 9223372036854775807::bigint,
+	'receive_stock up to the largest bigint');
+SELECT is(pg_temp.outcome($$SELECT ordersync.receive_stock('API-MAX', 'api-wh1', 1)$$),
+	'OS004', 'receive_stock past the largest bigint: OS004 (not 23514)');
+SELECT is(ordersync.receive_stock('API-MAX', 'api-wh2', 9223372036854775807), 9223372036854775807::bigint,
+	'the same at a second location');
+SELECT is(pg_temp.outcome($$SELECT ordersync.available('API-MAX')$$),
+	'OS004', 'available() of more than a bigint over two locations: OS004 (not 22003)');
+SELECT is(pg_temp.outcome($$SELECT ordersync.place_order('web', 'api-max', '[{"sku": "API-MAX", "qty": 9223372036854775807, "price": "0"}, {"sku": "API-MAX", "qty": 1, "price": "0"}]')$$),
+	'OS004', 'place_order with lines of one SKU adding up past the largest bigint: OS004');
+SELECT is(pg_temp.outcome($$SELECT ordersync.receive_stock(E'API\u200B1', 'api-wh1', 1)$$),
+	'OS004', 'receive_stock of a SKU with a zero-width space: OS004');
+SELECT is(pg_temp.outcome($$SELECT ordersync.place_order('web', E'api\tx', '[{"sku": "API-1", "qty": 1, "price": "1"}]')$$),
+	'OS004', 'place_order with a control character in the external id: OS004');
+SELECT is(pg_temp.outcome(format($$SELECT ordersync.place_order('web', 'api-big-customer', '[{"sku": "API-1", "qty": 1, "price": "1"}]', %L)$$,
+	jsonb_build_object('note', repeat('x', 20000)))),
+	'OS004', 'place_order with a customer over ordersync.max_customer_bytes: OS004');
 
 SELECT * FROM finish();

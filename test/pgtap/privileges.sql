@@ -1,13 +1,14 @@
 -- test/pgtap/privileges.sql — who may do what: the grants of ordersync_app,
--- ordersync_admin and PUBLIC as the catalog records them, and the same rules
--- seen by login roles that try.  The login roles are created inside the
+-- ordersync_admin, ordersync_relay and PUBLIC as the catalog records them,
+-- and the same rules seen by login roles that try.  The login roles are created inside the
 -- transaction that run.sh rolls back, so nothing is left in the cluster.
 
-SELECT plan(173);
+SELECT plan(216);
 
 CREATE ROLE pgtap_priv_app LOGIN IN ROLE ordersync_app;
 CREATE ROLE pgtap_priv_admin LOGIN IN ROLE ordersync_admin;
 CREATE ROLE pgtap_priv_nobody LOGIN;
+CREATE ROLE pgtap_priv_relay LOGIN REPLICATION IN ROLE ordersync_relay;
 
 -- some data to act on (as the superuser)
 DO $$
@@ -54,7 +55,60 @@ SELECT table_privs_are('ordersync', 'dead_letter', 'ordersync_admin', ARRAY['SEL
 SELECT function_privs_are('ordersync', 'add_sink', ARRAY['text', 'text', 'jsonb'], 'ordersync_admin', ARRAY['EXECUTE'], 'admin: EXECUTE add_sink');
 SELECT function_privs_are('ordersync', 'redeliver', ARRAY['bigint'], 'ordersync_admin', ARRAY['EXECUTE'], 'admin: EXECUTE redeliver');
 SELECT function_privs_are('ordersync', 'add_sink', ARRAY['text', 'text', 'jsonb'], 'ordersync_app', ARRAY[]::text[], 'app: no EXECUTE on add_sink');
-SELECT function_privs_are('ordersync', 'announce_relay_config', ARRAY[]::text[], 'ordersync_admin', ARRAY[]::text[], 'nobody but the owner announces a configuration by hand');
+SELECT function_privs_are('ordersync', 'record_dead_letter', ARRAY['text', 'jsonb', 'text', 'integer'], 'ordersync_admin', ARRAY[]::text[],
+	'admin: no EXECUTE on record_dead_letter (it could forge a dead letter and redeliver it)');
+SELECT table_privs_are('ordersync', 'redelivery', 'ordersync_admin', ARRAY['SELECT'], 'admin: SELECT only on redelivery (redeliver() writes it)');
+SELECT table_privs_are('ordersync', 'redelivery', 'ordersync_app', ARRAY[]::text[], 'app: nothing on redelivery');
+SELECT table_privs_are('ordersync', 'route', 'ordersync_admin', ARRAY['SELECT'], 'admin: SELECT only on route (changes go through add_route/drop_route)');
+
+-- ---------------------------------------------------------------------------
+-- The catalog: ordersync_relay has exactly what ordersyncd needs
+-- ---------------------------------------------------------------------------
+SELECT schema_privs_are('ordersync', 'ordersync_relay', ARRAY['USAGE'], 'relay: USAGE on schema ordersync (no CREATE)');
+SELECT set_eq(
+	$$SELECT c.relname::text || ':' || p.priv
+	    FROM pg_class c, unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER']) p(priv)
+	   WHERE c.relnamespace = 'ordersync'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+	     AND has_table_privilege('ordersync_relay', c.oid, p.priv)$$,
+	ARRAY['sink:SELECT', 'route:SELECT', 'orders:SELECT'],
+	'relay: SELECT on sink, route and orders (for --snapshot), nothing else on any table');
+SELECT is_empty(
+	$$SELECT c.relname FROM pg_class c
+	   WHERE c.relnamespace = 'ordersync'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+	     AND (has_any_column_privilege('ordersync_relay', c.oid, 'INSERT')
+	       OR has_any_column_privilege('ordersync_relay', c.oid, 'UPDATE')
+	       OR has_any_column_privilege('ordersync_relay', c.oid, 'REFERENCES'))$$,
+	'relay: no column privilege to write anything');
+SELECT is_empty(
+	$$SELECT c.relname FROM pg_class c
+	   WHERE c.relnamespace = 'ordersync'::regnamespace AND c.relkind = 'S'
+	     AND (has_sequence_privilege('ordersync_relay', c.oid, 'USAGE') OR has_sequence_privilege('ordersync_relay', c.oid, 'SELECT')
+	       OR has_sequence_privilege('ordersync_relay', c.oid, 'UPDATE'))$$,
+	'relay: nothing on the sequences');
+SELECT set_eq(
+	$$SELECT oid::regprocedure::text FROM pg_proc WHERE pronamespace = 'ordersync'::regnamespace
+	   AND has_function_privilege('ordersync_relay', oid, 'EXECUTE')$$,
+	ARRAY['ordersync.relay_config()', 'ordersync.record_dead_letter(text,jsonb,text,integer)'],
+	'relay: EXECUTE on relay_config() and record_dead_letter() only');
+SELECT is_empty(
+	$$SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid
+	   WHERE m.member = 'ordersync_relay'::regrole$$,
+	'relay: member of no other role');
+SELECT is_empty(
+	$$SELECT p.oid::regprocedure, r.role FROM pg_proc p,
+	         unnest(ARRAY['public', 'ordersync_app', 'ordersync_admin', 'ordersync_relay']) r(role)
+	   WHERE p.oid IN ('pg_catalog.pg_logical_emit_message(boolean, text, text)'::regprocedure,
+	                   'pg_catalog.pg_logical_emit_message(boolean, text, bytea)'::regprocedure)
+	     AND has_function_privilege(r.role, p.oid, 'EXECUTE')$$,
+	'neither PUBLIC nor app, admin or relay can EXECUTE either pg_logical_emit_message signature');
+SELECT is_empty(
+	$$SELECT p.oid::regprocedure, r.role FROM pg_proc p,
+	         unnest(ARRAY['ordersync_app', 'ordersync_admin', 'ordersync_relay']) r(role)
+	   WHERE p.oid IN ('ordersync.check_sink_uri(text, text)'::regprocedure,
+	                   'ordersync.check_sink_options(text, text, jsonb, text[])'::regprocedure,
+	                   'ordersync.require_sink(text, text)'::regprocedure)
+	     AND has_function_privilege(r.role, p.oid, 'EXECUTE')$$,
+	'the sink helpers are for add_sink() and friends only');
 
 SELECT is_empty(
 	$$SELECT c.relname FROM pg_class c
@@ -268,6 +322,70 @@ SELECT throws_ok($$SELECT ordersync.set_status(1, 'cancelled')$$, '42501', NULL,
 SELECT throws_ok($$SELECT ordersync.set_channel_status('priv-shop', 'P-1', 'PAID')$$, '42501', NULL, 'PUBLIC: cannot call set_channel_status');
 SELECT throws_ok($$SELECT ordersync.expire_reservations()$$, '42501', NULL, 'PUBLIC: cannot call expire_reservations');
 SELECT throws_ok($$UPDATE ordersync.orders SET status = 'cancelled'$$, '42501', NULL, 'PUBLIC: cannot UPDATE orders.status');
+-- ... and cannot forge an event; no role but a superuser can
+SELECT throws_ok($$SELECT pg_logical_emit_message(true, 'ordersync', '{"type": "order.paid", "subject": "order/1", "data": {}}')$$,
+	'42501', NULL, 'PUBLIC: cannot call pg_logical_emit_message(boolean, text, text)');
+SELECT throws_ok($$SELECT pg_logical_emit_message(true, 'ordersync', '\x7b7d'::bytea)$$,
+	'42501', NULL, 'PUBLIC: cannot call pg_logical_emit_message(boolean, text, bytea)');
+SELECT throws_ok($$SELECT pg_logical_emit_message(false, 'ordersync', 'x')$$,
+	'42501', NULL, 'PUBLIC: cannot write a non-transactional message either');
+RESET ROLE;
+SET ROLE pgtap_priv_app;
+SELECT throws_ok($$SELECT pg_logical_emit_message(true, 'ordersync', '{"type": "relay.config", "subject": "relay/config", "data": {}}')$$,
+	'42501', NULL, 'app: cannot call pg_logical_emit_message');
+RESET ROLE;
+SET ROLE pgtap_priv_admin;
+SELECT throws_ok($$SELECT pg_logical_emit_message(true, 'ordersync', '{"type": "relay.redeliver", "subject": "order/1", "data": {}}')$$,
+	'42501', NULL, 'admin: cannot call pg_logical_emit_message');
+SELECT throws_ok($$SELECT ordersync.record_dead_letter('priv-hook', '{"id": "0/1/1", "type": "ordersync.order.paid", "subject": "order/1"}', 'forged', 1)$$,
+	'42501', NULL, 'admin: cannot write a dead letter (and so cannot redeliver a forged event)');
+SELECT lives_ok($$SELECT * FROM ordersync.redelivery$$, 'admin: can SELECT redelivery');
+SELECT throws_ok($$INSERT INTO ordersync.redelivery (dead_letter_id, sink, event) VALUES (1, 'priv-hook', '{}')$$,
+	'42501', NULL, 'admin: cannot INSERT redelivery');
+SELECT throws_ok($$INSERT INTO ordersync.sink (name, uri) VALUES ('priv-evil', 'https://evil.example.com/')$$,
+	'42501', NULL, 'admin: cannot INSERT sink directly (add_sink checks it)');
+RESET ROLE;
+
+-- ---------------------------------------------------------------------------
+-- The relay's login role (CREATE ROLE ... LOGIN REPLICATION IN ROLE
+-- ordersync_relay), trying
+-- ---------------------------------------------------------------------------
+SELECT ordersync.add_sink('priv-hook', 'https://hooks.example.com/orders', '{"secret_env": "PRIV_HOOK_SECRET"}');
+SELECT ordersync.add_route('priv-hook', 'order.*');
+SET ROLE pgtap_priv_relay;
+SELECT is(current_user, 'pgtap_priv_relay', 'acting as the relay''s login role');
+SELECT is((SELECT count(*)::int FROM ordersync.sink WHERE name = 'priv-hook'), 1, 'relay: can SELECT sink');
+SELECT is((SELECT count(*)::int FROM ordersync.route WHERE sink = 'priv-hook'), 1, 'relay: can SELECT route');
+SELECT is(ordersync.relay_config() -> 'routes' -> 0 ->> 'pattern', 'order.*', 'relay: can call relay_config()');
+-- the query of ordersyncd --snapshot (src/relay/snapshot.c)
+SELECT lives_ok($$SELECT o.id::text, pg_catalog.json_build_object(
+	'order_id', o.id, 'channel', o.channel, 'external_id', o.external_id,
+	'status', o.status, 'total', pg_catalog.round(o.total, 2)::text,
+	'lines', o.lines, 'customer', o.customer,
+	'created_at', o.created_at, 'expires_at', o.expires_at)::text
+	FROM ordersync.orders o
+	WHERE NOT (o.status::text = ANY (pg_catalog.string_to_array('completed,cancelled,expired,refunded', ',')))
+	ORDER BY o.id$$, 'relay: can run the --snapshot query on orders');
+SELECT ok(ordersync.record_dead_letter('priv-hook', '{"id": "0/1/1", "type": "ordersync.order.paid", "subject": "order/1"}',
+	'HTTP 500', 25) > 0, 'relay: can write a dead letter without SELECT on dead_letter');
+SELECT throws_ok($$SELECT * FROM ordersync.dead_letter$$, '42501', NULL, 'relay: cannot SELECT dead_letter (it does not need it)');
+SELECT throws_ok($$SELECT * FROM ordersync.redelivery$$, '42501', NULL, 'relay: cannot SELECT redelivery (it reads the inserts from the stream)');
+SELECT throws_ok($$SELECT ordersync.redeliver(1)$$, '42501', NULL, 'relay: cannot call redeliver');
+SELECT throws_ok($$INSERT INTO ordersync.redelivery (dead_letter_id, sink, event) VALUES (1, 'priv-hook', '{}')$$, '42501', NULL, 'relay: cannot INSERT redelivery');
+SELECT throws_ok($$INSERT INTO ordersync.sink (name, uri) VALUES ('priv-evil', 'https://evil.example.com/')$$, '42501', NULL, 'relay: cannot INSERT sink');
+SELECT throws_ok($$UPDATE ordersync.sink SET uri = 'https://evil.example.com/'$$, '42501', NULL, 'relay: cannot UPDATE sink');
+SELECT throws_ok($$DELETE FROM ordersync.route$$, '42501', NULL, 'relay: cannot DELETE route');
+SELECT throws_ok($$SELECT ordersync.add_sink('priv-evil', 'https://evil.example.com/')$$, '42501', NULL, 'relay: cannot call add_sink');
+SELECT throws_ok($$SELECT ordersync.add_route('priv-hook', '*')$$, '42501', NULL, 'relay: cannot call add_route');
+SELECT throws_ok($$SELECT ordersync.place_order('web', 'priv-relay', '[{"sku": "PRIV-1", "qty": 1, "price": "5"}]')$$, '42501', NULL, 'relay: cannot call place_order');
+SELECT throws_ok($$SELECT ordersync.receive_stock('PRIV-1', 'priv-wh', 1)$$, '42501', NULL, 'relay: cannot call receive_stock');
+SELECT throws_ok($$SELECT ordersync.set_status(1, 'cancelled')$$, '42501', NULL, 'relay: cannot call set_status');
+SELECT throws_ok($$INSERT INTO ordersync.orders (channel, external_id, lines, total) VALUES ('web', 'priv-r', '[]', 0)$$, '42501', NULL, 'relay: cannot INSERT orders');
+SELECT throws_ok($$UPDATE ordersync.orders SET status = 'cancelled'$$, '42501', NULL, 'relay: cannot UPDATE orders.status');
+SELECT throws_ok($$SELECT * FROM ordersync.stock$$, '42501', NULL, 'relay: cannot SELECT stock');
+SELECT throws_ok($$SELECT * FROM ordersync.history$$, '42501', NULL, 'relay: cannot SELECT history');
+SELECT throws_ok($$SELECT pg_logical_emit_message(true, 'ordersync', '{"type": "order.paid", "subject": "order/1", "data": {}}')$$,
+	'42501', NULL, 'relay: cannot call pg_logical_emit_message');
 RESET ROLE;
 
 -- ---------------------------------------------------------------------------

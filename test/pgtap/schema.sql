@@ -3,7 +3,7 @@
 -- shipped state machine and reference data.  Runs as a superuser inside a
 -- transaction that run.sh rolls back.
 
-SELECT plan(171);
+SELECT plan(185);
 
 -- ---------------------------------------------------------------------------
 -- Schema, roles, tables
@@ -13,17 +13,42 @@ SELECT is((SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extna
 	'ordersync', 'the extension lives in schema ordersync');
 SELECT has_role('ordersync_app', 'role ordersync_app exists');
 SELECT has_role('ordersync_admin', 'role ordersync_admin exists');
+SELECT has_role('ordersync_relay', 'role ordersync_relay exists (0.3.0)');
 SELECT is((SELECT rolcanlogin FROM pg_roles WHERE rolname = 'ordersync_app'), false,
 	'ordersync_app is NOLOGIN (grant it to login roles)');
 SELECT is((SELECT rolcanlogin FROM pg_roles WHERE rolname = 'ordersync_admin'), false,
 	'ordersync_admin is NOLOGIN (grant it to login roles)');
+SELECT is((SELECT rolcanlogin OR rolreplication OR rolsuper OR rolcreaterole OR rolcreatedb OR rolbypassrls
+	FROM pg_roles WHERE rolname = 'ordersync_relay'), false,
+	'ordersync_relay is NOLOGIN and has no other attribute (the relay''s login role adds REPLICATION)');
 
 SELECT tables_are('ordersync', ARRAY['channel', 'location', 'sku', 'stock', 'status',
-	'transition', 'orders', 'order_line', 'reservation', 'history', 'sink', 'route', 'dead_letter'],
-	'ordersync has exactly the thirteen documented tables');
+	'transition', 'orders', 'order_line', 'reservation', 'history', 'sink', 'route', 'dead_letter',
+	'redelivery'],
+	'ordersync has exactly the fourteen documented tables');
 SELECT views_are('ordersync', ARRAY[]::name[], 'ordersync has no views');
-SELECT sequences_are('ordersync', ARRAY['orders_id_seq', 'history_id_seq', 'dead_letter_id_seq'],
-	'ordersync has only the identity sequences of orders, history and dead_letter');
+SELECT sequences_are('ordersync', ARRAY['orders_id_seq', 'history_id_seq', 'dead_letter_id_seq',
+	'redelivery_id_seq'],
+	'ordersync has only the identity sequences of orders, history, dead_letter and redelivery');
+SELECT columns_are('ordersync', 'redelivery', ARRAY['id', 'dead_letter_id', 'sink', 'event', 'requested_at',
+	'requested_by'], 'redelivery columns (the relay reads them from the stream)');
+SELECT results_eq(
+	$$SELECT a.attname::text COLLATE "default", format_type(a.atttypid, a.atttypmod), a.attnotnull,
+	         pg_get_expr(d.adbin, d.adrelid) COLLATE "default"
+	    FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+	   WHERE a.attrelid = 'ordersync.redelivery'::regclass AND a.attnum > 0 AND NOT a.attisdropped
+	   ORDER BY a.attnum$$,
+	$$VALUES ('id', 'bigint', true, 'nextval(''ordersync.redelivery_id_seq''::regclass)'),
+	         ('dead_letter_id', 'bigint', true, NULL), ('sink', 'text', true, NULL),
+	         ('event', 'jsonb', true, NULL), ('requested_at', 'timestamp with time zone', true, 'now()'),
+	         ('requested_by', 'text', true, 'CURRENT_USER')$$,
+	'redelivery: types, NOT NULL and defaults');
+SELECT col_is_pk('ordersync', 'redelivery', ARRAY['id'], 'redelivery primary key (id)');
+SELECT results_eq(
+	$$SELECT attname::text COLLATE "default", attstorage::text FROM pg_attribute
+	   WHERE attrelid = 'ordersync.sink'::regclass AND attname IN ('uri', 'options') ORDER BY 1$$,
+	$$VALUES ('options', 'm'), ('uri', 'm')$$,
+	'sink.uri and sink.options are kept in the row (storage main), never moved out of line');
 SELECT col_type_is('ordersync', 'sink', 'options', 'jsonb', 'sink.options is jsonb');
 SELECT col_type_is('ordersync', 'dead_letter', 'event', 'jsonb', 'dead_letter.event is jsonb');
 SELECT fk_ok('ordersync', 'route', 'sink', 'ordersync', 'sink', 'name', 'route.sink references sink.name');
@@ -191,8 +216,13 @@ SELECT set_eq(
 	      'ordersync.order_line:order_line_qty_positive', 'ordersync.order_line:order_line_price_nonnegative',
 	      'ordersync.reservation:reservation_qty_positive', 'ordersync.reservation:reservation_state_known',
 	      'ordersync.sink:sink_name_format', 'ordersync.sink:sink_options_object',
-	      'ordersync.route:route_pattern_format'],
+	      'ordersync.route:route_pattern_format', 'ordersync.sink:sink_uri_size',
+	      'ordersync.sink:sink_options_size', 'ordersync.sku:sku_plain_text',
+	      'ordersync.orders:orders_external_id_plain_text'],
 	'the documented CHECK constraints exist');
+SELECT is_empty(
+	$$SELECT conname FROM pg_constraint WHERE connamespace = 'ordersync'::regnamespace AND NOT convalidated$$,
+	'on a new installation every constraint is validated (the 0.3.0 ones validate on empty tables)');
 
 -- ... and bite (as the superuser, so privileges do not get in the way)
 DO $$
@@ -213,6 +243,20 @@ SELECT throws_ok($$UPDATE ordersync.stock SET reserved = -1 WHERE sku = 'PGTAP-S
 	'23514', NULL, 'stock: negative reserved is refused');
 SELECT throws_ok($$UPDATE ordersync.stock SET safety = -1 WHERE sku = 'PGTAP-SKU'$$,
 	'23514', NULL, 'stock: negative safety is refused');
+SELECT throws_ok($$INSERT INTO ordersync.sku (sku) VALUES (E'PGTAP\u202ESKU')$$,
+	'23514', NULL, 'sku: a bidirectional override is refused (sku_plain_text)');
+SELECT throws_ok($$INSERT INTO ordersync.sku (sku) VALUES (E'PGTAP\x01')$$,
+	'23514', NULL, 'sku: a control character is refused (sku_plain_text)');
+SELECT throws_ok($$INSERT INTO ordersync.sku (sku) VALUES (' PGTAP')$$,
+	'23514', NULL, 'sku: a leading space is refused (sku_plain_text)');
+SELECT lives_ok($$INSERT INTO ordersync.sku (sku) VALUES ('PGTAP Größe 42')$$,
+	'sku: inner spaces and letters of any script are fine');
+SELECT throws_ok($$INSERT INTO ordersync.orders (channel, external_id, lines, total) VALUES ('web', E'pgtap\u200Bo', '[]', 1)$$,
+	'23514', NULL, 'orders: an external id with a zero-width space is refused (orders_external_id_plain_text)');
+SELECT throws_ok($$INSERT INTO ordersync.sink (name, uri) VALUES ('pgtap-big', 'https://x.example.com/' || repeat('a', 2030))$$,
+	'23514', NULL, 'sink: a uri over 2048 bytes is refused (sink_uri_size)');
+SELECT throws_ok($$INSERT INTO ordersync.sink (name, uri, options) VALUES ('pgtap-big', 'https://x.example.com/', jsonb_build_object('x', repeat('a', 4090)))$$,
+	'23514', NULL, 'sink: options over 4096 bytes are refused (sink_options_size)');
 SELECT lives_ok($$UPDATE ordersync.stock SET safety = 100 WHERE sku = 'PGTAP-SKU'$$,
 	'stock: safety above on_hand is allowed (available counts as 0)');
 SELECT throws_ok($$INSERT INTO ordersync.stock (sku, location) VALUES ('NO-SUCH-SKU', 'pgtap-wh')$$,
@@ -384,7 +428,7 @@ SELECT set_eq(
 	      'ordersync.status', 'ordersync.transition', 'ordersync.orders', 'ordersync.order_line',
 	      'ordersync.reservation', 'ordersync.history', 'ordersync.orders_id_seq',
 	      'ordersync.history_id_seq', 'ordersync.sink', 'ordersync.route', 'ordersync.dead_letter',
-	      'ordersync.dead_letter_id_seq'],
+	      'ordersync.dead_letter_id_seq', 'ordersync.redelivery', 'ordersync.redelivery_id_seq'],
 	'every table and identity sequence is marked for pg_dump');
 
 SELECT * FROM finish();
