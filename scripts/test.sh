@@ -86,8 +86,9 @@ export ORDERSYNCD="$top/src/relay/ordersyncd"
 for s in unit integration; do
 	[ -x "test/$s/run.sh" ] && run_suite "$s" "test/$s/run.sh"
 done
-# the delivery sinks, each against its real server (own cluster and ports)
-for f in test/integration/sink_*.sh; do
+# the delivery sinks, each against its real server (own cluster and ports),
+# and the attacker suite
+for f in test/integration/sink_*.sh test/integration/attack.sh; do
 	[ -x "$f" ] && run_suite "$(basename "$f" .sh)" "$f"
 done
 [ -x test/fuzz/run.sh ] && run_suite fuzz test/fuzz/run.sh

@@ -347,24 +347,22 @@ deliver_add_cli_sink(struct deliver *dl, const char *uri, const char *options,
 	json_object *opt = NULL;
 	struct dsink *s;
 	char		name[256];
-	const char *at = strchr(uri, '@');
-	const char *scheme_end = strstr(uri, "://");
 
+	/*
+	 * The name shows in logs, metric labels and dead letters: without
+	 * userinfo, and with every query value but exchange's as ***.
+	 */
+	dsink_redact_uri(uri, name, sizeof(name));
 	if (options)
 	{
 		opt = json_tokener_parse(options);
 		if (opt == NULL || !json_object_is_type(opt, json_type_object))
 		{
-			snprintf(err, errlen, "--sink-options for %s is not a JSON object: %s", uri, options);
+			snprintf(err, errlen, "--sink-options for %s is not a JSON object: %s", name, options);
 			json_object_put(opt);
 			return -1;
 		}
 	}
-	/* the name shows in logs and metrics: leave out any user name */
-	if (at && scheme_end && at > scheme_end)
-		snprintf(name, sizeof(name), "%.*s%s", (int) (scheme_end + 3 - uri), uri, at + 1);
-	else
-		snprintf(name, sizeof(name), "%s", uri);
 	s = open_sink(dl, name, uri, opt, true, false, err, errlen);
 	json_object_put(opt);
 	if (s == NULL)
@@ -647,22 +645,23 @@ text_column(json_object *change, const char *list, const char *name)
 	return json_object_get_string(v);
 }
 
-/* The configuration's array key ("sinks", "routes"), made when missing. */
+/* The configuration's array key ("sinks", "routes"); both are made when missing. */
 static json_object *
 config_array(struct deliver *dl, const char *key)
 {
-	json_object *a;
+	static const char *const keys[] = {"sinks", "routes"};
+	json_object *a = NULL;
 
 	if (dl->config == NULL || !json_object_is_type(dl->config, json_type_object))
 	{
 		json_object_put(dl->config);
 		dl->config = json_object_new_object();
 	}
-	if (!json_object_object_get_ex(dl->config, key, &a) || !json_object_is_type(a, json_type_array))
-	{
-		a = json_object_new_array();
-		json_object_object_add(dl->config, key, a);
-	}
+	for (int i = 0; i < 2; i++)
+		if (!json_object_object_get_ex(dl->config, keys[i], &a) ||
+			!json_object_is_type(a, json_type_array))
+			json_object_object_add(dl->config, keys[i], json_object_new_array());
+	json_object_object_get_ex(dl->config, key, &a);
 	return a;
 }
 

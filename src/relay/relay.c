@@ -143,7 +143,8 @@ bad_input(struct relay *r, uint64_t lsn, const char *reason, const char *raw, si
 	else
 		snprintf(r->errmsg, sizeof(r->errmsg), "bad input at LSN %s outside a transaction: %s",
 				 lsn_format(lsn, l1), reason);
-	log_error("%s; line (%zu bytes): %.300s%s", r->errmsg, len, raw, len > 300 ? "..." : "");
+	log_error("%s; line (%zu bytes): %.*s%s", r->errmsg, len, (int) (len > 300 ? 300 : len), raw,
+			  len > 300 ? "..." : "");
 	if (r->cfg.stop_on_bad_input)
 		return RELAY_BAD_INPUT;
 

@@ -17,6 +17,11 @@ CREATE TABLE IF NOT EXISTS ordersync.orders (
 	expires_at timestamptz
 );
 \endif
+-- Only superusers may write logical messages (ordersync 0.3.0 does this on
+-- CREATE EXTENSION; the stand-in needs it too), or ordersyncd refuses to
+-- relay: anyone could forge an event. The tests emit as a superuser.
+REVOKE EXECUTE ON FUNCTION pg_catalog.pg_logical_emit_message(boolean, text, text),
+	pg_catalog.pg_logical_emit_message(boolean, text, bytea) FROM PUBLIC;
 CREATE TABLE IF NOT EXISTS ordersync.it_bulk (id bigint PRIMARY KEY, v text);
 CREATE TABLE IF NOT EXISTS public.not_ordersync (id bigint, v text);
 CREATE SEQUENCE IF NOT EXISTS public.it_seq;
