@@ -244,6 +244,7 @@ same_sink(json_object *a, json_object *b)
 
 	if (a == NULL || b == NULL ||
 		!json_object_object_get_ex(a, "uri", &ua) || !json_object_object_get_ex(b, "uri", &ub) ||
+		!json_object_is_type(ua, json_type_string) || !json_object_is_type(ub, json_type_string) ||
 		strcmp(json_object_get_string(ua), json_object_get_string(ub)) != 0)
 		return false;
 	json_object_object_get_ex(a, "options", &oa);

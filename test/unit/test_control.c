@@ -54,6 +54,15 @@ setup(void **state)
 	snprintf(spec, sizeof(spec), "file:%s", path);
 	if (sink_open(&sinks[0], spec, err, sizeof(err)) != 0)
 		return -1;
+	{
+		/* metrics_render names the file sinks: register them as main.c does */
+		static bool registered;
+		const char *names[1] = {spec};
+
+		if (!registered)
+			metrics_set_sinks(names, 1);
+		registered = true;
+	}
 	return relay_init(&R, &cfg, sinks, 1);
 }
 
