@@ -303,7 +303,7 @@ DECLARE
 		'queue.buffering.max.messages', 'queue.buffering.max.kbytes', 'batch.num.messages',
 		'batch.size', 'compression.type', 'compression.codec', 'compression.level',
 		'message.max.bytes', 'request.timeout.ms', 'socket.timeout.ms', 'socket.keepalive.enable',
-		'retry.backoff.ms', 'retry.backoff.max.ms', 'reconnect.backoff.ms', 'reconnect.backoff.max.ms',
+		'retry.backoff.ms', 'reconnect.backoff.ms', 'reconnect.backoff.max.ms',
 		'metadata.max.age.ms', 'topic.metadata.refresh.interval.ms',
 		'max.in.flight.requests.per.connection', 'broker.address.family', 'security.protocol',
 		'sasl.mechanism', 'sasl.mechanisms', 'sasl.username', 'ssl.endpoint.identification.algorithm',

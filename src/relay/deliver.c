@@ -20,11 +20,9 @@ void
 deliver_init(struct deliver *dl, const char *conninfo, uint64_t max_bytes,
 			 const struct dsink_policy *policy)
 {
-	static const struct dsink_policy strict = {.secret_env_prefix = "ORDERSYNC_"};
-
 	memset(dl, 0, sizeof(*dl));
 	dl->conninfo = conninfo;
-	dl->policy = policy ? policy : &strict;
+	dl->policy = policy ? policy : dsink_default_policy();
 	dl->max_bytes = max_bytes;
 	if (getrandom(&dl->rnd, sizeof(dl->rnd), 0) != sizeof(dl->rnd))
 		dl->rnd = 0x9e3779b9u;

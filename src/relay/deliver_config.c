@@ -287,8 +287,13 @@ open_sink(struct deliver *dl, const char *name, const char *uri, json_object *op
 	s->trusted = trusted;
 	s->policy = dl->policy;
 	if (ops == NULL)
+	{
+		char		shown[512];
+
+		dsink_redact_uri(uri, shown, sizeof(shown));
 		snprintf(err, errlen, "sink \"%s\": unsupported uri \"%s\"; use http://, https://, "
-				 "kafka://brokers/topic or amqp://user@host/vhost?exchange=NAME", name, uri);
+				 "kafka://brokers/topic or amqp://user@host/vhost?exchange=NAME", name, shown);
+	}
 	else if (dsink_parse_options(&s->opt, options, err, errlen) != 0)
 	{
 		/* say which sink */

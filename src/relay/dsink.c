@@ -1,9 +1,11 @@
 /*
  * dsink.c — what every delivery sink shares (see dsink.h): the poll set,
  * choosing the sink kind by URI scheme, the common options and reading
- * secrets by reference.
+ * secrets by reference. What a sink may be configured to do is checked in
+ * dsink_policy.c.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,7 @@
 #include <time.h>
 
 #include "dsink.h"
+#include "dsink_policy.h"
 #include "ts.h"
 
 static void
@@ -186,6 +189,7 @@ dsink_secret(const struct dsink *s, const char *key, char *err, size_t errlen)
 {
 	char		k_env[64],
 				k_file[64];
+	char		ref[PATH_MAX];
 	json_object *v;
 
 	snprintf(k_env, sizeof(k_env), "%s_env", key);
@@ -193,13 +197,21 @@ dsink_secret(const struct dsink *s, const char *key, char *err, size_t errlen)
 	if (s->opt.raw && json_object_object_get_ex(s->opt.raw, k_env, &v))
 	{
 		const char *name = json_object_get_string(v);
-		const char *val = name ? getenv(name) : NULL;
+		const char *val;
 
+		if (name == NULL || dsink_reference(s, k_env, name, ref, sizeof(ref), err, errlen) != 0)
+		{
+			if (name == NULL)
+				snprintf(err, errlen, "sink \"%s\": option %s must name an environment variable",
+						 s->name, k_env);
+			return NULL;
+		}
+		val = getenv(ref);
 		if (val == NULL || *val == '\0')
 		{
 			snprintf(err, errlen, "sink \"%s\": option %s names the environment variable \"%s\", "
 					 "which is not set for ordersyncd; export it before starting the relay",
-					 s->name, k_env, name ? name : "");
+					 s->name, k_env, name);
 			return NULL;
 		}
 		return strdup(val);
@@ -207,15 +219,22 @@ dsink_secret(const struct dsink *s, const char *key, char *err, size_t errlen)
 	if (s->opt.raw && json_object_object_get_ex(s->opt.raw, k_file, &v))
 	{
 		const char *path = json_object_get_string(v);
-		FILE	   *f = path ? fopen(path, "r") : NULL;
+		FILE	   *f;
 		char		line[4096];
 		size_t		n;
 
+		if (path == NULL || dsink_reference(s, k_file, path, ref, sizeof(ref), err, errlen) != 0)
+		{
+			if (path == NULL)
+				snprintf(err, errlen, "sink \"%s\": option %s must name a file", s->name, k_file);
+			return NULL;
+		}
+		/* the resolved path: what was checked is what is read */
+		f = fopen(ref, "r");
 		if (f == NULL)
 		{
 			snprintf(err, errlen, "sink \"%s\": cannot read %s \"%s\": %s; make the file readable "
-					 "by the user ordersyncd runs as", s->name, k_file, path ? path : "",
-					 strerror(errno));
+					 "by the user ordersyncd runs as", s->name, k_file, path, strerror(errno));
 			return NULL;
 		}
 		n = fread(line, 1, sizeof(line) - 1, f);
@@ -233,13 +252,4 @@ dsink_secret(const struct dsink *s, const char *key, char *err, size_t errlen)
 	snprintf(err, errlen, "sink \"%s\" has no %s: give option \"%s\" (an environment variable) "
 			 "or \"%s\" (a file)", s->name, key, k_env, k_file);
 	return NULL;
-}
-
-int
-dsink_check(const struct dsink *s, char *err, size_t errlen)
-{
-	(void) s;
-	(void) err;
-	(void) errlen;
-	return 0;
 }

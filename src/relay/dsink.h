@@ -145,6 +145,9 @@ struct dsink
 	void	   *state;			/* the sink's own */
 	bool		trusted;		/* from the command line, not the database */
 	const struct dsink_policy *policy;	/* never NULL once opened */
+	bool		loopback_only;	/* set by dsink_check: clear text with personal
+								 * data, admitted only because it stays on this
+								 * machine; the connect hooks hold it to that */
 
 	/* kept by the relay */
 	uint64_t	outstanding;	/* deliveries handed over, not finished */
@@ -168,9 +171,23 @@ int			dsink_parse_options(struct dsink_options *opt, json_object *raw,
 /*
  * Check a sink before it is opened: its options against the allowlist of its
  * kind and, unless s->trusted, against s->policy (secret references, TLS,
- * clear text, networks). 0 or -1 with err saying what to fix.
+ * clear text, networks; see dsink_policy.c). Sets s->loopback_only. 0 or -1
+ * with err saying what to fix (it names the sink, and never quotes a secret).
  */
-int			dsink_check(const struct dsink *s, char *err, size_t errlen);
+int			dsink_check(struct dsink *s, char *err, size_t errlen);
+
+/*
+ * The policy when the command line gives none: secret variables named
+ * ORDERSYNC_*, no file references, the default deny list.
+ */
+const struct dsink_policy *dsink_default_policy(void);
+
+/*
+ * uri as it may be shown (logs, metric labels, dead letters): without
+ * userinfo or fragment, every query value but exchange's replaced by ***,
+ * control characters replaced by '?'. Always NUL-terminated.
+ */
+void		dsink_redact_uri(const char *uri, char *out, size_t outlen);
 
 /* Called by the sinks (see the top of this file). */
 void		dsink_accepted(struct delivery *d);
@@ -194,6 +211,8 @@ int64_t		dsink_now_ms(void);
  * environment variable, "<key>_file" a file (trailing newline removed).
  * Returns a malloc'd string, or NULL with err filled when neither is given
  * or it cannot be read. Secrets are never taken from the options directly.
+ * For a sink from the database the reference is checked against the policy
+ * again at every read (a file may have been replaced since the sink opened).
  */
 char	   *dsink_secret(const struct dsink *s, const char *key, char *err, size_t errlen);
 

@@ -11,12 +11,15 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "backoff.h"
+#include "dsink_policy.h"
 #include "log.h"
 #include "lsn.h"
 #include "metrics.h"
@@ -68,6 +71,15 @@ usage(FILE *out)
 			"  --bad-input=POLICY       dead-letter (default): a malformed line becomes an\n"
 			"                           ordersync.relay.invalid event; stop: exit 3 without\n"
 			"                           confirming its transaction\n"
+			"  --allow-insecure-sinks   let sinks from the database turn TLS checks off and\n"
+			"                           send personal data unencrypted to other hosts\n"
+			"  --secret-env-prefix=PREFIX  secret_env/password_env of sinks from the\n"
+			"                           database must start with PREFIX (default ORDERSYNC_)\n"
+			"  --secret-dir=DIR         secret_file, password_file, ca_file, cert_file and\n"
+			"                           key_file of sinks from the database must be in DIR\n"
+			"                           (default: none, such sinks may name no files)\n"
+			"  --deny-networks=LIST     CIDRs no sink ever connects to (default: cloud\n"
+			"                           metadata, link-local, multicast; empty: none)\n"
 			"  --allow-forgeable-events start even when roles other than superusers may\n"
 			"                           execute pg_logical_emit_message (and so forge\n"
 			"                           events); a warning instead of exit 2\n"
@@ -164,6 +176,58 @@ slot_name_ok(const char *s)
 	return true;
 }
 
+/*
+ * What sinks from the database may do, from the command line. Returns 0,
+ * or the exit code after a message (1 usage, 2 a directory that is not
+ * there). dir_buf (PATH_MAX) keeps the resolved secret directory.
+ */
+static int
+make_sink_policy(const struct options *o, struct dsink_policy *p, char *dir_buf)
+{
+	char		err[512];
+	struct stat st;
+
+	memset(p, 0, sizeof(*p));
+	p->allow_insecure = o->allow_insecure_sinks;
+	p->secret_env_prefix = o->secret_env_prefix;
+	/* "" would let the database read any variable: PGPASSWORD, AWS_SECRET_ACCESS_KEY... */
+	if (o->secret_env_prefix[0] == '\0' ||
+		strspn(o->secret_env_prefix, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+			   "0123456789_") != strlen(o->secret_env_prefix))
+	{
+		fprintf(stderr, "ordersyncd: --secret-env-prefix must be letters, digits and "
+				"underscores, not \"%s\" (and not empty: that would let the database name "
+				"any environment variable of the relay)\n", o->secret_env_prefix);
+		return 1;
+	}
+	if (o->secret_dir)
+	{
+		errno = 0;
+		if (realpath(o->secret_dir, dir_buf) == NULL || stat(dir_buf, &st) != 0 ||
+			!S_ISDIR(st.st_mode))
+		{
+			fprintf(stderr, "ordersyncd: --secret-dir \"%s\" is not a directory%s%s; create "
+					"it and put the secret files of the database's sinks there\n",
+					o->secret_dir, errno ? ": " : "", errno ? strerror(errno) : "");
+			return 2;
+		}
+		if (st.st_mode & (S_IWGRP | S_IWOTH))
+			log_warning("--secret-dir \"%s\" is writable by others than its owner: whoever "
+						"can write there chooses what sinks from the database may read; "
+						"chmod go-w it", dir_buf);
+		p->secret_dir = dir_buf;
+	}
+	if (netmask_parse_list(o->deny_networks, &p->deny, &p->ndeny, err, sizeof(err)) != 0)
+	{
+		fprintf(stderr, "ordersyncd: --deny-networks: %s\n", err);
+		return 1;
+	}
+	if (p->allow_insecure)
+		log_warning("--allow-insecure-sinks: sinks from the database may turn TLS checks off "
+					"and send personal data unencrypted to any host they name");
+	return 0;
+}
+
 /* Sleep for ms, waking early on SIGTERM/SIGINT. */
 static void
 sleep_ms(uint32_t ms)
@@ -199,6 +263,11 @@ main(int argc, char **argv)
 		{"sink-options", required_argument, NULL, 12},
 		{"max-in-flight", required_argument, NULL, 13},
 		{"allow-forgeable-events", no_argument, NULL, 14},
+		/* what sinks may do (dsink_policy.h) */
+		{"allow-insecure-sinks", no_argument, NULL, 20},
+		{"secret-env-prefix", required_argument, NULL, 21},
+		{"secret-dir", required_argument, NULL, 22},
+		{"deny-networks", required_argument, NULL, 23},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0}
@@ -213,7 +282,11 @@ main(int argc, char **argv)
 		.reconnect_min_ms = 200,
 		.reconnect_max_ms = 30000,
 		.max_pending_bytes = (uint64_t) 64 << 20,
+		.secret_env_prefix = DSINK_DEFAULT_ENV_PREFIX,
+		.deny_networks = DSINK_DEFAULT_DENY,
 	};
+	struct dsink_policy sink_policy;
+	char		secret_dir[PATH_MAX];
 	struct sink sinks[MAX_SINK_SPECS];
 	const char *file_specs[MAX_SINK_SPECS];
 	int			nfiles = 0;
@@ -332,6 +405,18 @@ main(int argc, char **argv)
 			case 14:
 				o.allow_forgeable_events = true;
 				break;
+			case 20:
+				o.allow_insecure_sinks = true;
+				break;
+			case 21:
+				o.secret_env_prefix = optarg;
+				break;
+			case 22:
+				o.secret_dir = optarg;
+				break;
+			case 23:
+				o.deny_networks = optarg;
+				break;
 			case 'h':
 				usage(stdout);
 				return 0;
@@ -365,6 +450,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "ordersyncd: --snapshot needs --create-slot (the snapshot is taken when the slot is created)\n");
 		return 1;
 	}
+	if ((c = make_sink_policy(&o, &sink_policy, secret_dir)) != 0)
+		return c;
 
 	setup_signals();
 	/* files and stdout here; URIs are delivery sinks, opened with the relay */
@@ -400,6 +487,7 @@ main(int argc, char **argv)
 		.stop_on_bad_input = o.stop_on_bad_input,
 		.conninfo = o.dbname,
 		.max_pending_bytes = o.max_pending_bytes,
+		.sink_policy = &sink_policy,
 	};
 	if (relay_init(&relay, &rcfg, sinks, nfiles) != 0)
 	{
@@ -456,6 +544,7 @@ main(int argc, char **argv)
 	}
 	metrics_stop();
 	relay_free(&relay);
+	free(sink_policy.deny);
 	for (int i = 0; i < nfiles; i++)
 		sink_close(&sinks[i]);
 	return exit_code;

@@ -61,6 +61,17 @@
  * and says how to create it; {"declare_exchange": "topic"} (or direct,
  * fanout, headers) makes it declare a durable exchange of that type.
  *
+ * Where it connects. rabbitmq-c resolves and connects by itself, with no
+ * hook before its connect(): the sink resolves the host first and refuses
+ * it when an address is one the policy forbids (dsink_check_host), and
+ * checks the address the socket is connected to (getpeername) before the
+ * login, so a DNS answer that changed in between is caught before anything
+ * of ours is sent (for amqps:// the TLS handshake has happened by then).
+ * A refusal is for good: every event of the sink, then and later, becomes a
+ * dead letter that names the address and the rule. Text from the broker
+ * (reply texts of closes and returns) is kept only as a short, printable
+ * excerpt (DSINK_EXCERPT_MAX).
+ *
  * Options of this sink besides the common ones (dsink.h):
  *   password_env / password_file   the password (never in the URI)
  *   declare_exchange               exchange type to declare, default none
@@ -69,6 +80,7 @@
  *                                  defaults to the system's bundle
  */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -84,6 +96,7 @@
 
 #include "backoff.h"
 #include "dsink.h"
+#include "dsink_policy.h"
 #include "log.h"
 
 #define AMQP_SINK_CHANNEL 1
@@ -148,6 +161,9 @@ struct amqp_sink
 	/* logging the same problem once a minute only */
 	char		last_log[1024];
 	int64_t		last_log_ms;
+
+	/* the policy refused the broker's address: why; the sink delivers nothing */
+	char	   *refused;
 
 	/* deliveries: not yet published (submit order), and unconfirmed */
 	struct delivery *pend_head;
@@ -232,6 +248,23 @@ amqp_str_option(struct dsink *s, const char *key, char **out, char *err, size_t 
 	return 0;
 }
 
+/* A file option, as resolved (inside --secret-dir for a sink from the database). */
+static int
+amqp_file_option(struct dsink *s, const char *key, char **out, char *err, size_t errlen)
+{
+	char		path[PATH_MAX];
+
+	if (amqp_str_option(s, key, out, err, errlen) != 0)
+		return -1;
+	if (*out == NULL)
+		return 0;				/* not given */
+	if (dsink_reference(s, key, *out, path, sizeof(path), err, errlen) != 0)
+		return -1;
+	free(*out);
+	*out = ds_xstrdup(path);
+	return 0;
+}
+
 /* The query of the URI: only exchange=NAME. */
 static int
 amqp_parse_query(struct dsink *s, struct amqp_sink *a, char *query, char *err, size_t errlen)
@@ -288,9 +321,12 @@ amqp_parse_uri(struct dsink *s, struct amqp_sink *a, char *err, size_t errlen)
 	amqp_default_connection_info(&ci);
 	if (amqp_parse_url(copy, &ci) != AMQP_STATUS_OK)
 	{
+		char		shown[512];
+
+		dsink_redact_uri(s->uri, shown, sizeof(shown));
 		snprintf(err, errlen, "amqp sink \"%s\": cannot parse \"%s\"; write it as "
 				 "amqp://user@host:port/vhost?exchange=NAME (the vhost \"/\" is %%2f, the "
-				 "default when there is no path)", s->name, s->uri);
+				 "default when there is no path)", s->name, shown);
 		goto out;
 	}
 	a->host = ds_xstrdup(ci.host);
@@ -332,9 +368,9 @@ amqp_parse_options(struct dsink *s, struct amqp_sink *a, char *err, size_t errle
 		return -1;
 	}
 	if (amqp_str_option(s, "declare_exchange", &a->declare_type, err, errlen) != 0 ||
-		amqp_str_option(s, "ca_file", &a->ca_file, err, errlen) != 0 ||
-		amqp_str_option(s, "cert_file", &a->cert_file, err, errlen) != 0 ||
-		amqp_str_option(s, "key_file", &a->key_file, err, errlen) != 0)
+		amqp_file_option(s, "ca_file", &a->ca_file, err, errlen) != 0 ||
+		amqp_file_option(s, "cert_file", &a->cert_file, err, errlen) != 0 ||
+		amqp_file_option(s, "key_file", &a->key_file, err, errlen) != 0)
 		return -1;
 	if (a->declare_type && strcmp(a->declare_type, "topic") != 0 &&
 		strcmp(a->declare_type, "direct") != 0 && strcmp(a->declare_type, "fanout") != 0 &&
@@ -419,6 +455,7 @@ amqp_free_config(struct amqp_sink *a)
 	free(a->key_file);
 	free(a->exchange);
 	free(a->declare_type);
+	free(a->refused);
 	free(a->ring);
 	free(a);
 }
@@ -711,6 +748,14 @@ amqp_conn_lost(struct dsink *s, const char *fmt,...)
 	amqp_schedule_reconnect(s, msg);
 }
 
+/* Text the broker sent, as a short printable excerpt (it may end in a dead letter). */
+static void
+amqp_server_text(amqp_bytes_t b, char *out, size_t outsize)
+{
+	dsink_excerpt((const char *) b.bytes, b.len, out,
+				  outsize < DSINK_EXCERPT_MAX + 1 ? outsize : DSINK_EXCERPT_MAX + 1);
+}
+
 /* "404 NOT_FOUND - no exchange 'x' in vhost '/'" from a server's close */
 static void
 amqp_reply_text(amqp_rpc_reply_t r, char *buf, size_t len, int *code)
@@ -733,14 +778,14 @@ amqp_reply_text(amqp_rpc_reply_t r, char *buf, size_t len, int *code)
 				amqp_connection_close_t *m = r.reply.decoded;
 
 				*code = m->reply_code;
-				snprintf(buf, len, "%.*s", (int) m->reply_text.len, (char *) m->reply_text.bytes);
+				amqp_server_text(m->reply_text, buf, len);
 			}
 			else if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD)
 			{
 				amqp_channel_close_t *m = r.reply.decoded;
 
 				*code = m->reply_code;
-				snprintf(buf, len, "%.*s", (int) m->reply_text.len, (char *) m->reply_text.bytes);
+				amqp_server_text(m->reply_text, buf, len);
 			}
 			else
 				snprintf(buf, len, "unexpected method 0x%08x from the broker", r.reply.id);
@@ -788,6 +833,75 @@ amqp_setup_error(struct dsink *s, const char *step, amqp_rpc_reply_t r, char *ms
 	else
 		snprintf(msg, len, "amqp sink \"%s\": %s on %s:%d failed: %s; is RabbitMQ running and "
 				 "reachable there?", s->name, step, a->host, a->port, text);
+}
+
+/*
+ * Dead-letter the waiting deliveries of a sink the policy refused (why):
+ * those whose dead letter cannot be written yet wait for their retry time.
+ */
+static void
+amqp_fail_refused(struct dsink *s)
+{
+	struct amqp_sink *a = s->state;
+	int64_t		now = dsink_now_ms();
+	struct delivery *d = a->pend_head,
+			   *keep = NULL,
+			  **tail = &keep;
+
+	a->pend_head = a->pend_tail = NULL;
+	a->npend = 0;
+	while (d)
+	{
+		struct delivery *next = d->next;
+		struct amqp_msg *m = amqp_msg_of(d);
+		int64_t		at = m->not_before;
+
+		d->next = NULL;
+		if (at <= now && (at = dsink_failed(d, false, a->refused)) == DSINK_GIVEN_UP)
+			free(m);
+		else
+		{
+			m->not_before = at;
+			*tail = d;
+			tail = &d->next;
+			a->pend_tail = d;
+			a->npend++;
+		}
+		d = next;
+	}
+	a->pend_head = keep;
+}
+
+/* The policy refused the broker's address: for good (see the top of the file). */
+static void
+amqp_refuse(struct dsink *s, const char *why)
+{
+	struct amqp_sink *a = s->state;
+
+	log_error("%s; the sink delivers nothing from now on: its events go to "
+			  "ordersync.dead_letter", why);
+	amqp_drop_connection(a);
+	amqp_requeue_unconfirmed(a);
+	free(a->refused);
+	a->refused = ds_xstrdup(why);
+	amqp_fail_refused(s);
+}
+
+/* The address the socket is connected to must be one the policy allows. */
+static int
+amqp_check_connected(struct dsink *s, char *why, size_t whylen)
+{
+	struct amqp_sink *a = s->state;
+	struct sockaddr_storage peer;
+	socklen_t	len = sizeof(peer);
+
+	if (getpeername(amqp_get_sockfd(a->conn), (struct sockaddr *) &peer, &len) != 0)
+	{
+		snprintf(why, whylen, "amqp sink \"%s\": cannot tell where the connection to %s:%d "
+				 "leads (getpeername: %s)", s->name, a->host, a->port, strerror(errno));
+		return -1;
+	}
+	return dsink_check_peer(s, (struct sockaddr *) &peer, why, whylen);
 }
 
 /*
@@ -855,6 +969,12 @@ amqp_connect(struct dsink *s)
 	}
 	amqp_set_handshake_timeout(a->conn, &tv);
 	amqp_set_rpc_timeout(a->conn, &tv);
+	/* refused addresses: before connecting when the name says so */
+	if (dsink_check_host(s, a->host, a->port, msg, sizeof(msg)) != 0)
+	{
+		amqp_refuse(s, msg);
+		return;
+	}
 	errno = 0;
 	rc = amqp_socket_open_noblock(sock, a->host, a->port, &tv);
 	if (rc != AMQP_STATUS_OK)
@@ -873,6 +993,13 @@ amqp_connect(struct dsink *s)
 		snprintf(msg, sizeof(msg), "amqp sink \"%s\": cannot connect to %s:%d: %s%s", s->name,
 				 a->host, a->port, amqp_status_text(rc, errno), hint);
 		goto fail;
+	}
+
+	/* ... and where it did connect, before the login sends anything */
+	if (amqp_check_connected(s, msg, sizeof(msg)) != 0)
+	{
+		amqp_refuse(s, msg);
+		return;
 	}
 
 	/*
@@ -1153,8 +1280,7 @@ amqp_handle_method(struct dsink *s, amqp_frame_t *f)
 				/* the message itself follows: a header frame, then its body */
 				a->ret_state = 1;
 				a->ret_code = ret->reply_code;
-				snprintf(a->ret_text, sizeof(a->ret_text), "%.*s", (int) ret->reply_text.len,
-						 (char *) ret->reply_text.bytes);
+				amqp_server_text(ret->reply_text, a->ret_text, sizeof(a->ret_text));
 				break;
 			}
 		case AMQP_CHANNEL_CLOSE_METHOD:
@@ -1164,8 +1290,7 @@ amqp_handle_method(struct dsink *s, amqp_frame_t *f)
 				int			code = c->reply_code;
 				char		text[256];
 
-				snprintf(text, sizeof(text), "%.*s", (int) c->reply_text.len,
-						 (char *) c->reply_text.bytes);
+				amqp_server_text(c->reply_text, text, sizeof(text));
 				amqp_send_method(a->conn, AMQP_SINK_CHANNEL, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
 				if (code == 404)
 					amqp_conn_lost(s, "RabbitMQ closed the channel: %d %s (was exchange \"%s\" "
@@ -1182,8 +1307,7 @@ amqp_handle_method(struct dsink *s, amqp_frame_t *f)
 				int			code = c->reply_code;
 				char		text[256];
 
-				snprintf(text, sizeof(text), "%.*s", (int) c->reply_text.len,
-						 (char *) c->reply_text.bytes);
+				amqp_server_text(c->reply_text, text, sizeof(text));
 				amqp_send_method(a->conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
 				amqp_conn_lost(s, "RabbitMQ closed the connection: %d %s%s", code, text,
 							   code == 320 ? " (broker shutting down or connection closed by "
@@ -1193,12 +1317,13 @@ amqp_handle_method(struct dsink *s, amqp_frame_t *f)
 		case AMQP_CONNECTION_BLOCKED_METHOD:
 			{
 				amqp_connection_blocked_t *b = m;
+				char		reason[DSINK_EXCERPT_MAX + 1];
 
 				a->blocked = true;
-				log_warning("amqp sink \"%s\": RabbitMQ blocks publishers (%.*s): its memory or "
+				amqp_server_text(b->reason, reason, sizeof(reason));
+				log_warning("amqp sink \"%s\": RabbitMQ blocks publishers (%s): its memory or "
 							"disk alarm is on; events wait until it clears (free disk space or "
-							"memory on the broker, or add consumers)", s->name,
-							(int) b->reason.len, (char *) b->reason.bytes);
+							"memory on the broker, or add consumers)", s->name, reason);
 				break;
 			}
 		case AMQP_CONNECTION_UNBLOCKED_METHOD:
@@ -1301,6 +1426,13 @@ amqp_prepare(struct dsink *s, struct pollset *ps, int *timeout_ms)
 	struct amqp_sink *a = s->state;
 	int64_t		now = dsink_now_ms();
 
+	if (a->refused)
+	{
+		/* new events go to the dead letters at once; held ones at their retry */
+		for (struct delivery *d = a->pend_head; d; d = d->next)
+			amqp_lower(timeout_ms, amqp_msg_of(d)->not_before - now);
+		return;
+	}
 	if (a->conn == NULL)
 	{
 		amqp_lower(timeout_ms, a->next_connect_ms - now);
@@ -1331,6 +1463,11 @@ amqp_work(struct dsink *s, const struct pollset *ps)
 	int64_t		now = dsink_now_ms();
 
 	(void) ps;
+	if (a->refused)
+	{
+		amqp_fail_refused(s);
+		return;
+	}
 	if (a->conn == NULL)
 	{
 		if (now < a->next_connect_ms)

@@ -53,10 +53,22 @@
  * delivery's body lives until its report has been handled. A fatal
  * producer error (possible with idempotence) ends that producer instance:
  * what it held is taken back and a new producer is started.
+ *
+ * Where it connects. librdkafka connects to the URI's brokers and then to
+ * whatever brokers their metadata names. Every connection goes through
+ * on_connect (a librdkafka thread), which refuses an address the policy
+ * forbids (dsink_check_peer) before connecting. A refusal is for good: the
+ * producer is ended and every event the sink holds, and every later one,
+ * becomes a dead letter that names the address and the rule. A sink from
+ * the database never runs kinit (GSSAPI is refused by dsink_check, and
+ * sasl.kerberos.min.time.before.relogin = 0 turns the kinit timer off even
+ * if it were chosen).
  */
 #define _GNU_SOURCE				/* pipe2 */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +80,7 @@
 #include <uthash.h>
 
 #include "dsink.h"
+#include "dsink_policy.h"
 #include "log.h"
 
 /* Most records produced per work() call, so the stream is read meanwhile. */
@@ -149,7 +162,12 @@ struct kafka
 	int64_t		remake_at;		/* a new producer could not be made: try then */
 	rd_kafka_resp_err_t last_err;	/* error_cb: for messages and throttling */
 	int64_t		last_err_ms;
-	char		last_problem[256];
+	char		last_problem[161];	/* sanitized: it can quote a broker */
+
+	/* on_connect (librdkafka's threads) refused an address: why */
+	pthread_mutex_t deny_lock;
+	char		denied[512];
+	bool		refused;		/* the relay's thread has seen it: no producer again */
 };
 
 static void kafka_close(struct dsink *s);
@@ -561,7 +579,7 @@ on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 		k->fatal = true;
 		return;
 	}
-	snprintf(k->last_problem, sizeof(k->last_problem), "%s", reason);
+	dsink_excerpt(reason, strlen(reason), k->last_problem, sizeof(k->last_problem));
 	/* a broker that is down says so at every reconnect: once is enough */
 	if (err == (int) k->last_err && now - k->last_err_ms < KAFKA_ERROR_REPEAT_MS)
 	{
@@ -580,10 +598,15 @@ on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 		k->last_err = RD_KAFKA_RESP_ERR_NO_ERROR;
 	}
 	else
+	{
+		char		shown[512];
+
+		dsink_redact_uri(k->s->uri, shown, sizeof(shown));
 		log_warning("kafka sink \"%s\": %s (%s); librdkafka keeps reconnecting and retrying; "
 					"events not acknowledged within timeout_ms (%d ms) are retried with backoff; "
 					"check that the brokers of %s are up and reachable", k->s->name, reason,
-					rd_kafka_err2name((rd_kafka_resp_err_t) err), k->s->opt.timeout_ms, k->s->uri);
+					rd_kafka_err2name((rd_kafka_resp_err_t) err), k->s->opt.timeout_ms, shown);
+	}
 }
 
 static void
@@ -600,6 +623,42 @@ on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 		log_info("kafka sink \"%s\": librdkafka %s: %s", name, fac, buf);
 	else
 		log_debug("kafka sink \"%s\": librdkafka %s: %s", name, fac, buf);
+}
+
+/*
+ * Connect a broker's socket (librdkafka's thread; the broker is locked):
+ * only to an address the policy allows. A refusal is noted for the relay's
+ * thread, which ends the producer and dead-letters the events (serve).
+ */
+static int
+on_connect(int fd, const struct sockaddr *addr, int addrlen, const char *id, void *opaque)
+{
+	struct kafka *k = opaque;
+	char		why[512];
+
+	(void) id;
+	if (dsink_check_peer(k->s, addr, why, sizeof(why)) != 0)
+	{
+		pthread_mutex_lock(&k->deny_lock);
+		if (k->denied[0] == '\0')
+			snprintf(k->denied, sizeof(k->denied), "%s", why);
+		pthread_mutex_unlock(&k->deny_lock);
+		(void) !write(k->wake[1], "d", 1);
+		return EACCES;
+	}
+	if (connect(fd, addr, (socklen_t) addrlen) != 0 && errno != EINPROGRESS)
+		return errno;
+	return 0;
+}
+
+/* Why on_connect refused an address (into why), or false. */
+static bool
+connect_denied(struct kafka *k, char *why, size_t len)
+{
+	pthread_mutex_lock(&k->deny_lock);
+	snprintf(why, len, "%s", k->denied);
+	pthread_mutex_unlock(&k->deny_lock);
+	return why[0] != '\0';
 }
 
 /* ---- the producer ------------------------------------------------------- */
@@ -703,12 +762,76 @@ handle_reports(struct kafka *k)
 	}
 }
 
+/*
+ * The policy refused a broker's address: nothing of this sink can be
+ * delivered. Every delivery that is not waiting for a later retry (of its
+ * dead letter) fails for good with the reason.
+ */
+static void
+fail_denied(struct kafka *k, const char *why)
+{
+	int64_t		now = dsink_now_ms();
+	struct ksubj *sj,
+			   *tmp;
+
+	/* nothing is produced any more: the ready list is only a to-do list here */
+	while ((sj = ready_pop(k)) != NULL)
+		subj_release(k, sj);
+	HASH_ITER(hh, k->subjects, sj, tmp)
+	{
+		struct kmsg *m = sj->head;
+
+		sj->busy = true;		/* kept while its deliveries go */
+		while (m)
+		{
+			struct kmsg *next = m->next;
+
+			if (m->state == KM_QUEUED || (m->state == KM_WAIT && m->retry_at <= now))
+				kmsg_failed(k, m, false, why);
+			m = next;
+		}
+		sj->busy = false;
+		subj_release(k, sj);
+	}
+	while ((sj = ready_pop(k)) != NULL)
+		subj_release(k, sj);
+}
+
+/* Take back what a producer that is gone did not report. */
+static void
+take_back_sent(struct kafka *k)
+{
+	while (k->sent_head)
+	{
+		struct kmsg *m = k->sent_head;
+
+		sent_remove(k, m);
+		subj_rewind(k, m);
+	}
+	k->purge = false;
+}
+
 /* Serve librdkafka's queue and act on what it reported. */
 static void
 serve(struct kafka *k)
 {
 	int64_t		now = dsink_now_ms();
+	char		why[512];
 
+	if (connect_denied(k, why, sizeof(why)))
+	{
+		k->refused = true;
+		if (k->rk)
+		{
+			log_error("%s; the sink delivers nothing from now on: its events go to "
+					  "ordersync.dead_letter", why);
+			destroy_producer(k, 0);
+			handle_reports(k);
+		}
+		take_back_sent(k);
+		fail_denied(k, why);
+		return;
+	}
 	if (k->rk)
 	{
 		rd_kafka_poll(k->rk, 0);
@@ -745,14 +868,7 @@ serve(struct kafka *k)
 	if (k->rk == NULL)
 	{
 		/* what the old producer did not report is ours again */
-		while (k->sent_head)
-		{
-			struct kmsg *m = k->sent_head;
-
-			sent_remove(k, m);
-			subj_rewind(k, m);
-		}
-		k->purge = false;
+		take_back_sent(k);
 		if (now >= k->remake_at)
 		{
 			char		err[1024];
@@ -829,8 +945,10 @@ kafka_prepare(struct dsink *s, struct pollset *ps, int *timeout_ms)
 		lower(&t, 0);
 	for (struct ksubj *sj = k->wait_head; sj; sj = sj->wait_next)
 		lower(&t, (sj->cur && sj->cur->state == KM_WAIT) ? sj->cur->retry_at - now : 0);
-	if (k->rk == NULL)
+	if (k->rk == NULL && !k->refused)
 		lower(&t, k->remake_at - now);
+	if (k->refused && k->ready_head)
+		lower(&t, 0);			/* new events: dead letters at once */
 	*timeout_ms = (int) t;
 }
 
@@ -930,23 +1048,25 @@ parse_uri(struct kafka *k, char **brokers, char **user, char *err, size_t errlen
 {
 	const char *uri = k->s->uri;
 	const char *p = uri + strlen("kafka://");
+	char		shown[512];
 	const char *slash;
 	const char *at;
 	const char *topic;
 	size_t		tlen;
 
 	*brokers = *user = NULL;
+	dsink_redact_uri(uri, shown, sizeof(shown));
 	if (strncasecmp(uri, "kafka://", 8) != 0)
 	{
 		snprintf(err, errlen, "kafka sink \"%s\": uri \"%s\" does not start with kafka://",
-				 k->s->name, uri);
+				 k->s->name, shown);
 		return -1;
 	}
 	slash = strchr(p, '/');
 	if (slash == NULL || slash[1] == '\0')
 	{
 		snprintf(err, errlen, "kafka sink \"%s\": uri \"%s\" names no topic; write "
-				 "kafka://host1:9092,host2:9092/topic", k->s->name, uri);
+				 "kafka://host1:9092,host2:9092/topic", k->s->name, shown);
 		return -1;
 	}
 	topic = slash + 1;
@@ -955,7 +1075,7 @@ parse_uri(struct kafka *k, char **brokers, char **user, char *err, size_t errlen
 	{
 		snprintf(err, errlen, "kafka sink \"%s\": uri \"%s\" has parameters; a kafka sink uri is "
 				 "kafka://brokers/topic, librdkafka properties go into the option "
-				 "{\"kafka\": {\"linger.ms\": 20}}", k->s->name, uri);
+				 "{\"kafka\": {\"linger.ms\": 20}}", k->s->name, shown);
 		return -1;
 	}
 	if (tlen > 249 || strspn(topic, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -978,7 +1098,7 @@ parse_uri(struct kafka *k, char **brokers, char **user, char *err, size_t errlen
 		if (at == p)
 		{
 			snprintf(err, errlen, "kafka sink \"%s\": empty user name before \"@\" in uri \"%s\"",
-					 k->s->name, uri);
+					 k->s->name, shown);
 			return -1;
 		}
 		p = at + 1;
@@ -986,7 +1106,7 @@ parse_uri(struct kafka *k, char **brokers, char **user, char *err, size_t errlen
 	if (p == slash)
 	{
 		snprintf(err, errlen, "kafka sink \"%s\": uri \"%s\" names no broker; write "
-				 "kafka://host1:9092,host2:9092/topic", k->s->name, uri);
+				 "kafka://host1:9092,host2:9092/topic", k->s->name, shown);
 		return -1;
 	}
 	for (const char *b = p; b <= slash; b++)
@@ -1045,12 +1165,46 @@ set_password(struct kafka *k, char *err, size_t errlen)
 	return 0;
 }
 
+/* ca_file, cert_file, key_file: as resolved (inside --secret-dir for the database). */
+static int
+set_files(struct kafka *k, char *err, size_t errlen)
+{
+	static const char *const map[][2] = {
+		{"ca_file", "ssl.ca.location"},
+		{"cert_file", "ssl.certificate.location"},
+		{"key_file", "ssl.key.location"},
+	};
+	struct dsink *s = k->s;
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+	{
+		json_object *v;
+		char		path[PATH_MAX],
+					from[32];
+
+		if (s->opt.raw == NULL || !json_object_object_get_ex(s->opt.raw, map[i][0], &v))
+			continue;
+		snprintf(from, sizeof(from), "option \"%s\"", map[i][0]);
+		if (!json_object_is_type(v, json_type_string) ||
+			dsink_reference(s, map[i][0], json_object_get_string(v), path, sizeof(path),
+							err, errlen) != 0)
+		{
+			if (!json_object_is_type(v, json_type_string))
+				snprintf(err, errlen, "kafka sink \"%s\": option %s must be a path", s->name,
+						 map[i][0]);
+			return -1;
+		}
+		if (conf_set(k, map[i][1], path, from, err, errlen) != 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int
 configure(struct kafka *k, char *err, size_t errlen)
 {
 	struct dsink *s = k->s;
-	json_object *kopt = NULL,
-			   *v;
+	json_object *kopt = NULL;
 	char	   *brokers,
 			   *user;
 	char		num[32];
@@ -1072,6 +1226,14 @@ configure(struct kafka *k, char *err, size_t errlen)
 		conf_set(k, "socket.connection.setup.timeout.ms", num, "option \"connect_timeout_ms\"",
 				 err, errlen) ||
 		(user && conf_set(k, "sasl.username", user, "uri user", err, errlen)))
+		goto out;
+	/*
+	 * No kinit timer, ever, for a sink from the database: librdkafka would
+	 * run sasl.kerberos.kinit.cmd through the shell. (dsink_check refuses
+	 * GSSAPI and every property that could change this.)
+	 */
+	if (!s->trusted &&
+		conf_set(k, "sasl.kerberos.min.time.before.relogin", "0", "default", err, errlen))
 		goto out;
 
 	if (s->opt.raw && json_object_object_get_ex(s->opt.raw, "kafka", &kopt))
@@ -1100,11 +1262,9 @@ configure(struct kafka *k, char *err, size_t errlen)
 				goto out;
 		}
 	}
-	if (s->opt.raw && json_object_object_get_ex(s->opt.raw, "ca_file", &v) &&
-		conf_set(k, "ssl.ca.location", json_object_get_string(v), "option \"ca_file\"", err, errlen))
+	if (set_files(k, err, errlen) != 0 || set_password(k, err, errlen) != 0)
 		goto out;
-	if (set_password(k, err, errlen) != 0)
-		goto out;
+	rd_kafka_conf_set_connect_cb(k->conf, on_connect);
 	rd_kafka_conf_set_dr_msg_cb(k->conf, on_delivery);
 	rd_kafka_conf_set_error_cb(k->conf, on_error);
 	rd_kafka_conf_set_log_cb(k->conf, on_log);
@@ -1123,6 +1283,7 @@ kafka_open(struct dsink *s, char *err, size_t errlen)
 
 	k->s = s;
 	k->wake[0] = k->wake[1] = -1;
+	pthread_mutex_init(&k->deny_lock, NULL);
 	s->state = k;
 	if (configure(k, err, errlen) != 0)
 		goto fail;
@@ -1175,6 +1336,7 @@ kafka_close(struct dsink *s)
 	if (k->wake[1] >= 0)
 		close(k->wake[1]);
 	free(k->topic);
+	pthread_mutex_destroy(&k->deny_lock);
 	free(k);
 	s->state = NULL;
 }

@@ -21,8 +21,19 @@
  *
  * Outcomes. 2xx: accepted. 408, 429, 5xx, timeouts and network errors:
  * retryable (no earlier than a Retry-After on 429/503). Anything else
- * (3xx, other 4xx): refused for good, with the first 200 bytes of the
- * response in the reason, which the relay keeps in ordersync.dead_letter.
+ * (3xx, other 4xx): refused for good. The reason, which the relay keeps in
+ * ordersync.dead_letter, has the status and at most DSINK_EXCERPT_MAX
+ * printable bytes of the answer: enough to recognise an error page, too
+ * little for an admin to read an internal service's answers through a
+ * sink pointed at it.
+ *
+ * Where it connects. Every new connection goes through wh_opensocket,
+ * which refuses an address in --deny-networks (and, for a clear-text sink
+ * admitted only for this machine, any address but loopback) before the
+ * socket exists: a host name that resolves there, or a DNS answer that
+ * changes, cannot get around the check. Redirects are never followed, and
+ * a sink from the database never goes through a proxy named in the
+ * environment (the proxy would connect where the check cannot see).
  *
  * Signing. Headers webhook-id (the event id, the same at every attempt),
  * webhook-timestamp (unix seconds of this attempt) and webhook-signature
@@ -37,6 +48,7 @@
  * verified).
  */
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,10 +58,10 @@
 #include <uthash.h>
 
 #include "dsink.h"
+#include "dsink_policy.h"
 #include "log.h"
 #include "sink_webhook_sign.h"
 
-#define WH_SNIPPET 200			/* bytes of a refusal's body kept in the reason */
 #define WH_WHY_LEN 1024
 
 struct wh_state;
@@ -78,8 +90,9 @@ struct wh_req
 	struct wh_subject *subj;	/* NULL when idle */
 	struct delivery *d;
 	size_t		resp_len;
-	char		resp[WH_SNIPPET];
+	char		resp[DSINK_EXCERPT_MAX];	/* the start of the answer, raw */
 	char		errbuf[CURL_ERROR_SIZE];
+	char		denied[512];	/* wh_opensocket refused an address: why */
 };
 
 /* A socket curl asked us to watch (attached with curl_multi_assign). */
@@ -102,7 +115,7 @@ struct wh_state
 {
 	struct dsink *s;
 	CURLM	   *multi;
-	char	   *url;			/* for messages: without a password */
+	char	   *url;			/* for messages: redacted (dsink_redact_uri) */
 	char	   *ca_file;
 	unsigned char *key;			/* NULL: unsigned */
 	size_t		keylen;
@@ -322,6 +335,22 @@ wh_write_cb(char *data, size_t size, size_t nmemb, void *userp)
 	return n;
 }
 
+/*
+ * curl is about to open a socket for a connection to address: refuse it
+ * when the policy forbids that address. The request then fails with
+ * CURLE_COULDNT_CONNECT and wh_finish finds the reason in req->denied.
+ */
+static curl_socket_t
+wh_opensocket(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
+{
+	struct wh_req *req = clientp;
+
+	if (purpose == CURLSOCKTYPE_IPCXN &&
+		dsink_check_peer(req->st->s, &address->addr, req->denied, sizeof(req->denied)) != 0)
+		return CURL_SOCKET_BAD;
+	return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+}
+
 static struct wh_req *
 wh_new_req(struct wh_state *st)
 {
@@ -338,6 +367,12 @@ wh_new_req(struct wh_state *st)
 	req->easy = e;
 	curl_easy_setopt(e, CURLOPT_URL, st->s->uri);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, wh_opensocket);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, req);
+	/* "" = no proxy, whatever http_proxy/https_proxy/ALL_PROXY say */
+	if (!st->s->trusted)
+		curl_easy_setopt(e, CURLOPT_PROXY, "");
 	curl_easy_setopt(e, CURLOPT_POST, 1L);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, req);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, req->errbuf);
@@ -350,6 +385,7 @@ wh_new_req(struct wh_state *st)
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "ordersyncd");
 	/* a redirect is the operator's to fix (see the 3xx reason), not ours to follow */
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(e, CURLOPT_MAXREDIRS, 0L);
 	/* curl's defaults, said out loud: never send events to an unverified peer */
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
@@ -433,6 +469,7 @@ wh_start(struct wh_state *st, struct wh_subject *subj)
 	req->d = d;
 	req->resp_len = 0;
 	req->errbuf[0] = '\0';
+	req->denied[0] = '\0';
 	curl_easy_setopt(req->easy, CURLOPT_HTTPHEADER, h);
 	curl_easy_setopt(req->easy, CURLOPT_POSTFIELDS, d->body);
 	curl_easy_setopt(req->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) d->body_len);
@@ -469,9 +506,14 @@ static void
 describe_curl_error(struct wh_state *st, struct wh_req *req, CURLcode res,
 					char *why, size_t len)
 {
-	const char *detail = req->errbuf[0] ? req->errbuf : curl_easy_strerror(res);
+	char		detail[161];
 	const char *hint;
 
+	/* curl's text can quote the server (a TLS alert, a certificate name) */
+	if (req->errbuf[0])
+		dsink_excerpt(req->errbuf, strlen(req->errbuf), detail, sizeof(detail));
+	else
+		snprintf(detail, sizeof(detail), "%s", curl_easy_strerror(res));
 	switch (res)
 	{
 		case CURLE_COULDNT_CONNECT:
@@ -506,13 +548,64 @@ describe_curl_error(struct wh_state *st, struct wh_req *req, CURLcode res,
 			 curl_easy_strerror(res), hint);
 }
 
+/* What to do about an answer that is not 2xx. */
+static const char *
+refusal_hint(long status)
+{
+	if (status >= 300 && status < 400)
+		return "redirects are not followed: set the sink's URL to the final address";
+	if (status == 401 || status == 403)
+		return "the receiver rejected the request's credentials: if it checks the "
+			"webhook-signature, give the sink the same secret as the receiver "
+			"(secret_env/secret_file), then SELECT ordersync.redeliver(id) the dead letters";
+	if (status == 404 || status == 405)
+		return "nothing takes POSTs at that URL: fix the sink's URL, then "
+			"SELECT ordersync.redeliver(id) the dead letters";
+	return "the receiver refused this event for good: fix the receiver (or the "
+		"data), then SELECT ordersync.redeliver(id) it";
+}
+
+/*
+ * "HTTP 404 (Not Found) from URL: <excerpt>" and what follows: only the
+ * status and a short, sanitized excerpt of what the receiver said.
+ */
+static void
+describe_answer(struct wh_state *st, struct wh_req *req, long status, int64_t not_before,
+				char *why, size_t len)
+{
+	char		excerpt[DSINK_EXCERPT_MAX + 1];
+	char		where[DSINK_EXCERPT_MAX + 16] = "";
+	char	   *loc = NULL;
+
+	if (dsink_excerpt(req->resp, req->resp_len, excerpt, sizeof(excerpt)) == 0)
+		strcpy(excerpt, "(empty body)");
+	if (status >= 300 && status < 400 &&
+		curl_easy_getinfo(req->easy, CURLINFO_REDIRECT_URL, &loc) == CURLE_OK && loc)
+	{
+		char		shown[512];
+
+		/* where it points is the receiver's answer too: redacted and bounded */
+		dsink_redact_uri(loc, shown, sizeof(shown));
+		snprintf(where, sizeof(where), " (Location: %.*s)", DSINK_EXCERPT_MAX, shown);
+	}
+	if (wh_classify(status) == WH_RETRY)
+		snprintf(why, len, "HTTP %ld (%s) from %s: %s; the receiver %s%s", status,
+				 wh_status_text(status), st->url, excerpt,
+				 status == 429 ? "asks to slow down" :
+				 status == 408 ? "timed out reading the request" :
+				 "failed: look at its logs",
+				 not_before ? " (next attempt no earlier than its Retry-After)" : "");
+	else
+		snprintf(why, len, "HTTP %ld (%s) from %s: %s%s; %s", status, wh_status_text(status),
+				 st->url, excerpt, where, refusal_hint(status));
+}
+
 /* A transfer is over: decide what it means for its delivery. */
 static void
 wh_finish(struct wh_state *st, struct wh_req *req, CURLcode res)
 {
 	struct wh_subject *subj = req->subj;
 	char		why[WH_WHY_LEN];
-	char		snippet[WH_SNIPPET + 1];
 	long		status = 0;
 	curl_off_t	retry_after = 0;
 	int64_t		not_before = 0;
@@ -525,11 +618,24 @@ wh_finish(struct wh_state *st, struct wh_req *req, CURLcode res)
 		curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &status);
 		curl_easy_getinfo(req->easy, CURLINFO_RETRY_AFTER, &retry_after);
 		outcome = wh_classify(status);
+		if (outcome == WH_RETRY && (status == 429 || status == 503) && retry_after > 0)
+		{
+			/* past max_age the relay gives up anyway: no point waiting longer */
+			int64_t		wait_ms = retry_after * 1000 < st->s->opt.max_age_ms ?
+				(int64_t) retry_after * 1000 : st->s->opt.max_age_ms;
+
+			not_before = dsink_now_ms() + wait_ms;
+		}
+		if (outcome != WH_ACCEPTED)
+			describe_answer(st, req, status, not_before, why, sizeof(why));
 	}
-	wh_printable(req->resp, req->resp_len, snippet, WH_SNIPPET);
-	if (snippet[0] == '\0')
-		strcpy(snippet, "(empty body)");
-	if (res != CURLE_OK)
+	else if (req->denied[0])
+	{
+		/* the policy refused every address: no attempt will ever go there */
+		snprintf(why, sizeof(why), "%s", req->denied);
+		outcome = WH_REFUSED;
+	}
+	else
 		describe_curl_error(st, req, res, why, sizeof(why));
 
 	/* The handle is free again before the outcome reaches the relay. */
@@ -541,52 +647,10 @@ wh_finish(struct wh_state *st, struct wh_req *req, CURLcode res)
 	st->free_reqs = req;
 	subj->busy = false;
 
-	if (res == CURLE_OK && outcome == WH_ACCEPTED)
-	{
+	if (outcome == WH_ACCEPTED)
 		head_accepted(st, subj);
-		return;
-	}
-	if (res == CURLE_OK && outcome == WH_RETRY)
-	{
-		if ((status == 429 || status == 503) && retry_after > 0)
-		{
-			/* past max_age the relay gives up anyway: no point waiting longer */
-			int64_t		wait_ms = retry_after * 1000 < st->s->opt.max_age_ms ?
-				(int64_t) retry_after * 1000 : st->s->opt.max_age_ms;
-
-			not_before = dsink_now_ms() + wait_ms;
-		}
-		snprintf(why, sizeof(why), "HTTP %ld from %s: %s; the receiver %s%s",
-				 status, st->url, snippet,
-				 status == 429 ? "asks to slow down" :
-				 status == 408 ? "timed out reading the request" :
-				 "failed: look at its logs",
-				 not_before ? " (next attempt no earlier than its Retry-After)" : "");
-	}
-	else if (res == CURLE_OK)
-	{
-		const char *hint;
-		char	   *loc = NULL;
-
-		if (status >= 300 && status < 400)
-		{
-			curl_easy_getinfo(req->easy, CURLINFO_REDIRECT_URL, &loc);
-			hint = "redirects are not followed: set the sink's URL to the final address";
-		}
-		else if (status == 401 || status == 403)
-			hint = "the receiver rejected the request's credentials: if it checks the "
-				"webhook-signature, give the sink the same secret as the receiver "
-				"(secret_env/secret_file), then SELECT ordersync.redeliver(id) the dead letters";
-		else if (status == 404 || status == 405)
-			hint = "nothing takes POSTs at that URL: fix the sink's URL, then "
-				"SELECT ordersync.redeliver(id) the dead letters";
-		else
-			hint = "the receiver refused this event for good: fix the receiver (or the "
-				"data), then SELECT ordersync.redeliver(id) it";
-		snprintf(why, sizeof(why), "HTTP %ld from %s: %s%s%s%s; %s", status, st->url,
-				 snippet, loc ? " (Location: " : "", loc ? loc : "", loc ? ")" : "", hint);
-	}
-	head_failed(st, subj, outcome == WH_RETRY || res != CURLE_OK, why, not_before);
+	else
+		head_failed(st, subj, outcome == WH_RETRY, why, not_before);
 }
 
 /* Collect finished transfers. */
@@ -687,6 +751,13 @@ wh_open(struct dsink *s, char *err, size_t errlen)
 	st->curl_inited = true;
 
 	/* The URL: parse it once here so a typo fails at start, not per event. */
+	{
+		char		shown[1024];
+
+		/* messages and dead letters show it without userinfo and query values */
+		dsink_redact_uri(s->uri, shown, sizeof(shown));
+		st->url = ds_xstrdup(shown);
+	}
 	u = curl_url();
 	uc = u ? curl_url_set(u, CURLUPART_URL, s->uri, 0) : CURLUE_OUT_OF_MEMORY;
 	if (uc == CURLUE_OK)
@@ -695,34 +766,21 @@ wh_open(struct dsink *s, char *err, size_t errlen)
 		uc = curl_url_get(u, CURLUPART_HOST, &host, 0);
 	if (uc == CURLUE_OK && strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)
 		uc = CURLUE_UNSUPPORTED_SCHEME;
-	if (uc == CURLUE_OK)
-	{
-		char	   *shown = NULL;
-
-		/* messages and dead letters must not carry a password in the URL */
-		curl_url_set(u, CURLUPART_PASSWORD, NULL, 0);
-		if (curl_url_get(u, CURLUPART_URL, &shown, 0) == CURLUE_OK)
-		{
-			st->url = strdup(shown);
-			curl_free(shown);
-		}
-	}
 	curl_free(scheme);
 	curl_free(host);
 	curl_url_cleanup(u);
 	if (uc != CURLUE_OK)
 	{
 		snprintf(err, errlen, "webhook sink \"%s\": \"%s\" is not a usable URL (%s); "
-				 "give one like https://hooks.example.com/ordersync", s->name, s->uri,
+				 "give one like https://hooks.example.com/ordersync", s->name, st->url,
 				 curl_url_strerror(uc));
 		goto fail;
 	}
-	if (st->url == NULL)
-		st->url = strdup(s->uri);
 
 	if (s->opt.raw && json_object_object_get_ex(s->opt.raw, "ca_file", &v))
 	{
 		const char *path = json_object_get_string(v);
+		char		resolved[PATH_MAX];
 		FILE	   *f;
 
 		if (!json_object_is_type(v, json_type_string) || path[0] == '\0')
@@ -731,14 +789,17 @@ wh_open(struct dsink *s, char *err, size_t errlen)
 					 "a PEM file with the CA certificates to trust", s->name);
 			goto fail;
 		}
-		if ((f = fopen(path, "r")) == NULL)
+		/* a sink from the database: the file as resolved inside --secret-dir */
+		if (dsink_reference(s, "ca_file", path, resolved, sizeof(resolved), err, errlen) != 0)
+			goto fail;
+		if ((f = fopen(resolved, "r")) == NULL)
 		{
 			snprintf(err, errlen, "webhook sink \"%s\": cannot read ca_file \"%s\": %m; "
 					 "make it readable by the user ordersyncd runs as", s->name, path);
 			goto fail;
 		}
 		fclose(f);
-		st->ca_file = strdup(path);
+		st->ca_file = ds_xstrdup(resolved);
 	}
 
 	named_secret = s->opt.raw &&
@@ -751,7 +812,8 @@ wh_open(struct dsink *s, char *err, size_t errlen)
 
 		if (secret == NULL)
 		{
-			snprintf(err, errlen, "webhook sink \"%s\": %s", s->name, e2);
+			/* e2 names the sink already */
+			snprintf(err, errlen, "webhook %s", e2);
 			goto fail;
 		}
 		st->key = wh_key_from_secret(secret, &st->keylen, e2, sizeof(e2));

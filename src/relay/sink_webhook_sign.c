@@ -149,20 +149,33 @@ wh_classify(long http_status)
 	return WH_REFUSED;
 }
 
-void
-wh_printable(const char *in, size_t len, char *out, size_t max)
+const char *
+wh_status_text(long http_status)
 {
-	size_t		n = len < max ? len : max;
-	size_t		i;
-
-	for (i = 0; i < n; i++)
+	static const struct
 	{
-		unsigned char c = (unsigned char) in[i];
+		long		status;
+		const char *text;
+	}			names[] = {
+		{301, "Moved Permanently"}, {302, "Found"}, {303, "See Other"},
+		{307, "Temporary Redirect"}, {308, "Permanent Redirect"}, {400, "Bad Request"},
+		{401, "Unauthorized"}, {403, "Forbidden"}, {404, "Not Found"},
+		{405, "Method Not Allowed"}, {406, "Not Acceptable"}, {408, "Request Timeout"},
+		{409, "Conflict"}, {410, "Gone"}, {411, "Length Required"},
+		{413, "Content Too Large"}, {415, "Unsupported Media Type"},
+		{422, "Unprocessable Content"}, {429, "Too Many Requests"},
+		{500, "Internal Server Error"}, {501, "Not Implemented"}, {502, "Bad Gateway"},
+		{503, "Service Unavailable"}, {504, "Gateway Timeout"},
+	};
 
-		out[i] = (c < 0x20 || c == 0x7f) ? ' ' : (char) c;
-	}
-	/* trailing blanks (the newline ending most error pages) say nothing */
-	while (i > 0 && out[i - 1] == ' ')
-		i--;
-	out[i] = '\0';
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (names[i].status == http_status)
+			return names[i].text;
+	if (http_status >= 500 && http_status <= 599)
+		return "server error";
+	if (http_status >= 400 && http_status <= 499)
+		return "client error";
+	if (http_status >= 300 && http_status <= 399)
+		return "redirect";
+	return "unexpected status";
 }

@@ -1,7 +1,7 @@
 /*
  * sink_webhook_sign.h — the pure parts of the webhook sink: Standard
  * Webhooks signing, the signing key from a secret, and what an HTTP status
- * means for a delivery.
+ * means for a delivery (and its name).
  *
  * Kept apart from sink_webhook.c (which needs libcurl and the relay's
  * loop) so the unit tests can check them against the published Standard
@@ -46,11 +46,7 @@ enum wh_outcome
 
 enum wh_outcome wh_classify(long http_status);
 
-/*
- * Copy at most max bytes of an HTTP response body into out (size max + 1)
- * as one printable line: control characters become spaces, so a receiver's
- * multi-line error page does not break the log or the dead-letter text.
- */
-void		wh_printable(const char *in, size_t len, char *out, size_t max);
+/* The reason phrase of an HTTP status ("Not Found"), for messages. */
+const char *wh_status_text(long http_status);
 
 #endif

@@ -26,6 +26,13 @@
 #                       bound an event is returned and becomes a dead letter
 #                       that says to bind a queue; after binding one,
 #                       ordersync.redeliver() brings the same event.
+#   amqp_untrusted      sinks written straight into ordersync.sink by a
+#                       superuser with verify_peer false or a password
+#                       variable outside ORDERSYNC_* are refused: dead letters
+#                       with the reason, nothing published, the relay goes on.
+#   amqp_deny           a broker named "localhost" in a relay whose
+#                       --deny-networks holds loopback: refused before any
+#                       connection, from the database and the command line.
 #
 # Prints "PASS: integration/amqp_<name>" / "FAIL: ..."; exits non-zero on any
 # failure. Must run as root. Ports: 25454 (PostgreSQL), 25480 (AMQP) and
@@ -41,6 +48,8 @@ RMQ="$here/rabbitmq.sh"
 rdir="$work/rmq"
 export RMQ_PASSWORD
 RMQ_PASSWORD=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+# sinks from the database may only name variables with the relay's prefix
+export ORDERSYNC_RMQ_PASSWORD=$RMQ_PASSWORD
 export RMQ_WRONG=not-the-password
 cleanups+=('"$RMQ" kill "$rdir"')
 URI="amqp://ordersync@127.0.0.1:$RPORT/%2f"
@@ -180,7 +189,7 @@ PY
 t_delivery() {
 	local name=amqp_delivery end res bg n_orders created paid shipped restarts unconf inflight
 	sql "SELECT ordersync.add_sink('rmq', '$URI?exchange=orders',
-	         '{\"password_env\":\"RMQ_PASSWORD\",\"backoff_min_ms\":100,\"backoff_max_ms\":1000}');
+	         '{\"password_env\":\"ORDERSYNC_RMQ_PASSWORD\",\"backoff_min_ms\":100,\"backoff_max_ms\":1000}');
 	     SELECT ordersync.add_route('rmq', 'order.*')" >/dev/null
 	new_slot rmq_main
 	start_relay main --slot=rmq_main --sink=file:"$work/all.jsonl" --status-interval=1
@@ -339,7 +348,7 @@ t_tls() {
 t_unroutable() {
 	local name=amqp_unroutable i dl ev err n got
 	sql "SELECT ordersync.add_sink('auto', '$URI?exchange=auto',
-	         '{\"password_env\":\"RMQ_PASSWORD\",\"declare_exchange\":\"topic\"}');
+	         '{\"password_env\":\"ORDERSYNC_RMQ_PASSWORD\",\"declare_exchange\":\"topic\"}');
 	     SELECT ordersync.add_route('auto', 'order.paid')" >/dev/null
 	new_slot rmq_auto
 	start_relay auto --slot=rmq_auto --status-interval=1
@@ -379,10 +388,114 @@ t_unroutable() {
 	wait_exit "$RELAY" 10
 }
 
+# ---- 5. what the database may not configure --------------------------------
+psqld() {
+	local db=$1
+	shift
+	psql -X -A -t -q -v ON_ERROR_STOP=1 -d "$db" "$@"
+}
+# new_db DB: a database with the extension, stock for SKU-P and a slot named DB
+new_db() {
+	sql "CREATE DATABASE $1" >/dev/null &&
+		psqld "$1" -c "CREATE EXTENSION ordersync" >/dev/null &&
+		psqld "$1" -c "SELECT ordersync.add_location('main', 1)" >/dev/null &&
+		psqld "$1" -c "SELECT ordersync.receive_stock('SKU-P', 'main', 100)" >/dev/null &&
+		psqld "$1" -c "SELECT pg_create_logical_replication_slot('$1', 'wal2json')" >/dev/null
+}
+order() {
+	psqld "$1" -c "SELECT ordersync.place_order('web', 'p-' || clock_timestamp(),
+		'[{\"sku\":\"SKU-P\",\"qty\":1,\"price\":\"1.00\"}]', '{\"name\": \"Ada\"}')" >/dev/null
+}
+# dead_letters DB N: wait until N sinks have dead letters; prints "sink: error" lines
+dead_letters() {
+	local i
+	for ((i = 0; i < 200; i++)); do
+		[ "$(psqld "$1" -c "SELECT count(DISTINCT sink) FROM ordersync.dead_letter")" -ge "$2" ] && break
+		sleep 0.1
+	done
+	psqld "$1" -c "SELECT sink || ': ' || min(error) FROM ordersync.dead_letter GROUP BY sink ORDER BY sink"
+}
+# expect_reasons ROWS: stdin lines "SINK|TEXT": ROWS has "SINK: ...TEXT..."; into bad
+expect_reasons() {
+	local sink want
+	while IFS='|' read -r sink want; do
+		grep -F -- "$sink: " <<<"$1" | grep -q -F -- "$want" ||
+			bad+=("$sink: want \"$want\", got: $(grep -F -- "$sink: " <<<"$1" | cut -c1-300)")
+	done
+}
+
+t_untrusted() {
+	local name=amqp_untrusted rows pid n bad=()
+	if ! amqp declare-exchange policy topic || ! amqp queue q_policy policy '#' || ! new_db am_policy; then
+		fail $name "setup (exchange, queue or database am_policy) failed"
+		return
+	fi
+	psqld am_policy >/dev/null <<SQL
+INSERT INTO ordersync.sink (name, uri, options) VALUES
+	('noverify', 'amqps://ordersync@localhost:$TPORT/%2f?exchange=policy',
+	 '{"password_env": "ORDERSYNC_RMQ_PASSWORD", "verify_peer": false}'),
+	('envout', '$URI?exchange=policy', '{"password_env": "RMQ_PASSWORD"}');
+INSERT INTO ordersync.route (sink, pattern) SELECT name, '*' FROM ordersync.sink;
+SQL
+	start_relay untrusted --slot=am_policy --dbname="host=$cl port=$PORT user=postgres dbname=am_policy" \
+		--status-interval=1
+	pid=$RELAY
+	order am_policy
+	rows=$(dead_letters am_policy 2)
+	expect_reasons "$rows" <<'EOF_WANT'
+noverify|verify_peer false turns off the broker's certificate check
+envout|names the environment variable "RMQ_PASSWORD", but a sink from the database may only name variables that start with "ORDERSYNC_"
+EOF_WANT
+	n=$(amqp count q_policy)
+	[ "$n" = 0 ] || bad+=("$n messages were published")
+	kill -0 "$pid" 2>/dev/null || bad+=("the relay exited: $(tail -2 "$work/untrusted.log")")
+	kill -TERM "$pid" 2>/dev/null
+	wait_exit "$pid" 15
+	if [ ${#bad[@]} = 0 ]; then
+		pass $name
+	else
+		fail $name "${bad[@]}"
+	fi
+}
+
+t_deny() {
+	local name=amqp_deny rows pid n bad=() named="amqp://ordersync@localhost:$RPORT/%2f?exchange=denied"
+	if ! amqp declare-exchange denied topic || ! amqp queue q_denied denied '#' || ! new_db am_deny; then
+		fail $name "setup (exchange, queue or database am_deny) failed"
+		return
+	fi
+	psqld am_deny -c "INSERT INTO ordersync.sink (name, uri, options)
+	                  VALUES ('named', '$named', '{\"password_env\": \"ORDERSYNC_RMQ_PASSWORD\"}');
+	                  INSERT INTO ordersync.route VALUES ('named', '*')" >/dev/null
+	start_relay deny --slot=am_deny --dbname="host=$cl port=$PORT user=postgres dbname=am_deny" \
+		--status-interval=1 --deny-networks=127.0.0.0/8,::1/128 \
+		--sink="$named" --sink-options='{"password_env":"RMQ_PASSWORD"}'
+	pid=$RELAY
+	order am_deny
+	rows=$(dead_letters am_deny 2)
+	expect_reasons "$rows" <<EOF_WANT
+named|refused to connect to
+named|, a network ordersyncd never connects to (--deny-networks
+amqp://localhost:$RPORT/%2f?exchange=denied|refused to connect to
+EOF_WANT
+	n=$(amqp count q_denied)
+	[ "$n" = 0 ] || bad+=("$n messages were published")
+	kill -0 "$pid" 2>/dev/null || bad+=("the relay exited: $(tail -2 "$work/deny.log")")
+	kill -TERM "$pid" 2>/dev/null
+	wait_exit "$pid" 15
+	if [ ${#bad[@]} = 0 ]; then
+		pass $name
+	else
+		fail $name "${bad[@]}"
+	fi
+}
+
 t_delivery
 t_errors
 t_tls
 t_unroutable
+t_untrusted
+t_deny
 # KEEP_LOGS=DIR keeps the logs and what the queues held, for a post-mortem
 if [ -n "${KEEP_LOGS:-}" ]; then
 	mkdir -p "$KEEP_LOGS" && cp "$work"/*.log "$work"/*.tsv "$work"/*.jsonl "$rdir"/log/*.log "$KEEP_LOGS"/ 2>/dev/null

@@ -13,7 +13,9 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 it_init backpressure 25436
 HOOK_PORT=25437
-export BP_SECRET=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+# sinks from the database may only name variables with the relay's prefix
+export ORDERSYNC_BP_SECRET=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+BP_SECRET=$ORDERSYNC_BP_SECRET
 rss_kb() { awk '/^VmHWM/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 psql -X -q -c "CREATE EXTENSION ordersync" >"$work/setup.log" 2>&1 || {
@@ -26,7 +28,7 @@ new_slot it_bp
 t_backpressure() {
 	local name=sink_down_pauses_stream_bounded_memory start end rc peak paused res i
 	sql "SELECT ordersync.add_sink('hook', 'http://127.0.0.1:$HOOK_PORT/hook',
-		'{\"secret_env\": \"BP_SECRET\", \"max_attempts\": 100000, \"backoff_min_ms\": 20, \"backoff_max_ms\": 200}')" >/dev/null
+		'{\"secret_env\": \"ORDERSYNC_BP_SECRET\", \"max_attempts\": 100000, \"backoff_min_ms\": 20, \"backoff_max_ms\": 200}')" >/dev/null
 	sql "SELECT ordersync.add_route('hook', '*')" >/dev/null
 	start=$(cur_lsn)
 	# the receiver is not there: every attempt is refused
@@ -72,15 +74,15 @@ t_broken_sink() {
 	local name=unopenable_sink_dead_letters_then_redelivers start end dl n rc res
 	# the secret's variable is not set in the relay's environment
 	sql "SELECT ordersync.add_sink('nosecret', 'http://127.0.0.1:$HOOK_PORT/other',
-		'{\"secret_env\": \"BP_SECRET_NOT_SET\"}')" >/dev/null
+		'{\"secret_env\": \"ORDERSYNC_BP_SECRET_NOT_SET\"}')" >/dev/null
 	sql "SELECT ordersync.add_route('nosecret', 'order.cancelled')" >/dev/null
 	start=$(cur_lsn)
 	start_relay broken --slot=it_bp --sink=file:"$work/ref2.jsonl"
 	sql "SELECT pg_logical_emit_message(true, 'ordersync', '{\"type\":\"order.cancelled\",\"subject\":\"order/5\",\"data\":{\"order_id\":5}}')" >/dev/null
 	end=$(cur_lsn)
 	wait_confirmed it_bp "$end" 30
-	n=$(sql "SELECT count(*) FROM ordersync.dead_letter WHERE sink = 'nosecret' AND error LIKE '%BP_SECRET_NOT_SET%'")
-	grep -q "BP_SECRET_NOT_SET" "$work/broken.log"
+	n=$(sql "SELECT count(*) FROM ordersync.dead_letter WHERE sink = 'nosecret' AND error LIKE '%ORDERSYNC_BP_SECRET_NOT_SET%not set%'")
+	grep -q "ORDERSYNC_BP_SECRET_NOT_SET" "$work/broken.log"
 	rc=$?
 	if [ "$n" != 1 ] || [ $rc -ne 0 ]; then
 		fail $name "dead letters=$n" "$(grep -E 'ERROR|WARN' "$work/broken.log" | head -3)"
@@ -89,7 +91,7 @@ t_broken_sink() {
 	# fixed: the same sink, now with a secret the relay has; redeliver
 	kill "$RELAY"
 	wait_exit "$RELAY" 20
-	sql "SELECT ordersync.drop_sink('nosecret'); SELECT ordersync.add_sink('nosecret', 'http://127.0.0.1:$HOOK_PORT/other', '{\"secret_env\": \"BP_SECRET\"}')" >/dev/null
+	sql "SELECT ordersync.drop_sink('nosecret'); SELECT ordersync.add_sink('nosecret', 'http://127.0.0.1:$HOOK_PORT/other', '{\"secret_env\": \"ORDERSYNC_BP_SECRET\"}')" >/dev/null
 	dl=$(sql "SELECT id FROM ordersync.dead_letter WHERE sink = 'nosecret'")
 	start_relay broken --slot=it_bp --sink=file:"$work/ref2.jsonl"
 	res=$(sql "SELECT ordersync.redeliver($dl)")

@@ -6,7 +6,13 @@
 # broker down in the middle of a stream, a refused batch that becomes dead
 # letters and is redelivered, kill -9 of the relay with records in flight,
 # a fatal idempotent-producer error, a full librdkafka queue (--sink on the
-# command line), and configuration mistakes. About 35 s.
+# command line), and configuration mistakes. And what the database may not
+# configure: sinks written straight into ordersync.sink by a superuser with a
+# kinit command, a plugin library, GSSAPI by default or TLS checks off are
+# refused without running or loading anything (marker files stay absent),
+# their events become dead letters with the reason and the relay goes on;
+# brokers named by a host name whose addresses are in --deny-networks get no
+# connection (the connect-time check). About 45 s.
 #
 # What reached Kafka is compared with what the relay's file sink wrote for
 # the same slot (every event, in commit order): every event present (by id,
@@ -436,6 +442,124 @@ t_config() {
 	fi
 }
 
+# ---- 9. what the database may not configure --------------------------------
+# psqld DB ARGS...: psql on another database of the cluster
+psqld() {
+	local db=$1
+	shift
+	psql -X -A -t -q -v ON_ERROR_STOP=1 -d "$db" "$@"
+}
+# new_db DB: a database with the extension, stock for SKU-P and a slot named DB
+new_db() {
+	sql "CREATE DATABASE $1" >/dev/null &&
+		psqld "$1" -c "CREATE EXTENSION ordersync" >/dev/null &&
+		psqld "$1" -c "SELECT ordersync.add_location('main', 1)" >/dev/null &&
+		psqld "$1" -c "SELECT ordersync.receive_stock('SKU-P', 'main', 100)" >/dev/null &&
+		psqld "$1" -c "SELECT pg_create_logical_replication_slot('$1', 'wal2json')" >/dev/null
+}
+# order DB: one order (order.created and its stock events)
+order() {
+	psqld "$1" -c "SELECT ordersync.place_order('web', 'p-' || clock_timestamp(),
+		'[{\"sku\":\"SKU-P\",\"qty\":1,\"price\":\"1.00\"}]', '{\"name\": \"Ada\"}')" >/dev/null
+}
+# dead_letters DB N: wait until N sinks have dead letters; prints "sink: error" lines
+dead_letters() {
+	local i
+	for ((i = 0; i < 200; i++)); do
+		[ "$(psqld "$1" -c "SELECT count(DISTINCT sink) FROM ordersync.dead_letter")" -ge "$2" ] && break
+		sleep 0.1
+	done
+	psqld "$1" -c "SELECT sink || ': ' || min(error) FROM ordersync.dead_letter GROUP BY sink ORDER BY sink"
+}
+# expect_reasons ROWS: stdin lines "SINK|TEXT": ROWS has "SINK: ...TEXT..."; into bad
+expect_reasons() {
+	local sink want
+	while IFS='|' read -r sink want; do
+		grep -F -- "$sink: " <<<"$1" | grep -q -F -- "$want" ||
+			bad+=("$sink: want \"$want\", got: $(grep -F -- "$sink: " <<<"$1" | cut -c1-300)")
+	done
+}
+
+t_untrusted() {
+	local name=kafka_untrusted rows pid bad=()
+	# a plugin that leaves a marker when it is loaded
+	printf '#include <stdio.h>\n__attribute__((constructor)) static void loaded(void)\n{ FILE *f = fopen(MARKER, "w"); if (f) fclose(f); }\n' >"$work/evil.c"
+	if ! cc -shared -fPIC -DMARKER="\"$work/plugin.marker\"" -o "$work/evil.so" "$work/evil.c" ||
+		! new_db kq_policy; then
+		fail $name "setup (plugin or database kq_policy) failed"
+		return
+	fi
+	psqld kq_policy >/dev/null <<SQL
+INSERT INTO ordersync.sink (name, uri, options) VALUES
+	('kinit', 'kafka://$BOOT/orders', '{"kafka": {"security.protocol": "sasl_plaintext",
+		"sasl.mechanisms": "GSSAPI", "sasl.kerberos.kinit.cmd": "touch $work/kinit.marker"}}'),
+	('plugin', 'kafka://$BOOT/orders', '{"kafka": {"plugin.library.paths": "$work/evil.so"}}'),
+	('gssapi', 'kafka://$BOOT/orders', '{"kafka": {"security.protocol": "sasl_plaintext"}}'),
+	('noverify', 'kafka://$BOOT/orders', '{"kafka": {"security.protocol": "ssl",
+		"enable.ssl.certificate.verification": false}}');
+INSERT INTO ordersync.route (sink, pattern) SELECT name, '*' FROM ordersync.sink;
+SQL
+	start_relay untrusted --slot=kq_policy --dbname="host=$cl port=$PORT user=postgres dbname=kq_policy" \
+		--status-interval=1
+	pid=$RELAY
+	order kq_policy
+	rows=$(dead_letters kq_policy 4)
+	# librdkafka would have run kinit or loaded the plugin by now
+	sleep 1
+	expect_reasons "$rows" <<'EOF_WANT'
+kinit|kafka property "sasl.kerberos.kinit.cmd" is not allowed for a sink from the database
+plugin|kafka property "plugin.library.paths" is not allowed for a sink from the database
+gssapi|security.protocol sasl_plaintext needs "sasl.mechanism"
+noverify|"enable.ssl.certificate.verification" = "false" turns off a TLS check
+EOF_WANT
+	[ -e "$work/kinit.marker" ] && bad+=("the kinit command ran")
+	[ -e "$work/plugin.marker" ] && bad+=("the plugin was loaded")
+	kill -0 "$pid" 2>/dev/null || bad+=("the relay exited: $(tail -2 "$work/untrusted.log")")
+	kill -TERM "$pid" 2>/dev/null
+	wait_exit "$pid" 15
+	RELAY=$main_relay
+	if [ ${#bad[@]} = 0 ]; then
+		pass $name
+	else
+		fail $name "${bad[@]}"
+	fi
+}
+
+# Brokers named "localhost" in a relay whose --deny-networks holds loopback:
+# nothing refuses the name before, the connect hook refuses its addresses.
+t_deny() {
+	local name=kafka_deny rows pid bad=() local_boot=${BOOT//127.0.0.1/localhost} n
+	if ! mock create-topic denied 1 1 || ! new_db kq_deny; then
+		fail $name "setup (topic or database kq_deny) failed"
+		return
+	fi
+	psqld kq_deny -c "INSERT INTO ordersync.sink (name, uri, options)
+	                  VALUES ('named', 'kafka://$local_boot/denied', '{\"timeout_ms\": 1500}');
+	                  INSERT INTO ordersync.route VALUES ('named', '*')" >/dev/null
+	start_relay deny --slot=kq_deny --dbname="host=$cl port=$PORT user=postgres dbname=kq_deny" \
+		--status-interval=1 --deny-networks=127.0.0.0/8,::1/128 \
+		--sink="kafka://$local_boot/denied" --sink-options='{"timeout_ms":1500}'
+	pid=$RELAY
+	order kq_deny
+	rows=$(dead_letters kq_deny 2)
+	expect_reasons "$rows" <<EOF_WANT
+named|refused to connect to
+kafka://$local_boot/denied|refused to connect to
+named|, a network ordersyncd never connects to (--deny-networks
+EOF_WANT
+	n=$(timeout 20 kcat -b "$BOOT" -C -t denied -e -q -J 2>>"$work/kcat.err" | grep -c .)
+	[ "$n" = 0 ] || bad+=("topic \"denied\" got $n records")
+	kill -0 "$pid" 2>/dev/null || bad+=("the relay exited: $(tail -2 "$work/deny.log")")
+	kill -TERM "$pid" 2>/dev/null
+	wait_exit "$pid" 15
+	RELAY=$main_relay
+	if [ ${#bad[@]} = 0 ]; then
+		pass $name
+	else
+		fail $name "${bad[@]}"
+	fi
+}
+
 t_basic
 t_outage
 t_errors
@@ -444,6 +568,9 @@ t_kill9
 t_fatal
 t_queue_full
 t_config
+main_relay=$RELAY
+t_untrusted
+t_deny
 
 kill -TERM "$RELAY" 2>/dev/null
 wait_exit "$RELAY" 15

@@ -18,7 +18,9 @@ test switches them with echo/rm:
   status     "503" (or "503 7" for Retry-After: 7): answer that to everything
   reject     lines "FIELD=VALUE[&FIELD=VALUE...] STATUS", FIELD one of the
              event's attributes (id, subject, type): answer STATUS to the
-             matching events, e.g. "subject=order/7&type=ordersync.order.paid 400"
+             matching events, e.g. "subject=order/7&type=ordersync.order.paid 400",
+             with a long multi-line body that is not all ASCII and ends in
+             INTERNAL-ANSWER (the relay must keep only a short excerpt)
   delay_ms   sleep that long before answering each request
 
 Kill it (kill -9 is fine) to make the endpoint refuse connections, start it
@@ -159,8 +161,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 cond, status = line.rsplit(" ", 1)
                 pairs = [c.split("=", 1) for c in cond.split("&")]
                 if all(str(ev.get(f)) == v for f, v in pairs):
-                    # two lines: the relay must keep the reason on one
-                    return int(status), "test receiver refuses %s\r\nsecond line" % cond, None
+                    # two lines, a character outside ASCII and a long tail: the
+                    # relay keeps at most 64 printable bytes of it, on one line
+                    return int(status), ("test receiver \u2717 refuses %s\r\nsecond line %s INTERNAL-ANSWER"
+                                         % (cond, "x" * 300)), None
             except ValueError:
                 continue
         return 200, "ok", None

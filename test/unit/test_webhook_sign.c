@@ -1,13 +1,15 @@
 /*
  * test_webhook_sign.c — the webhook sink's signatures match the published
  * Standard Webhooks test vector (so receivers' libraries accept them),
- * secrets turn into the right key bytes, and HTTP statuses map to accepted
- * / retry / refused the way the sink promises.
+ * secrets turn into the right key bytes, HTTP statuses map to accepted
+ * / retry / refused the way the sink promises, and a refusal keeps only a
+ * short, printable excerpt of the answer.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "unit.h"
+#include "dsink_policy.h"
 #include "sink_webhook_sign.h"
 
 /* The vector from the Standard Webhooks specification and its libraries. */
@@ -101,18 +103,31 @@ webhook_status_classes(void **state)
 	assert_int_equal(wh_classify(0), WH_REFUSED);
 }
 
+/*
+ * What a refusal keeps of the receiver's answer: at most DSINK_EXCERPT_MAX
+ * bytes, printable ASCII only, on one line.
+ */
 static void
 webhook_printable_snippet(void **state)
 {
-	char		out[16];
+	char		out[DSINK_EXCERPT_MAX + 1];
+	char		big[300];
 
 	(void) state;
-	wh_printable("bad\r\nrequest\n", 13, out, 15);
+	dsink_excerpt("bad\r\nrequest\n", 13, out, sizeof(out));
 	assert_string_equal(out, "bad  request");
-	wh_printable("0123456789abcdefXYZ", 19, out, 10);
-	assert_string_equal(out, "0123456789");
-	wh_printable("", 0, out, 10);
+	dsink_excerpt("caf\xc3\xa9 \x01\x7f.", 9, out, sizeof(out));
+	assert_string_equal(out, "caf?? ??.");
+	dsink_excerpt("", 0, out, sizeof(out));
 	assert_string_equal(out, "");
+	/* an internal service's long answer: only the first 64 bytes */
+	memset(big, 'x', sizeof(big));
+	assert_int_equal(dsink_excerpt(big, sizeof(big), out, sizeof(out)), DSINK_EXCERPT_MAX);
+	assert_int_equal(strlen(out), 64);
+	dsink_excerpt("0123456789abcdef", 16, out, 11);
+	assert_string_equal(out, "0123456789");
+	assert_string_equal(wh_status_text(404), "Not Found");
+	assert_string_equal(wh_status_text(599), "server error");
 }
 
 int
