@@ -46,6 +46,8 @@ order_lines='[{"sku": "'$SKU'", "qty": 1, "price": "149.00"}]'
 # ---- the relay (src/relay): streams the same events as CloudEvents ---------
 # Shown only when it is built and its --help answers; otherwise skipped.
 relay_bin=$top/src/relay/ordersyncd
+# the relay logs in as a role with only REPLICATION and ordersync_relay
+relay_conn=
 relay_usable() {
 	[ -x "$relay_bin" ] && "$relay_bin" --help 2>&1 | grep -q -- '--sink=stdout'
 }
@@ -56,7 +58,7 @@ relay_section() {
 	relay_usable || return 0
 	endpos=$(val "SELECT pg_current_wal_lsn()")
 	section "9. The relay: ordersyncd --sink=stdout on its own slot (CloudEvents)"
-	"$relay_bin" --dbname="host=$PGHOST port=$PGPORT user=$PGUSER dbname=$PGDATABASE" \
+	"$relay_bin" --dbname="$relay_conn" \
 		--slot=demo_relay --sink=stdout --endpos="$endpos" --log-level=warning \
 		>"$work/relay.out" 2>"$work/relay.err" &
 	relay_pid=$!
@@ -91,14 +93,14 @@ sinks_section() {
 	section "10. Routing: order events to the warehouse's webhook, signed, without personal data"
 	mkdir -p "$work/ctl"
 	echo "type=ordersync.order.cancelled 400" >"$work/ctl/reject"
-	export DEMO_WEBHOOK_SECRET=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
-	python3 "$top/test/integration/webhook_receiver.py" --port=$hook --secret="$DEMO_WEBHOOK_SECRET" \
+	export ORDERSYNC_DEMO_WEBHOOK_SECRET=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+	python3 "$top/test/integration/webhook_receiver.py" --port=$hook --secret="$ORDERSYNC_DEMO_WEBHOOK_SECRET" \
 		--events="$work/hook.jsonl" --control="$work/ctl" --ready="$work/hook.ready" 2>"$work/hook.err" &
 	hook_pid=$!
 	for _ in $(seq 50); do [ -e "$work/hook.ready" ] && break; sleep 0.1; done
 	val "SELECT pg_create_logical_replication_slot('demo_sinks', 'wal2json')" >/dev/null
 	show "SELECT ordersync.add_sink('warehouse', 'http://127.0.0.1:$hook/hooks/orders',
-	        '{\"secret_env\": \"DEMO_WEBHOOK_SECRET\", \"drop_personal_data\": true, \"backoff_min_ms\": 50}') AS add_sink,
+	        '{\"secret_env\": \"ORDERSYNC_DEMO_WEBHOOK_SECRET\", \"drop_personal_data\": true, \"backoff_min_ms\": 50}') AS add_sink,
 	        ordersync.add_route('warehouse', 'order.*') AS add_route"
 	psql -X -q -v ON_ERROR_STOP=1 >/dev/null <<SQL
 SELECT ordersync.receive_stock('$SKU', 'berlin', 2);
@@ -106,7 +108,7 @@ SELECT ordersync.set_status(ordersync.place_order('web', 'W-1', '$order_lines', 
 SELECT ordersync.set_status(ordersync.place_order('web', 'W-2', '$order_lines', '{"name": "Bob"}'), 'cancelled', 'demo');
 SQL
 	endpos=$(val "SELECT pg_current_wal_lsn()")
-	"$relay_bin" --dbname="host=$PGHOST port=$PGPORT user=$PGUSER dbname=$PGDATABASE" \
+	"$relay_bin" --dbname="$relay_conn" \
 		--slot=demo_sinks --endpos="$endpos" --log-level=warning 2>"$work/sinks.err" || rc=$?
 	[ "$rc" -eq 0 ] || { sed 's/^/  relay: /' "$work/sinks.err" | tail -5; fail "ordersyncd exited $rc"; }
 	echo "  the receiver checked every signature and got:"
@@ -123,7 +125,7 @@ for l in open(sys.argv[1]):
 	echo "  the receiver is fixed; SELECT ordersync.redeliver($dl) sends it again through the stream:"
 	val "SELECT ordersync.redeliver($dl)" >/dev/null
 	endpos=$(val "SELECT pg_current_wal_lsn()")
-	"$relay_bin" --dbname="host=$PGHOST port=$PGPORT user=$PGUSER dbname=$PGDATABASE" \
+	"$relay_bin" --dbname="$relay_conn" \
 		--slot=demo_sinks --endpos="$endpos" --log-level=warning 2>>"$work/sinks.err" || rc=$?
 	tail -1 "$work/hook.jsonl" | python3 -c 'import json, sys; e = json.loads(sys.stdin.read()); print("  %-24s %-10s id %s" % (e["type"], e["subject"], e["id"]))'
 	grep -q '"ordersync.order.cancelled"' "$work/hook.jsonl" || fail "the redelivered event did not arrive"
@@ -254,8 +256,21 @@ echo "  $nevents events, in commit order; the $((BUYERS - UNITS)) refused purcha
 [ "$created" -eq "$UNITS" ] && [ "$reserved" -eq "$UNITS" ] ||
 	fail "expected $UNITS order.created and $UNITS inventory.reserved events, got $created and $reserved"
 
+val "CREATE ROLE ordersyncd LOGIN REPLICATION IN ROLE ordersync_relay" >/dev/null
+relay_conn="host=$PGHOST port=$PGPORT user=ordersyncd dbname=$PGDATABASE"
 relay_section "$nevents"
 sinks_section
+
+section "11. Only ordersync speaks for ordersync: a forged order.paid is refused"
+val "CREATE ROLE mallory LOGIN" >/dev/null
+echo "  SELECT pg_logical_emit_message(true, 'ordersync', '{\"type\":\"order.paid\",...}')  -- as a role with no grants:"
+if psql -X -q "host=$PGHOST port=$PGPORT user=mallory dbname=$PGDATABASE" \
+	-c "SELECT pg_logical_emit_message(true, 'ordersync', '{\"type\":\"order.paid\",\"subject\":\"order/1\",\"data\":{}}')" \
+	>/dev/null 2>"$work/forge.err"; then
+	fail "a role with no grants could write an ordersync message"
+fi
+sed 's/^/  /' "$work/forge.err"
+echo "  (the relay also refuses to run where anyone but superusers could: ordersyncd checks at connect)"
 
 echo
 echo "demo OK: $UNITS of $BUYERS buyers served, no unit oversold; the cluster is removed now."
