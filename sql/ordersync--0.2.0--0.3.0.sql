@@ -643,3 +643,15 @@ GRANT SELECT ON ordersync.sink, ordersync.route, ordersync.orders TO ordersync_r
 GRANT EXECUTE ON FUNCTION ordersync.relay_config(),
 	ordersync.record_dead_letter(text, jsonb, text, integer) TO ordersync_relay;
 REVOKE EXECUTE ON FUNCTION ordersync.record_dead_letter(text, jsonb, text, integer) FROM ordersync_admin;
+
+-- ---------------------------------------------------------------------------
+-- Auto-hot (issue 10): who chose a SKU's buckets.  set_hot() marks the SKU
+-- 'operator', and the background worker never changes such a SKU; the
+-- worker marks the SKUs it splits 'auto' and merges them back when quiet.
+-- SKUs already split were split by an operator.
+-- ---------------------------------------------------------------------------
+ALTER TABLE ordersync.sku
+	ADD COLUMN hot_source text CONSTRAINT sku_hot_source CHECK (hot_source IN ('operator', 'auto'));
+COMMENT ON COLUMN ordersync.sku.hot_source IS
+	'who set the bucket count: operator (set_hot, never changed by auto-hot), auto (the worker, merged back when quiet), or NULL (never set)';
+UPDATE ordersync.sku SET hot_source = 'operator' WHERE buckets > 1;

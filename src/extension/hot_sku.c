@@ -7,8 +7,11 @@
  *
  *	  Re-bucketing locks every row of the SKU for one short transaction: it
  *	  merges all buckets into bucket 0 (reservations and safety stock too),
- *	  then spreads the units free to sell evenly over the new buckets.  Buyers waiting meanwhile see
- *	  the result when it commits (allocate.c looks again for new rows).
+ *	  then spreads the units free to sell evenly over the new buckets.
+ *	  Buyers waiting meanwhile see the result when it commits (allocate.c
+ *	  looks again for new rows).  The auto-hot worker (autohot.c) re-buckets
+ *	  the same way; set_hot() marks the SKU as the operator's, which the
+ *	  worker then leaves alone.
  *
  *-------------------------------------------------------------------------
  */
@@ -39,10 +42,12 @@ require_sku_locked(const char *sku)
 }
 
 /*
- * set_hot(sku, buckets)
+ * Splits the SKU's stock at each location into buckets (1: one plain row
+ * again) and records the count.  The caller holds the sku row lock and is
+ * connected to SPI; set_hot() and the auto-hot worker (autohot.c) share it.
  */
-Datum
-ordersync_set_hot(PG_FUNCTION_ARGS)
+void
+os_rebucket(const char *sku, int buckets)
 {
 	static OsPlan lock = {
 		"SELECT 1 FROM ordersync.stock WHERE sku = $1"
@@ -87,8 +92,6 @@ ordersync_set_hot(PG_FUNCTION_ARGS)
 		"UPDATE ordersync.sku SET buckets = $2 WHERE sku = $1",
 		2, {TEXTOID, INT4OID}
 	};
-	char	   *sku = os_required_text_arg(fcinfo, 0, "sku");
-	int			buckets;
 	Datum		v;
 	Datum		values[6];
 	int			nloc;
@@ -97,17 +100,6 @@ ordersync_set_hot(PG_FUNCTION_ARGS)
 			   *reserved,
 			   *safety;
 
-	if (PG_ARGISNULL(1) || PG_GETARG_INT32(1) < 1 || PG_GETARG_INT32(1) > MAX_BUCKETS)
-		ereport(ERROR,
-				(errcode(ERRCODE_OS_INVALID_INPUT),
-				 errmsg("buckets must be between 1 and %d", MAX_BUCKETS),
-				 PG_ARGISNULL(1) ? errdetail("set_hot() was called with buckets => NULL.") :
-				 errdetail("set_hot() was called with buckets => %d.", PG_GETARG_INT32(1)),
-				 errhint("About as many buckets as buyers at once is plenty; 1 makes the SKU plain again.")));
-	buckets = PG_GETARG_INT32(1);
-
-	SPI_connect();
-	require_sku_locked(sku);
 	v = CStringGetTextDatum(sku);
 	(void) os_execute(&lock, &v, NULL, false, 0);
 	(void) os_execute(&merge_reservations, &v, NULL, false, 0);
@@ -161,6 +153,37 @@ ordersync_set_hot(PG_FUNCTION_ARGS)
 	values[0] = v;
 	values[1] = Int32GetDatum(buckets);
 	(void) os_execute(&set_buckets, values, NULL, false, 0);
+}
+
+/*
+ * set_hot(sku, buckets): the operator's choice, which auto-hot never
+ * overrides (sku.hot_source = 'operator', 1 bucket included).
+ */
+Datum
+ordersync_set_hot(PG_FUNCTION_ARGS)
+{
+	static OsPlan mark = {
+		"UPDATE ordersync.sku SET hot_source = 'operator' WHERE sku = $1",
+		1, {TEXTOID}
+	};
+	char	   *sku = os_required_text_arg(fcinfo, 0, "sku");
+	int			buckets;
+	Datum		v;
+
+	if (PG_ARGISNULL(1) || PG_GETARG_INT32(1) < 1 || PG_GETARG_INT32(1) > MAX_BUCKETS)
+		ereport(ERROR,
+				(errcode(ERRCODE_OS_INVALID_INPUT),
+				 errmsg("buckets must be between 1 and %d", MAX_BUCKETS),
+				 PG_ARGISNULL(1) ? errdetail("set_hot() was called with buckets => NULL.") :
+				 errdetail("set_hot() was called with buckets => %d.", PG_GETARG_INT32(1)),
+				 errhint("About as many buckets as buyers at once is plenty; 1 makes the SKU plain again.")));
+	buckets = PG_GETARG_INT32(1);
+
+	SPI_connect();
+	require_sku_locked(sku);
+	os_rebucket(sku, buckets);
+	v = CStringGetTextDatum(sku);
+	(void) os_execute(&mark, &v, NULL, false, 0);
 	os_write_history("set_hot", 0, false, NULL, NULL, sku, NULL, buckets, true, NULL);
 	SPI_finish();
 

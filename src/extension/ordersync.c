@@ -69,6 +69,7 @@ _PG_init(void)
 							NULL, NULL, NULL);
 
 	os_worker_init();			/* its GUCs, and the worker when preloaded */
+	os_autohot_init();			/* its GUCs, and shared memory when preloaded */
 
 	MarkGUCPrefixReserved("ordersync");
 

@@ -12,6 +12,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "datatype/timestamp.h"
 #include "utils/jsonb.h"
 
 /*
@@ -128,5 +129,17 @@ extern int	os_expire_due(int limit);
 
 /* worker.c */
 extern void os_worker_init(void);
+
+/* hot_sku.c */
+extern void os_rebucket(const char *sku, int buckets);
+
+/* autohot.c: the worker ticks every AUTOHOT_TICK_MS when auto-hot is on */
+#define AUTOHOT_TICK_MS 250
+extern bool ordersync_auto_hot;
+extern void os_autohot_init(void);
+extern TimestampTz os_autohot_clock(void);
+extern void os_autohot_waited(const char *sku, TimestampTz started);
+extern void os_autohot_busy(const char *sku);
+extern void os_autohot_tick(void);
 
 #endif							/* ORDERSYNC_H */

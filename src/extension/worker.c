@@ -5,6 +5,8 @@
  *	  shared_preload_libraries, it expires pending orders whose reservation
  *	  ran out, in one database, every ordersync.expire_interval, in batches
  *	  of ordersync.expire_batch orders per transaction.  No external cron.
+ *	  With ordersync.auto_hot on, it also wakes every AUTOHOT_TICK_MS to
+ *	  split SKUs whose buyers queue, and merge them back (autohot.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -22,6 +24,7 @@
 #include "tcop/utility.h"
 #include "utils/guc.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 
 #include "ordersync.h"
 
@@ -96,6 +99,7 @@ void
 ordersync_worker_main(Datum arg)
 {
 	bool		warned = false;
+	TimestampTz last_expiry = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -110,6 +114,7 @@ ordersync_worker_main(Datum arg)
 	{
 		bool		installed = true;
 		int			n;
+		long		timeout;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -118,20 +123,30 @@ ordersync_worker_main(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
-		/* a full batch means there may be more due right now */
-		do
-			n = expire_batch_once(&installed);
-		while (n == expire_batch);
+		if (last_expiry == 0 ||
+			TimestampDifferenceExceeds(last_expiry, GetCurrentTimestamp(),
+									   expire_interval * 1000))
+		{
+			last_expiry = GetCurrentTimestamp();
 
-		if (!installed && !warned)
-			ereport(LOG,
-					(errmsg("ordersync expiry worker: extension ordersync is not installed in database \"%s\"",
-							worker_database),
-					 errhint("Run CREATE EXTENSION ordersync there, or set ordersync.database to the database that has it.")));
-		warned = !installed;
+			/* a full batch means there may be more due right now */
+			do
+				n = expire_batch_once(&installed);
+			while (n == expire_batch);
 
+			if (!installed && !warned)
+				ereport(LOG,
+						(errmsg("ordersync expiry worker: extension ordersync is not installed in database \"%s\"",
+								worker_database),
+						 errhint("Run CREATE EXTENSION ordersync there, or set ordersync.database to the database that has it.")));
+			warned = !installed;
+		}
+
+		os_autohot_tick();
+
+		timeout = ordersync_auto_hot ? AUTOHOT_TICK_MS : expire_interval * 1000L;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 expire_interval * 1000L, PG_WAIT_EXTENSION);
+						 timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }

@@ -3,27 +3,35 @@
 # own with ordersync in shared_preload_libraries: a pending order whose
 # reservation runs out is expired without anyone calling
 # expire_reservations(), its stock comes back, and an order being paid at
-# that moment is left alone.
+# that moment is left alone.  Then auto-hot: a storm of buyers on a SKU
+# nobody prepared splits it into buckets within seconds, and once quiet for
+# ordersync.auto_hot_cooldown it is one row again; no unit is lost or
+# counted twice across either switch, each switch is one history row and
+# one inventory.hot_changed event, and a SKU the operator set is left alone.
 set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$(dirname "$0")/../.." && pwd)
 PORT=${ORDERSYNC_BGWORKER_PORT:-25434}
+PGBENCH=${PGBENCH:-/usr/lib/postgresql/15/bin/pgbench}
+# another cluster script (same commands), e.g. one for a private build
+CLUSTER=${ORDERSYNC_CLUSTER_SH:-$top/scripts/cluster.sh}
 dir=$(mktemp -d /tmp/ordersync-bgw.XXXXXX)
 chmod 0755 "$dir"
-trap '"$top/scripts/cluster.sh" stop "$dir/pg" >/dev/null 2>&1; rm -rf "$dir"' EXIT
+trap '"$CLUSTER" stop "$dir/pg" >/dev/null 2>&1; rm -rf "$dir"' EXIT
 
 # the database the worker works in must exist when the server starts
-"$top/scripts/cluster.sh" start "$dir/pg" "$PORT" || { echo "FAIL: bgworker/cluster_start"; exit 1; }
-eval "$("$top/scripts/cluster.sh" env "$dir/pg" "$PORT")"
+"$CLUSTER" start "$dir/pg" "$PORT" || { echo "FAIL: bgworker/cluster_start"; exit 1; }
+eval "$("$CLUSTER" env "$dir/pg" "$PORT")"
 export PGOPTIONS="-c client_min_messages=warning"
 psql -X -q -d postgres -c "CREATE DATABASE shop" || exit 1
 # (ALTER SYSTEM refuses ordersync.* before the library is loaded)
 printf "%s\n" "shared_preload_libraries = 'ordersync'" "ordersync.database = 'shop'" \
-	"ordersync.expire_interval = 1" | if [ "$(id -u)" -eq 0 ]; then
+	"ordersync.expire_interval = 1" "ordersync.auto_hot_cooldown = 3" "max_connections = 120" | if [ "$(id -u)" -eq 0 ]; then
 		runuser -u postgres -- tee -a "$dir/pg/data/postgresql.conf"
 	else
 		tee -a "$dir/pg/data/postgresql.conf"
 	fi >/dev/null
-"$top/scripts/cluster.sh" restart "$dir/pg" || { echo "FAIL: bgworker/cluster_restart"; exit 1; }
+"$CLUSTER" restart "$dir/pg" || { echo "FAIL: bgworker/cluster_restart"; exit 1; }
 
 q() { psql -X -At -v ON_ERROR_STOP=1 -d shop -c "$1"; }
 check() {
@@ -58,3 +66,64 @@ check reason_recorded "$(q "SELECT reason FROM ordersync.history h JOIN ordersyn
 wait $payer
 check payment_not_overtaken "$(q "SELECT status FROM ordersync.orders WHERE external_id = 'x2'")" "paid"
 check stock_back "$(q "SELECT ordersync.available('A')")" "8"
+
+# --- auto-hot: a storm on a SKU nobody prepared
+q "SELECT ordersync.receive_stock('STORM', 'main', 100000)" >/dev/null
+q "SELECT ordersync.receive_stock('OPS', 'main', 100000)" >/dev/null
+q "SELECT ordersync.set_hot('OPS', 1)" >/dev/null
+q "SELECT 'slot' FROM pg_create_logical_replication_slot('bgw_hot', 'test_decoding')" >/dev/null
+q "CREATE TABLE refused (n int)" >/dev/null
+q "CREATE FUNCTION try_buy(sku text) RETURNS void LANGUAGE plpgsql AS \$\$
+BEGIN
+	PERFORM ordersync.place_order('web', md5(random()::text),
+		jsonb_build_array(jsonb_build_object('sku', sku, 'qty', 1, 'price', '1')));
+EXCEPTION WHEN SQLSTATE 'OS001' THEN
+	INSERT INTO refused VALUES (1);
+END \$\$" >/dev/null
+echo "SELECT try_buy('STORM');" >"$dir/storm.sql"
+echo "SELECT try_buy('OPS');" >"$dir/ops.sql"
+start=$(date +%s.%N)
+"$PGBENCH" -n -c 48 -j 2 -T 6 -f "$dir/storm.sql" shop >"$dir/storm.log" 2>&1 &
+storm=$!
+"$PGBENCH" -n -c 16 -j 1 -T 6 -f "$dir/ops.sql" shop >"$dir/ops.log" 2>&1 &
+ops=$!
+split_after=none
+for _ in $(seq 1 50); do
+	if [ "$(q "SELECT buckets > 1 FROM ordersync.sku WHERE sku = 'STORM'")" = t ]; then
+		split_after=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}')
+		break
+	fi
+	sleep 0.1
+done
+wait $storm; rc1=$?
+wait $ops; rc2=$?
+check storm_pgbench "$rc1/$rc2/$(grep -c -E 'ERROR|aborted' "$dir/storm.log" "$dir/ops.log" | awk -F: '{s += $2} END {print s}')" "0/0/0"
+# decided within about a second of the first order (the worker's transaction
+# then waits its turn in the queue for the SKU's row, which a busy machine
+# makes longer: visible within a few seconds of pgbench starting)
+decided=$(q "SELECT round(extract(epoch FROM (SELECT min(at) FROM ordersync.history WHERE sku = 'STORM' AND reason LIKE 'auto:%')
+	- (SELECT min(created_at) FROM ordersync.orders o WHERE o.lines @> '[{\"sku\": \"STORM\"}]')), 2)")
+echo "# auto-hot: split of STORM decided ${decided}s after its first order, visible ${split_after}s after pgbench started"
+check storm_split_decided_within_2s "$(awk -v t="$decided" 'BEGIN {print (t != "" && t <= 2.0) ? "yes" : "no (" t ")"}')" "yes"
+check storm_split_visible_within_6s "$(awk -v t="$split_after" 'BEGIN {print (t != "none" && t <= 6.0) ? "yes" : "no (" t ")"}')" "yes"
+check storm_split_is_auto "$(q "SELECT hot_source FROM ordersync.sku WHERE sku = 'STORM'")" "auto"
+check operator_choice_kept "$(q "SELECT buckets || '/' || hot_source FROM ordersync.sku WHERE sku = 'OPS'")" "1/operator"
+sold=$(q "SELECT count(*) FROM ordersync.order_line WHERE sku = 'STORM'")
+check storm_no_refusal "$(q "SELECT count(*) FROM refused")" "0"
+check storm_units_kept "$(q "SELECT sum(on_hand) || '/' || sum(reserved) || '/' || ordersync.available('STORM') FROM ordersync.stock WHERE sku = 'STORM'")" "100000/$sold/$((100000 - sold))"
+check storm_reservations_match "$(q "SELECT count(*) FROM ordersync.stock s WHERE s.reserved <> coalesce((SELECT sum(qty) FROM ordersync.reservation r WHERE r.sku = s.sku AND r.location = s.location AND r.bucket = s.bucket AND r.state = 'held'), 0)")" "0"
+
+# quiet: back to one row after the cool-down (3 s here)
+for _ in $(seq 1 60); do
+	[ "$(q "SELECT buckets FROM ordersync.sku WHERE sku = 'STORM'")" = 1 ] && break
+	sleep 0.2
+done
+check storm_merged_back "$(q "SELECT buckets || '/' || coalesce(hot_source, 'none') || '/' || (SELECT count(*) FROM ordersync.stock WHERE sku = 'STORM') FROM ordersync.sku WHERE sku = 'STORM'")" "1/none/1"
+check merged_units_kept "$(q "SELECT on_hand || '/' || reserved FROM ordersync.stock WHERE sku = 'STORM'")" "100000/$sold"
+check merged_reservations_match "$(q "SELECT sum(qty) FROM ordersync.reservation WHERE sku = 'STORM' AND state = 'held'")" "$sold"
+# each automatic change: one history row with its reason, one event
+hist=$(q "SELECT count(*) FROM ordersync.history WHERE sku = 'STORM' AND action = 'set_hot' AND reason LIKE 'auto:%'")
+events=$(q "SELECT count(*) FROM pg_logical_slot_get_changes('bgw_hot', NULL, NULL) WHERE data LIKE '%inventory.hot_changed%'")
+check hot_changed_events_once "$events" "$hist"
+check hot_changed_split_and_merge "$(q "SELECT (count(*) FILTER (WHERE qty > 1) >= 1 AND (array_agg(qty ORDER BY id DESC))[1] = 1)::text FROM ordersync.history WHERE sku = 'STORM' AND action = 'set_hot'")" "true"
+q "SELECT pg_drop_replication_slot('bgw_hot')" >/dev/null

@@ -10,10 +10,18 @@
 #              buckets while it is re-bucketed under them: every purchase
 #              succeeds (no "sold out" while stock remains), then every
 #              further one is refused (no oversell).
+#   hot_wait:  64 clients, four times the 16 buckets of one SKU, buy
+#              exactly its stock: the buyers who find every bucket held
+#              wait for one and none is told "sold out" while stock
+#              remains; then every further purchase is refused.
+#   mixed:     32 clients place multi-line orders mixing hot SKUs (few
+#              buckets: buyers wait for one or for all) and plain ones,
+#              lines in random order, until one hot SKU runs out: no
+#              deadlock, nothing oversold, reservations match the lines.
 # Expects PGHOST/PGPORT/PGUSER of a running cluster (scripts/test.sh).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-PGBENCH=/usr/lib/postgresql/15/bin/pgbench
+PGBENCH=${PGBENCH:-/usr/lib/postgresql/15/bin/pgbench}
 DB=ordersync_load
 export PGOPTIONS="-c client_min_messages=warning"
 work=$(mktemp -d /tmp/ordersync-load.XXXXXX)
@@ -89,5 +97,26 @@ check hot_buckets "$(q "SELECT count(*) FROM ordersync.stock WHERE sku = 'FLASH'
 bench hot_after 4 10 "$here/buy_flash.sql" || echo "FAIL: load/hot_after_pgbench"
 check hot_no_oversell "$(q "SELECT count(*) || '/' || (SELECT sum(reserved) FROM ordersync.stock WHERE sku = 'FLASH') FROM load_refused")" "40/640"
 check hot_invariants "$(invariants)" "0"
+
+# --- hot_wait: four buyers per bucket, demand equals supply
+q "TRUNCATE load_refused" >/dev/null
+bench hot_wait 64 20 "$here/buy_storm.sql" || echo "FAIL: load/hot_wait_pgbench"
+check hot_wait_no_false_sold_out "$(q "SELECT count(*) FROM load_refused")" "0"
+check hot_wait_all_sold "$(q "SELECT sum(reserved) || '/' || sum(on_hand) || '/' || ordersync.available('STORM') FROM ordersync.stock WHERE sku = 'STORM'")" "1280/1280/0"
+check hot_wait_orders_match "$(q "SELECT count(*) FROM ordersync.order_line WHERE sku = 'STORM'")" "1280"
+bench hot_wait_after 8 5 "$here/buy_storm.sql" || echo "FAIL: load/hot_wait_after_pgbench"
+check hot_wait_no_oversell "$(q "SELECT count(*) || '/' || (SELECT sum(reserved) FROM ordersync.stock WHERE sku = 'STORM') FROM load_refused")" "40/1280"
+check hot_wait_invariants "$(invariants)" "0"
+
+# --- mixed: hot and plain SKUs in one order, waiting for one and for all
+q "TRUNCATE load_refused" >/dev/null
+bench mixed 32 40 "$here/buy_mixed.sql" || echo "FAIL: load/mixed_pgbench"
+check mixed_placed_or_refused "$(q "SELECT (SELECT count(DISTINCT order_id) FROM ordersync.order_line WHERE sku LIKE 'X-%') + (SELECT count(*) FROM load_refused)")" "1280"
+check mixed_some_refused "$(q "SELECT count(*) > 0 FROM load_refused")" "t"
+check mixed_hot_sold_out_exactly "$(q "SELECT sum(reserved) <= 300 AND ordersync.available('X-3') = 300 - sum(reserved) FROM ordersync.stock WHERE sku = 'X-3'")" "t"
+check mixed_reserved_matches_lines "$(q "SELECT count(*) FROM ordersync.sku k
+	WHERE k.sku LIKE 'X-%' AND (SELECT sum(reserved) FROM ordersync.stock s WHERE s.sku = k.sku)
+	      <> (SELECT coalesce(sum(qty), 0) FROM ordersync.order_line l WHERE l.sku = k.sku)")" "0"
+check mixed_invariants "$(invariants)" "0"
 
 psql -X -q -d postgres -c "DROP DATABASE $DB" >/dev/null

@@ -8,6 +8,13 @@ SELECT ordersync.receive_stock('M-' || i, 'main', 1000000) FROM generate_series(
 SELECT ordersync.receive_stock('L-' || i, 'main', 50000) FROM generate_series(1, 2) i;
 SELECT ordersync.receive_stock('FLASH', 'main', 640);
 SELECT ordersync.set_hot('FLASH', 16);
+SELECT ordersync.receive_stock('STORM', 'main', 1280);
+SELECT ordersync.set_hot('STORM', 16);
+-- X-1 and X-3 hot (4 and 2 buckets), X-2 and X-4 plain; X-3 runs out
+SELECT ordersync.receive_stock('X-' || i, 'main', CASE i WHEN 3 THEN 300 ELSE 100000 END)
+FROM generate_series(1, 4) i;
+SELECT ordersync.set_hot('X-1', 4);
+SELECT ordersync.set_hot('X-3', 2);
 
 -- refusals are expected under load: count them instead of aborting the client
 CREATE TABLE load_refused (at timestamptz DEFAULT clock_timestamp());

@@ -4,7 +4,7 @@
 -- and changes nothing.  Runs as a superuser inside a transaction that run.sh
 -- rolls back.
 
-SELECT plan(240);
+SELECT plan(247);
 
 -- ---------------------------------------------------------------------------
 -- The functions
@@ -250,6 +250,8 @@ SELECT lives_ok($$SELECT ordersync.set_low_stock('API-H', 3)$$, 'set_low_stock(s
 SELECT is((SELECT low_stock_threshold FROM ordersync.sku WHERE sku = 'API-H'), 3::bigint, 'set_low_stock records the threshold');
 SELECT lives_ok($$SELECT ordersync.set_low_stock('API-H', NULL)$$, 'set_low_stock(sku, NULL) works');
 SELECT is((SELECT low_stock_threshold FROM ordersync.sku WHERE sku = 'API-H'), NULL::bigint, 'set_low_stock(sku, NULL) turns the threshold off');
+SELECT is((SELECT hot_source FROM ordersync.sku WHERE sku = 'API-H'), 'operator',
+	'set_hot records the operator''s choice (1 bucket too), which auto-hot never overrides');
 
 -- settings
 SELECT is(current_setting('ordersync.reservation_ttl'), '15min', 'ordersync.reservation_ttl defaults to 15 minutes');
@@ -259,6 +261,15 @@ SELECT is(current_setting('ordersync.max_customer_depth'), '8', 'ordersync.max_c
 SELECT set_eq($$SELECT name::text || '=' || context FROM pg_settings WHERE name LIKE 'ordersync.max_customer%'$$,
 	ARRAY['ordersync.max_customer_bytes=superuser', 'ordersync.max_customer_depth=superuser'],
 	'the customer limits can be changed by superusers only (an application cannot raise its own)');
+SELECT is(current_setting('ordersync.auto_hot'), 'on', 'ordersync.auto_hot defaults to on');
+SELECT is(current_setting('ordersync.auto_hot_wait'), '20ms', 'ordersync.auto_hot_wait defaults to 20ms');
+SELECT is(current_setting('ordersync.auto_hot_queue'), '4', 'ordersync.auto_hot_queue defaults to 4 buyers');
+SELECT is(current_setting('ordersync.auto_hot_cooldown'), '1min', 'ordersync.auto_hot_cooldown defaults to 1 minute');
+SELECT is(current_setting('ordersync.auto_hot_max_buckets'), '256', 'ordersync.auto_hot_max_buckets defaults to 256');
+SELECT set_eq($$SELECT name::text || '=' || context FROM pg_settings WHERE name LIKE 'ordersync.auto_hot%'$$,
+	ARRAY['ordersync.auto_hot=sighup', 'ordersync.auto_hot_wait=sighup', 'ordersync.auto_hot_queue=sighup',
+	      'ordersync.auto_hot_cooldown=sighup', 'ordersync.auto_hot_max_buckets=sighup'],
+	'the auto-hot settings are server-wide (postgresql.conf, reload)');
 SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'ordersync'), '0.3.0', 'CREATE EXTENSION installs 0.3.0');
 
 -- ---------------------------------------------------------------------------

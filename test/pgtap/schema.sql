@@ -3,7 +3,7 @@
 -- shipped state machine and reference data.  Runs as a superuser inside a
 -- transaction that run.sh rolls back.
 
-SELECT plan(185);
+SELECT plan(186);
 
 -- ---------------------------------------------------------------------------
 -- Schema, roles, tables
@@ -67,11 +67,12 @@ SELECT col_type_is('ordersync', 'location', 'id', 'text', 'location.id is text')
 SELECT col_type_is('ordersync', 'location', 'priority', 'integer', 'location.priority is integer');
 SELECT col_type_is('ordersync', 'location', 'created_at', 'timestamp with time zone', 'location.created_at is timestamptz');
 
-SELECT columns_are('ordersync', 'sku', ARRAY['sku', 'buckets', 'low_stock_threshold', 'created_at'], 'sku columns');
+SELECT columns_are('ordersync', 'sku', ARRAY['sku', 'buckets', 'low_stock_threshold', 'created_at', 'hot_source'], 'sku columns');
 SELECT col_type_is('ordersync', 'sku', 'sku', 'text', 'sku.sku is text');
 SELECT col_type_is('ordersync', 'sku', 'buckets', 'integer', 'sku.buckets is integer');
 SELECT col_type_is('ordersync', 'sku', 'low_stock_threshold', 'bigint', 'sku.low_stock_threshold is bigint');
 SELECT col_type_is('ordersync', 'sku', 'created_at', 'timestamp with time zone', 'sku.created_at is timestamptz');
+SELECT col_type_is('ordersync', 'sku', 'hot_source', 'text', 'sku.hot_source is text (operator, auto or NULL)');
 
 SELECT columns_are('ordersync', 'stock', ARRAY['sku', 'location', 'bucket', 'on_hand', 'reserved', 'safety'], 'stock columns');
 SELECT col_type_is('ordersync', 'stock', 'bucket', 'integer', 'stock.bucket is integer');
@@ -142,7 +143,7 @@ SELECT set_eq(
 	    FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
 	   WHERE c.relnamespace = 'ordersync'::regnamespace AND c.relkind = 'r'
 	     AND a.attnum > 0 AND NOT a.attisdropped AND NOT a.attnotnull$$,
-	ARRAY['sku.low_stock_threshold', 'orders.customer', 'orders.expires_at', 'history.order_id', 'history.from_status',
+	ARRAY['sku.low_stock_threshold', 'sku.hot_source', 'orders.customer', 'orders.expires_at', 'history.order_id', 'history.from_status',
 	      'history.to_status', 'history.sku', 'history.location', 'history.qty', 'history.reason',
 	      'dead_letter.redelivered_at'],
 	'exactly the optional columns are nullable');
@@ -207,6 +208,7 @@ SELECT set_eq(
 	ARRAY['ordersync.channel:channel_id_format', 'ordersync.channel:channel_status_map_object',
 	      'ordersync.location:location_id_format', 'ordersync.sku:sku_format',
 	      'ordersync.sku:sku_buckets_range', 'ordersync.sku:sku_low_stock_threshold_nonnegative',
+	      'ordersync.sku:sku_hot_source',
 	      'ordersync.stock:stock_bucket_nonnegative',
 	      'ordersync.stock:stock_on_hand_nonnegative', 'ordersync.stock:stock_reserved_nonnegative',
 	      'ordersync.stock:stock_safety_nonnegative', 'ordersync.stock:stock_reserved_within_on_hand',

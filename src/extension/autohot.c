@@ -1,0 +1,510 @@
+/*-------------------------------------------------------------------------
+ *
+ * autohot.c
+ *	  Auto-hot: a SKU whose buyers queue on its stock rows is split into
+ *	  buckets by the background worker, and merged back once quiet.
+ *
+ *	  Nobody can know beforehand which SKU a promotion will bring a storm
+ *	  to, and a storm on one stock row serializes every buyer behind the
+ *	  row lock of the one before (each holds it until its commit is
+ *	  flushed).  So buyers measure what they wait for: a buyer whose wait
+ *	  for a SKU's stock row locks lasted ordersync.auto_hot_wait or longer
+ *	  adds the wait to the SKU's entry in a small shared hash.  Only slow
+ *	  waits touch shared memory: an order that did not queue pays two clock
+ *	  reads.
+ *
+ *	  The worker reads and resets the entries every AUTOHOT_TICK_MS.  By
+ *	  Little's law the total wait over the tick, divided by the tick, is
+ *	  the average number of buyers queued on the SKU; at
+ *	  ordersync.auto_hot_queue or more, the SKU gets about that many more
+ *	  buckets (a power of two, 8 to ordersync.auto_hot_max_buckets).  A SKU
+ *	  split automatically is merged back into one row once no buyer found
+ *	  its start bucket taken (or waited) for ordersync.auto_hot_cooldown.
+ *	  set_hot() records the operator's choice in sku.hot_source, and the
+ *	  worker never changes a SKU the operator set.  Each automatic change is
+ *	  one short transaction (history row, inventory.hot_changed event).
+ *
+ *	  Without ordersync in shared_preload_libraries there is no shared hash
+ *	  and no worker: buyers measure nothing and SKUs stay as set.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "port/atomics.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "ordersync.h"
+
+#define AUTOHOT_KEYLEN		128 /* longer SKUs (bytes) are not tracked */
+#define AUTOHOT_ENTRIES		256
+#define AUTOHOT_MIN_BUCKETS 8
+#define AUTOHOT_BUSY_NOTE_MS 100	/* a backend notes a busy SKU this often */
+#define AUTOHOT_SETTLE_MS	1000	/* after a change, the queue it caused */
+
+/* GUCs */
+bool		ordersync_auto_hot = true;
+static int	auto_hot_wait_ms = 20;
+static int	auto_hot_queue = 4;
+static int	auto_hot_cooldown = 60;
+static int	auto_hot_max_buckets = 256;
+
+typedef struct AutoHotEntry
+{
+	char		sku[AUTOHOT_KEYLEN];	/* hash key */
+	int64		wait_us;		/* slow waits since the worker last read */
+	int32		waits;
+	TimestampTz last_busy;		/* last slow wait or taken start bucket */
+	TimestampTz changed_at;		/* last change by the worker */
+	bool		split;			/* split by the worker, to merge back */
+} AutoHotEntry;
+
+/*
+ * The database the worker works in: SKUs are named per database, so only
+ * buyers there measure their waits.
+ */
+typedef struct AutoHotShared
+{
+	pg_atomic_uint32 dboid;
+} AutoHotShared;
+
+static HTAB *autohot_hash = NULL;
+static LWLock *autohot_lock = NULL;
+static AutoHotShared *autohot_shared = NULL;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+static void
+autohot_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(add_size(hash_estimate_size(AUTOHOT_ENTRIES, sizeof(AutoHotEntry)),
+									MAXALIGN(sizeof(AutoHotShared))));
+	RequestNamedLWLockTranche("ordersync_autohot", 1);
+}
+
+static void
+autohot_shmem_startup(void)
+{
+	HASHCTL		info;
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	memset(&info, 0, sizeof(info));
+	info.keysize = AUTOHOT_KEYLEN;
+	info.entrysize = sizeof(AutoHotEntry);
+	autohot_hash = ShmemInitHash("ordersync auto-hot", AUTOHOT_ENTRIES, AUTOHOT_ENTRIES,
+								 &info, HASH_ELEM | HASH_STRINGS);
+	autohot_lock = &(GetNamedLWLockTranche("ordersync_autohot"))->lock;
+	autohot_shared = ShmemInitStruct("ordersync auto-hot database", sizeof(AutoHotShared), &found);
+	if (!found)
+		pg_atomic_init_u32(&autohot_shared->dboid, InvalidOid);
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/* GUCs always (so the prefix can be reserved), shared memory when preloaded */
+void
+os_autohot_init(void)
+{
+	DefineCustomBoolVariable("ordersync.auto_hot",
+							 "Splits a SKU whose buyers queue on its stock row into buckets, and merges it back when quiet.",
+							 "Needs ordersync in shared_preload_libraries; SKUs set with set_hot() are left alone.",
+							 &ordersync_auto_hot, true,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("ordersync.auto_hot_wait",
+							"A buyer's wait for a SKU's stock row locks that counts towards auto-hot.",
+							NULL, &auto_hot_wait_ms, 20, 1, 60000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("ordersync.auto_hot_queue",
+							"Average number of buyers queued on a SKU's stock rows that makes auto-hot split it.",
+							NULL, &auto_hot_queue, 4, 1, 100000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("ordersync.auto_hot_cooldown",
+							"How long a SKU split by auto-hot must be quiet before it is merged back into one row.",
+							NULL, &auto_hot_cooldown, 60, 1, 7 * 24 * 3600,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("ordersync.auto_hot_max_buckets",
+							"Most buckets auto-hot splits a SKU into.",
+							NULL, &auto_hot_max_buckets, 256, AUTOHOT_MIN_BUCKETS, 1024,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = autohot_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = autohot_shmem_startup;
+}
+
+static bool
+autohot_active(void)
+{
+	return autohot_hash != NULL && ordersync_auto_hot &&
+		pg_atomic_read_u32(&autohot_shared->dboid) == MyDatabaseId;
+}
+
+/* the start of a wait worth measuring, or 0 when nobody would read it */
+TimestampTz
+os_autohot_clock(void)
+{
+	return autohot_active() ? GetCurrentTimestamp() : 0;
+}
+
+/* adds a slow wait for a SKU's rows (started by os_autohot_clock) */
+void
+os_autohot_waited(const char *sku, TimestampTz started)
+{
+	long		secs;
+	int			usecs;
+	int64		us;
+	AutoHotEntry *e;
+	bool		found;
+
+	if (started == 0 || strlen(sku) >= AUTOHOT_KEYLEN)
+		return;
+	TimestampDifference(started, GetCurrentTimestamp(), &secs, &usecs);
+	us = (int64) secs * USECS_PER_SEC + usecs;
+	if (us < (int64) auto_hot_wait_ms * 1000)
+		return;
+
+	LWLockAcquire(autohot_lock, LW_EXCLUSIVE);
+	e = hash_search(autohot_hash, sku, HASH_ENTER_NULL, &found);
+	if (e != NULL)				/* when full, the storm waits for a free entry */
+	{
+		if (!found)
+		{
+			e->wait_us = 0;
+			e->waits = 0;
+			e->changed_at = 0;
+			e->split = false;
+		}
+		/* a wait for the worker's own re-bucketing says nothing */
+		if (!found || started >= e->changed_at)
+			e->wait_us += us;
+		e->waits++;
+		e->last_busy = GetCurrentTimestamp();
+	}
+	LWLockRelease(autohot_lock);
+}
+
+/*
+ * A buyer of a hot SKU found its start bucket taken: the SKU is still busy.
+ * Only SKUs the worker split are tracked, and each backend notes a SKU at
+ * most every AUTOHOT_BUSY_NOTE_MS, so a storm does not queue on our lock.
+ */
+void
+os_autohot_busy(const char *sku)
+{
+	static char last_sku[AUTOHOT_KEYLEN];
+	static TimestampTz last_at = 0;
+	TimestampTz now;
+	AutoHotEntry *e;
+
+	if (!autohot_active() || strlen(sku) >= AUTOHOT_KEYLEN)
+		return;
+	now = GetCurrentTimestamp();
+	if (strcmp(sku, last_sku) == 0 &&
+		!TimestampDifferenceExceeds(last_at, now, AUTOHOT_BUSY_NOTE_MS))
+		return;
+	strlcpy(last_sku, sku, sizeof(last_sku));
+	last_at = now;
+
+	LWLockAcquire(autohot_lock, LW_EXCLUSIVE);
+	e = hash_search(autohot_hash, sku, HASH_FIND, NULL);
+	if (e != NULL)
+		e->last_busy = now;
+	LWLockRelease(autohot_lock);
+}
+
+/* what the worker read of one SKU */
+typedef struct Seen
+{
+	char		sku[AUTOHOT_KEYLEN];
+	double		queue;			/* buyers queued on average */
+	TimestampTz last_busy;
+	bool		split;
+} Seen;
+
+/* the smallest power of two at least n, within the auto-hot limits */
+static int
+bucket_count(double n)
+{
+	int			b = AUTOHOT_MIN_BUCKETS;
+
+	while (b < n && b < auto_hot_max_buckets)
+		b *= 2;
+	return Min(b, auto_hot_max_buckets);
+}
+
+static void
+set_split(const char *sku, bool split, TimestampTz now)
+{
+	AutoHotEntry *e;
+	bool		found = true;
+
+	LWLockAcquire(autohot_lock, LW_EXCLUSIVE);
+	e = hash_search(autohot_hash, sku, split ? HASH_ENTER_NULL : HASH_FIND, &found);
+	if (e != NULL)
+	{
+		if (!found)
+			e->split = false;
+		if (!found || (split && !e->split))
+		{
+			e->wait_us = 0;
+			e->waits = 0;
+		}
+		e->split = split;
+		e->last_busy = now;
+		e->changed_at = now;
+	}
+	LWLockRelease(autohot_lock);
+}
+
+/*
+ * One decision about one SKU, in the caller's transaction: split (or grow)
+ * a SKU with a queue, merge back a quiet one the worker split.  Returns the
+ * new bucket count, 0 when nothing changed, -1 when the operator set it.
+ */
+static int
+decide(const Seen *s, TimestampTz now)
+{
+	static OsPlan lock = {
+		"SELECT buckets, hot_source FROM ordersync.sku WHERE sku = $1 FOR UPDATE",
+		1, {TEXTOID}
+	};
+	static OsPlan mark = {
+		"UPDATE ordersync.sku SET hot_source = $2 WHERE sku = $1",
+		2, {TEXTOID, TEXTOID}
+	};
+	Datum		v = CStringGetTextDatum(s->sku);
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	int			cur;
+	int			want;
+	char	   *source;
+	bool		isnull;
+	char		reason[200];
+	StringInfoData data;
+	bool		first = true;
+
+	if (os_execute(&lock, &v, NULL, false, 1) == 0)
+		return 0;
+	cur = DatumGetInt32(os_getdatum(0, 1, &isnull));
+	(void) os_getdatum(0, 2, &isnull);
+	source = isnull ? NULL : os_gettext(0, 2);
+	if (source != NULL && strcmp(source, "operator") == 0)
+		return -1;				/* the operator's now: never ours again */
+
+	if (s->queue >= auto_hot_queue)
+	{
+		want = bucket_count(cur + s->queue);
+		if (want < cur * 2)
+			return 0;
+		snprintf(reason, sizeof(reason),
+				 "auto: %.0f buyers queued on average", s->queue);
+	}
+	else if (cur > 1 && source != NULL &&
+			 TimestampDifferenceExceeds(s->last_busy, now, auto_hot_cooldown * 1000))
+	{
+		want = 1;
+		snprintf(reason, sizeof(reason), "auto: quiet for %d s", auto_hot_cooldown);
+	}
+	else
+		return 0;
+
+	os_rebucket(s->sku, want);
+	values[0] = v;
+	values[1] = CStringGetTextDatum("auto");
+	nulls[1] = want > 1 ? ' ' : 'n';
+	(void) os_execute(&mark, values, nulls, false, 0);
+	os_write_history("set_hot", 0, false, NULL, NULL, s->sku, NULL, want, true, reason);
+
+	initStringInfo(&data);
+	appendStringInfoChar(&data, '{');
+	json_add_text(&data, &first, "sku", s->sku);
+	json_add_int64(&data, &first, "buckets", want);
+	json_add_int64(&data, &first, "previous_buckets", cur);
+	json_add_text(&data, &first, "source", "auto");
+	json_add_text(&data, &first, "reason", reason);
+	appendStringInfoChar(&data, '}');
+	os_emit_event("inventory.hot_changed", "sku", s->sku, &data);
+	return want;
+}
+
+/* whether this database has ordersync at a version with sku.hot_source */
+static bool
+schema_ready(void)
+{
+	if (SPI_execute("SELECT 1 FROM pg_catalog.pg_attribute"
+					" WHERE attrelid = pg_catalog.to_regclass('ordersync.sku')"
+					" AND attname = 'hot_source' AND NOT attisdropped", true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "ordersync: cannot read pg_attribute");
+	return SPI_processed > 0;
+}
+
+/*
+ * One SKU in its own transaction, so a storm elsewhere does not hold it
+ * up; a lock it cannot get within lock_timeout, or any other error, is
+ * logged and the SKU is looked at again at a later tick.
+ */
+static void
+handle(const Seen *s, TimestampTz now)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile int changed = 0;
+
+	PG_TRY();
+	{
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		SPI_connect();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pgstat_report_activity(STATE_RUNNING, "ordersync: auto-hot");
+		if (schema_ready())
+		{
+			(void) SPI_execute("SET LOCAL lock_timeout = '5s'", false, 0);
+			changed = decide(s, now);
+		}
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		pgstat_report_activity(STATE_IDLE, NULL);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		pgstat_report_activity(STATE_IDLE, NULL);
+		return;
+	}
+	PG_END_TRY();
+
+	if (changed > 1)
+		set_split(s->sku, true, now);
+	else if (changed == 1 || changed < 0)
+		set_split(s->sku, false, now);
+}
+
+/* after a restart: the SKUs split before it are to be merged back too */
+static void
+adopt_split_skus(TimestampTz now)
+{
+	int			n = 0;
+	char	  **skus = NULL;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (schema_ready() &&
+		SPI_execute("SELECT sku FROM ordersync.sku WHERE hot_source = 'auto'", true, 0) == SPI_OK_SELECT)
+	{
+		n = SPI_processed;
+		skus = MemoryContextAlloc(TopMemoryContext, sizeof(char *) * Max(n, 1));
+		for (int i = 0; i < n; i++)
+			skus[i] = MemoryContextStrdup(TopMemoryContext, os_gettext(i, 1));
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	for (int i = 0; i < n; i++)
+	{
+		if (strlen(skus[i]) < AUTOHOT_KEYLEN)
+			set_split(skus[i], true, now);
+		pfree(skus[i]);
+	}
+	if (skus)
+		pfree(skus);
+}
+
+/*
+ * The worker's tick: read and reset what buyers noted since the last one,
+ * then act on the SKUs that need it.  Called outside a transaction.
+ */
+void
+os_autohot_tick(void)
+{
+	static TimestampTz last = 0;
+	static bool adopted = false;
+	TimestampTz now = GetCurrentTimestamp();
+	double		elapsed_us;
+	HASH_SEQ_STATUS seq;
+	AutoHotEntry *e;
+	Seen	   *seen;
+	int			n = 0;
+
+	if (autohot_hash == NULL)
+		return;
+	pg_atomic_write_u32(&autohot_shared->dboid, MyDatabaseId);
+	if (!autohot_active())
+		return;
+	if (!adopted)
+	{
+		adopt_split_skus(now);
+		adopted = true;
+	}
+	elapsed_us = last == 0 ? AUTOHOT_TICK_MS * 1000.0 : (double) (now - last);
+	last = now;
+	if (elapsed_us <= 0)
+		return;
+
+	seen = palloc(sizeof(Seen) * AUTOHOT_ENTRIES);
+	LWLockAcquire(autohot_lock, LW_EXCLUSIVE);
+	hash_seq_init(&seq, autohot_hash);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		double		queue = e->wait_us / elapsed_us;
+		bool		quiet = TimestampDifferenceExceeds(e->last_busy, now,
+													   auto_hot_cooldown * 1000);
+
+		/*
+		 * Re-bucketing holds every row of the SKU for a moment: the buyers
+		 * it queued are not a reason to grow again.
+		 */
+		if (!TimestampDifferenceExceeds(e->changed_at, now, AUTOHOT_SETTLE_MS))
+			queue = 0;
+
+		if (queue >= auto_hot_queue || (e->split && quiet))
+		{
+			strlcpy(seen[n].sku, e->sku, AUTOHOT_KEYLEN);
+			seen[n].queue = queue;
+			seen[n].last_busy = e->last_busy;
+			seen[n].split = e->split;
+			n++;
+		}
+		e->wait_us = 0;
+		e->waits = 0;
+
+		/*
+		 * Only the SKUs the worker split stay: the table is small, and the
+		 * slow waits of a busy server spread over many SKUs must not fill
+		 * it before a storm comes.
+		 */
+		if (!e->split)
+			(void) hash_search(autohot_hash, e->sku, HASH_REMOVE, NULL);
+	}
+	LWLockRelease(autohot_lock);
+
+	for (int i = 0; i < n; i++)
+		handle(&seen[i], now);
+	pfree(seen);
+}
