@@ -15,83 +15,33 @@
 #include "unit.h"
 #include "log.h"
 #include "metrics.h"
+#include "fixture.h"
 #include "relay.h"
 
-static char dir[64];
-static char path[128];
-static struct sink sinks[1];
-static struct relay R;
-
-#define B(xid, lsn, next) "{\"action\":\"B\",\"xid\":" #xid ",\"timestamp\":\"2026-11-24 07:00:00.5+00\",\"lsn\":\"" lsn "\",\"nextlsn\":\"" next "\"}"
-#define C(xid, lsn, next) "{\"action\":\"C\",\"xid\":" #xid ",\"timestamp\":\"2026-11-24 07:00:00.5+00\",\"lsn\":\"" lsn "\",\"nextlsn\":\"" next "\"}"
 #define MSG(type, subj, data) "{\"action\":\"M\",\"xid\":1,\"lsn\":\"0/10\",\"transactional\":true,\"prefix\":\"ordersync\",\"content\":\"{\\\"type\\\":\\\"" type "\\\",\\\"subject\\\":\\\"" subj "\\\",\\\"data\\\":" data "}\"}"
 #define ROW(action, table, cols) "{\"action\":\"" action "\",\"xid\":1,\"lsn\":\"0/10\",\"schema\":\"ordersync\",\"table\":\"" table "\"," cols "}"
 #define COL(n, v) "{\"name\":\"" n "\",\"value\":" v "}"
 
 #define WH_INSERT ROW("I", "sink", "\"columns\":[" COL("name", "\"wh\"") "," COL("uri", "\"http://127.0.0.1:9/x\"") "," COL("options", "\"{}\"") "]")
 #define ROUTE_INSERT(p) ROW("I", "route", "\"columns\":[" COL("sink", "\"wh\"") "," COL("pattern", "\"" p "\"") "]")
-
-static int
-feed(const char *line)
-{
-	return relay_line(&R, 0x10, line, strlen(line));
-}
+#define feed fixture_feed
+#define count_lines fixture_count_lines
 
 static int
 setup(void **state)
 {
-	char		spec[140],
-				err[512];
 	struct relay_config cfg = {.source = "/t", .prefix = "ordersync",
 	.conninfo = "host=/nonexistent-ordersync dbname=none connect_timeout=1"};
 
 	(void) state;
-	log_threshold = (enum log_level) -1;	/* refusals are logged on purpose below */
-	strcpy(dir, "/tmp/ordersyncd-control-XXXXXX");
-	if (!mkdtemp(dir))
-		return -1;
-	snprintf(path, sizeof(path), "%s/e.jsonl", dir);
-	snprintf(spec, sizeof(spec), "file:%s", path);
-	if (sink_open(&sinks[0], spec, err, sizeof(err)) != 0)
-		return -1;
-	{
-		/* metrics_render names the file sinks: register them as main.c does */
-		static bool registered;
-		const char *names[1] = {spec};
-
-		if (!registered)
-			metrics_set_sinks(names, 1);
-		registered = true;
-	}
-	return relay_init(&R, &cfg, sinks, 1);
+	return fixture_open(&cfg);
 }
 
 static int
 teardown(void **state)
 {
-	char		cmd[128];
-
 	(void) state;
-	relay_free(&R);
-	sink_close(&sinks[0]);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
-}
-
-static int
-count_lines(const char *needle)
-{
-	FILE	   *f = fopen(path, "r");
-	char		line[8192];
-	int			n = 0;
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (needle == NULL || strstr(line, needle))
-			n++;
-	fclose(f);
-	return n;
+	return fixture_close();
 }
 
 /* The running, configured sink called name, or NULL. */

@@ -11,42 +11,22 @@
 
 #include "unit.h"
 #include "log.h"
+#include "fixture.h"
 #include "relay.h"
 #include "ts.h"
 
-static char dir[64];
-static char path[128];
-static struct sink sinks[1];
-static struct relay R;
-
-#define B(xid, lsn, next) "{\"action\":\"B\",\"xid\":" #xid ",\"timestamp\":\"2026-11-24 07:00:00.5+00\",\"lsn\":\"" lsn "\",\"nextlsn\":\"" next "\"}"
-#define C(xid, lsn, next) "{\"action\":\"C\",\"xid\":" #xid ",\"timestamp\":\"2026-11-24 07:00:00.5+00\",\"lsn\":\"" lsn "\",\"nextlsn\":\"" next "\"}"
 #define MSG(type, subj) "{\"action\":\"M\",\"xid\":1,\"lsn\":\"0/10\",\"transactional\":true,\"prefix\":\"ordersync\",\"content\":\"{\\\"type\\\":\\\"" type "\\\",\\\"subject\\\":\\\"" subj "\\\",\\\"data\\\":{}}\"}"
 #define ROW "{\"action\":\"I\",\"xid\":1,\"lsn\":\"0/10\",\"schema\":\"ordersync\",\"table\":\"orders\",\"columns\":[]}"
-
-static int
-feed(const char *line)
-{
-	return relay_line(&R, 0x10, line, strlen(line));
-}
+#define feed fixture_feed
+#define count_lines fixture_count_lines
 
 static int
 setup_relay(bool raw, bool stop)
 {
-	char		spec[140],
-				err[512];
 	struct relay_config cfg = {.source = "/t", .prefix = "ordersync",
 	.raw_changes = raw, .stop_on_bad_input = stop};
 
-	log_threshold = LOG_ERROR;	/* bad input is logged on purpose below */
-	strcpy(dir, "/tmp/ordersyncd-relay-XXXXXX");
-	if (!mkdtemp(dir))
-		return -1;
-	snprintf(path, sizeof(path), "%s/e.jsonl", dir);
-	snprintf(spec, sizeof(spec), "file:%s", path);
-	if (sink_open(&sinks[0], spec, err, sizeof(err)) != 0)
-		return -1;
-	return relay_init(&R, &cfg, sinks, 1);
+	return fixture_open(&cfg);
 }
 
 static int
@@ -66,29 +46,8 @@ setup_raw_stop(void **state)
 static int
 teardown(void **state)
 {
-	char		cmd[128];
-
 	(void) state;
-	relay_free(&R);
-	sink_close(&sinks[0]);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
-}
-
-static int
-count_lines(const char *needle)
-{
-	FILE	   *f = fopen(path, "r");
-	char		line[4096];
-	int			n = 0;
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (needle == NULL || strstr(line, needle))
-			n++;
-	fclose(f);
-	return n;
+	return fixture_close();
 }
 
 static void
