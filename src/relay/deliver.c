@@ -223,8 +223,8 @@ record_dead_letter(struct deliver *dl, struct delivery *d, const char *why)
 	}
 	else
 		log_error("could not write event %s to ordersync.dead_letter: %s"
-				  "HINT: the relay's user needs the ordersync_admin role and the extension "
-				  "ordersync 0.2.0 (ALTER EXTENSION ordersync UPDATE); the event stays "
+				  "HINT: the relay's user needs the ordersync_relay role and the extension "
+				  "ordersync 0.3.0 (ALTER EXTENSION ordersync UPDATE); the event stays "
 				  "unconfirmed and is tried again", d->id, PQresultErrorMessage(res));
 	PQclear(res);
 	free(body);

@@ -28,7 +28,7 @@
 #include "sink.h"
 #include "stream.h"
 
-#define ORDERSYNCD_VERSION "0.2.0"
+#define ORDERSYNCD_VERSION "0.3.0"
 
 static int	wake_pipe[2] = {-1, -1};
 
