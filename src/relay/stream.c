@@ -208,6 +208,7 @@ check_trust(PGconn *conn, const struct options *o, enum stream_rc *rc)
 	switch (trust_check_emitters(conn, o->allow_forgeable_events))
 	{
 		case TRUST_OK:
+			trust_warn_writers(conn);
 			return 0;
 		case TRUST_REFUSED:
 			*rc = STREAM_FATAL;
@@ -662,6 +663,13 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 			}
 			else
 				warned_wal = false;
+			/* a grant made since we connected: stop relaying what could be forged */
+			if (!o->allow_forgeable_events && side && PQstatus(side) == CONNECTION_OK &&
+				trust_check_emitters(side, false) == TRUST_REFUSED)
+			{
+				rc = STREAM_FATAL;
+				break;
+			}
 		}
 
 		/* a background flush finished, or deliveries did: confirm it */

@@ -59,16 +59,6 @@ trust_check_emitters(PGconn *conn, bool allow_forgeable)
 	if (!public_can && nroles == 0)
 	{
 		PQclear(res);
-		res = PQexec(conn, writers_query);
-		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
-			!PQgetisnull(res, 0, 0))
-			log_warning("roles %s can write ordersync.sink, ordersync.route or "
-						"ordersync.redelivery directly, and so steer where this relay sends "
-						"events\nHINT: unless that is intended, REVOKE INSERT, UPDATE, DELETE, "
-						"TRUNCATE ON ordersync.sink, ordersync.route, ordersync.redelivery FROM "
-						"them; admins change sinks through ordersync.add_sink() and friends",
-						PQgetvalue(res, 0, 0));
-		PQclear(res);
 		return TRUST_OK;
 	}
 	if (public_can)
@@ -91,4 +81,20 @@ trust_check_emitters(PGconn *conn, bool allow_forgeable)
 				  who, public_can ? "PUBLIC" : roles);
 	PQclear(res);
 	return allow_forgeable ? TRUST_OK : TRUST_REFUSED;
+}
+
+void
+trust_warn_writers(PGconn *conn)
+{
+	PGresult   *res = PQexec(conn, writers_query);
+
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+		!PQgetisnull(res, 0, 0))
+		log_warning("roles %s can write ordersync.sink, ordersync.route or "
+					"ordersync.redelivery directly, and so steer where this relay sends "
+					"events\nHINT: unless that is intended, REVOKE INSERT, UPDATE, DELETE, "
+					"TRUNCATE ON ordersync.sink, ordersync.route, ordersync.redelivery FROM "
+					"them; admins change sinks through ordersync.add_sink() and friends",
+					PQgetvalue(res, 0, 0));
+	PQclear(res);
 }

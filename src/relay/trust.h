@@ -36,4 +36,7 @@ enum trust_rc
  */
 enum trust_rc trust_check_emitters(PGconn *conn, bool allow_forgeable);
 
+/* Warn about roles other than superusers that may write the control tables. */
+void		trust_warn_writers(PGconn *conn);
+
 #endif

@@ -299,6 +299,25 @@ t_public_emit() {
 	fi
 }
 
+# ---- 9b. a grant made while the relay runs stops it too ------------------------
+t_grant_while_running() {
+	local name=attack_relay_stops_on_grant_while_running p
+	"$ORDERSYNCD" --dbname="$RCONN" --slot=attack3 --create-slot --sink=file:"$work/e3.jsonl" \
+		--wal-check-interval=1 >/dev/null 2>"$work/relay4.log" &
+	p=$!
+	pids+=("$p")
+	wait_for 15 "grep -q 'streaming from slot' '$work/relay4.log'"
+	sql "GRANT EXECUTE ON FUNCTION pg_logical_emit_message(boolean, text, bytea) TO shop" >/dev/null
+	wait_exit $p 20
+	sql "REVOKE EXECUTE ON FUNCTION pg_logical_emit_message(boolean, text, bytea) FROM shop" >/dev/null
+	sql "SELECT pg_drop_replication_slot('attack3')" >/dev/null 2>&1
+	if [ "$WRC" = 2 ] && grep -q 'shop may execute pg_logical_emit_message' "$work/relay4.log"; then
+		pass $name
+	else
+		fail $name "exit=$WRC (want 2)" "$(tail -3 "$work/relay4.log")"
+	fi
+}
+
 # ---- 10. and the shop's real events got through, complete and in order ------
 t_legit() {
 	local name=attack_legit_events_complete_and_in_order end res1 res2
@@ -331,6 +350,7 @@ t_raw
 t_dead_letter_excerpt
 t_url_secret
 t_public_emit
+t_grant_while_running
 t_legit
 
 kill -TERM "$RELAY" 2>/dev/null

@@ -19,7 +19,8 @@ cleanups=()
 
 it_cleanup() {
 	local c
-	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+	# disowned first: bash would report each job it killed ("Killed" and its command line)
+	for p in "${pids[@]}"; do disown "$p" 2>/dev/null; kill -9 "$p" 2>/dev/null; done
 	for c in "${cleanups[@]}"; do eval "$c" >/dev/null 2>&1; done
 	"$root/scripts/cluster.sh" stop "$cl" >/dev/null 2>&1
 	rm -rf "$work"
