@@ -90,4 +90,23 @@ int			dsink_reference(const struct dsink *s, const char *key, const char *value,
  */
 size_t		dsink_excerpt(const char *in, size_t len, char *out, size_t outsize);
 
+/*
+ * Between dsink_policy.c (the checks), dsink_net.c (networks) and
+ * dsink_uri.c (URI text); not for the sinks.
+ */
+const struct dsink_policy *dsink_policy_of(const struct dsink *s);	/* never NULL */
+bool		dsink_is_loopback(const struct sockaddr *sa);
+/* control, format or bidi characters, invalid UTF-8 */
+bool		dsink_has_bad_char(const char *text, size_t len);
+bool		dsink_uri_authority(const char *uri, const char **start, size_t *len);
+void		dsink_uri_hostport(const char *uri, const char **start, size_t *len);
+/* fn on every host of uri (kafka lists several); the first non-zero result */
+int			dsink_for_each_host(const char *uri, int (*fn) (const char *host, void *arg), void *arg);
+bool		dsink_host_literal(const char *host, struct sockaddr_storage *ss);
+bool		dsink_ambiguous_ipv4(const char *host);
+bool		dsink_uri_all_loopback(const char *uri);
+bool		dsink_uri_secret_param(const char *uri, char *name, size_t namelen);
+bool		dsink_in_list(const char *const *list, const char *s);
+void		dsink_append(char *out, size_t outlen, size_t *o, const char *text, size_t len);
+
 #endif
