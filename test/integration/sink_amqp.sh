@@ -389,40 +389,6 @@ t_unroutable() {
 }
 
 # ---- 5. what the database may not configure --------------------------------
-psqld() {
-	local db=$1
-	shift
-	psql -X -A -t -q -v ON_ERROR_STOP=1 -d "$db" "$@"
-}
-# new_db DB: a database with the extension, stock for SKU-P and a slot named DB
-new_db() {
-	sql "CREATE DATABASE $1" >/dev/null &&
-		psqld "$1" -c "CREATE EXTENSION ordersync" >/dev/null &&
-		psqld "$1" -c "SELECT ordersync.add_location('main', 1)" >/dev/null &&
-		psqld "$1" -c "SELECT ordersync.receive_stock('SKU-P', 'main', 100)" >/dev/null &&
-		psqld "$1" -c "SELECT pg_create_logical_replication_slot('$1', 'wal2json')" >/dev/null
-}
-order() {
-	psqld "$1" -c "SELECT ordersync.place_order('web', 'p-' || clock_timestamp(),
-		'[{\"sku\":\"SKU-P\",\"qty\":1,\"price\":\"1.00\"}]', '{\"name\": \"Ada\"}')" >/dev/null
-}
-# dead_letters DB N: wait until N sinks have dead letters; prints "sink: error" lines
-dead_letters() {
-	local i
-	for ((i = 0; i < 200; i++)); do
-		[ "$(psqld "$1" -c "SELECT count(DISTINCT sink) FROM ordersync.dead_letter")" -ge "$2" ] && break
-		sleep 0.1
-	done
-	psqld "$1" -c "SELECT sink || ': ' || min(error) FROM ordersync.dead_letter GROUP BY sink ORDER BY sink"
-}
-# expect_reasons ROWS: stdin lines "SINK|TEXT": ROWS has "SINK: ...TEXT..."; into bad
-expect_reasons() {
-	local sink want
-	while IFS='|' read -r sink want; do
-		grep -F -- "$sink: " <<<"$1" | grep -q -F -- "$want" ||
-			bad+=("$sink: want \"$want\", got: $(grep -F -- "$sink: " <<<"$1" | cut -c1-300)")
-	done
-}
 
 t_untrusted() {
 	local name=amqp_untrusted rows pid n bad=()
