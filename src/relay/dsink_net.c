@@ -4,18 +4,12 @@
  * connect-time check each sink runs on the address its library is about
  * to use, so that a DNS name cannot get around the list.
  */
-#define _GNU_SOURCE				/* inet_aton */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <limits.h>
 #include <netdb.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/stat.h>
 
 #include "dsink_policy.h"
 #include "log.h"

@@ -19,17 +19,11 @@
  * dsink_net.c, the text of URIs and answers in dsink_uri.c; this file holds
  * the rules themselves and dsink_check().
  */
-#define _GNU_SOURCE				/* inet_aton */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <pthread.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 
 #include "dsink_policy.h"

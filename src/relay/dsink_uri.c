@@ -6,16 +6,8 @@
  */
 #define _GNU_SOURCE				/* inet_aton */
 #include <arpa/inet.h>
-#include <errno.h>
-#include <limits.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <pthread.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/stat.h>
 
 #include "dsink_policy.h"
 #include "log.h"
