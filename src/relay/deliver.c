@@ -12,6 +12,7 @@
 #include "deliver.h"
 #include "log.h"
 #include "metrics.h"
+#include "w2j.h"
 
 /* dsink_accepted/dsink_failed reach the relay's one instance through this. */
 static struct deliver *the_deliver;
@@ -278,7 +279,6 @@ dsink_failed(struct delivery *d, bool retryable, const char *why)
  * closed: an event it cannot read is never sent unfiltered.
  */
 #define PERSONAL_DATA_KEY "customer"
-#define FILTER_MAX_DEPTH 64
 
 static void
 drop_personal_columns(json_object *data, const char *key)
@@ -298,23 +298,28 @@ drop_personal_columns(json_object *data, const char *key)
 	}
 }
 
+json_object *
+deliver_parse_json(const char *text, size_t len, int max_depth)
+{
+	json_tokener *tok = json_tokener_new_ex(max_depth);
+	json_object *o = NULL;
+	char		err[160];
+
+	if (tok == NULL)
+		return NULL;
+	o = w2j_parse_json(tok, text, len, err, sizeof(err));
+	json_tokener_free(tok);
+	return o;
+}
+
 char *
 deliver_without_personal_data(const char *body, size_t len, size_t *outlen)
 {
-	json_tokener *tok = json_tokener_new_ex(FILTER_MAX_DEPTH);
-	json_object *ev = NULL;
+	json_object *ev = deliver_parse_json(body, len, DELIVER_EVENT_MAX_DEPTH);
 	json_object *data;
 	char	   *out = NULL;
 
-	if (tok == NULL || len > INT32_MAX)
-	{
-		json_tokener_free(tok);
-		return NULL;
-	}
-	ev = json_tokener_parse_ex(tok, body, (int) len);
-	if (ev && json_tokener_get_error(tok) == json_tokener_success &&
-		json_tokener_get_parse_end(tok) == len &&
-		json_object_is_type(ev, json_type_object))
+	if (ev && json_object_is_type(ev, json_type_object))
 	{
 		size_t		n;
 		const char *txt;
@@ -338,7 +343,6 @@ deliver_without_personal_data(const char *body, size_t len, size_t *outlen)
 		}
 	}
 	json_object_put(ev);
-	json_tokener_free(tok);
 	return out;
 }
 
@@ -374,45 +378,59 @@ body_for(struct event_bodies *b, const struct dsink *s, size_t *len)
 }
 
 /*
- * An event the personal-data filter could not read: it goes to the dead
- * letters (the database has its data anyway), never to the sink. Held here
- * while the dead letter cannot be written.
+ * An event the personal-data filter could not read goes to the dead letters
+ * (the database has its data anyway), never to the sink; held in
+ * dl->unfiltered while the dead letter cannot be written.
  */
 static const char unfiltered_why[] =
 	"the personal-data filter (drop_personal_data) could not process this event, so it was "
 	"not sent; it is kept here whole";
 
-static void
-refuse_unfiltered(struct deliver *dl, struct delivery *d)
+void
+deliver_give_up(struct dl_held *h, struct delivery *d, const char *why)
 {
-	metrics_delivery(d->sink->metrics_id, DELIVERY_UNFILTERED, 0);
-	if (dsink_failed(d, false, unfiltered_why) != DSINK_GIVEN_UP)
+	if (dsink_failed(d, false, why) != DSINK_GIVEN_UP)
 	{
-		d->next = dl->unfiltered;
-		dl->unfiltered = d;
+		d->next = h->head;
+		h->head = d;
 	}
 }
 
-static void
-retry_unfiltered(struct deliver *dl)
+void
+deliver_held_prepare(const struct dl_held *h, int *timeout_ms)
 {
-	struct delivery *d = dl->unfiltered;
+	if (h->head && *timeout_ms > 1000)
+		*timeout_ms = 1000;
+}
+
+void
+deliver_held_work(struct dl_held *h, const char *why)
+{
+	struct delivery *d = h->head;
 	int64_t		now = dsink_now_ms();
 
-	if (d == NULL || now < dl->unfiltered_retry_at)
+	if (d == NULL || now < h->retry_at)
 		return;
-	dl->unfiltered = NULL;
-	dl->unfiltered_retry_at = now + 1000;
+	h->head = NULL;
+	h->retry_at = now + 1000;
 	while (d)
 	{
 		struct delivery *next = d->next;
 
-		if (dsink_failed(d, false, unfiltered_why) != DSINK_GIVEN_UP)
-		{
-			d->next = dl->unfiltered;
-			dl->unfiltered = d;
-		}
+		deliver_give_up(h, d, why);
 		d = next;
+	}
+}
+
+void
+deliver_held_free(struct dl_held *h)
+{
+	while (h->head)
+	{
+		struct delivery *next = h->head->next;
+
+		free(h->head);
+		h->head = next;
 	}
 }
 
@@ -458,7 +476,10 @@ submit(struct deliver *dl, struct dsink *s, uint64_t seq, const char *id, const 
 	dl->outstanding++;
 	dl->outstanding_bytes += len;
 	if (unfiltered)
-		refuse_unfiltered(dl, d);
+	{
+		metrics_delivery(s->metrics_id, DELIVERY_UNFILTERED, 0);
+		deliver_give_up(&dl->unfiltered, d, unfiltered_why);
+	}
 	else
 		s->ops->submit(s, d);
 }
@@ -544,8 +565,7 @@ deliver_redeliver(struct deliver *dl, uint64_t end_lsn, int64_t commit_usec,
 void
 deliver_prepare(struct deliver *dl, struct pollset *ps, int *timeout_ms)
 {
-	if (dl->unfiltered && *timeout_ms > 1000)
-		*timeout_ms = 1000;
+	deliver_held_prepare(&dl->unfiltered, timeout_ms);
 	for (int i = 0; i < dl->nsinks; i++)
 		dl->sinks[i].sink->ops->prepare(dl->sinks[i].sink, ps, timeout_ms);
 }
@@ -555,7 +575,7 @@ deliver_work(struct deliver *dl, const struct pollset *ps)
 {
 	for (int i = 0; i < dl->nsinks; i++)
 		dl->sinks[i].sink->ops->work(dl->sinks[i].sink, ps);
-	retry_unfiltered(dl);
+	deliver_held_work(&dl->unfiltered, unfiltered_why);
 	for (int i = 0; i < dl->nsinks; i++)
 		metrics_set_outstanding(dl->sinks[i].sink->metrics_id, dl->sinks[i].sink->outstanding);
 	deliver_reap(dl);
@@ -581,13 +601,7 @@ deliver_free(struct deliver *dl)
 		deliver_free_entry(&dl->sinks[i]);
 		json_object_put(dl->sinks[i].config);
 	}
-	while (dl->unfiltered)
-	{
-		struct delivery *next = dl->unfiltered->next;
-
-		free(dl->unfiltered);
-		dl->unfiltered = next;
-	}
+	deliver_held_free(&dl->unfiltered);
 	free(dl->sinks);
 	json_object_put(dl->config);
 	free(dl->ring);

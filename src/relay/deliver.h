@@ -46,6 +46,17 @@ struct dl_sink
 	json_object *config;		/* its entry of the configuration: changed? */
 };
 
+/*
+ * Deliveries given up for good (everything a broken sink gets, events the
+ * personal-data filter could not read) whose dead letter could not be
+ * written yet: kept, unconfirmed, and written again every second.
+ */
+struct dl_held
+{
+	struct delivery *head;
+	int64_t		retry_at;
+};
+
 struct deliver
 {
 	struct dl_sink *sinks;
@@ -65,8 +76,7 @@ struct deliver
 	uint64_t	max_bytes;		/* backpressure above this */
 
 	json_object *config;		/* {"sinks": [...], "routes": [...]} as last read */
-	struct delivery *unfiltered;	/* personal-data filter failed, dead letter pending */
-	int64_t		unfiltered_retry_at;
+	struct dl_held unfiltered;	/* personal-data filter failed, dead letter pending */
 
 	const char *conninfo;		/* for dead letters */
 	const struct dsink_policy *policy;	/* for sinks from the database */
@@ -137,6 +147,15 @@ void		deliver_redeliver(struct deliver *dl, uint64_t end_lsn, int64_t commit_use
  */
 char	   *deliver_without_personal_data(const char *body, size_t len, size_t *outlen);
 
+/* Events are read back this deep (the extension limits the customer's depth). */
+#define DELIVER_EVENT_MAX_DEPTH 64
+
+/*
+ * text as one complete JSON value nested at most max_depth deep
+ * (w2j_parse_json with a tokener of that depth), or NULL.
+ */
+json_object *deliver_parse_json(const char *text, size_t len, int max_depth);
+
 /* The transaction ending at end_lsn is complete. */
 void		deliver_commit(struct deliver *dl, uint64_t end_lsn, int64_t commit_usec);
 
@@ -158,6 +177,14 @@ void		deliver_work(struct deliver *dl, const struct pollset *ps);
  * let them work: with 0 for a busy stream, with a timeout to drain on stop.
  */
 void		deliver_pump(struct deliver *dl, int timeout_ms);
+
+/* Dead-letter d (why) now, or hold it in h when that cannot be written yet. */
+void		deliver_give_up(struct dl_held *h, struct delivery *d, const char *why);
+/* Around the poll: try the held ones again, at most every second. */
+void		deliver_held_prepare(const struct dl_held *h, int *timeout_ms);
+void		deliver_held_work(struct dl_held *h, const char *why);
+/* Drop the held ones unconfirmed (the stream brings them again). */
+void		deliver_held_free(struct dl_held *h);
 
 /* Between deliver.c and deliver_config.c. */
 void		deliver_free_entry(struct dl_sink *e);

@@ -22,8 +22,8 @@
 #define SINK_NAME_MAX 63
 #define SINK_URI_MAX 2048
 #define SINK_OPTIONS_MAX 4096
-/* deep enough for any event the extension writes (customer depth is limited) */
-#define FILTER_DEPTH 64
+/* sink options: a flat object, "kafka" one level below */
+#define OPTIONS_DEPTH 16
 
 /*
  * A configured sink that could not be opened (bad URI, missing secret):
@@ -33,8 +33,7 @@
 struct broken
 {
 	char	   *why;
-	struct delivery *held;		/* the dead letter could not be written yet */
-	int64_t		retry_at;
+	struct dl_held held;		/* the dead letters could not be written yet */
 };
 
 static void
@@ -42,42 +41,23 @@ broken_submit(struct dsink *s, struct delivery *d)
 {
 	struct broken *b = s->state;
 
-	if (dsink_failed(d, false, b->why) != DSINK_GIVEN_UP)
-	{
-		d->next = b->held;
-		b->held = d;
-	}
+	deliver_give_up(&b->held, d, b->why);
 }
 
 static void
 broken_work(struct dsink *s, const struct pollset *ps)
 {
 	struct broken *b = s->state;
-	struct delivery *d = b->held;
-	int64_t		now = dsink_now_ms();
 
 	(void) ps;
-	if (d == NULL || now < b->retry_at)
-		return;
-	b->held = NULL;
-	b->retry_at = now + 1000;
-	while (d)
-	{
-		struct delivery *next = d->next;
-
-		broken_submit(s, d);
-		d = next;
-	}
+	deliver_held_work(&b->held, b->why);
 }
 
 static void
 broken_prepare(struct dsink *s, struct pollset *ps, int *timeout_ms)
 {
-	struct broken *b = s->state;
-
 	(void) ps;
-	if (b->held && *timeout_ms > 1000)
-		*timeout_ms = 1000;
+	deliver_held_prepare(&((struct broken *) s->state)->held, timeout_ms);
 }
 
 static void
@@ -85,13 +65,7 @@ broken_close(struct dsink *s)
 {
 	struct broken *b = s->state;
 
-	while (b->held)
-	{
-		struct delivery *next = b->held->next;
-
-		free(b->held);
-		b->held = next;
-	}
+	deliver_held_free(&b->held);
 	free(b->why);
 	free(b);
 }
@@ -742,21 +716,8 @@ sink_row(struct deliver *dl, char action, json_object *change, const char *where
 
 		if (json_object_is_type(v, json_type_string) &&
 			json_object_get_string_len(v) <= SINK_OPTIONS_MAX)
-		{
-			json_tokener *tok = json_tokener_new_ex(16);
-
-			if (tok)
-			{
-				o = json_tokener_parse_ex(tok, json_object_get_string(v), json_object_get_string_len(v));
-				if (json_tokener_get_error(tok) != json_tokener_success ||
-					json_tokener_get_parse_end(tok) != (size_t) json_object_get_string_len(v))
-				{
-					json_object_put(o);
-					o = NULL;
-				}
-				json_tokener_free(tok);
-			}
-		}
+			o = deliver_parse_json(json_object_get_string(v), (size_t) json_object_get_string_len(v),
+								   OPTIONS_DEPTH);
 		json_object_object_add(entry, "options", o ? o : json_object_get(v));
 	}
 	else if (at >= 0 && json_object_object_get_ex(json_object_array_get_idx(sinks, (size_t) at), "options", &v))
@@ -827,7 +788,6 @@ redelivery_row(struct deliver *dl, char action, json_object *change, uint64_t en
 			   *ev,
 			   *event = NULL;
 	const char *sink = text_column(change, "columns", "sink");
-	json_tokener *tok;
 
 	if (action != 'I')
 		return;					/* only new requests mean anything */
@@ -838,18 +798,8 @@ redelivery_row(struct deliver *dl, char action, json_object *change, uint64_t en
 		refused(where, "an ordersync.redelivery row without dead_letter_id, sink and event");
 		return;
 	}
-	tok = json_tokener_new_ex(FILTER_DEPTH);
-	if (tok)
-	{
-		event = json_tokener_parse_ex(tok, json_object_get_string(ev), json_object_get_string_len(ev));
-		if (json_tokener_get_error(tok) != json_tokener_success ||
-			json_tokener_get_parse_end(tok) != (size_t) json_object_get_string_len(ev))
-		{
-			json_object_put(event);
-			event = NULL;
-		}
-		json_tokener_free(tok);
-	}
+	event = deliver_parse_json(json_object_get_string(ev), (size_t) json_object_get_string_len(ev),
+							   DELIVER_EVENT_MAX_DEPTH);
 	if (event == NULL)
 		refused(where, "the event of an ordersync.redelivery row is not JSON");
 	else
