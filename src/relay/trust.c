@@ -17,16 +17,14 @@
  */
 static const char *const emitters_query =
 	"WITH f(sig) AS (VALUES ('pg_catalog.pg_logical_emit_message(boolean,text,text)'),"
-	" ('pg_catalog.pg_logical_emit_message(boolean,text,bytea)'))"
+	" ('pg_catalog.pg_logical_emit_message(boolean,text,bytea)')),"
+	" e AS (SELECT r.rolname FROM pg_catalog.pg_roles r WHERE NOT r.rolsuper"
+	"   AND r.rolname !~ '^pg_'"
+	"   AND EXISTS (SELECT FROM f WHERE pg_catalog.has_function_privilege(r.oid, f.sig, 'EXECUTE')))"
 	" SELECT EXISTS (SELECT FROM f WHERE pg_catalog.has_function_privilege('public', f.sig, 'EXECUTE')),"
-	" (SELECT pg_catalog.count(*) FROM pg_catalog.pg_roles r WHERE NOT r.rolsuper"
-	"   AND r.rolname !~ '^pg_'"
-	"   AND EXISTS (SELECT FROM f WHERE pg_catalog.has_function_privilege(r.oid, f.sig, 'EXECUTE'))),"
+	" (SELECT pg_catalog.count(*) FROM e),"
 	" (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(x.rolname), ', ' ORDER BY x.rolname)"
-	"  FROM (SELECT r.rolname FROM pg_catalog.pg_roles r WHERE NOT r.rolsuper"
-	"   AND r.rolname !~ '^pg_'"
-	"   AND EXISTS (SELECT FROM f WHERE pg_catalog.has_function_privilege(r.oid, f.sig, 'EXECUTE'))"
-	"   ORDER BY r.rolname LIMIT 10) x)";
+	"  FROM (SELECT rolname FROM e ORDER BY rolname LIMIT 10) x)";
 
 /* Roles other than superusers that may write the tables the relay obeys. */
 static const char *const writers_query =
