@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "deliver.h"
+#include "dsink_policy.h"
 #include "log.h"
 #include "lsn.h"
 #include "metrics.h"
@@ -144,15 +145,6 @@ deliver_pattern_ok(const char *p)
 	return word;
 }
 
-static bool
-has_control_chars(const char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char) *s < 0x20 || *s == 0x7f)
-			return true;
-	return false;
-}
-
 /*
  * One entry of "sinks": {"name": text, "uri": text, "options": object}.
  * On success the pointers borrow from sj; else err says what is wrong
@@ -188,12 +180,13 @@ sink_entry(json_object *sj, const char **name, const char **uri, json_object **o
 				 u ? json_object_to_json_string_ext(u, JSON_C_TO_STRING_PLAIN) : "(missing)");
 		return -1;
 	}
+	/* checked before anything prints it: no control or invisible characters in logs */
 	if (json_object_get_string_len(u) > SINK_URI_MAX ||
 		strlen(json_object_get_string(u)) != (size_t) json_object_get_string_len(u) ||
-		has_control_chars(json_object_get_string(u)))
+		dsink_has_bad_char(json_object_get_string(u), (size_t) json_object_get_string_len(u)))
 	{
-		snprintf(err, errlen, "sink \"%s\": uri is longer than %d bytes or holds control characters",
-				 *name, SINK_URI_MAX);
+		snprintf(err, errlen, "sink \"%s\": uri is longer than %d bytes or holds control or "
+				 "invisible characters", *name, SINK_URI_MAX);
 		return -1;
 	}
 	if (json_object_object_get_ex(sj, "options", &o) && o != NULL &&
