@@ -18,6 +18,9 @@ set -euo pipefail
 PGBIN=$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)
 # pg_config from postgresql-common may point at another major: pin 15.
 [ -x /usr/lib/postgresql/15/bin/postgres ] && PGBIN=/usr/lib/postgresql/15/bin
+# ORDERSYNC_PGBIN: a private copy of the server (e.g. with an extension build
+# under test installed into it with DESTDIR) instead of the system one.
+PGBIN=${ORDERSYNC_PGBIN:-$PGBIN}
 
 as_pg() {
 	if [ "$(id -u)" -eq 0 ]; then
