@@ -78,11 +78,14 @@ run() {
 	local kind=$1 clients=$2 secs=$3 sku=${4:-HOT}
 	local tps
 	sed "s/\"HOT\"/\"$sku\"/" "$here/$kind.pgbench" >"$dir/$kind.run"
-	tps=$("$PGBENCH" -n -M prepared -c "$clients" -j 2 -T "$secs" -f "$dir/$kind.run" bench 2>"$dir/$kind.err" |
-		sed -n 's/^tps = \([0-9.]*\) .*/\1/p')
-	if [ -z "$tps" ] || grep -q -E 'ERROR|aborted' "$dir/$kind.err"; then
+	"$PGBENCH" -n -M prepared -c "$clients" -j 2 -T "$secs" -f "$dir/$kind.run" bench \
+		>"$dir/$kind.out" 2>"$dir/$kind.err"
+	tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$dir/$kind.out")
+	# pgbench counts a deadlock as a failed transaction and goes on
+	if [ -z "$tps" ] || grep -q -E 'ERROR|aborted' "$dir/$kind.err" ||
+		grep -q -E 'number of failed transactions: [1-9]' "$dir/$kind.out"; then
 		echo "bench/hot_sku: pgbench $kind ($clients clients, $sku) failed:" >&2
-		head -5 "$dir/$kind.err" >&2
+		head -5 "$dir/$kind.err" "$dir/$kind.out" >&2
 		exit 1
 	fi
 	local inv

@@ -19,7 +19,8 @@
  *	  ordersync.auto_hot_queue or more, the SKU gets about that many more
  *	  buckets (a power of two, 8 to ordersync.auto_hot_max_buckets).  A SKU
  *	  split automatically is merged back into one row once no buyer found
- *	  its start bucket taken (or waited) for ordersync.auto_hot_cooldown.
+ *	  its start bucket taken, bought from its lease (allocate.c) or waited
+ *	  for ordersync.auto_hot_cooldown.
  *	  set_hot() records the operator's choice in sku.hot_source, and the
  *	  worker never changes a SKU the operator set.  Each automatic change is
  *	  one short transaction (history row, inventory.hot_changed event).

@@ -24,6 +24,9 @@ char	   *ordersync_actor = NULL;
 int			ordersync_max_customer_bytes = 16384;
 int			ordersync_max_customer_depth = 8;
 
+/* most units of a hot SKU a backend leases ahead (allocate.c); 0: none */
+int			ordersync_hot_lease = 32;
+
 void		_PG_init(void);
 
 void
@@ -65,6 +68,14 @@ _PG_init(void)
 							"The customer object itself is level 1.",
 							&ordersync_max_customer_depth,
 							8, 1, 64,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ordersync.hot_lease",
+							"Most units of a hot SKU a session takes ahead into a stock row of its own.",
+							"Its next orders of the SKU take from that row, which no other buyer waits for; 0 turns leases off.",
+							&ordersync_hot_lease,
+							32, 0, 1000000,
 							PGC_SUSET, 0,
 							NULL, NULL, NULL);
 

@@ -30,6 +30,14 @@ extern int	ordersync_reservation_ttl;
 extern char *ordersync_actor;
 extern int	ordersync_max_customer_bytes;
 extern int	ordersync_max_customer_depth;
+extern int	ordersync_hot_lease;
+
+/*
+ * Stock rows of a hot SKU numbered from here on are leases, one per
+ * backend (LEASE_BASE + its PGPROC number): see allocate.c.  Above the
+ * largest bucket count (sku_buckets_range).
+ */
+#define LEASE_BASE 1024
 
 /*
  * A prepared statement kept for the life of the backend.  Declare one per

@@ -497,12 +497,16 @@ check_restock_room(SPITupleTable *tuptable, uint64 first, uint64 n,
 	(void) buckets_on_hand(sku, location, &b, qty);
 }
 
-/* new units: first what the first bucket lacks of its safety, then evenly */
+/*
+ * new units: first what the first bucket lacks of its safety, then evenly
+ * over the buckets (not the leases, which come last: allocate.c)
+ */
 static void
 receive_into_buckets(const char *sku, const char *location, int64 qty)
 {
 	Buckets		b;
 	int64		lack;
+	int			n = 0;
 
 	lock_buckets(sku, location, true, &b);
 	(void) buckets_on_hand(sku, location, &b, qty);
@@ -510,8 +514,11 @@ receive_into_buckets(const char *sku, const char *location, int64 qty)
 	lack = Min(lack, qty);
 	b.on_hand[0] += lack;
 	qty -= lack;
-	for (int i = 0; i < b.n; i++)
-		b.on_hand[i] += qty / b.n + (i < qty % b.n ? 1 : 0);
+	while (n < b.n && b.bucket[n] < LEASE_BASE)
+		n++;
+	n = Max(n, 1);
+	for (int i = 0; i < n; i++)
+		b.on_hand[i] += qty / n + (i < qty % n ? 1 : 0);
 	store_buckets(sku, location, &b);
 }
 
