@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/run.sh — runs every benchmark (what `make bench` calls, after
 # `make install`) and ends with a summary of the figures.  Each benchmark
-# starts and removes its own throwaway cluster (ports 25460-25464).  The relay
+# starts and removes its own throwaway cluster (ports 25460-25464; the
+# forecast benchmark also needs R, which it installs when missing).  The relay
 # benchmark, bench/relay/run.sh, runs last when it exists; the flash-sale
 # benchmark (bench/hot_sku, durable commits) before it.
 #
@@ -37,6 +38,10 @@ printf '  place_order (2 lines, 8 clients), median tps:           %s\n' "$(get p
 echo
 echo "### flash sale: one hot SKU (buckets) vs 10,000 SKUs vs one naive row"
 bench/hot_sku/run.sh || { echo "bench/hot_sku/run.sh FAILED"; rc=1; }
+
+echo
+echo "### forecast: ordersync.forecast() vs R (snaive, HoltWinters, ets)"
+bench/forecast/run.sh || { echo "bench/forecast/run.sh FAILED"; rc=1; }
 
 if [ -x bench/relay/run.sh ]; then
 	echo

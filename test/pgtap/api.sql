@@ -4,7 +4,7 @@
 -- and changes nothing.  Runs as a superuser inside a transaction that run.sh
 -- rolls back.
 
-SELECT plan(247);
+SELECT plan(256);
 
 -- ---------------------------------------------------------------------------
 -- The functions
@@ -14,9 +14,9 @@ SELECT functions_are('ordersync', ARRAY['add_location', 'add_channel', 'receive_
 	'set_channel_status', 'expire_reservations', 'orders_status_trigger', 'append_only_trigger',
 	'transition_changed_trigger', 'status_in_use_trigger',
 	'add_sink', 'drop_sink', 'add_route', 'drop_route', 'redeliver', 'relay_config',
-	'record_dead_letter', 'require_sink', 'check_sink_uri', 'check_sink_options'],
-	'ordersync has exactly the eleven order API functions, four trigger functions and ten for the relay''s sinks (no announce_relay_config since 0.3.0)');
-SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'ordersync'::regnamespace), 25,
+	'record_dead_letter', 'require_sink', 'check_sink_uri', 'check_sink_options', 'forecast'],
+	'ordersync has exactly the eleven order API functions, four trigger functions, ten for the relay''s sinks (no announce_relay_config since 0.3.0) and forecast (0.4.0)');
+SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'ordersync'::regnamespace), 26,
 	'no API function is overloaded');
 SELECT is(pg_get_function_arguments('ordersync.add_sink(text, text, jsonb)'::regprocedure),
 	'name text, uri text, options jsonb DEFAULT ''{}''::jsonb', 'add_sink(name text, uri text, options jsonb DEFAULT ''{}'')');
@@ -127,8 +127,32 @@ SELECT volatility_is('ordersync', 'available', ARRAY['text'], 'stable', 'availab
 SELECT is_strict('ordersync', 'available', ARRAY['text'], 'available is STRICT');
 SELECT is_empty(
 	$$SELECT oid::regprocedure FROM pg_proc WHERE pronamespace = 'ordersync'::regnamespace
-	   AND proname NOT IN ('available', 'relay_config') AND (provolatile <> 'v' OR proisstrict)$$,
+	   AND proname NOT IN ('available', 'relay_config', 'forecast') AND (provolatile <> 'v' OR proisstrict)$$,
 	'every other function is VOLATILE and not STRICT (NULL arguments get OS004)');
+
+-- forecast(): pure computation on its arguments
+SELECT is(pg_get_function_arguments('ordersync.forecast(float8[], integer, integer, float8)'::regprocedure),
+	'history double precision[], season integer, horizon integer, level double precision DEFAULT 0.95',
+	'forecast(history float8[], season int, horizon int, level float8 DEFAULT 0.95)');
+SELECT is(pg_get_function_result('ordersync.forecast(float8[], integer, integer, float8)'::regprocedure),
+	'TABLE(step integer, value double precision, lower double precision, upper double precision)',
+	'forecast returns TABLE(step int, value float8, lower float8, upper float8)');
+SELECT volatility_is('ordersync', 'forecast', ARRAY['double precision[]', 'integer', 'integer', 'double precision'],
+	'immutable', 'forecast is IMMUTABLE');
+SELECT isnt_strict('ordersync', 'forecast', ARRAY['double precision[]', 'integer', 'integer', 'double precision'],
+	'forecast is not STRICT (NULL arguments get OS004)');
+SELECT is((SELECT proparallel FROM pg_proc WHERE oid = 'ordersync.forecast(float8[], integer, integer, float8)'::regprocedure),
+	's', 'forecast is PARALLEL SAFE');
+SELECT is((SELECT prosecdef FROM pg_proc WHERE oid = 'ordersync.forecast(float8[], integer, integer, float8)'::regprocedure),
+	false, 'forecast is not SECURITY DEFINER: it reads nothing');
+SELECT ok(has_function_privilege('ordersync_app', 'ordersync.forecast(float8[], integer, integer, float8)', 'EXECUTE')
+	AND has_function_privilege('ordersync_admin', 'ordersync.forecast(float8[], integer, integer, float8)', 'EXECUTE')
+	AND NOT has_function_privilege('public', 'ordersync.forecast(float8[], integer, integer, float8)', 'EXECUTE'),
+	'ordersync_app and ordersync_admin may EXECUTE forecast, PUBLIC may not');
+SELECT is((SELECT count(*)::int FROM ordersync.forecast('{1,2,3,4,5,6}', 0, 4)), 4,
+	'forecast returns one row per step');
+SELECT throws_ok($$SELECT * FROM ordersync.forecast('{1,NULL,3,4,5}', 0, 4)$$, 'OS004', NULL,
+	'forecast with a NULL in the history: OS004');
 
 -- ---------------------------------------------------------------------------
 -- What the functions do and return
