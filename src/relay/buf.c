@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "mem.h"
 
 void
 buf_init(struct buf *b)
@@ -37,12 +38,7 @@ buf_append_slow(struct buf *b, const void *data, size_t len)
 
 		while (ncap < b->len + len + 1)
 			ncap *= 2;
-		b->data = realloc(b->data, ncap);
-		if (b->data == NULL)
-		{
-			fprintf(stderr, "ordersyncd: out of memory growing a buffer to %zu bytes\n", ncap);
-			abort();
-		}
+		b->data = xrealloc(b->data, ncap);
 		b->cap = ncap;
 	}
 	if (len)

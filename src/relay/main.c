@@ -19,13 +19,12 @@
 #include <unistd.h>
 
 #include "backoff.h"
-#include "dsink_policy.h"
 #include "log.h"
 #include "lsn.h"
 #include "metrics.h"
 #include "options.h"
 #include "relay.h"
-#include "sink.h"
+#include "sink_policy.h"
 #include "stream.h"
 
 #define ORDERSYNCD_VERSION "0.3.0"
@@ -182,7 +181,7 @@ slot_name_ok(const char *s)
  * there). dir_buf (PATH_MAX) keeps the resolved secret directory.
  */
 static int
-make_sink_policy(const struct options *o, struct dsink_policy *p, char *dir_buf)
+make_sink_policy(const struct options *o, struct sink_policy *p, char *dir_buf)
 {
 	char		err[512];
 	struct stat st;
@@ -263,7 +262,7 @@ main(int argc, char **argv)
 		{"sink-options", required_argument, NULL, 12},
 		{"max-in-flight", required_argument, NULL, 13},
 		{"allow-forgeable-events", no_argument, NULL, 14},
-		/* what sinks may do (dsink_policy.h) */
+		/* what sinks may do (sink_policy.h) */
 		{"allow-insecure-sinks", no_argument, NULL, 20},
 		{"secret-env-prefix", required_argument, NULL, 21},
 		{"secret-dir", required_argument, NULL, 22},
@@ -282,14 +281,11 @@ main(int argc, char **argv)
 		.reconnect_min_ms = 200,
 		.reconnect_max_ms = 30000,
 		.max_pending_bytes = (uint64_t) 64 << 20,
-		.secret_env_prefix = DSINK_DEFAULT_ENV_PREFIX,
-		.deny_networks = DSINK_DEFAULT_DENY,
+		.secret_env_prefix = SINK_DEFAULT_ENV_PREFIX,
+		.deny_networks = SINK_DEFAULT_DENY,
 	};
-	struct dsink_policy sink_policy;
+	struct sink_policy sink_policy;
 	char		secret_dir[PATH_MAX];
-	struct sink sinks[MAX_SINK_SPECS];
-	const char *file_specs[MAX_SINK_SPECS];
-	int			nfiles = 0;
 	struct relay relay;
 	struct relay_config rcfg;
 	struct stream_state st;
@@ -454,26 +450,19 @@ main(int argc, char **argv)
 		return c;
 
 	setup_signals();
-	/* files and stdout here; URIs are delivery sinks, opened with the relay */
+	/* options belong to sinks from a URI: a usage error before anything opens */
 	for (int i = 0; i < o.nsinks; i++)
 	{
-		if (dsink_ops_for(o.sinks[i]) != NULL)
-			continue;
-		if (o.sink_options[i])
+		const struct sink_ops *kind = sink_kind_for(o.sinks[i]);
+
+		if (o.sink_options[i] && kind && (kind->flags & SINK_LOCAL))
 		{
 			log_error("--sink-options is for webhook, Kafka and RabbitMQ sinks, not %s", o.sinks[i]);
 			return 1;
 		}
-		if (sink_open(&sinks[nfiles], o.sinks[i], err, sizeof(err)) != 0)
-		{
-			log_error("%s", err);
-			return 2;
-		}
-		file_specs[nfiles++] = o.sinks[i];
 	}
 	if (o.nsinks == 0)
 		log_info("no --sink: events go only to the sinks configured in ordersync.sink");
-	metrics_set_sinks(file_specs, nfiles);
 	if (o.metrics_addr && metrics_start(o.metrics_addr, err, sizeof(err)) != 0)
 	{
 		log_error("%s", err);
@@ -489,15 +478,15 @@ main(int argc, char **argv)
 		.max_pending_bytes = o.max_pending_bytes,
 		.sink_policy = &sink_policy,
 	};
-	if (relay_init(&relay, &rcfg, sinks, nfiles) != 0)
+	if (relay_init(&relay, &rcfg) != 0)
 	{
 		log_error("out of memory");
 		return 2;
 	}
+	/* every --sink, in order: files and stdout, webhooks, Kafka, RabbitMQ */
 	for (int i = 0; i < o.nsinks; i++)
 	{
-		if (dsink_ops_for(o.sinks[i]) != NULL &&
-			deliver_add_cli_sink(&relay.dl, o.sinks[i], o.sink_options[i], err, sizeof(err)) != 0)
+		if (delivery_add_cli_sink(&relay.dl, o.sinks[i], o.sink_options[i], err, sizeof(err)) != 0)
 		{
 			log_error("%s", err);
 			relay_free(&relay);
@@ -545,7 +534,5 @@ main(int argc, char **argv)
 	metrics_stop();
 	relay_free(&relay);
 	free(sink_policy.deny);
-	for (int i = 0; i < nfiles; i++)
-		sink_close(&sinks[i]);
 	return exit_code;
 }

@@ -20,7 +20,7 @@
 
 #define MAX_SINKS 16
 #define MAX_SERIES 512
-#define MAX_DSINKS 64
+#define MAX_LANE_SINKS 64
 
 struct series
 {
@@ -30,7 +30,7 @@ struct series
 	uint64_t	bytes;
 };
 
-struct dsink_series
+struct lane_sink_series
 {
 	char		name[80];
 	uint64_t	accepted;
@@ -53,8 +53,8 @@ static struct
 	int			nsinks;
 	struct series series[MAX_SERIES];
 	int			nseries;
-	struct dsink_series dsinks[MAX_DSINKS];
-	int			ndsinks;
+	struct lane_sink_series lane_sinks[MAX_LANE_SINKS];
+	int			nlane_sinks;
 	uint64_t	overflow_events;	/* series beyond MAX_SERIES, still counted */
 	uint64_t	invalid;
 	uint64_t	forged;
@@ -75,15 +75,21 @@ static struct
 
 static struct MHD_Daemon *daemon_handle;
 
-void
-metrics_set_sinks(const char *const *names, int n)
+int
+metrics_add_sink(const char *name)
 {
+	int			id = -1;
+
 	pthread_mutex_lock(&m.lock);
-	for (int i = 0; i < n && i < MAX_SINKS; i++)
-		m.sinks[i] = strdup(names[i]);
-	m.nsinks = n < MAX_SINKS ? n : MAX_SINKS;
-	m.started = time(NULL);
+	if (m.started == 0)
+		m.started = time(NULL);
+	if (m.nsinks < MAX_SINKS)
+	{
+		id = m.nsinks++;
+		m.sinks[id] = strdup(name);
+	}
 	pthread_mutex_unlock(&m.lock);
+	return id;
 }
 
 void
@@ -92,6 +98,8 @@ metrics_event(int sink, const char *type, size_t bytes)
 	static int	last = -1;		/* main thread only: most events repeat a type */
 	struct series *s = NULL;
 
+	if (sink < 0)
+		return;
 	pthread_mutex_lock(&m.lock);
 	if (last >= 0 && m.series[last].sink == sink && strcmp(m.series[last].type, type) == 0)
 		s = &m.series[last];
@@ -121,18 +129,18 @@ metrics_event(int sink, const char *type, size_t bytes)
 }
 
 int
-metrics_register_dsink(const char *name)
+metrics_register_lane_sink(const char *name)
 {
 	int			id;
 
 	pthread_mutex_lock(&m.lock);
 	/* a sink that comes back under its name keeps its counters */
-	for (id = 0; id < m.ndsinks; id++)
-		if (strcmp(m.dsinks[id].name, name) == 0)
+	for (id = 0; id < m.nlane_sinks; id++)
+		if (strcmp(m.lane_sinks[id].name, name) == 0)
 			break;
-	if (id == m.ndsinks && m.ndsinks < MAX_DSINKS)
-		snprintf(m.dsinks[m.ndsinks++].name, sizeof(m.dsinks[0].name), "%s", name);
-	if (id >= MAX_DSINKS)
+	if (id == m.nlane_sinks && m.nlane_sinks < MAX_LANE_SINKS)
+		snprintf(m.lane_sinks[m.nlane_sinks++].name, sizeof(m.lane_sinks[0].name), "%s", name);
+	if (id >= MAX_LANE_SINKS)
 		id = -1;
 	pthread_mutex_unlock(&m.lock);
 	return id;
@@ -147,17 +155,17 @@ metrics_delivery(int id, enum delivery_outcome outcome, size_t bytes)
 	switch (outcome)
 	{
 		case DELIVERY_ACCEPTED:
-			m.dsinks[id].accepted++;
-			m.dsinks[id].accepted_bytes += bytes;
+			m.lane_sinks[id].accepted++;
+			m.lane_sinks[id].accepted_bytes += bytes;
 			break;
 		case DELIVERY_RETRY:
-			m.dsinks[id].retries++;
+			m.lane_sinks[id].retries++;
 			break;
 		case DELIVERY_DEAD:
-			m.dsinks[id].dead++;
+			m.lane_sinks[id].dead++;
 			break;
 		case DELIVERY_UNFILTERED:
-			m.dsinks[id].unfiltered++;
+			m.lane_sinks[id].unfiltered++;
 			break;
 	}
 	pthread_mutex_unlock(&m.lock);
@@ -169,7 +177,7 @@ metrics_set_outstanding(int id, uint64_t n)
 	if (id < 0)
 		return;
 	pthread_mutex_lock(&m.lock);
-	m.dsinks[id].outstanding = n;
+	m.lane_sinks[id].outstanding = n;
 	pthread_mutex_unlock(&m.lock);
 }
 
@@ -283,28 +291,28 @@ metrics_render(size_t *len)
 			size_t		offset;
 		}			dm[] = {
 			{"ordersyncd_delivered_total", "Events a delivery sink accepted.", "counter",
-			offsetof(struct dsink_series, accepted)},
+			offsetof(struct lane_sink_series, accepted)},
 			{"ordersyncd_delivered_bytes_total", "Bytes of events a delivery sink accepted.", "counter",
-			offsetof(struct dsink_series, accepted_bytes)},
+			offsetof(struct lane_sink_series, accepted_bytes)},
 			{"ordersyncd_delivery_retries_total", "Failed delivery attempts that are retried.", "counter",
-			offsetof(struct dsink_series, retries)},
+			offsetof(struct lane_sink_series, retries)},
 			{"ordersyncd_dead_letters_total", "Events written to ordersync.dead_letter.", "counter",
-			offsetof(struct dsink_series, dead)},
+			offsetof(struct lane_sink_series, dead)},
 			{"ordersyncd_personal_data_unfiltered_total", "Events the personal-data filter could not process: dead letters, never sent.", "counter",
-			offsetof(struct dsink_series, unfiltered)},
+			offsetof(struct lane_sink_series, unfiltered)},
 			{"ordersyncd_delivery_outstanding", "Events handed to a delivery sink and not yet finished.", "gauge",
-			offsetof(struct dsink_series, outstanding)},
+			offsetof(struct lane_sink_series, outstanding)},
 		};
 
 		for (size_t k = 0; k < sizeof(dm) / sizeof(dm[0]); k++)
 		{
 			appendf(&b, "# HELP %s %s\n# TYPE %s %s\n", dm[k].name, dm[k].help, dm[k].name, dm[k].type);
-			for (int i = 0; i < m.ndsinks; i++)
+			for (int i = 0; i < m.nlane_sinks; i++)
 			{
 				appendf(&b, "%s{sink=\"", dm[k].name);
-				append_label(&b, m.dsinks[i].name);
+				append_label(&b, m.lane_sinks[i].name);
 				appendf(&b, "\"} %llu\n", (unsigned long long)
-						*(const uint64_t *) ((const char *) &m.dsinks[i] + dm[k].offset));
+						*(const uint64_t *) ((const char *) &m.lane_sinks[i] + dm[k].offset));
 			}
 		}
 	}
@@ -420,6 +428,10 @@ metrics_start(const char *addr, char *err, size_t errlen)
 			   *res = NULL;
 	int			rc;
 
+	pthread_mutex_lock(&m.lock);
+	if (m.started == 0)
+		m.started = time(NULL);
+	pthread_mutex_unlock(&m.lock);
 	if (colon == NULL || colon == addr || colon[1] == '\0' ||
 		(size_t) (colon - addr) >= sizeof(host))
 	{

@@ -17,15 +17,15 @@
 int metrics_start(const char *addr, char *err, size_t errlen);
 void metrics_stop(void);
 
-/* Register sink names once, in order; later calls refer to them by index. */
-void metrics_set_sinks(const char *const *names, int n);
+/* A file or stdout sink: its index for metrics_event (-1 past the limit). */
+int metrics_add_sink(const char *name);
 
 /* type is the event type without its "ordersync." prefix */
 void metrics_event(int sink, const char *type, size_t bytes);
 void metrics_invalid(void);
 /* a message that claims to be ordersync's but cannot be (trust.h) */
 void metrics_forged(void);
-/* a sink, route or redelivery row the relay refused (deliver.h) */
+/* a sink, route or redelivery row the relay refused (delivery.h) */
 void metrics_config_refused(void);
 void metrics_reconnect(void);
 void metrics_transactions(uint64_t n);
@@ -36,13 +36,13 @@ void metrics_set_server_lsn(uint64_t lsn);
 void metrics_set_retained_wal(int64_t bytes);
 void metrics_observe_latency(double seconds, uint64_t count);
 
-/* Delivery sinks (webhooks, Kafka, RabbitMQ), which come and go. */
+/* Sinks that keep lanes (webhooks, Kafka, RabbitMQ), which come and go. */
 enum delivery_outcome
 {
 	DELIVERY_ACCEPTED, DELIVERY_RETRY, DELIVERY_DEAD,
 	DELIVERY_UNFILTERED			/* the personal-data filter failed: dead letter, not sent */
 };
-int metrics_register_dsink(const char *name);	/* id for the calls below */
+int metrics_register_lane_sink(const char *name);	/* id for the calls below */
 void metrics_delivery(int id, enum delivery_outcome outcome, size_t bytes);
 void metrics_set_outstanding(int id, uint64_t n);
 

@@ -26,7 +26,7 @@ struct options
 	bool		raw_changes;
 	bool		stop_on_bad_input;
 	bool		allow_forgeable_events; /* warn instead of refusing (trust.h) */
-	/* what sinks from the database may do (dsink_policy.h) */
+	/* what sinks from the database may do (sink_policy.h) */
 	bool		allow_insecure_sinks;	/* TLS off, personal data in clear text */
 	const char *secret_env_prefix;	/* their *_env must start so */
 	const char *secret_dir;		/* their *_file inside it; NULL: no files */

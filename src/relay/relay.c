@@ -1,10 +1,10 @@
 /*
- * relay.c — the transaction state machine between wal2json and the sinks
- * (see relay.h).
+ * relay.c — the transaction state machine between wal2json and the
+ * delivery core (see relay.h).
  *
- * Events are appended to the sinks as they arrive, so a transaction of a
- * million rows streams through with bounded memory; the commit only moves
- * received_end, and only relay_sync() moves durable_end.
+ * Events go to the sinks as they arrive, so a transaction of a million rows
+ * streams through with bounded memory; the commit only moves received_end,
+ * and only the delivery core's watermark moves durable_end.
  */
 #include <stdio.h>
 #include <string.h>
@@ -25,24 +25,13 @@ now_usec(void)
 	return (int64_t) tv.tv_sec * 1000000 + tv.tv_usec;
 }
 
-/*
- * The least time between the starts of two background syncs. A relay that
- * reads faster than the server decodes finds the socket empty thousands of
- * times a second; syncing at every such pause meant over a thousand
- * fdatasync calls, syncer wake-ups and status updates a second, a third of
- * the relay's CPU in `make bench` (bench/relay). Waiting for this gap costs
- * a pause at most 2 ms of latency.
- */
-#define SYNC_MIN_GAP_USEC 2000
-
 int
-relay_init(struct relay *r, const struct relay_config *cfg, struct sink *sinks, int nsinks)
+relay_init(struct relay *r, const struct relay_config *cfg)
 {
 	memset(r, 0, sizeof(*r));
 	r->cfg = *cfg;
-	r->sinks = sinks;
-	r->nsinks = nsinks;
 	buf_init(&r->ev);
+	delivery_init(&r->dl, cfg->conninfo, cfg->max_pending_bytes, cfg->sink_policy);
 	if (w2j_parser_init(&r->parser) != 0)
 		return -1;
 	r->ctok = json_tokener_new();
@@ -50,39 +39,13 @@ relay_init(struct relay *r, const struct relay_config *cfg, struct sink *sinks, 
 		return -1;
 	json_tokener_set_flags(r->ctok, JSON_TOKENER_VALIDATE_UTF8);
 	content_parser_init(&r->content);
-	if (syncer_init(&r->syncer) != 0)
-		return -1;
-	deliver_init(&r->dl, cfg->conninfo, cfg->max_pending_bytes, cfg->sink_policy);
 	return 0;
-}
-
-/* durable_end = the lower of what the files and the delivery sinks have. */
-static bool
-update_durable(struct relay *r, int64_t commit_usec, int64_t now)
-{
-	uint64_t	end = r->files_end < r->dl.done_end ? r->files_end : r->dl.done_end;
-
-	if (end <= r->durable_end)
-		return false;
-	r->durable_end = end;
-	r->durable_commit_usec = commit_usec;
-	metrics_set_confirmed(end, commit_usec > 0 ? (double) (now - commit_usec) / 1e6 : -1);
-	return true;
-}
-
-bool
-relay_delivery_progress(struct relay *r)
-{
-	/* the lag is that of the last transaction every delivery sink has finished */
-	return update_durable(r, r->dl.done_commit_usec, now_usec());
 }
 
 void
 relay_free(struct relay *r)
 {
-	/* finishes a flush in flight before the sinks can be closed */
-	syncer_stop(&r->syncer);
-	deliver_free(&r->dl);
+	delivery_free(&r->dl);
 	w2j_parser_free(&r->parser);
 	if (r->ctok)
 	{
@@ -93,27 +56,84 @@ relay_free(struct relay *r)
 	buf_free(&r->ev);
 }
 
+/* A sink failed for good: say why, for the caller to log and stop. */
+static int
+stopped_by_sink(struct relay *r)
+{
+	snprintf(r->errmsg, sizeof(r->errmsg), "%s", delivery_fatal(&r->dl));
+	return RELAY_SINK_ERROR;
+}
+
+/* Remember a commit until it is durable (latency histogram, transactions). */
+static void
+remember_commit(struct relay *r, uint64_t end_lsn, int64_t commit_usec, uint32_t events)
+{
+	struct relay_commit *c;
+
+	if (r->npending == RELAY_MAX_PENDING_TXNS)
+	{
+		/* full (a sink far behind): the newest entry stands for more */
+		c = &r->pending[(r->pending_head + r->npending - 1) % RELAY_MAX_PENDING_TXNS];
+		c->end_lsn = end_lsn;
+		c->commit_usec = commit_usec;
+		c->events += events;
+		c->txns++;
+		return;
+	}
+	c = &r->pending[(r->pending_head + r->npending++) % RELAY_MAX_PENDING_TXNS];
+	*c = (struct relay_commit) {end_lsn, commit_usec, events, 1};
+}
+
+int
+relay_progress(struct relay *r, bool *advanced)
+{
+	uint64_t	w;
+	int64_t		now,
+				last_commit = -1;
+	uint64_t	txns = 0;
+
+	*advanced = false;
+	delivery_tick(&r->dl);
+	if (delivery_fatal(&r->dl))
+		return stopped_by_sink(r);
+	w = delivery_watermark(&r->dl);
+	if (w <= r->durable_end)
+		return RELAY_OK;
+	r->durable_end = w;
+	*advanced = true;
+	now = now_usec();
+	while (r->npending > 0 && r->pending[r->pending_head].end_lsn <= w)
+	{
+		struct relay_commit *c = &r->pending[r->pending_head];
+
+		if (c->events > 0)
+			metrics_observe_latency((double) (now - c->commit_usec) / 1e6, c->events);
+		txns += c->txns;
+		last_commit = c->commit_usec;
+		r->pending_head = (r->pending_head + 1) % RELAY_MAX_PENDING_TXNS;
+		r->npending--;
+	}
+	if (txns)
+		metrics_transactions(txns);
+	/* the lag is that of the last transaction every sink has finished */
+	metrics_set_confirmed(w, last_commit > 0 ? (double) (now - last_commit) / 1e6 : -1);
+	return RELAY_OK;
+}
+
 /* The envelope in r->ev (n bytes, a line) goes to every sink that wants it. */
 static int
 emit_built(struct relay *r, const struct txn_info *txn, uint32_t ordinal,
 		   const char *type_suffix, const char *subject, size_t n)
 {
-	for (int i = 0; i < r->nsinks; i++)
-	{
-		if (sink_append(&r->sinks[i], r->ev.data, n, r->errmsg, sizeof(r->errmsg)) != 0)
-			return RELAY_SINK_ERROR;
-		metrics_event(i, type_suffix, n);
-	}
-	r->unsynced = true;
-	if (deliver_has_sinks(&r->dl))
-	{
-		char		id[ENVELOPE_ID_MAX];
+	char		id[ENVELOPE_ID_MAX] = "";
 
+	/* files do not need it: the id is formatted only for sinks that send it apart */
+	if (delivery_has_remote_sinks(&r->dl))
 		envelope_format_id(txn, ordinal, id);
-		deliver_event(&r->dl, txn->end_lsn, txn->commit_usec, id, type_suffix, subject,
-					  r->ev.data, n > 0 && r->ev.data[n - 1] == '\n' ? n - 1 : n);
-	}
-	return RELAY_OK;
+	delivery_event(&r->dl, txn->end_lsn, id, type_suffix, subject, r->ev.data,
+				   n > 0 && r->ev.data[n - 1] == '\n' ? n - 1 : n);
+	r->unsynced = true;
+	return delivery_fatal(&r->dl) ? stopped_by_sink(r) : RELAY_OK;
 }
 
 int
@@ -159,9 +179,8 @@ bad_input(struct relay *r, uint64_t lsn, const char *reason, const char *raw, si
 		t.commit_usec = now_usec();
 		ts_format_usec(t.commit_usec, t.time);
 		rc = relay_emit(r, &t, 0, "relay.invalid", "relay/invalid", data);
-		for (int i = 0; rc == RELAY_OK && i < r->nsinks; i++)
-			sink_mark_commit(&r->sinks[i]);
-		deliver_commit(&r->dl, 0, t.commit_usec);
+		if (rc == RELAY_OK)
+			delivery_commit(&r->dl, 0);
 	}
 	json_object_put(data);
 	log_error("the line was written to the sinks as an ordersync.relay.invalid event "
@@ -250,29 +269,19 @@ on_commit(struct relay *r, const struct w2j_rec *rec, uint64_t lsn)
 		r->skipping = false;
 		return RELAY_OK;
 	}
-	for (int i = 0; i < r->nsinks; i++)
-		sink_mark_commit(&r->sinks[i]);
-	deliver_commit(&r->dl, r->txn.end_lsn, r->txn.commit_usec);
+	delivery_commit(&r->dl, r->txn.end_lsn);
 	if (r->txn.end_lsn > r->received_end)
 		r->received_end = r->txn.end_lsn;
-	r->last_commit_usec = r->txn.commit_usec;
 	r->unsynced_txns++;
 	r->unsynced = true;
-	if (r->ordinal > 0)
-	{
-		/* remember commit times for the latency histogram */
-		if (r->npending < RELAY_MAX_PENDING_TXNS)
-			r->pending[r->npending++] = (struct pending_txn) {r->txn.commit_usec, r->ordinal};
-		else
-			r->pending[r->npending - 1].events += r->ordinal;
-	}
-	return RELAY_OK;
+	remember_commit(r, r->txn.end_lsn, r->txn.commit_usec, r->ordinal);
+	return delivery_fatal(&r->dl) ? stopped_by_sink(r) : RELAY_OK;
 }
 
 /*
  * A message with ordersync's prefix that ordersync never writes: nothing in
  * the stream can steer the relay (its configuration comes from row changes
- * of its tables, see deliver.h), so a "relay.*" type is somebody else's
+ * of its tables, see delivery.h), so a "relay.*" type is somebody else's
  * forgery, kept as a relay.invalid event like any bad input and counted.
  */
 static bool
@@ -290,8 +299,7 @@ control_row(struct relay *r, const struct w2j_rec *rec, uint64_t lsn)
 
 	snprintf(where, sizeof(where), "%s of ordersync.%s at LSN %s in transaction %lld",
 			 row_verb(rec->action), rec->table, lsn_format(lsn, l1), (long long) r->txn.xid);
-	deliver_control_row(&r->dl, rec->table, rec->action, rec->root, r->txn.end_lsn,
-						r->txn.commit_usec, where);
+	delivery_control_row(&r->dl, rec->table, rec->action, rec->root, r->txn.end_lsn, where);
 }
 
 int
@@ -370,7 +378,7 @@ relay_line(struct relay *r, uint64_t data_start, const char *line, size_t len)
 				rc = protocol_error(r, data_start, "row change outside a transaction");
 				break;
 			}
-			if (deliver_is_control_table(rec.schema, rec.table))
+			if (delivery_is_control_table(rec.schema, rec.table))
 			{
 				control_row(r, &rec, data_start);
 				break;
@@ -403,13 +411,12 @@ relay_line(struct relay *r, uint64_t data_start, const char *line, size_t len)
 void
 relay_commit_external(struct relay *r, uint64_t end_lsn)
 {
-	for (int i = 0; i < r->nsinks; i++)
-		sink_mark_commit(&r->sinks[i]);
-	deliver_commit(&r->dl, end_lsn, now_usec());
+	delivery_commit(&r->dl, end_lsn);
 	if (end_lsn > r->received_end)
 		r->received_end = end_lsn;
 	r->unsynced_txns++;
 	r->unsynced = true;
+	remember_commit(r, end_lsn, now_usec(), 0);
 }
 
 bool
@@ -419,108 +426,13 @@ relay_needs_sync(const struct relay *r)
 	return r->unsynced_txns > 0 || (r->unsynced && !r->in_txn);
 }
 
-size_t
-relay_queued(const struct relay *r)
-{
-	size_t		n = 0;
-
-	for (int i = 0; i < r->nsinks; i++)
-		n += sink_pending(&r->sinks[i]);
-	return n;
-}
-
-/* A batch is durable at done_usec: account for it and move durable_end. */
-static void
-finish_batch(struct relay *r, uint64_t end, int64_t done_usec,
-			 const struct pending_txn *txns, int ntxns, uint64_t ntx, int64_t last_commit)
-{
-	metrics_fsync();
-	for (int i = 0; i < ntxns; i++)
-		metrics_observe_latency((double) (done_usec - txns[i].commit_usec) / 1e6, txns[i].events);
-	if (ntx)
-		metrics_transactions(ntx);
-	if (end > r->files_end)
-		r->files_end = end;
-	update_durable(r, last_commit, done_usec);
-}
-
-bool
-relay_sync_due(struct relay *r)
-{
-	return relay_sync_wait_ms(r) == 0;
-}
-
 int
-relay_sync_wait_ms(struct relay *r)
+relay_flush(struct relay *r)
 {
-	int64_t		left;
-
-	/* a sync in flight wakes the loop through relay_sync_fd when it ends */
-	if (!relay_needs_sync(r) || syncer_busy(&r->syncer))
-		return -1;
-	left = r->sync_started_usec + SYNC_MIN_GAP_USEC - ts_mono_usec();
-	return left <= 0 ? 0 : (int) ((left + 999) / 1000);
-}
-
-int
-relay_sync_fd(const struct relay *r)
-{
-	return syncer_fd(&r->syncer);
-}
-
-int
-relay_sync_start(struct relay *r)
-{
-	int			fds[SYNCER_MAX_FDS];
-	int			nfds = 0;
-
-	for (int i = 0; i < r->nsinks; i++)
-	{
-		int			fd;
-
-		if (sink_prepare_sync(&r->sinks[i], &fd, r->errmsg, sizeof(r->errmsg)) != 0)
-			return RELAY_SINK_ERROR;
-		if (fd >= 0 && nfds < SYNCER_MAX_FDS)
-			fds[nfds++] = fd;
-	}
-	/* the batch: every commit received so far */
-	memcpy(r->inflight, r->pending, sizeof(r->pending[0]) * (size_t) r->npending);
-	r->ninflight = r->npending;
-	r->inflight_txns = r->unsynced_txns;
-	r->inflight_commit_usec = r->last_commit_usec;
-	r->npending = 0;
 	r->unsynced_txns = 0;
 	r->unsynced = false;
-	syncer_submit(&r->syncer, fds, nfds, r->received_end);
-	r->sync_started_usec = ts_mono_usec();
-	return RELAY_OK;
-}
-
-int
-relay_sync_poll(struct relay *r, bool *advanced)
-{
-	uint64_t	end;
-	int			err,
-				idx;
-	int64_t		done_usec;
-	uint64_t	before = r->durable_end;
-
-	*advanced = false;
-	if (!syncer_poll(&r->syncer, &end, &err, &idx, &done_usec))
-		return RELAY_OK;
-	if (err != 0)
-	{
-		/* map the failed fd back to its sink for the message */
-		for (int i = 0; i < r->nsinks; i++)
-			if (r->sinks[i].fd == r->syncer.fds[idx])
-				sink_sync_error(&r->sinks[i], err, r->errmsg, sizeof(r->errmsg));
-		return RELAY_SINK_ERROR;
-	}
-	finish_batch(r, end, done_usec, r->inflight, r->ninflight, r->inflight_txns,
-				 r->inflight_commit_usec);
-	r->ninflight = 0;
-	*advanced = r->durable_end > before;
-	return RELAY_OK;
+	delivery_flush(&r->dl);
+	return delivery_fatal(&r->dl) ? stopped_by_sink(r) : RELAY_OK;
 }
 
 int
@@ -528,27 +440,20 @@ relay_sync(struct relay *r)
 {
 	bool		advanced;
 
-	/* a batch in flight first, so durable_end only ever moves forward */
-	syncer_wait(&r->syncer);
-	if (relay_sync_poll(r, &advanced) != RELAY_OK)
-		return RELAY_SINK_ERROR;
-	if (!r->unsynced)
-		return RELAY_OK;
-	if (relay_sync_start(r) != RELAY_OK)
-		return RELAY_SINK_ERROR;
-	syncer_wait(&r->syncer);
-	return relay_sync_poll(r, &advanced);
+	r->unsynced_txns = 0;
+	r->unsynced = false;
+	if (delivery_sync(&r->dl) != 0)
+		return stopped_by_sink(r);
+	return relay_progress(r, &advanced);
 }
 
 bool
 relay_idle_advance(struct relay *r, uint64_t wal_end)
 {
 	if (r->in_txn || r->unsynced || r->received_end != r->durable_end ||
-		wal_end <= r->durable_end || !deliver_idle(&r->dl))
+		wal_end <= r->durable_end || !delivery_idle_advance(&r->dl, wal_end))
 		return false;
-	r->received_end = r->durable_end = r->files_end = wal_end;
-	if (wal_end > r->dl.done_end)
-		r->dl.done_end = wal_end;
+	r->received_end = r->durable_end = wal_end;
 	metrics_set_confirmed(wal_end, -1);
 	return true;
 }
@@ -559,9 +464,6 @@ relay_abort_txn(struct relay *r)
 	r->in_txn = false;
 	r->skipping = false;
 	r->ordinal = 0;
-	deliver_abort(&r->dl);
-	for (int i = 0; i < r->nsinks; i++)
-		if (sink_rewind(&r->sinks[i], r->errmsg, sizeof(r->errmsg)) != 0)
-			return RELAY_SINK_ERROR;
-	return RELAY_OK;
+	delivery_abort(&r->dl);
+	return delivery_fatal(&r->dl) ? stopped_by_sink(r) : RELAY_OK;
 }

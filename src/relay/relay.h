@@ -1,14 +1,13 @@
 /*
- * relay.h — turn wal2json lines into events and track what is durable.
+ * relay.h — turn wal2json lines into events and know what is durable.
  *
- * The relay owns the sinks and the LSNs that matter:
- *   received_end: end of the last transaction whose events are all queued
- *                 or written to every sink;
- *   files_end:    the same, after every file sink's fsync succeeded;
- *   dl.done_end:  the same, after every delivery sink took every event of
- *                 it or it went to the dead letters (deliver.h);
- *   durable_end:  the lower of the two. Only this one is ever reported to
- *                 the server as flushed.
+ * The relay owns the stream's transaction state and two LSNs:
+ *   received_end: end of the last transaction whose events are all handed
+ *                 to the delivery core;
+ *   durable_end:  the delivery core's watermark: every sink (files fsynced,
+ *                 webhooks, Kafka, RabbitMQ answered or dead-lettered) has
+ *                 every event of every transaction up to it. Only this one
+ *                 is ever reported to the server as flushed.
  * Network-free, so the integration of parsing, envelopes and sinks can be
  * driven from tests and the fuzzer as well as from the stream loop.
  */
@@ -19,10 +18,9 @@
 #include <stdint.h>
 
 #include "buf.h"
-#include "deliver.h"
+#include "content.h"
+#include "delivery.h"
 #include "envelope.h"
-#include "sink.h"
-#include "syncer.h"
 #include "w2j.h"
 
 enum relay_rc
@@ -41,14 +39,16 @@ struct relay_config
 	bool		stop_on_bad_input;	/* else: emit ordersync.relay.invalid and go on */
 	const char *conninfo;		/* for dead letters */
 	uint64_t	max_pending_bytes;	/* delivery sinks: stop reading above this */
-	const struct dsink_policy *sink_policy; /* for sinks from the database */
+	const struct sink_policy *sink_policy;	/* for sinks from the database */
 };
 
-/* Commit time and event count of a transaction waiting for fsync. */
-struct pending_txn
+/* Commits not yet durable, for the latency histogram and transactions_total. */
+struct relay_commit
 {
+	uint64_t	end_lsn;
 	int64_t		commit_usec;
 	uint32_t	events;
+	uint32_t	txns;			/* more than one when the ring was full */
 };
 
 #define RELAY_MAX_PENDING_TXNS 4096
@@ -56,14 +56,12 @@ struct pending_txn
 struct relay
 {
 	struct relay_config cfg;
-	struct sink *sinks;
-	int			nsinks;
 	struct w2j_parser parser;
 	json_tokener *ctok;			/* for the snapshot's rows */
 	struct content_parser content;	/* for message content */
 	struct buf	ev;				/* the envelope being built */
 
-	struct deliver dl;			/* webhooks, Kafka, RabbitMQ */
+	struct delivery dl;			/* every sink */
 
 	bool		in_txn;
 	bool		skipping;		/* a transaction we already have (after a reconnect) */
@@ -71,29 +69,19 @@ struct relay
 	uint32_t	ordinal;		/* events emitted so far in this txn */
 
 	uint64_t	received_end;
-	uint64_t	files_end;
 	uint64_t	durable_end;
-	int64_t		durable_commit_usec;	/* commit time of the last durable txn */
-	int64_t		last_commit_usec;	/* commit time of the last received txn */
 
-	struct pending_txn pending[RELAY_MAX_PENDING_TXNS];
+	struct relay_commit pending[RELAY_MAX_PENDING_TXNS];	/* a ring */
+	int			pending_head;
 	int			npending;
-	uint64_t	unsynced_txns;
-	bool		unsynced;		/* anything appended since the last sync */
-
-	/* the batch the syncer thread is flushing */
-	struct syncer syncer;
-	int64_t		sync_started_usec;	/* monotonic: when the last batch went to the syncer */
-	struct pending_txn inflight[RELAY_MAX_PENDING_TXNS];
-	int			ninflight;
-	uint64_t	inflight_txns;
-	int64_t		inflight_commit_usec;
+	uint64_t	unsynced_txns;	/* commits since the last flush */
+	bool		unsynced;		/* anything handed over since the last flush */
 
 	char		errmsg[1024];	/* why the last call failed */
 };
 
-int relay_init(struct relay *r, const struct relay_config *cfg,
-			   struct sink *sinks, int nsinks);
+/* Sinks are added to r->dl afterwards (delivery_add_cli_sink). 0 or -1. */
+int relay_init(struct relay *r, const struct relay_config *cfg);
 void relay_free(struct relay *r);
 
 /* One CopyData payload; data_start is its LSN from the XLogData header. */
@@ -107,41 +95,28 @@ int relay_emit(struct relay *r, const struct txn_info *txn, uint32_t ordinal,
 void relay_commit_external(struct relay *r, uint64_t end_lsn);
 
 /*
- * Write + fsync every sink and wait for it, then durable_end =
- * received_end. For the snapshot, stopping, reconnecting and SIGHUP.
+ * Make everything committed durable in the file sinks and wait for it,
+ * then move durable_end. For the snapshot, stopping, reconnecting and
+ * SIGHUP.
  */
 int relay_sync(struct relay *r);
 
 /*
- * The streaming path: write what is queued and hand the fsync to the
- * syncer thread; relay_sync_poll() later moves durable_end. Call only when
- * relay_sync_due().
+ * The streaming path: the stream paused, or --fsync-interval passed on a
+ * busy one; file sinks start making their batch durable (in the
+ * background, at most every 2 ms). Call when relay_needs_sync().
  */
-int relay_sync_start(struct relay *r);
+int relay_flush(struct relay *r);
 
-/* Collect a finished background sync; *advanced tells whether durable_end moved. */
-int relay_sync_poll(struct relay *r, bool *advanced);
-
-/*
- * Commits waiting for a sync, no sync in flight, and the last one began at
- * least SYNC_MIN_GAP_USEC (2 ms) ago?
- */
-bool relay_sync_due(struct relay *r);
-/*
- * How long until relay_sync_due turns true by the clock alone, in ms for
- * poll(): 0 now, -1 not by the clock (nothing waits, or a sync in flight
- * wakes the loop through relay_sync_fd when it ends).
- */
-int relay_sync_wait_ms(struct relay *r);
-
-/* Anything received but not yet durable? */
+/* Anything received but not yet flushed? */
 bool relay_needs_sync(const struct relay *r);
 
-/* fd to select() on: readable when a background sync finished. */
-int relay_sync_fd(const struct relay *r);
-
-/* Bytes queued in sinks (to bound memory). */
-size_t relay_queued(const struct relay *r);
+/*
+ * Sinks may have made more durable: move durable_end to the delivery
+ * core's watermark. *advanced tells whether it moved (worth telling the
+ * server). RELAY_SINK_ERROR when a sink failed for good (errmsg).
+ */
+int relay_progress(struct relay *r, bool *advanced);
 
 /*
  * Between transactions with nothing pending, a keepalive's WAL end can be
@@ -151,14 +126,8 @@ size_t relay_queued(const struct relay *r);
 bool relay_idle_advance(struct relay *r, uint64_t wal_end);
 
 /*
- * Delivery sinks may have finished transactions: move durable_end. True if
- * it moved (worth telling the server).
- */
-bool relay_delivery_progress(struct relay *r);
-
-/*
  * The connection is gone: forget the open transaction and cut its lines
- * from the sinks (the server sends it again from the start).
+ * from the file sinks (the server sends it again from the start).
  */
 int relay_abort_txn(struct relay *r);
 

@@ -1,345 +1,308 @@
 /*
- * sink.c — stdout and file sinks (see sink.h).
- *
- * Files are opened O_APPEND and cleaned on open: if a crash left a partial
- * last line (a write cut short by kill -9 or a full disk), it is cut off,
- * because those bytes were never confirmed and will be sent again.
+ * sink.c — what every sink shares (see sink.h): the registry of kinds, the
+ * host's report queue, the poll set, the common options and reading
+ * secrets by reference. What a sink may be configured to do is checked in
+ * sink_policy.c.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
+#include <strings.h>
+#include <time.h>
 
-#include "log.h"
 #include "sink.h"
+#include "sink_policy.h"
+#include "ts.h"
 
-#define SINK_CHUNK (256 * 1024)	/* write out once this much is queued */
-
-static void
-describe_errno(const char *what, const char *path, int e, char *err, size_t errlen)
+void
+pollset_reset(struct pollset *ps)
 {
-	const char *hint = "";
-
-	switch (e)
-	{
-		case ENOSPC:
-		case EDQUOT:
-			hint = "; the disk is full: free space on that file system and restart "
-				"ordersyncd (nothing past the last confirmed LSN was acknowledged, "
-				"so the unconfirmed tail is sent again)";
-			break;
-		case ENOENT:
-			hint = "; the directory does not exist: create it or fix --sink=file:PATH";
-			break;
-		case EACCES:
-		case EPERM:
-		case EROFS:
-			hint = "; ordersyncd may not write there: fix the permissions or choose "
-				"another --sink=file:PATH";
-			break;
-		case EISDIR:
-			hint = "; that is a directory: give a file name, e.g. --sink=file:/var/lib/ordersync/events.jsonl";
-			break;
-		case EIO:
-			hint = "; the storage reported an I/O error: check the disk, then restart";
-			break;
-		default:
-			break;
-	}
-	snprintf(err, errlen, "%s \"%s\": %s%s", what, path, strerror(e), hint);
+	ps->n = 0;
 }
 
-static int
-write_all(int fd, const char *data, size_t len)
+int
+pollset_add(struct pollset *ps, int fd, short events)
 {
-	while (len > 0)
+	if (ps->n == ps->cap)
 	{
-		ssize_t		n = write(fd, data, len);
+		ps->cap = ps->cap ? ps->cap * 2 : 16;
+		ps->fds = xrealloc(ps->fds, sizeof(*ps->fds) * (size_t) ps->cap);
+	}
+	ps->fds[ps->n] = (struct pollfd) {.fd = fd,.events = events,.revents = 0};
+	return ps->n++;
+}
 
-		if (n < 0)
+void
+pollset_free(struct pollset *ps)
+{
+	free(ps->fds);
+	memset(ps, 0, sizeof(*ps));
+}
+
+int64_t
+sink_now_ms(void)
+{
+	return ts_mono_usec() / 1000;
+}
+
+/* The kinds there are; a new sink adds its line here. */
+static const struct sink_ops *const kinds[] = {
+	&sink_file_ops,
+	&sink_webhook_ops,
+	&sink_kafka_ops,
+	&sink_amqp_ops,
+};
+
+const struct sink_ops *
+sink_kind_for(const char *uri)
+{
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (kinds[i]->claims(uri))
+			return kinds[i];
+	return NULL;
+}
+
+/* ---- the host's queue ---------------------------------------------------- */
+
+void
+sink_host_init(struct sink_host *h)
+{
+	memset(h, 0, sizeof(*h));
+	buf_init(&h->text);
+}
+
+void
+sink_host_free(struct sink_host *h)
+{
+	free(h->results);
+	buf_free(&h->text);
+	memset(h, 0, sizeof(*h));
+}
+
+void
+sink_host_clear(struct sink_host *h)
+{
+	h->n = 0;
+	buf_reset(&h->text);
+}
+
+const char *
+sink_host_why(const struct sink_host *h, const struct sink_result *r)
+{
+	return r->why == (size_t) -1 ? "" : h->text.data + r->why;
+}
+
+static struct sink_result *
+push(struct sink_host *h, enum sink_report what, struct sink_event *ev, const char *why)
+{
+	struct sink_result *r;
+
+	if (h->n == h->cap)
+	{
+		h->cap = h->cap ? h->cap * 2 : 64;
+		h->results = xrealloc(h->results, sizeof(*h->results) * (size_t) h->cap);
+	}
+	r = &h->results[h->n++];
+	*r = (struct sink_result) {.what = what,.ev = ev,.why = (size_t) -1};
+	if (why)
+		r->why = buf_keep(&h->text, why, strlen(why));
+	return r;
+}
+
+void
+sink_host_accepted(struct sink_host *h, struct sink_event *ev)
+{
+	push(h, SINK_ACCEPTED, ev, NULL);
+}
+
+void
+sink_host_failed(struct sink_host *h, struct sink_event *ev, bool retryable,
+				 int64_t not_before_ms, const char *why)
+{
+	struct sink_result *r = push(h, SINK_FAILED, ev, why);
+
+	r->retryable = retryable;
+	r->not_before_ms = not_before_ms;
+}
+
+void
+sink_host_returned(struct sink_host *h, struct sink_event *ev)
+{
+	push(h, SINK_RETURNED, ev, NULL);
+}
+
+void
+sink_host_outage(struct sink_host *h, const char *why)
+{
+	push(h, SINK_OUTAGE, NULL, why);
+}
+
+void
+sink_host_refused(struct sink_host *h, const char *why)
+{
+	push(h, SINK_REFUSED, NULL, why);
+}
+
+void
+sink_host_durable(struct sink_host *h, uint64_t lsn)
+{
+	push(h, SINK_DURABLE, NULL, NULL)->lsn = lsn;
+}
+
+void
+sink_host_fatal(struct sink_host *h, const char *why)
+{
+	push(h, SINK_FATAL, NULL, why);
+}
+
+/* ---- options and secrets ------------------------------------------------ */
+
+/* An integer option within [min, max]; absent keeps *out. */
+static int
+int_option(json_object *o, const char *key, int min, int max, int *out,
+		   char *err, size_t errlen)
+{
+	json_object *v;
+	int64_t		n;
+
+	if (!json_object_object_get_ex(o, key, &v))
+		return 0;
+	if (!json_object_is_type(v, json_type_int))
+	{
+		snprintf(err, errlen, "option \"%s\" must be an integer, not %s", key,
+				 json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+		return -1;
+	}
+	n = json_object_get_int64(v);
+	if (n < min || n > max)
+	{
+		snprintf(err, errlen, "option \"%s\" is %lld; it must be between %d and %d", key,
+				 (long long) n, min, max);
+		return -1;
+	}
+	*out = (int) n;
+	return 0;
+}
+
+int
+sink_parse_options(struct sink_options *opt, json_object *raw, char *err, size_t errlen)
+{
+	json_object *v;
+
+	*opt = (struct sink_options)
+	{
+		.max_attempts = 25,
+		.max_age_ms = 3600 * 1000,
+		.backoff_min_ms = 200,
+		.backoff_max_ms = 30000,
+		.timeout_ms = 10000,
+		.connect_timeout_ms = 5000,
+		.max_in_flight = 0,
+		.drop_personal_data = false,
+		.raw = raw,
+	};
+	if (raw == NULL)
+		return 0;
+	if (!json_object_is_type(raw, json_type_object))
+	{
+		snprintf(err, errlen, "sink options must be a JSON object such as '{\"max_attempts\": 5}'");
+		return -1;
+	}
+	{
+		int			age_s = opt->max_age_ms / 1000;
+
+		if (int_option(raw, "max_attempts", 1, 1000000, &opt->max_attempts, err, errlen) ||
+			int_option(raw, "max_age_seconds", 1, 30 * 86400, &age_s, err, errlen) ||
+			int_option(raw, "backoff_min_ms", 1, 3600000, &opt->backoff_min_ms, err, errlen) ||
+			int_option(raw, "backoff_max_ms", 1, 3600000, &opt->backoff_max_ms, err, errlen) ||
+			int_option(raw, "timeout_ms", 1, 3600000, &opt->timeout_ms, err, errlen) ||
+			int_option(raw, "connect_timeout_ms", 1, 3600000, &opt->connect_timeout_ms, err, errlen) ||
+			int_option(raw, "max_in_flight", 1, 100000, &opt->max_in_flight, err, errlen))
+			return -1;
+		opt->max_age_ms = age_s * 1000;
+	}
+	if (opt->backoff_max_ms < opt->backoff_min_ms)
+		opt->backoff_max_ms = opt->backoff_min_ms;
+	if (json_object_object_get_ex(raw, "drop_personal_data", &v))
+	{
+		if (!json_object_is_type(v, json_type_boolean))
 		{
-			if (errno == EINTR)
-				continue;
+			snprintf(err, errlen, "option \"drop_personal_data\" must be true or false");
 			return -1;
 		}
-		data += n;
-		len -= (size_t) n;
+		opt->drop_personal_data = json_object_get_boolean(v);
 	}
 	return 0;
 }
 
-/* Cut a partial last line left behind by a crash. */
-static int
-trim_partial_line(struct sink *s, off_t size, char *err, size_t errlen)
+char *
+sink_secret(const struct sink *s, const char *key, char *err, size_t errlen)
 {
-	char		chunk[4096];
-	off_t		pos = size;
+	char		k_env[64],
+				k_file[64];
+	char		ref[PATH_MAX];
+	json_object *v;
 
-	while (pos > 0)
+	snprintf(k_env, sizeof(k_env), "%s_env", key);
+	snprintf(k_file, sizeof(k_file), "%s_file", key);
+	if (s->opt.raw && json_object_object_get_ex(s->opt.raw, k_env, &v))
 	{
-		size_t		n = pos < (off_t) sizeof(chunk) ? (size_t) pos : sizeof(chunk);
-		ssize_t		got = pread(s->fd, chunk, n, pos - (off_t) n);
+		const char *name = json_object_get_string(v);
+		const char *val;
 
-		if (got != (ssize_t) n)
+		if (name == NULL || sink_reference(s, k_env, name, ref, sizeof(ref), err, errlen) != 0)
 		{
-			describe_errno("cannot read sink file", s->path, got < 0 ? errno : EIO, err, errlen);
-			return -1;
+			if (name == NULL)
+				snprintf(err, errlen, "sink \"%s\": option %s must name an environment variable",
+						 s->name, k_env);
+			return NULL;
 		}
-		for (size_t i = n; i > 0; i--)
+		val = getenv(ref);
+		if (val == NULL || *val == '\0')
 		{
-			if (chunk[i - 1] == '\n')
-			{
-				off_t		keep = pos - (off_t) n + (off_t) i;
-
-				if (keep == size)
-					return 0;
-				log_warning("sink \"%s\": removed %lld bytes of an incomplete last line "
-							"(left by a crash; it was never confirmed and will be sent again)",
-							s->path, (long long) (size - keep));
-				if (ftruncate(s->fd, keep) != 0)
-				{
-					describe_errno("cannot truncate sink file", s->path, errno, err, errlen);
-					return -1;
-				}
-				s->written = keep;
-				return 0;
-			}
+			snprintf(err, errlen, "sink \"%s\": option %s names the environment variable \"%s\", "
+					 "which is not set for ordersyncd; export it before starting the relay",
+					 s->name, k_env, name);
+			return NULL;
 		}
-		pos -= (off_t) n;
+		return xstrdup(val);
 	}
-	/* no newline at all: the whole file is one partial line */
-	log_warning("sink \"%s\": removed an incomplete line of %lld bytes left by a crash",
-				s->path, (long long) size);
-	if (ftruncate(s->fd, 0) != 0)
+	if (s->opt.raw && json_object_object_get_ex(s->opt.raw, k_file, &v))
 	{
-		describe_errno("cannot truncate sink file", s->path, errno, err, errlen);
-		return -1;
-	}
-	s->written = 0;
-	return 0;
-}
+		const char *path = json_object_get_string(v);
+		FILE	   *f;
+		char		line[4096];
+		size_t		n;
 
-/* fsync the directory so a newly created file survives a crash too. */
-static void
-sync_parent_dir(const char *path)
-{
-	char	   *copy = strdup(path);
-	int			dfd;
-
-	if (copy == NULL)
-		return;
-	dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY);
-	if (dfd >= 0)
-	{
-		(void) fsync(dfd);
-		close(dfd);
-	}
-	free(copy);
-}
-
-static int
-open_file(struct sink *s, char *err, size_t errlen)
-{
-	struct stat st;
-	bool		existed = access(s->path, F_OK) == 0;
-
-	/* events carry customer data: not world-readable (group can be given to consumers) */
-	s->fd = open(s->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-	if (s->fd < 0)
-	{
-		describe_errno("cannot open sink file", s->path, errno, err, errlen);
-		return -1;
-	}
-	if (fstat(s->fd, &st) != 0)
-	{
-		describe_errno("cannot stat sink file", s->path, errno, err, errlen);
-		goto fail;
-	}
-	if (!S_ISREG(st.st_mode))
-	{
-		snprintf(err, errlen, "sink \"%s\" is not a regular file: use --sink=stdout "
-				 "for pipes, or give a file path", s->path);
-		goto fail;
-	}
-	s->written = st.st_size;
-	if (st.st_size > 0)
-	{
-		/* pread needs read access: reopen read-write just for the check */
-		int			rfd = open(s->path, O_RDWR | O_APPEND | O_CLOEXEC);
-
-		if (rfd < 0)
+		if (path == NULL || sink_reference(s, k_file, path, ref, sizeof(ref), err, errlen) != 0)
 		{
-			describe_errno("cannot open sink file for reading", s->path, errno, err, errlen);
-			goto fail;
+			if (path == NULL)
+				snprintf(err, errlen, "sink \"%s\": option %s must name a file", s->name, k_file);
+			return NULL;
 		}
-		close(s->fd);
-		s->fd = rfd;
-		if (trim_partial_line(s, st.st_size, err, errlen) != 0)
-			goto fail;
+		/* the resolved path: what was checked is what is read */
+		f = fopen(ref, "r");
+		if (f == NULL)
+		{
+			snprintf(err, errlen, "sink \"%s\": cannot read %s \"%s\": %s; make the file readable "
+					 "by the user ordersyncd runs as", s->name, k_file, path, strerror(errno));
+			return NULL;
+		}
+		n = fread(line, 1, sizeof(line) - 1, f);
+		fclose(f);
+		line[n] = '\0';
+		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+			line[--n] = '\0';
+		if (n == 0)
+		{
+			snprintf(err, errlen, "sink \"%s\": %s \"%s\" is empty", s->name, k_file, path);
+			return NULL;
+		}
+		return xstrdup(line);
 	}
-	if (!existed)
-		sync_parent_dir(s->path);
-	s->commit_mark = s->written;
-	s->unsynced = false;
-	s->fsync_ok = true;
-	return 0;
-
-fail:
-	close(s->fd);
-	s->fd = -1;
-	return -1;
-}
-
-int
-sink_open(struct sink *s, const char *spec, char *err, size_t errlen)
-{
-	memset(s, 0, sizeof(*s));
-	s->fd = -1;
-	buf_init(&s->pending);
-	s->spec = strdup(spec);
-	if (strcmp(spec, "stdout") == 0)
-	{
-		struct stat st;
-
-		s->kind = SINK_STDOUT;
-		s->fd = STDOUT_FILENO;
-		/* a redirect to a file can be fsynced; a pipe or terminal cannot */
-		s->fsync_ok = fstat(s->fd, &st) == 0 && S_ISREG(st.st_mode);
-		return 0;
-	}
-	if (strncmp(spec, "file:", 5) == 0 && spec[5] != '\0')
-	{
-		s->kind = SINK_FILE;
-		s->path = strdup(spec + 5);
-		return open_file(s, err, errlen);
-	}
-	snprintf(err, errlen, "unknown sink \"%s\": use --sink=stdout or --sink=file:/path/events.jsonl", spec);
-	return -1;
-}
-
-static int
-flush_pending(struct sink *s, char *err, size_t errlen)
-{
-	if (s->pending.len == 0)
-		return 0;
-	if (write_all(s->fd, s->pending.data, s->pending.len) != 0)
-	{
-		describe_errno("cannot write to sink", s->path ? s->path : "stdout", errno, err, errlen);
-		return -1;
-	}
-	s->written += (off_t) s->pending.len;
-	buf_reset(&s->pending);
-	s->unsynced = true;
-	return 0;
-}
-
-int
-sink_append(struct sink *s, const char *data, size_t len, char *err, size_t errlen)
-{
-	buf_append(&s->pending, data, len);
-	if (s->pending.len >= SINK_CHUNK)
-		return flush_pending(s, err, errlen);
-	return 0;
-}
-
-void
-sink_mark_commit(struct sink *s)
-{
-	s->commit_mark = s->written + (off_t) s->pending.len;
-}
-
-int
-sink_sync(struct sink *s, char *err, size_t errlen)
-{
-	if (flush_pending(s, err, errlen) != 0)
-		return -1;
-	if (!s->unsynced)
-		return 0;
-	if (s->fsync_ok && fdatasync(s->fd) != 0)
-	{
-		/*
-		 * After a failed fsync the kernel may have dropped the dirty pages:
-		 * retrying could report success for lost data, so this is fatal.
-		 */
-		describe_errno("cannot fsync sink", s->path ? s->path : "stdout", errno, err, errlen);
-		return -1;
-	}
-	s->unsynced = false;
-	return 0;
-}
-
-int
-sink_prepare_sync(struct sink *s, int *fd, char *err, size_t errlen)
-{
-	*fd = -1;
-	if (flush_pending(s, err, errlen) != 0)
-		return -1;
-	if (s->unsynced && s->fsync_ok)
-		*fd = s->fd;
-	s->unsynced = false;
-	return 0;
-}
-
-void
-sink_sync_error(const struct sink *s, int e, char *err, size_t errlen)
-{
-	describe_errno("cannot fsync sink", s->path ? s->path : "stdout", e, err, errlen);
-}
-
-int
-sink_rewind(struct sink *s, char *err, size_t errlen)
-{
-	off_t		queued_from = s->written;
-
-	if (s->commit_mark >= queued_from)
-	{
-		/* the cut is inside the queue: just shorten it */
-		s->pending.len = (size_t) (s->commit_mark - queued_from);
-		return 0;
-	}
-	buf_reset(&s->pending);
-	if (s->kind != SINK_FILE)
-		return 0;				/* bytes already on stdout cannot be taken back */
-	if (ftruncate(s->fd, s->commit_mark) != 0)
-	{
-		describe_errno("cannot truncate sink file", s->path, errno, err, errlen);
-		return -1;
-	}
-	s->written = s->commit_mark;
-	s->unsynced = true;
-	return 0;
-}
-
-int
-sink_reopen(struct sink *s, char *err, size_t errlen)
-{
-	if (s->kind != SINK_FILE)
-		return 0;
-	if (sink_sync(s, err, errlen) != 0)
-		return -1;
-	close(s->fd);
-	s->fd = -1;
-	return open_file(s, err, errlen);
-}
-
-void
-sink_close(struct sink *s)
-{
-	if (s->kind == SINK_FILE && s->fd >= 0)
-		close(s->fd);
-	s->fd = -1;
-	buf_free(&s->pending);
-	free(s->spec);
-	free(s->path);
-	s->spec = s->path = NULL;
-}
-
-size_t
-sink_pending(const struct sink *s)
-{
-	return s->pending.len;
+	snprintf(err, errlen, "sink \"%s\" has no %s: give option \"%s\" (an environment variable) "
+			 "or \"%s\" (a file)", s->name, key, k_env, k_file);
+	return NULL;
 }

@@ -12,7 +12,7 @@
  * sends once every queue the message was routed to has it on disk.
  *
  * Outcomes:
- *   basic.ack               dsink_accepted.
+ *   basic.ack               accepted.
  *   basic.return + ack      no queue is bound for that routing key, so the
  *                           message went nowhere: a non-retryable failure
  *                           (dead letter) whose reason tells the operator to
@@ -20,28 +20,30 @@
  *                           once one is bound. Publishing without mandatory
  *                           would silently drop such events.
  *   basic.nack              the broker lost it (an internal error of a queue):
- *                           retryable, dsink_failed, published again after the
- *                           backoff the relay chooses, before anything newer.
+ *                           a retryable failure: the delivery core publishes
+ *                           it again after its backoff, before anything newer
+ *                           of its subject.
  *   connection or channel   (broker down or restarting, network, heartbeat
  *   lost                    timeout, a confirm overdue by timeout_ms, the
  *                           exchange deleted): not the events' fault. The sink
- *                           reconnects with its own backoff (backoff_min_ms ..
- *                           backoff_max_ms) and publishes every unconfirmed
- *                           event again, in the original order and with the
- *                           same message_id (at least once: a consumer may see
- *                           an event twice, never miss one). Such failures do
- *                           not count as attempts, so an outage does not turn
- *                           every event into a dead letter within seconds; only
- *                           once the sink has been unable to deliver for longer
- *                           than max_age_seconds does every reconnect that
- *                           fails count as a failed attempt of each waiting
- *                           event (which soon makes them dead letters).
+ *                           returns every unconfirmed event to the core (which
+ *                           offers them again in each subject's order, with the
+ *                           same message_id: at least once, a consumer may see
+ *                           an event twice, never miss one) and reconnects with
+ *                           its own backoff (backoff_min_ms .. backoff_max_ms).
+ *                           Such failures do not count as attempts, so an
+ *                           outage does not turn every event into a dead letter
+ *                           within seconds; only once the sink has been unable
+ *                           to deliver for longer than max_age_seconds does
+ *                           every reconnect that fails count as a failed
+ *                           attempt of each waiting event (sink_host_outage,
+ *                           which soon makes them dead letters).
  *
- * Order: one connection, one channel, events published in the order they
- * were submitted and published again in that order after a reconnect, so
- * every subject's events reach each queue in commit order (the one
- * exception is a basic.nack: events of the same subject published after the
- * nacked one are already on their way and arrive before its retry).
+ * Order: one connection, one channel, events published in the order the
+ * core submits them (each subject's in commit order, many at once: lane
+ * depth 0), so every subject's events reach each queue in commit order (the
+ * one exception is a basic.nack: events of the same subject published after
+ * the nacked one are already on their way and arrive before its retry).
  *
  * Non-blocking as far as rabbitmq-c allows: connecting, logging in, opening
  * the channel and declaring the exchange are synchronous (bounded by
@@ -52,10 +54,10 @@
  * heartbeats there too). At most max_in_flight events (default 1000 here,
  * not the webhooks' 64: RabbitMQ confirms after its fsync, in batches, and a
  * wide window keeps it busy; bench/sinks/amqp.sh measures about 1.5x the
- * throughput of 64) are unconfirmed at a time; the rest wait in submit order.
+ * throughput of 64) are unconfirmed at a time; the rest wait in the core.
  * When RabbitMQ blocks publishers (memory or disk alarm: connection.blocked)
- * the sink stops publishing until connection.unblocked; the events wait
- * without counting as failures.
+ * the sink takes nothing (SINK_BUSY) until connection.unblocked; the events
+ * wait without counting as failures.
  *
  * The exchange must exist: by default the sink only checks (passive declare)
  * and says how to create it; {"declare_exchange": "topic"} (or direct,
@@ -63,16 +65,16 @@
  *
  * Where it connects. rabbitmq-c resolves and connects by itself, with no
  * hook before its connect(): the sink resolves the host first and refuses
- * it when an address is one the policy forbids (dsink_check_host), and
+ * it when an address is one the policy forbids (sink_check_host), and
  * checks the address the socket is connected to (getpeername) before the
  * login, so a DNS answer that changed in between is caught before anything
  * of ours is sent (for amqps:// the TLS handshake has happened by then).
- * A refusal is for good: every event of the sink, then and later, becomes a
- * dead letter that names the address and the rule. Text from the broker
+ * A refusal is for good (sink_host_refused): every event of the sink, then
+ * and later, becomes a dead letter that names the address and the rule. Text from the broker
  * (reply texts of closes and returns) is kept only as a short, printable
- * excerpt (DSINK_EXCERPT_MAX).
+ * excerpt (SINK_EXCERPT_MAX).
  *
- * Options of this sink besides the common ones (dsink.h):
+ * Options of this sink besides the common ones (sink.h):
  *   password_env / password_file   the password (never in the URI)
  *   declare_exchange               exchange type to declare, default none
  *   heartbeat_seconds              AMQP heartbeat, default 30, 0 = off
@@ -95,8 +97,8 @@
 #include <amqp_tcp_socket.h>
 
 #include "backoff.h"
-#include "dsink.h"
-#include "dsink_policy.h"
+#include "sink.h"
+#include "sink_policy.h"
 #include "log.h"
 
 #define AMQP_SINK_CHANNEL 1
@@ -111,15 +113,12 @@
 /* frames read per work call at most, so other sinks and the stream get a turn */
 #define AMQP_SINK_READ_BUDGET 4096
 
-/* What the sink keeps per delivery (d->sink_data). */
-struct amqp_msg
-{
-	uint64_t	seq;			/* submit order */
-	int64_t		not_before;		/* retry time after a nack, 0 = now */
-	int64_t		published_ms;	/* when published on the current channel */
-	bool		returned;		/* basic.return seen: unroutable */
-	uint16_t	return_code;
-};
+/*
+ * What the sink keeps per event, in the event's scratch fields: sink_ms
+ * when it was published on the current channel, sink_flags AMQP_RETURNED
+ * once a basic.return named it (unroutable), sink_tag the return's code.
+ */
+#define AMQP_RETURNED 0x1
 
 struct amqp_sink
 {
@@ -165,17 +164,13 @@ struct amqp_sink
 	/* the policy refused the broker's address: why; the sink delivers nothing */
 	char	   *refused;
 
-	/* deliveries: not yet published (submit order), and unconfirmed */
-	struct delivery *pend_head;
-	struct delivery *pend_tail;
-	uint64_t	npend;
-	uint64_t	seq;
-	struct delivery **ring;		/* by delivery tag: ring[tag % cap] */
+	/* unconfirmed events, by delivery tag: ring[tag % cap] */
+	struct sink_event **ring;
 	uint64_t	head_tag;		/* oldest unfinished tag */
 	uint64_t	next_tag;		/* tag of the next publish */
 };
 
-static void amqp_conn_lost(struct dsink *s, const char *fmt,...)
+static void amqp_conn_lost(struct sink *s, const char *fmt,...)
 			__attribute__((format(printf, 2, 3)));
 
 static void
@@ -232,7 +227,7 @@ amqp_pct_decode(char *str)
 }
 
 static int
-amqp_str_option(struct dsink *s, const char *key, char **out, char *err, size_t errlen)
+amqp_str_option(struct sink *s, const char *key, char **out, char *err, size_t errlen)
 {
 	json_object *v;
 
@@ -244,13 +239,13 @@ amqp_str_option(struct dsink *s, const char *key, char **out, char *err, size_t 
 				 s->name, key);
 		return -1;
 	}
-	*out = ds_xstrdup(json_object_get_string(v));
+	*out = xstrdup(json_object_get_string(v));
 	return 0;
 }
 
 /* A file option, as resolved (inside --secret-dir for a sink from the database). */
 static int
-amqp_file_option(struct dsink *s, const char *key, char **out, char *err, size_t errlen)
+amqp_file_option(struct sink *s, const char *key, char **out, char *err, size_t errlen)
 {
 	char		path[PATH_MAX];
 
@@ -258,16 +253,16 @@ amqp_file_option(struct dsink *s, const char *key, char **out, char *err, size_t
 		return -1;
 	if (*out == NULL)
 		return 0;				/* not given */
-	if (dsink_reference(s, key, *out, path, sizeof(path), err, errlen) != 0)
+	if (sink_reference(s, key, *out, path, sizeof(path), err, errlen) != 0)
 		return -1;
 	free(*out);
-	*out = ds_xstrdup(path);
+	*out = xstrdup(path);
 	return 0;
 }
 
 /* The query of the URI: only exchange=NAME. */
 static int
-amqp_parse_query(struct dsink *s, struct amqp_sink *a, char *query, char *err, size_t errlen)
+amqp_parse_query(struct sink *s, struct amqp_sink *a, char *query, char *err, size_t errlen)
 {
 	char	   *save = NULL;
 
@@ -287,15 +282,15 @@ amqp_parse_query(struct dsink *s, struct amqp_sink *a, char *query, char *err, s
 			return -1;
 		}
 		free(a->exchange);
-		a->exchange = ds_xstrdup(eq + 1);
+		a->exchange = xstrdup(eq + 1);
 	}
 	return 0;
 }
 
 static int
-amqp_parse_uri(struct dsink *s, struct amqp_sink *a, char *err, size_t errlen)
+amqp_parse_uri(struct sink *s, struct amqp_sink *a, char *err, size_t errlen)
 {
-	char	   *copy = ds_xstrdup(s->uri);
+	char	   *copy = xstrdup(s->uri);
 	char	   *query = strchr(copy, '?');
 	const char *auth = strstr(copy, "://");
 	const char *slash,
@@ -323,16 +318,16 @@ amqp_parse_uri(struct dsink *s, struct amqp_sink *a, char *err, size_t errlen)
 	{
 		char		shown[512];
 
-		dsink_redact_uri(s->uri, shown, sizeof(shown));
+		sink_redact_uri(s->uri, shown, sizeof(shown));
 		snprintf(err, errlen, "amqp sink \"%s\": cannot parse \"%s\"; write it as "
 				 "amqp://user@host:port/vhost?exchange=NAME (the vhost \"/\" is %%2f, the "
 				 "default when there is no path)", s->name, shown);
 		goto out;
 	}
-	a->host = ds_xstrdup(ci.host);
+	a->host = xstrdup(ci.host);
 	a->port = ci.port;
-	a->vhost = ds_xstrdup(ci.vhost);
-	a->user = ds_xstrdup(ci.user);
+	a->vhost = xstrdup(ci.vhost);
+	a->user = xstrdup(ci.user);
 	a->tls = ci.ssl != 0;
 	if (query && amqp_parse_query(s, a, query, err, errlen) != 0)
 		goto out;
@@ -349,17 +344,15 @@ out:
 }
 
 static int
-amqp_parse_options(struct dsink *s, struct amqp_sink *a, char *err, size_t errlen)
+amqp_parse_options(struct sink *s, struct amqp_sink *a, char *err, size_t errlen)
 {
 	json_object *raw = s->opt.raw,
 			   *v;
 
 	a->heartbeat_s = AMQP_SINK_HEARTBEAT_S;
 	a->verify_peer = true;
-	/* the common default (64) suits webhooks; confirms want a wider window */
-	a->cap = AMQP_SINK_IN_FLIGHT;
-	if (raw && json_object_object_get_ex(raw, "max_in_flight", &v))
-		a->cap = s->opt.max_in_flight;
+	/* the kind's window (confirms want a wide one) unless max_in_flight says */
+	a->cap = s->opt.max_in_flight > 0 ? s->opt.max_in_flight : AMQP_SINK_IN_FLIGHT;
 	if (raw && json_object_object_get_ex(raw, "password", &v))
 	{
 		snprintf(err, errlen, "amqp sink \"%s\": option \"password\" is not accepted: secrets are "
@@ -415,13 +408,13 @@ amqp_parse_options(struct dsink *s, struct amqp_sink *a, char *err, size_t errle
 		return -1;
 	}
 	if (a->tls && a->ca_file == NULL && access(AMQP_SINK_SYSTEM_CA, R_OK) == 0)
-		a->ca_file = ds_xstrdup(AMQP_SINK_SYSTEM_CA);
+		a->ca_file = xstrdup(AMQP_SINK_SYSTEM_CA);
 	return 0;
 }
 
 /* The password: by reference only; guest's default when there is no user. */
 static int
-amqp_read_password(struct dsink *s, struct amqp_sink *a, char *err, size_t errlen)
+amqp_read_password(struct sink *s, struct amqp_sink *a, char *err, size_t errlen)
 {
 	json_object *v;
 	bool		given = s->opt.raw &&
@@ -432,10 +425,10 @@ amqp_read_password(struct dsink *s, struct amqp_sink *a, char *err, size_t errle
 	if (!given && strcmp(a->user, "guest") == 0)
 	{
 		/* RabbitMQ's built-in user, for a broker on localhost */
-		a->password = ds_xstrdup("guest");
+		a->password = xstrdup("guest");
 		return 0;
 	}
-	pw = dsink_secret(s, "password", err, errlen);
+	pw = sink_secret(s, "password", err, errlen);
 	if (pw == NULL)
 		return -1;
 	amqp_free_secret(a->password);
@@ -461,10 +454,11 @@ amqp_free_config(struct amqp_sink *a)
 }
 
 static int
-amqp_open(struct dsink *s, char *err, size_t errlen)
+amqp_open(struct sink *s, struct sink_host *host, char *err, size_t errlen)
 {
-	struct amqp_sink *a = ds_xcalloc(sizeof(*a));
+	struct amqp_sink *a = xcalloc(sizeof(*a));
 
+	s->host = host;
 	if (amqp_parse_uri(s, a, err, errlen) != 0 ||
 		amqp_parse_options(s, a, err, errlen) != 0 ||
 		amqp_read_password(s, a, err, errlen) != 0)
@@ -472,11 +466,11 @@ amqp_open(struct dsink *s, char *err, size_t errlen)
 		amqp_free_config(a);
 		return -1;
 	}
-	a->ring = ds_xcalloc(sizeof(*a->ring) * (size_t) a->cap);
+	a->ring = xcalloc(sizeof(*a->ring) * (size_t) a->cap);
 	a->fd = -1;
 	a->head_tag = a->next_tag = 1;
 	backoff_init(&a->bo, (uint32_t) s->opt.backoff_min_ms, (uint32_t) s->opt.backoff_max_ms);
-	a->rnd = (uint32_t) getpid() ^ (uint32_t) dsink_now_ms();
+	a->rnd = (uint32_t) getpid() ^ (uint32_t) sink_now_ms();
 	s->state = a;
 	log_info("amqp sink \"%s\": publishing to exchange \"%s\" on %s:%d vhost \"%s\" as \"%s\"%s, "
 			 "routing key = event type, up to %d unconfirmed", s->name, a->exchange, a->host,
@@ -484,117 +478,32 @@ amqp_open(struct dsink *s, char *err, size_t errlen)
 	return 0;
 }
 
-/* ---- the queues of deliveries ----------------------------------------- */
-
-static struct amqp_msg *
-amqp_msg_of(struct delivery *d)
-{
-	return (struct amqp_msg *) d->sink_data;
-}
-
-static void
-amqp_pend_append(struct amqp_sink *a, struct delivery *d)
-{
-	d->next = NULL;
-	if (a->pend_tail)
-		a->pend_tail->next = d;
-	else
-		a->pend_head = d;
-	a->pend_tail = d;
-	a->npend++;
-}
-
-static struct delivery *
-amqp_pend_pop(struct amqp_sink *a)
-{
-	struct delivery *d = a->pend_head;
-
-	a->pend_head = d->next;
-	if (a->pend_head == NULL)
-		a->pend_tail = NULL;
-	d->next = NULL;
-	a->npend--;
-	return d;
-}
-
-/* Put a delivery back where its submit order says (retries are old: near the head). */
-static void
-amqp_pend_insert(struct amqp_sink *a, struct delivery *d)
-{
-	struct delivery **p = &a->pend_head;
-	uint64_t	seq = amqp_msg_of(d)->seq;
-
-	while (*p && amqp_msg_of(*p)->seq < seq)
-		p = &(*p)->next;
-	d->next = *p;
-	*p = d;
-	if (d->next == NULL)
-		a->pend_tail = d;
-	a->npend++;
-}
-
-static int
-amqp_cmp_seq(const void *x, const void *y)
-{
-	uint64_t	a = amqp_msg_of(*(struct delivery *const *) x)->seq;
-	uint64_t	b = amqp_msg_of(*(struct delivery *const *) y)->seq;
-
-	return a < b ? -1 : a > b;
-}
+/* ---- unconfirmed events ---------------------------------------------- */
 
 /*
- * The connection is gone: every unconfirmed delivery goes back in front of
- * the pending ones, all in submit order, to be published again.
+ * The connection is gone: every unconfirmed event goes back to the core,
+ * which publishes them again, in each subject's order. Returns how many.
  */
-static void
-amqp_requeue_unconfirmed(struct amqp_sink *a)
+static uint64_t
+amqp_return_unconfirmed(struct sink *s)
 {
-	struct delivery **v;
-	struct delivery *head = NULL,
-			  **tail = &head,
-			   *p = a->pend_head;
-	size_t		n = 0,
-				i = 0;
+	struct amqp_sink *a = s->state;
+	uint64_t	n = 0;
 
-	if (a->head_tag == a->next_tag)
-		return;
-	v = ds_xcalloc(sizeof(*v) * (size_t) (a->next_tag - a->head_tag));
 	for (uint64_t t = a->head_tag; t < a->next_tag; t++)
 	{
-		struct delivery *d = a->ring[t % (uint64_t) a->cap];
+		struct sink_event **slot = &a->ring[t % (uint64_t) a->cap];
 
-		if (d)
+		if (*slot)
 		{
-			struct amqp_msg *m = amqp_msg_of(d);
-
-			m->returned = false;
-			m->not_before = 0;
-			v[n++] = d;
-			a->ring[t % (uint64_t) a->cap] = NULL;
+			(*slot)->sink_flags = 0;
+			sink_host_returned(s->host, *slot);
+			*slot = NULL;
+			n++;
 		}
 	}
-	/* after nacks the tag order is not quite the submit order */
-	qsort(v, n, sizeof(*v), amqp_cmp_seq);
-	while (i < n || p)
-	{
-		struct delivery *d;
-
-		if (p == NULL || (i < n && amqp_msg_of(v[i])->seq < amqp_msg_of(p)->seq))
-			d = v[i++];
-		else
-		{
-			d = p;
-			p = p->next;
-		}
-		*tail = d;
-		tail = &d->next;
-		a->pend_tail = d;
-	}
-	*tail = NULL;
-	a->pend_head = head;
-	a->npend += n;
 	a->head_tag = a->next_tag = 1;
-	free(v);
+	return n;
 }
 
 /* ---- logging ----------------------------------------------------------- */
@@ -636,7 +545,7 @@ amqp_return_name(int code)
 static void
 amqp_log_failure(struct amqp_sink *a, const char *msg, const char *suffix)
 {
-	int64_t		now = dsink_now_ms();
+	int64_t		now = sink_now_ms();
 
 	if (strcmp(a->last_log, msg) == 0 && now - a->last_log_ms < AMQP_SINK_LOG_REPEAT_MS)
 	{
@@ -665,17 +574,14 @@ amqp_drop_connection(struct amqp_sink *a)
 /*
  * The broker could not be reached (or would not take anything) since
  * down_since_ms. Past max_age_seconds, each further failure counts as a
- * failed attempt of every waiting event; the relay dead-letters them when
+ * failed attempt of every waiting event; the core dead-letters them when
  * the attempts or the age run out.
  */
 static void
-amqp_outage(struct dsink *s, const char *why)
+amqp_outage(struct sink *s, const char *why)
 {
 	struct amqp_sink *a = s->state;
-	int64_t		now = dsink_now_ms();
-	struct delivery *d = a->pend_head,
-			   *keep = NULL,
-			  **tail = &keep;
+	int64_t		now = sink_now_ms();
 	char		prefix[300];
 	size_t		plen;
 
@@ -683,38 +589,19 @@ amqp_outage(struct dsink *s, const char *why)
 		a->down_since_ms = now;
 	if (now - a->down_since_ms < s->opt.max_age_ms)
 		return;
-	/* the relay's own messages name the sink already */
+	/* the core's own messages name the sink already */
 	plen = (size_t) snprintf(prefix, sizeof(prefix), "amqp sink \"%s\": ", s->name);
 	if (strncmp(why, prefix, plen) == 0)
 		why += plen;
-	a->pend_head = a->pend_tail = NULL;
-	a->npend = 0;
-	while (d)
-	{
-		struct delivery *next = d->next;
-		struct amqp_msg *m = amqp_msg_of(d);
-
-		d->next = NULL;
-		if (dsink_failed(d, true, why) == DSINK_GIVEN_UP)
-			free(m);
-		else
-		{
-			*tail = d;
-			tail = &d->next;
-			a->pend_tail = d;
-			a->npend++;
-		}
-		d = next;
-	}
-	a->pend_head = keep;
+	sink_host_outage(s->host, why);
 }
 
 /* Schedule the next connection attempt; why is what went wrong. */
 static void
-amqp_schedule_reconnect(struct dsink *s, const char *why)
+amqp_schedule_reconnect(struct sink *s, const char *why, uint64_t returned)
 {
 	struct amqp_sink *a = s->state;
-	int64_t		now = dsink_now_ms();
+	int64_t		now = sink_now_ms();
 	uint32_t	delay;
 	char		suffix[96];
 
@@ -722,19 +609,19 @@ amqp_schedule_reconnect(struct dsink *s, const char *why)
 	delay = backoff_next(&a->bo, a->rnd);
 	a->next_connect_ms = now + delay;
 	snprintf(suffix, sizeof(suffix), "; reconnecting in %u ms (%llu events waiting)", delay,
-			 (unsigned long long) (a->npend + (a->next_tag - a->head_tag)));
+			 (unsigned long long) returned);
 	amqp_log_failure(a, why, suffix);
 	amqp_outage(s, why);
 }
 
 static void
-amqp_conn_lost(struct dsink *s, const char *fmt,...)
+amqp_conn_lost(struct sink *s, const char *fmt,...)
 {
 	struct amqp_sink *a = s->state;
 	char		why[512];
 	char		msg[640];
 	va_list		ap;
-	int64_t		now = dsink_now_ms();
+	int64_t		now = sink_now_ms();
 
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
@@ -744,16 +631,15 @@ amqp_conn_lost(struct dsink *s, const char *fmt,...)
 	if (now - a->connected_ms >= AMQP_SINK_STABLE_MS)
 		backoff_reset(&a->bo);
 	amqp_drop_connection(a);
-	amqp_requeue_unconfirmed(a);
-	amqp_schedule_reconnect(s, msg);
+	amqp_schedule_reconnect(s, msg, amqp_return_unconfirmed(s));
 }
 
 /* Text the broker sent, as a short printable excerpt (it may end in a dead letter). */
 static void
 amqp_server_text(amqp_bytes_t b, char *out, size_t outsize)
 {
-	dsink_excerpt((const char *) b.bytes, b.len, out,
-				  outsize < DSINK_EXCERPT_MAX + 1 ? outsize : DSINK_EXCERPT_MAX + 1);
+	sink_excerpt((const char *) b.bytes, b.len, out,
+				  outsize < SINK_EXCERPT_MAX + 1 ? outsize : SINK_EXCERPT_MAX + 1);
 }
 
 /* "404 NOT_FOUND - no exchange 'x' in vhost '/'" from a server's close */
@@ -795,7 +681,7 @@ amqp_reply_text(amqp_rpc_reply_t r, char *buf, size_t len, int *code)
 
 /* Why a step of connecting failed, and what to do about it. */
 static void
-amqp_setup_error(struct dsink *s, const char *step, amqp_rpc_reply_t r, char *msg, size_t len)
+amqp_setup_error(struct sink *s, const char *step, amqp_rpc_reply_t r, char *msg, size_t len)
 {
 	struct amqp_sink *a = s->state;
 	char		text[256];
@@ -835,61 +721,24 @@ amqp_setup_error(struct dsink *s, const char *step, amqp_rpc_reply_t r, char *ms
 				 "reachable there?", s->name, step, a->host, a->port, text);
 }
 
-/*
- * Dead-letter the waiting deliveries of a sink the policy refused (why):
- * those whose dead letter cannot be written yet wait for their retry time.
- */
-static void
-amqp_fail_refused(struct dsink *s)
-{
-	struct amqp_sink *a = s->state;
-	int64_t		now = dsink_now_ms();
-	struct delivery *d = a->pend_head,
-			   *keep = NULL,
-			  **tail = &keep;
-
-	a->pend_head = a->pend_tail = NULL;
-	a->npend = 0;
-	while (d)
-	{
-		struct delivery *next = d->next;
-		struct amqp_msg *m = amqp_msg_of(d);
-		int64_t		at = m->not_before;
-
-		d->next = NULL;
-		if (at <= now && (at = dsink_failed(d, false, a->refused)) == DSINK_GIVEN_UP)
-			free(m);
-		else
-		{
-			m->not_before = at;
-			*tail = d;
-			tail = &d->next;
-			a->pend_tail = d;
-			a->npend++;
-		}
-		d = next;
-	}
-	a->pend_head = keep;
-}
-
 /* The policy refused the broker's address: for good (see the top of the file). */
 static void
-amqp_refuse(struct dsink *s, const char *why)
+amqp_refuse(struct sink *s, const char *why)
 {
 	struct amqp_sink *a = s->state;
 
 	log_error("%s; the sink delivers nothing from now on: its events go to "
 			  "ordersync.dead_letter", why);
 	amqp_drop_connection(a);
-	amqp_requeue_unconfirmed(a);
+	amqp_return_unconfirmed(s);
 	free(a->refused);
-	a->refused = ds_xstrdup(why);
-	amqp_fail_refused(s);
+	a->refused = xstrdup(why);
+	sink_host_refused(s->host, why);
 }
 
 /* The address the socket is connected to must be one the policy allows. */
 static int
-amqp_check_connected(struct dsink *s, char *why, size_t whylen)
+amqp_check_connected(struct sink *s, char *why, size_t whylen)
 {
 	struct amqp_sink *a = s->state;
 	struct sockaddr_storage peer;
@@ -901,7 +750,7 @@ amqp_check_connected(struct dsink *s, char *why, size_t whylen)
 				 "leads (getpeername: %s)", s->name, a->host, a->port, strerror(errno));
 		return -1;
 	}
-	return dsink_check_peer(s, (struct sockaddr *) &peer, why, whylen);
+	return sink_check_peer(s, (struct sockaddr *) &peer, why, whylen);
 }
 
 /*
@@ -909,7 +758,7 @@ amqp_check_connected(struct dsink *s, char *why, size_t whylen)
  * the exchange. Synchronous, each step bounded by connect_timeout_ms.
  */
 static void
-amqp_connect(struct dsink *s)
+amqp_connect(struct sink *s)
 {
 	struct amqp_sink *a = s->state;
 	struct timeval tv = amqp_tv(s->opt.connect_timeout_ms);
@@ -927,7 +776,7 @@ amqp_connect(struct dsink *s)
 	if (s->opt.raw && (json_object_object_get_ex(s->opt.raw, "password_env", NULL) ||
 					   json_object_object_get_ex(s->opt.raw, "password_file", NULL)))
 	{
-		char	   *pw = dsink_secret(s, "password", err, sizeof(err));
+		char	   *pw = sink_secret(s, "password", err, sizeof(err));
 
 		if (pw)
 		{
@@ -970,7 +819,7 @@ amqp_connect(struct dsink *s)
 	amqp_set_handshake_timeout(a->conn, &tv);
 	amqp_set_rpc_timeout(a->conn, &tv);
 	/* refused addresses: before connecting when the name says so */
-	if (dsink_check_host(s, a->host, a->port, msg, sizeof(msg)) != 0)
+	if (sink_check_host(s, a->host, a->port, msg, sizeof(msg)) != 0)
 	{
 		amqp_refuse(s, msg);
 		return;
@@ -1059,13 +908,12 @@ amqp_connect(struct dsink *s)
 
 	a->fd = amqp_get_sockfd(a->conn);
 	a->heartbeat = amqp_get_heartbeat(a->conn);
-	a->connected_ms = a->last_rx_ms = dsink_now_ms();
+	a->connected_ms = a->last_rx_ms = sink_now_ms();
 	a->head_tag = a->next_tag = 1;
-	if (a->last_log[0] || a->npend)
+	if (a->last_log[0])
 		log_info("amqp sink \"%s\": connected to %s:%d vhost \"%s\", exchange \"%s\"%s; "
-				 "publishing %llu waiting events", s->name, a->host, a->port, a->vhost,
-				 a->exchange, a->declare_type ? " (declared)" : "",
-				 (unsigned long long) a->npend);
+				 "publishing the waiting events", s->name, a->host, a->port, a->vhost,
+				 a->exchange, a->declare_type ? " (declared)" : "");
 	else
 		log_debug("amqp sink \"%s\": connected to %s:%d", s->name, a->host, a->port);
 	a->last_log[0] = '\0';
@@ -1073,7 +921,7 @@ amqp_connect(struct dsink *s)
 
 fail:
 	amqp_drop_connection(a);
-	amqp_schedule_reconnect(s, msg);
+	amqp_schedule_reconnect(s, msg, 0);
 }
 
 /* ---- publishing and confirms ------------------------------------------- */
@@ -1086,113 +934,84 @@ amqp_writable(int fd)
 	return poll(&p, 1, 0) > 0 && (p.revents & POLLOUT);
 }
 
-/* Publish waiting deliveries while the window and the socket allow. */
-static void
-amqp_publish_some(struct dsink *s)
+/* Publish one event, if the connection, the window and the socket allow. */
+static int
+amqp_submit(struct sink *s, struct sink_event *ev)
 {
 	struct amqp_sink *a = s->state;
 	amqp_basic_properties_t props;
-	int64_t		now = dsink_now_ms();
+	amqp_bytes_t body = {.len = ev->body_len,.bytes = (void *) ev->body};
+	int			rc;
 
-	a->want_write = false;
-	if (a->conn == NULL || a->blocked)
-		return;
+	if (a->refused || a->conn == NULL || a->blocked || a->want_write ||
+		a->next_tag - a->head_tag >= (uint64_t) a->cap)
+		return SINK_BUSY;
+	/* AMQP short strings: a longer routing key or id can never be sent */
+	if (strlen(ev->type) > 255 || strlen(ev->id) > 255)
+	{
+		sink_host_failed(s->host, ev, false, 0, "the event type or id is longer than the 255 "
+						 "bytes an AMQP routing key or message id may have");
+		return SINK_TAKEN;
+	}
+	/* basic.publish blocks on a full socket: wait for POLLOUT instead */
+	if (!amqp_writable(a->fd))
+	{
+		a->want_write = true;
+		return SINK_BUSY;
+	}
 	memset(&props, 0, sizeof(props));
 	props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
 		AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_TYPE_FLAG | AMQP_BASIC_APP_ID_FLAG;
 	props.content_type = amqp_cstring_bytes(AMQP_SINK_CONTENT_TYPE);
 	props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
 	props.app_id = amqp_cstring_bytes("ordersyncd");
-	while (a->pend_head && a->next_tag - a->head_tag < (uint64_t) a->cap)
+	props.message_id = amqp_cstring_bytes(ev->id);
+	props.type = amqp_cstring_bytes(ev->type);
+	errno = 0;
+	rc = amqp_basic_publish(a->conn, AMQP_SINK_CHANNEL, amqp_cstring_bytes(a->exchange),
+							amqp_cstring_bytes(ev->type), 1, 0, &props, body);
+	if (rc != AMQP_STATUS_OK)
 	{
-		struct delivery *d = a->pend_head;
-		struct amqp_msg *m = amqp_msg_of(d);
-		amqp_bytes_t body = {.len = d->body_len,.bytes = (void *) d->body};
-		int			rc;
-
-		/* a nacked event waits for its retry, and everything after it too */
-		if (m->not_before > now)
-			break;
-		/* AMQP short strings: a longer routing key or id can never be sent */
-		if (strlen(d->type) > 255 || strlen(d->id) > 255)
-		{
-			amqp_pend_pop(a);
-			d->sink_data = NULL;
-			if (dsink_failed(d, false, "the event type or id is longer than the 255 bytes an "
-							 "AMQP routing key or message id may have") == DSINK_GIVEN_UP)
-				free(m);
-			else
-			{
-				d->sink_data = m;
-				m->not_before = dsink_now_ms() + 1000;
-				amqp_pend_insert(a, d);
-			}
-			continue;
-		}
-		/* basic.publish blocks on a full socket: wait for POLLOUT instead */
-		if (!amqp_writable(a->fd))
-		{
-			a->want_write = true;
-			break;
-		}
-		props.message_id = amqp_cstring_bytes(d->id);
-		props.type = amqp_cstring_bytes(d->type);
-		errno = 0;
-		rc = amqp_basic_publish(a->conn, AMQP_SINK_CHANNEL, amqp_cstring_bytes(a->exchange),
-								amqp_cstring_bytes(d->type), 1, 0, &props, body);
-		if (rc != AMQP_STATUS_OK)
-		{
-			/* not on the wire (or not all of it): it stays pending */
-			amqp_conn_lost(s, "publishing to %s:%d failed: %s", a->host, a->port,
-						   amqp_status_text(rc, errno));
-			return;
-		}
-		amqp_pend_pop(a);
-		m->published_ms = now;
-		a->ring[a->next_tag % (uint64_t) a->cap] = d;
-		a->next_tag++;
+		/* not on the wire (or not all of it): the core keeps it */
+		amqp_conn_lost(s, "publishing to %s:%d failed: %s", a->host, a->port,
+					   amqp_status_text(rc, errno));
+		return SINK_BUSY;
 	}
+	ev->sink_ms = sink_now_ms();
+	ev->sink_flags = 0;
+	a->ring[a->next_tag % (uint64_t) a->cap] = ev;
+	a->next_tag++;
+	return SINK_TAKEN;
 }
 
-/* One delivery's outcome: ack (maybe after a return) or nack. */
+/* One event's outcome: ack (maybe after a return) or nack. */
 static void
-amqp_finish(struct dsink *s, struct delivery *d, bool ack)
+amqp_finish(struct sink *s, struct sink_event *ev, bool ack)
 {
 	struct amqp_sink *a = s->state;
-	struct amqp_msg *m = amqp_msg_of(d);
 	char		why[512];
-	int64_t		at;
 
-	if (ack && !m->returned)
+	if (ack && !(ev->sink_flags & AMQP_RETURNED))
 	{
-		d->sink_data = NULL;
-		free(m);
-		dsink_accepted(d);
+		sink_host_accepted(s->host, ev);
 		return;
 	}
 	if (ack)
 		snprintf(why, sizeof(why), "RabbitMQ returned the message as unroutable (%u %s): no queue "
 				 "is bound to exchange \"%s\" for routing key \"%s\"; bind a queue to the exchange "
 				 "with a matching binding key (e.g. \"order.#\" or \"#\"), then call "
-				 "ordersync.redeliver() for the dead letters", m->return_code,
-				 amqp_return_name(m->return_code), a->exchange, d->type);
+				 "ordersync.redeliver() for the dead letters", (unsigned) ev->sink_tag,
+				 amqp_return_name((int) ev->sink_tag), a->exchange, ev->type);
 	else
 		snprintf(why, sizeof(why), "RabbitMQ refused the message (basic.nack: an internal error "
 				 "in a queue); it is published again");
-	at = dsink_failed(d, !ack, why);
-	if (at == DSINK_GIVEN_UP)
-	{
-		free(m);
-		return;
-	}
-	m->not_before = at;
-	m->returned = false;
-	amqp_pend_insert(a, d);
+	ev->sink_flags = 0;
+	sink_host_failed(s->host, ev, !ack, 0, why);
 }
 
 /* basic.ack / basic.nack for tag (and everything before it when multiple). */
 static void
-amqp_confirm(struct dsink *s, uint64_t tag, bool multiple, bool ack)
+amqp_confirm(struct sink *s, uint64_t tag, bool multiple, bool ack)
 {
 	struct amqp_sink *a = s->state;
 	uint64_t	from,
@@ -1210,13 +1029,13 @@ amqp_confirm(struct dsink *s, uint64_t tag, bool multiple, bool ack)
 	to = tag;
 	for (uint64_t t = from; t <= to; t++)
 	{
-		struct delivery **slot = &a->ring[t % (uint64_t) a->cap];
-		struct delivery *d = *slot;
+		struct sink_event **slot = &a->ring[t % (uint64_t) a->cap];
+		struct sink_event *ev = *slot;
 
-		if (d == NULL)
+		if (ev == NULL)
 			continue;
 		*slot = NULL;
-		amqp_finish(s, d, ack);
+		amqp_finish(s, ev, ack);
 	}
 	while (a->head_tag < a->next_tag && a->ring[a->head_tag % (uint64_t) a->cap] == NULL)
 		a->head_tag++;
@@ -1230,19 +1049,19 @@ amqp_confirm(struct dsink *s, uint64_t tag, bool multiple, bool ack)
 
 /* A basic.return's header names the message: mark that delivery returned. */
 static void
-amqp_mark_returned(struct dsink *s, amqp_bytes_t id)
+amqp_mark_returned(struct sink *s, amqp_bytes_t id)
 {
 	struct amqp_sink *a = s->state;
 
 	for (uint64_t t = a->head_tag; t < a->next_tag; t++)
 	{
-		struct delivery *d = a->ring[t % (uint64_t) a->cap];
+		struct sink_event *ev = a->ring[t % (uint64_t) a->cap];
 
-		if (d && !amqp_msg_of(d)->returned && strlen(d->id) == id.len &&
-			memcmp(d->id, id.bytes, id.len) == 0)
+		if (ev && !(ev->sink_flags & AMQP_RETURNED) && strlen(ev->id) == id.len &&
+			memcmp(ev->id, id.bytes, id.len) == 0)
 		{
-			amqp_msg_of(d)->returned = true;
-			amqp_msg_of(d)->return_code = a->ret_code;
+			ev->sink_flags |= AMQP_RETURNED;
+			ev->sink_tag = a->ret_code;
 			return;
 		}
 	}
@@ -1252,7 +1071,7 @@ amqp_mark_returned(struct dsink *s, amqp_bytes_t id)
 }
 
 static void
-amqp_handle_method(struct dsink *s, amqp_frame_t *f)
+amqp_handle_method(struct sink *s, amqp_frame_t *f)
 {
 	struct amqp_sink *a = s->state;
 	void	   *m = f->payload.method.decoded;
@@ -1317,7 +1136,7 @@ amqp_handle_method(struct dsink *s, amqp_frame_t *f)
 		case AMQP_CONNECTION_BLOCKED_METHOD:
 			{
 				amqp_connection_blocked_t *b = m;
-				char		reason[DSINK_EXCERPT_MAX + 1];
+				char		reason[SINK_EXCERPT_MAX + 1];
 
 				a->blocked = true;
 				amqp_server_text(b->reason, reason, sizeof(reason));
@@ -1337,7 +1156,7 @@ amqp_handle_method(struct dsink *s, amqp_frame_t *f)
 }
 
 static void
-amqp_handle_frame(struct dsink *s, amqp_frame_t *f)
+amqp_handle_frame(struct sink *s, amqp_frame_t *f)
 {
 	struct amqp_sink *a = s->state;
 
@@ -1364,7 +1183,7 @@ amqp_handle_frame(struct dsink *s, amqp_frame_t *f)
 
 /* Read every frame that is there, without waiting. */
 static void
-amqp_read(struct dsink *s)
+amqp_read(struct sink *s)
 {
 	struct amqp_sink *a = s->state;
 	struct timeval zero = {0, 0};
@@ -1372,7 +1191,7 @@ amqp_read(struct dsink *s)
 
 	/* heartbeats are read (and hidden) by rabbitmq-c: notice any input here */
 	if (poll(&p, 1, 0) > 0)
-		a->last_rx_ms = dsink_now_ms();
+		a->last_rx_ms = sink_now_ms();
 	for (int i = 0; i < AMQP_SINK_READ_BUDGET && a->conn; i++)
 	{
 		amqp_frame_t f;
@@ -1389,7 +1208,7 @@ amqp_read(struct dsink *s)
 						   amqp_status_text(rc, errno));
 			return;
 		}
-		a->last_rx_ms = dsink_now_ms();
+		a->last_rx_ms = sink_now_ms();
 		amqp_handle_frame(s, &f);
 		if (a->conn)
 			amqp_maybe_release_buffers(a->conn);
@@ -1399,40 +1218,13 @@ amqp_read(struct dsink *s)
 /* ---- the sink interface ------------------------------------------------ */
 
 static void
-amqp_submit(struct dsink *s, struct delivery *d)
+amqp_prepare(struct sink *s, struct pollset *ps, int *timeout_ms)
 {
 	struct amqp_sink *a = s->state;
-	struct amqp_msg *m = ds_xcalloc(sizeof(*m));
-
-	m->seq = a->seq++;
-	d->sink_data = m;
-	amqp_pend_append(a, d);
-	/* publish right away when nothing is ahead of it */
-	if (a->conn && a->npend == 1)
-		amqp_publish_some(s);
-}
-
-static bool
-amqp_can_publish(const struct amqp_sink *a, int64_t now)
-{
-	return a->conn && !a->blocked && !a->want_write && a->pend_head &&
-		a->next_tag - a->head_tag < (uint64_t) a->cap &&
-		amqp_msg_of(a->pend_head)->not_before <= now;
-}
-
-static void
-amqp_prepare(struct dsink *s, struct pollset *ps, int *timeout_ms)
-{
-	struct amqp_sink *a = s->state;
-	int64_t		now = dsink_now_ms();
+	int64_t		now = sink_now_ms();
 
 	if (a->refused)
-	{
-		/* new events go to the dead letters at once; held ones at their retry */
-		for (struct delivery *d = a->pend_head; d; d = d->next)
-			amqp_lower(timeout_ms, amqp_msg_of(d)->not_before - now);
 		return;
-	}
 	if (a->conn == NULL)
 	{
 		amqp_lower(timeout_ms, a->next_connect_ms - now);
@@ -1440,34 +1232,37 @@ amqp_prepare(struct dsink *s, struct pollset *ps, int *timeout_ms)
 	}
 	pollset_add(ps, a->fd, POLLIN | (a->want_write ? POLLOUT : 0));
 	/* frames rabbitmq-c already read are invisible to poll */
-	if (amqp_data_in_buffer(a->conn) || amqp_frames_enqueued(a->conn) || amqp_can_publish(a, now))
+	if (amqp_data_in_buffer(a->conn) || amqp_frames_enqueued(a->conn))
 		amqp_lower(timeout_ms, 0);
-	else if (a->pend_head && amqp_msg_of(a->pend_head)->not_before > now)
-		amqp_lower(timeout_ms, amqp_msg_of(a->pend_head)->not_before - now);
-	/* heartbeats are sent from work; and the checks of work below */
+	/* heartbeats are sent from poll; and the checks of poll below */
 	if (a->heartbeat > 0)
 		amqp_lower(timeout_ms, a->heartbeat * 1000 / 4);
 	if (a->head_tag < a->next_tag)
 	{
-		struct delivery *d = a->ring[a->head_tag % (uint64_t) a->cap];
+		struct sink_event *ev = a->ring[a->head_tag % (uint64_t) a->cap];
 
-		if (d)
-			amqp_lower(timeout_ms, amqp_msg_of(d)->published_ms + s->opt.timeout_ms - now);
+		if (ev)
+			amqp_lower(timeout_ms, ev->sink_ms + s->opt.timeout_ms - now);
 	}
 }
 
 static void
-amqp_work(struct dsink *s, const struct pollset *ps)
+amqp_poll(struct sink *s, const struct pollset *ps)
 {
 	struct amqp_sink *a = s->state;
-	int64_t		now = dsink_now_ms();
+	int64_t		now = sink_now_ms();
 
 	(void) ps;
 	if (a->refused)
-	{
-		amqp_fail_refused(s);
 		return;
-	}
+	/*
+	 * Up since the last poll with nothing unconfirmed: the core had its
+	 * chance to publish, so any outage is over. (Not right after a
+	 * reconnect: the events that waited have not been offered yet.)
+	 */
+	if (a->conn && a->head_tag == a->next_tag)
+		a->down_since_ms = 0;
+	a->want_write = false;
 	if (a->conn == NULL)
 	{
 		if (now < a->next_connect_ms)
@@ -1479,7 +1274,7 @@ amqp_work(struct dsink *s, const struct pollset *ps)
 	amqp_read(s);
 	if (a->conn == NULL)
 		return;
-	now = dsink_now_ms();
+	now = sink_now_ms();
 	if (a->heartbeat > 0 && now - a->last_rx_ms > 2000LL * a->heartbeat)
 	{
 		amqp_conn_lost(s, "nothing heard from %s:%d for %lld s (heartbeat %d s): network or "
@@ -1489,23 +1284,20 @@ amqp_work(struct dsink *s, const struct pollset *ps)
 	}
 	if (!a->blocked && a->head_tag < a->next_tag)
 	{
-		struct delivery *d = a->ring[a->head_tag % (uint64_t) a->cap];
+		struct sink_event *ev = a->ring[a->head_tag % (uint64_t) a->cap];
 
-		if (d && now - amqp_msg_of(d)->published_ms > s->opt.timeout_ms)
+		if (ev && now - ev->sink_ms > s->opt.timeout_ms)
 		{
 			amqp_conn_lost(s, "no publisher confirm from %s:%d for event %s within timeout_ms "
-						   "(%d ms): the broker is stuck or overloaded", a->host, a->port, d->id,
+						   "(%d ms): the broker is stuck or overloaded", a->host, a->port, ev->id,
 						   s->opt.timeout_ms);
 			return;
 		}
 	}
-	if (a->head_tag == a->next_tag && a->pend_head == NULL)
-		a->down_since_ms = 0;
-	amqp_publish_some(s);
 }
 
 static void
-amqp_close(struct dsink *s)
+amqp_close(struct sink *s)
 {
 	struct amqp_sink *a = s->state;
 
@@ -1521,33 +1313,38 @@ amqp_close(struct dsink *s)
 		amqp_connection_close(a->conn, AMQP_REPLY_SUCCESS);
 		amqp_drop_connection(a);
 	}
-	/* unfinished deliveries are dropped: unconfirmed, the stream sends them again */
-	for (uint64_t t = a->head_tag; t < a->next_tag; t++)
-	{
-		struct delivery *d = a->ring[t % (uint64_t) a->cap];
-
-		if (d)
-		{
-			free(d->sink_data);
-			free(d);
-		}
-	}
-	while (a->pend_head)
-	{
-		struct delivery *d = amqp_pend_pop(a);
-
-		free(d->sink_data);
-		free(d);
-	}
+	/* unconfirmed events are simply not reported: the stream sends them again */
 	amqp_free_config(a);
 	s->state = NULL;
 }
 
-const struct dsink_ops amqp_ops = {
+static const char *const amqp_keys[] = {
+	"password_env", "password_file", "ca_file", "cert_file", "key_file", "verify_peer",
+	"declare_exchange", "heartbeat_seconds", NULL
+};
+
+static bool
+amqp_claims(const char *uri)
+{
+	return strncasecmp(uri, "amqp://", 7) == 0 || strncasecmp(uri, "amqps://", 8) == 0;
+}
+
+static bool
+amqp_clear_text(const struct sink *s)
+{
+	return strncasecmp(s->uri, "amqps://", 8) != 0;
+}
+
+const struct sink_ops sink_amqp_ops = {
 	.kind = "amqp",
+	.lane_depth = 0,			/* one channel keeps order: pipeline */
+	.window = AMQP_SINK_IN_FLIGHT,
+	.option_keys = amqp_keys,
+	.claims = amqp_claims,
+	.clear_text = amqp_clear_text,
 	.open = amqp_open,
 	.submit = amqp_submit,
 	.prepare = amqp_prepare,
-	.work = amqp_work,
+	.poll = amqp_poll,
 	.close = amqp_close,
 };

@@ -1,5 +1,5 @@
 /*
- * sink_kafka.c — the Kafka delivery sink (see dsink.h).
+ * sink_kafka.c — the Kafka sink (see sink.h).
  *
  *   --sink=kafka://broker1:9092,broker2:9092/topic
  *   ordersync.add_sink('events', 'kafka://b1:9092/orders',
@@ -14,25 +14,23 @@
  *
  * Order per subject. The key puts all events of a subject into one
  * partition, and the idempotent producer keeps a partition's records in
- * produce order through its own retries. Order is only at risk when a
- * record comes back to us to be retried, because a retry lands behind
- * whatever of its subject was produced after it. Two things prevent that:
+ * produce order through its own retries, so the delivery core may hand this
+ * sink many events of a subject at once (lane depth 0). Order is only at
+ * risk when a record comes back to be retried, because a retry lands
+ * behind whatever of its subject was produced after it. So:
  *
- *   - Hold-back: each subject (a uthash table) keeps its unfinished
- *     deliveries in submit order, and a delivery is produced only when
- *     nothing before it in its subject waits for a retry.
  *   - Nothing times out inside librdkafka (message.timeout.ms = 0: it
  *     retries for as long as it takes, in order). The sink's timeout_ms is
  *     enforced here instead: when a record has not been acknowledged within
  *     it, rd_kafka_purge(RD_KAFKA_PURGE_F_QUEUE) takes back every record
  *     librdkafka has not put on the wire yet, in all partitions at once.
- *     The overdue ones count as a failed attempt (the relay's backoff and
- *     dead-letter rules apply), the others are simply produced again, and
- *     hold-back keeps each subject in order. Had librdkafka timed records
- *     out itself, it would time out the oldest of a partition and send the
- *     younger ones on at once, before the retry could be placed before them.
- *     The same purge follows any other failed delivery that is to be
- *     retried.
+ *     The overdue ones are reported as failed attempts (the core's backoff
+ *     and dead-letter rules apply), the others as returned, and the core
+ *     offers them again in each subject's order after the retry. Had
+ *     librdkafka timed records out itself, it would time out the oldest of
+ *     a partition and send the younger ones on at once, before the retry
+ *     could be placed before them. The same purge follows any other failed
+ *     delivery that may be retried.
  *
  * Records on the wire during a purge are older than anything taken back
  * (a partition is sent in order), so they stay ahead of it; librdkafka
@@ -47,20 +45,20 @@
  * librdkafka works in its own threads; it wakes the relay's poll through a
  * pipe (rd_kafka_queue_io_event_enable on the main queue), and delivery
  * reports, errors and its log lines are served by rd_kafka_poll(rk, 0) in
- * work(), on the relay's thread. Reports are collected first and only then
- * handed to the relay (dsink_accepted/dsink_failed), so the relay is never
- * called from inside librdkafka. Records are produced without copying: a
- * delivery's body lives until its report has been handled. A fatal
+ * poll(), on the relay's thread, where each report becomes the event's
+ * outcome for the host. Records are produced without copying: the core
+ * keeps an event's body until its outcome is reported. A fatal
  * producer error (possible with idempotence) ends that producer instance:
  * what it held is taken back and a new producer is started.
  *
  * Where it connects. librdkafka connects to the URI's brokers and then to
  * whatever brokers their metadata names. Every connection goes through
  * on_connect (a librdkafka thread), which refuses an address the policy
- * forbids (dsink_check_peer) before connecting. A refusal is for good: the
- * producer is ended and every event the sink holds, and every later one,
- * becomes a dead letter that names the address and the rule. A sink from
- * the database never runs kinit (GSSAPI is refused by dsink_check, and
+ * forbids (sink_check_peer) before connecting. A refusal is for good: the
+ * producer is ended, what it held is returned, and the sink reports itself
+ * refused: every event for it becomes a dead letter that names the address
+ * and the rule. A sink from
+ * the database never runs kinit (GSSAPI is refused by sink_check, and
  * sasl.kerberos.min.time.before.relogin = 0 turns the kinit timer off even
  * if it were chosen).
  */
@@ -77,65 +75,22 @@
 #include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
-#include <uthash.h>
 
-#include "dsink.h"
-#include "dsink_policy.h"
 #include "log.h"
+#include "sink.h"
+#include "sink_policy.h"
 
-/* Most records produced per work() call, so the stream is read meanwhile. */
-#define KAFKA_PRODUCE_BUDGET 20000
 /* Wait at most this long while records are with librdkafka (safety net). */
 #define KAFKA_POLL_MS 100
 /* Say the same librdkafka error again only after this long. */
 #define KAFKA_ERROR_REPEAT_MS 30000
 
-enum kmsg_state
-{
-	KM_QUEUED,					/* ours: to be produced */
-	KM_SENT,					/* with librdkafka, delivery report pending */
-	KM_WAIT						/* failed, produce again at retry_at */
-};
-
-struct ksubj;
-
-/* One delivery as this sink tracks it (d->sink_data). */
-struct kmsg
-{
-	struct delivery *d;
-	struct ksubj *subj;
-	struct kmsg *prev;			/* the subject's deliveries, in submit order */
-	struct kmsg *next;
-	struct kmsg *sent_prev;		/* KM_SENT ones, in produce order */
-	struct kmsg *sent_next;
-	struct kmsg *done_next;		/* delivery reports not handled yet */
-	uint64_t	seq;			/* submit order within the sink */
-	int64_t		sent_at;		/* when produced (KM_SENT) */
-	int64_t		retry_at;		/* KM_WAIT */
-	rd_kafka_resp_err_t err;	/* of the delivery report */
-	enum kmsg_state state;
-	bool		reported;		/* in the done list */
-	bool		retried;		/* has failed before: log when producing again */
-};
-
-/* The unfinished deliveries of one subject. */
-struct ksubj
-{
-	UT_hash_handle hh;
-	struct kmsg *head;
-	struct kmsg *tail;
-	struct kmsg *cur;			/* first one not KM_SENT, or NULL */
-	struct ksubj *ready_next;
-	struct ksubj *wait_next;
-	bool		ready;			/* in the ready list */
-	bool		waiting;		/* in the wait list */
-	bool		busy;			/* being pumped: not to be freed */
-	char		key[];
-};
+/* ev->sink_flags: with librdkafka, its report pending */
+#define KAFKA_SENT 0x1
 
 struct kafka
 {
-	struct dsink *s;
+	struct sink *s;
 	char	   *topic;
 	rd_kafka_conf_t *conf;		/* template: a producer is made from a copy */
 	rd_kafka_t *rk;
@@ -143,19 +98,11 @@ struct kafka
 	rd_kafka_queue_t *mainq;
 	int			wake[2];		/* librdkafka writes to [1] when it has news */
 
-	struct ksubj *subjects;		/* uthash by key */
-	struct ksubj *ready_head;	/* subjects with something to produce now */
-	struct ksubj *ready_tail;
-	struct ksubj *wait_head;	/* subjects blocked until a retry time */
-	struct kmsg *sent_head;		/* with librdkafka, oldest first */
-	struct kmsg *sent_tail;
-	struct kmsg *done_head;		/* delivery reports, in arrival order */
-	struct kmsg *done_tail;
-	uint64_t	next_seq;
+	struct sink_event_list sent;	/* with librdkafka, oldest first */
 	uint64_t	nsent;
 
 	bool		full;			/* librdkafka's queue is full: wait for reports */
-	bool		purge;			/* a delivery waits for a retry: take back the rest */
+	bool		purge;			/* a record failed and may be retried: take back the rest */
 	bool		fatal;			/* the producer is dead: make a new one */
 	bool		ignore_reports; /* tearing the producer down */
 	int64_t		purged_at;		/* last purge for overdue records */
@@ -170,148 +117,43 @@ struct kafka
 	bool		refused;		/* the relay's thread has seen it: no producer again */
 };
 
-static void kafka_close(struct dsink *s);
+static void kafka_close(struct sink *s);
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque);
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque);
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
+static int	on_connect(int fd, const struct sockaddr *addr, int addrlen, const char *id, void *opaque);
 
-/* ---- subjects and their queues ----------------------------------------- */
-
-static void
-ready_push(struct kafka *k, struct ksubj *sj, bool front)
-{
-	if (sj->ready)
-		return;
-	sj->ready = true;
-	sj->ready_next = NULL;
-	if (k->ready_head == NULL)
-		k->ready_head = k->ready_tail = sj;
-	else if (front)
-	{
-		sj->ready_next = k->ready_head;
-		k->ready_head = sj;
-	}
-	else
-	{
-		k->ready_tail->ready_next = sj;
-		k->ready_tail = sj;
-	}
-}
-
-static struct ksubj *
-ready_pop(struct kafka *k)
-{
-	struct ksubj *sj = k->ready_head;
-
-	if (sj)
-	{
-		k->ready_head = sj->ready_next;
-		if (k->ready_head == NULL)
-			k->ready_tail = NULL;
-		sj->ready = false;
-		sj->ready_next = NULL;
-	}
-	return sj;
-}
+/* ---- records with librdkafka --------------------------------------------- */
 
 static void
-wait_push(struct kafka *k, struct ksubj *sj)
+sent_add(struct kafka *k, struct sink_event *ev)
 {
-	if (sj->waiting)
-		return;
-	sj->waiting = true;
-	sj->wait_next = k->wait_head;
-	k->wait_head = sj;
-}
-
-/* Free a subject nobody refers to any more. */
-static void
-subj_release(struct kafka *k, struct ksubj *sj)
-{
-	if (sj->head == NULL && !sj->ready && !sj->waiting && !sj->busy)
-	{
-		HASH_DEL(k->subjects, sj);
-		free(sj);
-	}
-}
-
-/* First delivery at or after m that is not with librdkafka. */
-static struct kmsg *
-first_unsent(struct kmsg *m)
-{
-	while (m && m->state == KM_SENT)
-		m = m->next;
-	return m;
-}
-
-/*
- * m is no longer with librdkafka (queued again or waiting for a retry):
- * production of its subject resumes at m at the latest.
- */
-static void
-subj_rewind(struct kafka *k, struct kmsg *m)
-{
-	struct ksubj *sj = m->subj;
-
-	if (sj->cur == NULL || m->seq < sj->cur->seq)
-		sj->cur = m;
-	if (sj->cur->state == KM_WAIT)
-		wait_push(k, sj);
-	else
-		ready_push(k, sj, false);
-}
-
-static void
-sent_add(struct kafka *k, struct kmsg *m)
-{
-	m->state = KM_SENT;
-	m->sent_at = dsink_now_ms();
-	m->sent_next = NULL;
-	m->sent_prev = k->sent_tail;
-	if (k->sent_tail)
-		k->sent_tail->sent_next = m;
-	else
-		k->sent_head = m;
-	k->sent_tail = m;
+	ev->sink_flags = KAFKA_SENT;
+	ev->sink_ms = sink_now_ms();
+	TAILQ_INSERT_TAIL(&k->sent, ev, link);
 	k->nsent++;
 }
 
-/* m is no longer with librdkafka; the caller sets its new state. */
 static void
-sent_remove(struct kafka *k, struct kmsg *m)
+sent_remove(struct kafka *k, struct sink_event *ev)
 {
-	if (m->sent_prev)
-		m->sent_prev->sent_next = m->sent_next;
-	else
-		k->sent_head = m->sent_next;
-	if (m->sent_next)
-		m->sent_next->sent_prev = m->sent_prev;
-	else
-		k->sent_tail = m->sent_prev;
-	m->sent_prev = m->sent_next = NULL;
-	m->state = KM_QUEUED;
+	TAILQ_REMOVE(&k->sent, ev, link);
+	ev->sink_flags = 0;
 	k->nsent--;
 }
 
-/* Take m out of its subject; the delivery is finished (m->d is gone). */
+/* Give back what a producer that is gone did not report. */
 static void
-kmsg_unlink(struct kafka *k, struct kmsg *m)
+take_back_sent(struct kafka *k)
 {
-	struct ksubj *sj = m->subj;
+	struct sink_event *ev;
 
-	if (m->prev)
-		m->prev->next = m->next;
-	else
-		sj->head = m->next;
-	if (m->next)
-		m->next->prev = m->prev;
-	else
-		sj->tail = m->prev;
-	if (sj->cur == m)
+	while ((ev = TAILQ_FIRST(&k->sent)) != NULL)
 	{
-		sj->cur = first_unsent(m->next);
-		if (sj->cur)
-			subj_rewind(k, sj->cur);
+		sent_remove(k, ev);
+		sink_host_returned(k->s->host, ev);
 	}
-	free(m);
-	subj_release(k, sj);
+	k->purge = false;
 }
 
 /* ---- outcomes ------------------------------------------------------------ */
@@ -364,42 +206,20 @@ err_hint(rd_kafka_resp_err_t err)
 	}
 }
 
-/*
- * A delivery failed (why): the relay decides about a retry. Returns false
- * when the delivery is finished (dead letter) and m is gone.
- */
-static bool
-kmsg_failed(struct kafka *k, struct kmsg *m, bool can_retry, const char *why)
-{
-	int64_t		at;
 
-	log_debug("kafka sink \"%s\": event %s (%s): %s", k->s->name, m->d->id, m->d->subject, why);
-	m->retried = true;
-	at = dsink_failed(m->d, can_retry, why);
-	if (at == DSINK_GIVEN_UP)
-	{
-		m->d = NULL;			/* freed by the relay */
-		kmsg_unlink(k, m);
-		return false;
-	}
-	m->state = KM_WAIT;
-	m->retry_at = at;
-	subj_rewind(k, m);
-	return true;
-}
-
-static bool
-kmsg_refused(struct kafka *k, struct kmsg *m, rd_kafka_resp_err_t err)
+static void
+report_refused(struct kafka *k, struct sink_event *ev, rd_kafka_resp_err_t err)
 {
 	char		why[512];
 
 	snprintf(why, sizeof(why), "Kafka did not take the event for topic \"%s\": %s (%s)%s",
 			 k->topic, rd_kafka_err2str(err), rd_kafka_err2name(err), err_hint(err));
-	return kmsg_failed(k, m, retryable(err), why);
+	log_debug("kafka sink \"%s\": event %s (%s): %s", k->s->name, ev->id, ev->subject, why);
+	sink_host_failed(k->s->host, ev, retryable(err), 0, why);
 }
 
-static bool
-kmsg_overdue(struct kafka *k, struct kmsg *m)
+static void
+report_overdue(struct kafka *k, struct sink_event *ev)
 {
 	char		why[512];
 
@@ -407,138 +227,8 @@ kmsg_overdue(struct kafka *k, struct kmsg *m)
 			 k->s->opt.timeout_ms, k->last_problem[0] ? "; last problem: " : "",
 			 k->last_problem, k->last_problem[0] ? "" :
 			 "; are the brokers up and reachable?");
-	return kmsg_failed(k, m, true, why);
-}
-
-/* ---- producing ---------------------------------------------------------- */
-
-/*
- * Hand one delivery to librdkafka. Returns 0 (produced, or finished by a
- * refusal), 1 when production must stop for now (queue full, producer
- * dead), -1 when m must wait.
- */
-static int
-produce(struct kafka *k, struct kmsg *m)
-{
-	struct delivery *d = m->d;
-	char		type[256];
-	rd_kafka_resp_err_t err;
-
-	if (m->retried)
-		log_debug("kafka sink \"%s\": producing event %s (%s) again", k->s->name, d->id,
-				  d->subject);
-	snprintf(type, sizeof(type), "ordersync.%s", d->type);
-	sent_add(k, m);
-	err = rd_kafka_producev(k->rk,
-							RD_KAFKA_V_RKT(k->rkt),
-							RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
-							RD_KAFKA_V_MSGFLAGS(0),
-							RD_KAFKA_V_KEY(d->subject, strlen(d->subject)),
-							RD_KAFKA_V_VALUE((void *) d->body, d->body_len),
-							RD_KAFKA_V_HEADER("content-type",
-											  "application/cloudevents+json; charset=UTF-8", -1),
-							RD_KAFKA_V_HEADER("ce_id", d->id, -1),
-							RD_KAFKA_V_HEADER("ce_type", type, -1),
-							RD_KAFKA_V_OPAQUE(m),
-							RD_KAFKA_V_END);
-	if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
-		return 0;
-	sent_remove(k, m);
-	if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-	{
-		k->full = true;
-		return 1;
-	}
-	if (err == RD_KAFKA_RESP_ERR__FATAL)
-	{
-		k->fatal = true;
-		return 1;
-	}
-	return kmsg_refused(k, m, err) ? -1 : 0;
-}
-
-/*
- * Produce what a subject may send now, in order. Returns false when it
- * had to stop (the subject stays ready).
- */
-static bool
-pump_subject(struct kafka *k, struct ksubj *sj, int *budget, int64_t now)
-{
-	while (sj->cur)
-	{
-		struct kmsg *m = sj->cur;
-		int			rc;
-
-		if (m->state == KM_WAIT && m->retry_at > now)
-		{
-			wait_push(k, sj);
-			return true;
-		}
-		if (*budget <= 0)
-			return false;
-		(*budget)--;
-		rc = produce(k, m);
-		if (rc > 0)
-			return false;
-		if (rc < 0)
-			continue;			/* m waits now and is still sj->cur */
-		/* produced, or finished (kmsg_unlink then moved cur on) */
-		if (sj->cur == m)
-			sj->cur = first_unsent(m->next);
-	}
-	return true;
-}
-
-static void
-pump(struct kafka *k)
-{
-	int			budget = KAFKA_PRODUCE_BUDGET;
-	int64_t		now = dsink_now_ms();
-	struct ksubj *sj;
-
-	if (k->rk == NULL || k->fatal || k->purge)
-		return;
-	k->full = false;
-	while ((sj = ready_pop(k)) != NULL)
-	{
-		bool		done;
-
-		sj->busy = true;
-		done = pump_subject(k, sj, &budget, now);
-		sj->busy = false;
-		if (!done)
-		{
-			ready_push(k, sj, true);
-			break;
-		}
-		subj_release(k, sj);
-	}
-}
-
-/* Subjects whose retry time has come become ready. */
-static void
-wake_waiting(struct kafka *k)
-{
-	int64_t		now = dsink_now_ms();
-	struct ksubj **p = &k->wait_head;
-
-	while (*p)
-	{
-		struct ksubj *sj = *p;
-
-		if (sj->cur == NULL || sj->cur->state != KM_WAIT || sj->cur->retry_at <= now)
-		{
-			*p = sj->wait_next;
-			sj->waiting = false;
-			sj->wait_next = NULL;
-			if (sj->cur)
-				ready_push(k, sj, false);
-			else
-				subj_release(k, sj);
-		}
-		else
-			p = &sj->wait_next;
-	}
+	log_debug("kafka sink \"%s\": event %s (%s): %s", k->s->name, ev->id, ev->subject, why);
+	sink_host_failed(k->s->host, ev, true, 0, why);
 }
 
 /* ---- librdkafka callbacks (served by rd_kafka_poll on our thread) ------- */
@@ -547,26 +237,39 @@ static void
 on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 {
 	struct kafka *k = opaque;
-	struct kmsg *m = msg->_private;
+	struct sink_event *ev = msg->_private;
 
 	(void) rk;
-	if (k->ignore_reports || m == NULL || m->reported)
+	if (k->ignore_reports || ev == NULL || !(ev->sink_flags & KAFKA_SENT))
 		return;
-	m->err = msg->err;
-	m->reported = true;
-	m->done_next = NULL;
-	if (k->done_tail)
-		k->done_tail->done_next = m;
+	sent_remove(k, ev);
+	if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+		sink_host_accepted(k->s->host, ev);
+	else if (msg->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
+			 msg->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
+	{
+		/* taken back by us: an attempt only when it was overdue */
+		if (sink_now_ms() - ev->sink_ms >= k->s->opt.timeout_ms)
+			report_overdue(k, ev);
+		else
+			sink_host_returned(k->s->host, ev);
+	}
 	else
-		k->done_head = m;
-	k->done_tail = m;
+	{
+		if (msg->err == RD_KAFKA_RESP_ERR__FATAL)
+			k->fatal = true;
+		/* what librdkafka still queues behind it must not overtake its retry */
+		if (retryable(msg->err))
+			k->purge = true;
+		report_refused(k, ev, msg->err);
+	}
 }
 
 static void
 on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
 	struct kafka *k = opaque;
-	int64_t		now = dsink_now_ms();
+	int64_t		now = sink_now_ms();
 
 	if (err == RD_KAFKA_RESP_ERR__FATAL)
 	{
@@ -579,7 +282,7 @@ on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 		k->fatal = true;
 		return;
 	}
-	dsink_excerpt(reason, strlen(reason), k->last_problem, sizeof(k->last_problem));
+	sink_excerpt(reason, strlen(reason), k->last_problem, sizeof(k->last_problem));
 	/* a broker that is down says so at every reconnect: once is enough */
 	if (err == (int) k->last_err && now - k->last_err_ms < KAFKA_ERROR_REPEAT_MS)
 	{
@@ -601,7 +304,7 @@ on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 	{
 		char		shown[512];
 
-		dsink_redact_uri(k->s->uri, shown, sizeof(shown));
+		sink_redact_uri(k->s->uri, shown, sizeof(shown));
 		log_warning("kafka sink \"%s\": %s (%s); librdkafka keeps reconnecting and retrying; "
 					"events not acknowledged within timeout_ms (%d ms) are retried with backoff; "
 					"check that the brokers of %s are up and reachable", k->s->name, reason,
@@ -637,7 +340,7 @@ on_connect(int fd, const struct sockaddr *addr, int addrlen, const char *id, voi
 	char		why[512];
 
 	(void) id;
-	if (dsink_check_peer(k->s, addr, why, sizeof(why)) != 0)
+	if (sink_check_peer(k->s, addr, why, sizeof(why)) != 0)
 	{
 		pthread_mutex_lock(&k->deny_lock);
 		if (k->denied[0] == '\0')
@@ -660,6 +363,7 @@ connect_denied(struct kafka *k, char *why, size_t len)
 	pthread_mutex_unlock(&k->deny_lock);
 	return why[0] != '\0';
 }
+
 
 /* ---- the producer ------------------------------------------------------- */
 
@@ -716,108 +420,18 @@ destroy_producer(struct kafka *k, int flush_ms)
 	k->mainq = NULL;
 }
 
-/* ---- handling delivery reports ----------------------------------------- */
 
-static void
-handle_reports(struct kafka *k)
-{
-	int64_t		now = dsink_now_ms();
-	struct kmsg *m;
-
-	while ((m = k->done_head) != NULL)
-	{
-		rd_kafka_resp_err_t err = m->err;
-
-		k->done_head = m->done_next;
-		if (k->done_head == NULL)
-			k->done_tail = NULL;
-		m->done_next = NULL;
-		m->reported = false;
-		if (m->state != KM_SENT)
-			continue;			/* cannot happen: one report per produce */
-		sent_remove(k, m);
-		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
-		{
-			struct delivery *d = m->d;
-
-			kmsg_unlink(k, m);
-			dsink_accepted(d);
-		}
-		else if (err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
-				 err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
-		{
-			/* taken back by us: an attempt only when it was overdue */
-			if (now - m->sent_at >= k->s->opt.timeout_ms)
-				kmsg_overdue(k, m);
-			else
-				subj_rewind(k, m);
-		}
-		else
-		{
-			if (err == RD_KAFKA_RESP_ERR__FATAL)
-				k->fatal = true;
-			if (kmsg_refused(k, m, err))
-				k->purge = true;
-		}
-	}
-}
-
-/*
- * The policy refused a broker's address: nothing of this sink can be
- * delivered. Every delivery that is not waiting for a later retry (of its
- * dead letter) fails for good with the reason.
- */
-static void
-fail_denied(struct kafka *k, const char *why)
-{
-	int64_t		now = dsink_now_ms();
-	struct ksubj *sj,
-			   *tmp;
-
-	/* nothing is produced any more: the ready list is only a to-do list here */
-	while ((sj = ready_pop(k)) != NULL)
-		subj_release(k, sj);
-	HASH_ITER(hh, k->subjects, sj, tmp)
-	{
-		struct kmsg *m = sj->head;
-
-		sj->busy = true;		/* kept while its deliveries go */
-		while (m)
-		{
-			struct kmsg *next = m->next;
-
-			if (m->state == KM_QUEUED || (m->state == KM_WAIT && m->retry_at <= now))
-				kmsg_failed(k, m, false, why);
-			m = next;
-		}
-		sj->busy = false;
-		subj_release(k, sj);
-	}
-	while ((sj = ready_pop(k)) != NULL)
-		subj_release(k, sj);
-}
-
-/* Take back what a producer that is gone did not report. */
-static void
-take_back_sent(struct kafka *k)
-{
-	while (k->sent_head)
-	{
-		struct kmsg *m = k->sent_head;
-
-		sent_remove(k, m);
-		subj_rewind(k, m);
-	}
-	k->purge = false;
-}
+/* ---- serving librdkafka --------------------------------------------------- */
 
 /* Serve librdkafka's queue and act on what it reported. */
 static void
 serve(struct kafka *k)
 {
-	int64_t		now = dsink_now_ms();
+	int64_t		now = sink_now_ms();
 	char		why[512];
 
+	if (k->refused)
+		return;
 	if (connect_denied(k, why, sizeof(why)))
 	{
 		k->refused = true;
@@ -826,27 +440,26 @@ serve(struct kafka *k)
 			log_error("%s; the sink delivers nothing from now on: its events go to "
 					  "ordersync.dead_letter", why);
 			destroy_producer(k, 0);
-			handle_reports(k);
 		}
 		take_back_sent(k);
-		fail_denied(k, why);
+		sink_host_refused(k->s->host, why);
 		return;
 	}
 	if (k->rk)
 	{
 		rd_kafka_poll(k->rk, 0);
-		handle_reports(k);
 
 		/*
-		 * Take back what librdkafka still queues when a delivery waits for
-		 * a retry, or when a record is overdue (at most once per
-		 * timeout_ms: records on the wire cannot be taken back and stay
-		 * overdue). The purge blocks until the records are out of
-		 * librdkafka's queues and their reports queued, so the next poll
-		 * has them all before anything is produced again.
+		 * Take back what librdkafka still queues when a record waits for a
+		 * retry, or when a record is overdue (at most once per timeout_ms:
+		 * records on the wire cannot be taken back and stay overdue). The
+		 * purge blocks until the records are out of librdkafka's queues and
+		 * their reports queued, so the next poll has them all before
+		 * anything is produced again.
 		 */
 		if (!k->fatal && (k->purge ||
-						  (k->sent_head && now - k->sent_head->sent_at >= k->s->opt.timeout_ms &&
+						  (!TAILQ_EMPTY(&k->sent) &&
+						   now - TAILQ_FIRST(&k->sent)->sink_ms >= k->s->opt.timeout_ms &&
 						   now - k->purged_at >= k->s->opt.timeout_ms)))
 		{
 			log_debug("kafka sink \"%s\": taking back the records librdkafka has not sent "
@@ -856,18 +469,14 @@ serve(struct kafka *k)
 			k->purge = false;
 			rd_kafka_purge(k->rk, RD_KAFKA_PURGE_F_QUEUE);
 			rd_kafka_poll(k->rk, 0);
-			handle_reports(k);
 			k->purge = false;	/* what failed now was in the purge already */
 		}
 	}
 	if (k->fatal && k->rk)
-	{
 		destroy_producer(k, 0);
-		handle_reports(k);
-	}
 	if (k->rk == NULL)
 	{
-		/* what the old producer did not report is ours again */
+		/* what the old producer did not report comes back */
 		take_back_sent(k);
 		if (now >= k->remake_at)
 		{
@@ -880,80 +489,84 @@ serve(struct kafka *k)
 			}
 		}
 	}
+	k->full = false;
 }
 
 /* ---- the sink ----------------------------------------------------------- */
 
-static void
-kafka_submit(struct dsink *s, struct delivery *d)
+static int
+kafka_submit(struct sink *s, struct sink_event *ev)
 {
 	struct kafka *k = s->state;
-	struct kmsg *m = ds_xcalloc(sizeof(*m));
-	struct ksubj *sj;
-	size_t		len = strlen(d->subject);
+	char		type[256];
+	rd_kafka_resp_err_t err;
 
-	m->d = d;
-	m->seq = ++k->next_seq;
-	m->state = KM_QUEUED;
-	d->sink_data = m;
-	HASH_FIND(hh, k->subjects, d->subject, len, sj);
-	if (sj == NULL)
+	/* something to resolve first, in poll */
+	if (k->rk == NULL || k->full || k->purge || k->fatal || k->refused)
+		return SINK_BUSY;
+	snprintf(type, sizeof(type), "ordersync.%s", ev->type);
+	sent_add(k, ev);
+	err = rd_kafka_producev(k->rk,
+							RD_KAFKA_V_RKT(k->rkt),
+							RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
+							RD_KAFKA_V_MSGFLAGS(0),
+							RD_KAFKA_V_KEY(ev->subject, strlen(ev->subject)),
+							RD_KAFKA_V_VALUE((void *) ev->body, ev->body_len),
+							RD_KAFKA_V_HEADER("content-type",
+											  "application/cloudevents+json; charset=UTF-8", -1),
+							RD_KAFKA_V_HEADER("ce_id", ev->id, -1),
+							RD_KAFKA_V_HEADER("ce_type", type, -1),
+							RD_KAFKA_V_OPAQUE(ev),
+							RD_KAFKA_V_END);
+	if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
 	{
-		sj = ds_xcalloc(sizeof(*sj) + len + 1);
-		memcpy(sj->key, d->subject, len + 1);
-		HASH_ADD_KEYPTR(hh, k->subjects, sj->key, len, sj);
+		if (ev->attempts > 0)
+			log_debug("kafka sink \"%s\": produced event %s (%s) again", s->name, ev->id,
+					  ev->subject);
+		return SINK_TAKEN;
 	}
-	m->subj = sj;
-	m->prev = sj->tail;
-	if (sj->tail)
-		sj->tail->next = m;
-	else
-		sj->head = m;
-	sj->tail = m;
-	if (sj->cur == NULL)
+	sent_remove(k, ev);
+	if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
 	{
-		sj->cur = m;
-		ready_push(k, sj, false);
+		k->full = true;
+		return SINK_BUSY;
 	}
-	/* produce right away unless something is pending that must go first */
-	if (k->rk && !k->full && !k->purge && !k->fatal && k->done_head == NULL)
-		pump(k);
+	if (err == RD_KAFKA_RESP_ERR__FATAL)
+	{
+		k->fatal = true;
+		return SINK_BUSY;
+	}
+	report_refused(k, ev, err);
+	return SINK_TAKEN;
 }
 
 /* *t = the earlier of *t (-1: none yet) and v ms from now */
 static void
-lower(int64_t *t, int64_t v)
+lower(int *t, int64_t v)
 {
 	if (v < 0)
 		v = 0;
 	if (*t < 0 || v < *t)
-		*t = v;
+		*t = (int) v;
 }
 
 static void
-kafka_prepare(struct dsink *s, struct pollset *ps, int *timeout_ms)
+kafka_prepare(struct sink *s, struct pollset *ps, int *timeout_ms)
 {
 	struct kafka *k = s->state;
-	int64_t		now = dsink_now_ms();
-	int64_t		t = *timeout_ms;
 
 	pollset_add(ps, k->wake[0], POLLIN);
 	/* reports wake us through the pipe; this also runs the overdue check */
 	if (k->nsent > 0)
-		lower(&t, KAFKA_POLL_MS);
-	if (k->rk && ((k->ready_head && !k->full) || k->fatal || k->purge || k->done_head))
-		lower(&t, 0);
-	for (struct ksubj *sj = k->wait_head; sj; sj = sj->wait_next)
-		lower(&t, (sj->cur && sj->cur->state == KM_WAIT) ? sj->cur->retry_at - now : 0);
+		lower(timeout_ms, KAFKA_POLL_MS);
+	if (k->rk && (k->fatal || k->purge))
+		lower(timeout_ms, 0);
 	if (k->rk == NULL && !k->refused)
-		lower(&t, k->remake_at - now);
-	if (k->refused && k->ready_head)
-		lower(&t, 0);			/* new events: dead letters at once */
-	*timeout_ms = (int) t;
+		lower(timeout_ms, k->remake_at - sink_now_ms());
 }
 
 static void
-kafka_work(struct dsink *s, const struct pollset *ps)
+kafka_poll(struct sink *s, const struct pollset *ps)
 {
 	struct kafka *k = s->state;
 	char		buf[256];
@@ -963,8 +576,6 @@ kafka_work(struct dsink *s, const struct pollset *ps)
 	while (read(k->wake[0], buf, sizeof(buf)) > 0)
 		;
 	serve(k);
-	wake_waiting(k);
-	pump(k);
 }
 
 /* ---- opening: uri and options ------------------------------------------ */
@@ -1055,7 +666,7 @@ parse_uri(struct kafka *k, char **brokers, char **user, char *err, size_t errlen
 	size_t		tlen;
 
 	*brokers = *user = NULL;
-	dsink_redact_uri(uri, shown, sizeof(shown));
+	sink_redact_uri(uri, shown, sizeof(shown));
 	if (strncasecmp(uri, "kafka://", 8) != 0)
 	{
 		snprintf(err, errlen, "kafka sink \"%s\": uri \"%s\" does not start with kafka://",
@@ -1117,11 +728,9 @@ parse_uri(struct kafka *k, char **brokers, char **user, char *err, size_t errlen
 			return -1;
 		}
 	if (at)
-		*user = strndup(uri + 8, (size_t) (at - (uri + 8)));
-	*brokers = strndup(p, (size_t) (slash - p));
-	k->topic = strdup(topic);
-	if (*brokers == NULL || k->topic == NULL || (at && *user == NULL))
-		abort();
+		*user = xstrndup(uri + 8, (size_t) (at - (uri + 8)));
+	*brokers = xstrndup(p, (size_t) (slash - p));
+	k->topic = xstrdup(topic);
 	return 0;
 }
 
@@ -1129,7 +738,7 @@ parse_uri(struct kafka *k, char **brokers, char **user, char *err, size_t errlen
 static int
 set_password(struct kafka *k, char *err, size_t errlen)
 {
-	struct dsink *s = k->s;
+	struct sink *s = k->s;
 	json_object *v;
 	char		proto[64] = "plaintext";
 	size_t		plen = sizeof(proto);
@@ -1139,7 +748,7 @@ set_password(struct kafka *k, char *err, size_t errlen)
 	if (s->opt.raw == NULL || (!json_object_object_get_ex(s->opt.raw, "password_env", &v) &&
 							   !json_object_object_get_ex(s->opt.raw, "password_file", &v)))
 		return 0;
-	pw = dsink_secret(s, "password", err, errlen);
+	pw = sink_secret(s, "password", err, errlen);
 	if (pw == NULL)
 		return -1;
 	if (rd_kafka_conf_get(k->conf, "security.protocol", proto, &plen) != RD_KAFKA_CONF_OK ||
@@ -1174,7 +783,7 @@ set_files(struct kafka *k, char *err, size_t errlen)
 		{"cert_file", "ssl.certificate.location"},
 		{"key_file", "ssl.key.location"},
 	};
-	struct dsink *s = k->s;
+	struct sink *s = k->s;
 
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
 	{
@@ -1186,7 +795,7 @@ set_files(struct kafka *k, char *err, size_t errlen)
 			continue;
 		snprintf(from, sizeof(from), "option \"%s\"", map[i][0]);
 		if (!json_object_is_type(v, json_type_string) ||
-			dsink_reference(s, map[i][0], json_object_get_string(v), path, sizeof(path),
+			sink_reference(s, map[i][0], json_object_get_string(v), path, sizeof(path),
 							err, errlen) != 0)
 		{
 			if (!json_object_is_type(v, json_type_string))
@@ -1203,7 +812,7 @@ set_files(struct kafka *k, char *err, size_t errlen)
 static int
 configure(struct kafka *k, char *err, size_t errlen)
 {
-	struct dsink *s = k->s;
+	struct sink *s = k->s;
 	json_object *kopt = NULL;
 	char	   *brokers,
 			   *user;
@@ -1229,7 +838,7 @@ configure(struct kafka *k, char *err, size_t errlen)
 		goto out;
 	/*
 	 * No kinit timer, ever, for a sink from the database: librdkafka would
-	 * run sasl.kerberos.kinit.cmd through the shell. (dsink_check refuses
+	 * run sasl.kerberos.kinit.cmd through the shell. (sink_check refuses
 	 * GSSAPI and every property that could change this.)
 	 */
 	if (!s->trusted &&
@@ -1276,12 +885,15 @@ out:
 	return rc;
 }
 
+
 static int
-kafka_open(struct dsink *s, char *err, size_t errlen)
+kafka_open(struct sink *s, struct sink_host *host, char *err, size_t errlen)
 {
-	struct kafka *k = ds_xcalloc(sizeof(*k));
+	struct kafka *k = xcalloc(sizeof(*k));
 
 	k->s = s;
+	TAILQ_INIT(&k->sent);
+	s->host = host;
 	k->wake[0] = k->wake[1] = -1;
 	pthread_mutex_init(&k->deny_lock, NULL);
 	s->state = k;
@@ -1302,33 +914,17 @@ fail:
 	return -1;
 }
 
+
 static void
-kafka_close(struct dsink *s)
+kafka_close(struct sink *s)
 {
 	struct kafka *k = s->state;
-	struct ksubj *sj,
-			   *tmp;
 
 	if (k == NULL)
 		return;
 	/* nothing more is confirmed: drop what librdkafka holds, quickly */
 	k->ignore_reports = true;
 	destroy_producer(k, 100);
-	HASH_ITER(hh, k->subjects, sj, tmp)
-	{
-		struct kmsg *m = sj->head;
-
-		while (m)
-		{
-			struct kmsg *next = m->next;
-
-			free(m->d);			/* unconfirmed: the stream sends it again */
-			free(m);
-			m = next;
-		}
-		HASH_DEL(k->subjects, sj);
-		free(sj);
-	}
 	if (k->conf)
 		rd_kafka_conf_destroy(k->conf);
 	if (k->wake[0] >= 0)
@@ -1341,11 +937,42 @@ kafka_close(struct dsink *s)
 	s->state = NULL;
 }
 
-const struct dsink_ops kafka_ops = {
+static const char *const kafka_keys[] = {
+	"password_env", "password_file", "ca_file", "cert_file", "key_file", "kafka", NULL
+};
+
+static bool
+kafka_claims(const char *uri)
+{
+	return strncasecmp(uri, "kafka://", 8) == 0;
+}
+
+/* librdkafka's default security.protocol is plaintext */
+static bool
+kafka_clear_text(const struct sink *s)
+{
+	json_object *kopt,
+			   *v;
+	const char *proto = NULL;
+
+	if (s->opt.raw && json_object_object_get_ex(s->opt.raw, "kafka", &kopt) &&
+		json_object_is_type(kopt, json_type_object) &&
+		json_object_object_get_ex(kopt, "security.protocol", &v))
+		proto = json_object_get_string(v);
+	return proto == NULL || strcasecmp(proto, "plaintext") == 0 ||
+		strcasecmp(proto, "sasl_plaintext") == 0;
+}
+
+const struct sink_ops sink_kafka_ops = {
 	.kind = "kafka",
+	.lane_depth = 0,			/* a partition keeps order: pipeline */
+	.window = 0,				/* librdkafka's queue bounds it (SINK_BUSY when full) */
+	.option_keys = kafka_keys,
+	.claims = kafka_claims,
+	.clear_text = kafka_clear_text,
 	.open = kafka_open,
 	.submit = kafka_submit,
 	.prepare = kafka_prepare,
-	.work = kafka_work,
-	.close = kafka_close
+	.poll = kafka_poll,
+	.close = kafka_close,
 };

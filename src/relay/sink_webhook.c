@@ -1,16 +1,12 @@
 /*
- * sink_webhook.c — the webhook delivery sink (see dsink.h): each event is
+ * sink_webhook.c — the webhook sink (see sink.h): each event is
  * POSTed as a structured-mode CloudEvent (application/cloudevents+json) to
  * the sink's http:// or https:// URL, signed the Standard Webhooks way.
  *
- * Ordering. A receiver sees a subject's events one at a time and in commit
- * order, across retries too: each subject has a FIFO, and only its head is
- * ever on the wire. While the head waits for a retry (in the retry heap),
- * the subject's later events wait behind it; other subjects keep flowing,
- * up to max_in_flight requests at once. Subjects whose head can go now sit
- * on a ready list, so handing out work is O(1) per event; a subject whose
- * FIFO empties is freed, so the table only holds subjects with something
- * pending.
+ * Order, retries and dead letters are the delivery core's: it hands this
+ * sink one event per subject at a time (lane depth 1) and at most
+ * max_in_flight at once, so a receiver sees a subject's events one at a
+ * time and in commit order, across retries too. This file only sends.
  *
  * I/O. libcurl's multi interface, driven by the relay's poll loop: curl
  * tells us through CURLMOPT_SOCKETFUNCTION which sockets to watch and
@@ -22,7 +18,7 @@
  * Outcomes. 2xx: accepted. 408, 429, 5xx, timeouts and network errors:
  * retryable (no earlier than a Retry-After on 429/503). Anything else
  * (3xx, other 4xx): refused for good. The reason, which the relay keeps in
- * ordersync.dead_letter, has the status and at most DSINK_EXCERPT_MAX
+ * ordersync.dead_letter, has the status and at most SINK_EXCERPT_MAX
  * printable bytes of the answer: enough to recognise an error page, too
  * little for an admin to read an internal service's answers through a
  * sink pointed at it.
@@ -52,33 +48,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <curl/curl.h>
-#include <uthash.h>
 
-#include "dsink.h"
-#include "dsink_policy.h"
+#include "sink.h"
+#include "sink_policy.h"
 #include "log.h"
 #include "sink_webhook_sign.h"
 
 #define WH_WHY_LEN 1024
 
 struct wh_state;
-
-/* One subject's pending events. */
-struct wh_subject
-{
-	UT_hash_handle hh;
-	char	   *key;
-	struct delivery *head;		/* FIFO through delivery.next */
-	struct delivery *tail;
-	bool		busy;			/* head is on the wire (or being finished) */
-	bool		queued;			/* on the ready list */
-	int			heap_idx;		/* in the retry heap, or -1 */
-	int64_t		retry_at;		/* while in the retry heap */
-	struct wh_subject *ready_next;
-};
 
 /* One easy handle and what it is sending; reused across requests. */
 struct wh_req
@@ -87,10 +69,9 @@ struct wh_req
 	struct wh_state *st;
 	CURL	   *easy;
 	struct curl_slist *headers;
-	struct wh_subject *subj;	/* NULL when idle */
-	struct delivery *d;
+	struct sink_event *ev;		/* NULL when idle */
 	size_t		resp_len;
-	char		resp[DSINK_EXCERPT_MAX];	/* the start of the answer, raw */
+	char		resp[SINK_EXCERPT_MAX];	/* the start of the answer, raw */
 	char		errbuf[CURL_ERROR_SIZE];
 	char		denied[512];	/* wh_opensocket refused an address: why */
 };
@@ -113,22 +94,16 @@ struct wh_polled
 
 struct wh_state
 {
-	struct dsink *s;
+	struct sink *s;
 	CURLM	   *multi;
-	char	   *url;			/* for messages: redacted (dsink_redact_uri) */
+	char	   *url;			/* for messages: redacted (sink_redact_uri) */
 	char	   *ca_file;
 	unsigned char *key;			/* NULL: unsigned */
 	size_t		keylen;
 
-	struct wh_subject *subjects;	/* uthash by key */
-	struct wh_subject *ready_head;
-	struct wh_subject *ready_tail;
-	struct wh_subject **heap;	/* min-heap by retry_at */
-	int			heap_n;
-	int			heap_cap;
-
 	struct wh_req **reqs;		/* every handle made, max_in_flight at most */
 	int			nreqs;
+	int			reqs_cap;
 	struct wh_req *free_reqs;
 	int			in_flight;
 	int			max_in_flight;
@@ -141,183 +116,6 @@ struct wh_state
 	const struct pollset *polled_ps;
 	bool		curl_inited;
 };
-
-/* ---- ready list and retry heap -------------------------------------- */
-
-static void
-ready_push(struct wh_state *st, struct wh_subject *subj)
-{
-	subj->queued = true;
-	subj->ready_next = NULL;
-	if (st->ready_tail)
-		st->ready_tail->ready_next = subj;
-	else
-		st->ready_head = subj;
-	st->ready_tail = subj;
-}
-
-static struct wh_subject *
-ready_pop(struct wh_state *st)
-{
-	struct wh_subject *subj = st->ready_head;
-
-	st->ready_head = subj->ready_next;
-	if (st->ready_head == NULL)
-		st->ready_tail = NULL;
-	subj->queued = false;
-	subj->ready_next = NULL;
-	return subj;
-}
-
-static void
-heap_swap(struct wh_state *st, int a, int b)
-{
-	struct wh_subject *t = st->heap[a];
-
-	st->heap[a] = st->heap[b];
-	st->heap[b] = t;
-	st->heap[a]->heap_idx = a;
-	st->heap[b]->heap_idx = b;
-}
-
-static void
-heap_push(struct wh_state *st, struct wh_subject *subj)
-{
-	int			i;
-
-	if (st->heap_n == st->heap_cap)
-	{
-		st->heap_cap = st->heap_cap ? st->heap_cap * 2 : 64;
-		st->heap = ds_xrealloc(st->heap, sizeof(*st->heap) * (size_t) st->heap_cap);
-	}
-	i = st->heap_n++;
-	st->heap[i] = subj;
-	subj->heap_idx = i;
-	while (i > 0 && st->heap[(i - 1) / 2]->retry_at > st->heap[i]->retry_at)
-	{
-		heap_swap(st, i, (i - 1) / 2);
-		i = (i - 1) / 2;
-	}
-}
-
-static struct wh_subject *
-heap_pop(struct wh_state *st)
-{
-	struct wh_subject *top = st->heap[0];
-	int			i = 0;
-
-	heap_swap(st, 0, --st->heap_n);
-	for (;;)
-	{
-		int			l = 2 * i + 1,
-					r = l + 1,
-					m = i;
-
-		if (l < st->heap_n && st->heap[l]->retry_at < st->heap[m]->retry_at)
-			m = l;
-		if (r < st->heap_n && st->heap[r]->retry_at < st->heap[m]->retry_at)
-			m = r;
-		if (m == i)
-			break;
-		heap_swap(st, i, m);
-		i = m;
-	}
-	top->heap_idx = -1;
-	return top;
-}
-
-/* ---- subjects --------------------------------------------------------- */
-
-/* Nothing of the subject is on the wire, waiting, or queued to go. */
-static bool
-subject_idle(const struct wh_subject *subj)
-{
-	return !subj->busy && !subj->queued && subj->heap_idx < 0;
-}
-
-/*
- * The subject's head just finished (or came back from a retry wait): queue
- * it again if more is pending, forget it if not.
- */
-static void
-subject_next(struct wh_state *st, struct wh_subject *subj)
-{
-	if (!subject_idle(subj))
-		return;
-	if (subj->head != NULL)
-		ready_push(st, subj);
-	else
-	{
-		HASH_DEL(st->subjects, subj);
-		free(subj->key);
-		free(subj);
-	}
-}
-
-static struct delivery *
-subject_pop_head(struct wh_subject *subj)
-{
-	struct delivery *d = subj->head;
-
-	subj->head = d->next;
-	if (subj->head == NULL)
-		subj->tail = NULL;
-	d->next = NULL;
-	return d;
-}
-
-static void
-subject_push_head(struct wh_subject *subj, struct delivery *d)
-{
-	d->next = subj->head;
-	subj->head = d;
-	if (subj->tail == NULL)
-		subj->tail = d;
-}
-
-/* ---- outcomes --------------------------------------------------------- */
-
-/*
- * The head of subj was taken by the receiver. The head is unlinked before
- * the relay hears of it, and the subject stays busy meanwhile, so that a
- * submit() the relay might make from inside dsink_accepted finds the
- * subject consistent.
- */
-static void
-head_accepted(struct wh_state *st, struct wh_subject *subj)
-{
-	struct delivery *d = subject_pop_head(subj);
-
-	subj->busy = true;
-	dsink_accepted(d);
-	subj->busy = false;
-	subject_next(st, subj);
-}
-
-/*
- * An attempt of subj's head failed: the relay says when to retry, or has
- * dead-lettered (and freed) it, in which case the next event of the subject
- * may go. not_before is the receiver's Retry-After as monotonic ms, or 0.
- */
-static void
-head_failed(struct wh_state *st, struct wh_subject *subj, bool retryable,
-			const char *why, int64_t not_before)
-{
-	struct delivery *d = subject_pop_head(subj);
-	int64_t		at;
-
-	subj->busy = true;
-	at = dsink_failed(d, retryable, why);
-	subj->busy = false;
-	if (at == DSINK_GIVEN_UP)
-	{
-		subject_next(st, subj);
-		return;
-	}
-	subject_push_head(subj, d);
-	subj->retry_at = at > not_before ? at : not_before;
-	heap_push(st, subj);
-}
 
 /* ---- requests --------------------------------------------------------- */
 
@@ -346,7 +144,7 @@ wh_opensocket(void *clientp, curlsocktype purpose, struct curl_sockaddr *address
 	struct wh_req *req = clientp;
 
 	if (purpose == CURLSOCKTYPE_IPCXN &&
-		dsink_check_peer(req->st->s, &address->addr, req->denied, sizeof(req->denied)) != 0)
+		sink_check_peer(req->st->s, &address->addr, req->denied, sizeof(req->denied)) != 0)
 		return CURL_SOCKET_BAD;
 	return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
 }
@@ -354,9 +152,9 @@ wh_opensocket(void *clientp, curlsocktype purpose, struct curl_sockaddr *address
 static struct wh_req *
 wh_new_req(struct wh_state *st)
 {
-	struct wh_req *req = ds_xcalloc(sizeof(*req));
+	struct wh_req *req = xcalloc(sizeof(*req));
 	CURL	   *e = curl_easy_init();
-	const struct dsink_options *o = &st->s->opt;
+	const struct sink_options *o = &st->s->opt;
 
 	if (e == NULL)
 	{
@@ -413,11 +211,10 @@ add_header(struct curl_slist *h, const char *name, const char *value, bool *ok)
 	return n;
 }
 
-/* Put subj's head on the wire. */
-static void
-wh_start(struct wh_state *st, struct wh_subject *subj)
+/* Put ev on the wire. */
+static int
+wh_start(struct wh_state *st, struct sink_event *ev)
 {
-	struct delivery *d = subj->head;
 	struct wh_req *req = st->free_reqs;
 	struct curl_slist *h = NULL;
 	bool		ok = true;
@@ -430,25 +227,32 @@ wh_start(struct wh_state *st, struct wh_subject *subj)
 	if (req != NULL)
 		st->free_reqs = req->next_free;
 	else if ((req = wh_new_req(st)) != NULL)
+	{
+		if (st->nreqs == st->reqs_cap)
+		{
+			st->reqs_cap = st->reqs_cap ? st->reqs_cap * 2 : 16;
+			st->reqs = xrealloc(st->reqs, sizeof(*st->reqs) * (size_t) st->reqs_cap);
+		}
 		st->reqs[st->nreqs++] = req;
+	}
 	else
 	{
-		head_failed(st, subj, true, "libcurl could not create a request handle "
-					"(out of memory?)", 0);
-		return;
+		sink_host_failed(st->s->host, ev, true, 0, "libcurl could not create a request handle "
+						 "(out of memory?)");
+		return SINK_TAKEN;
 	}
 
 	snprintf(ts, sizeof(ts), "%" PRId64, now);
-	snprintf(type, sizeof(type), "ordersync.%s", d->type);
+	snprintf(type, sizeof(type), "ordersync.%s", ev->type);
 	h = add_header(h, "Content-Type", "application/cloudevents+json", &ok);
 	h = add_header(h, "ce-specversion", "1.0", &ok);
-	h = add_header(h, "ce-id", d->id, &ok);
+	h = add_header(h, "ce-id", ev->id, &ok);
 	h = add_header(h, "ce-type", type, &ok);
-	h = add_header(h, "webhook-id", d->id, &ok);
+	h = add_header(h, "webhook-id", ev->id, &ok);
 	h = add_header(h, "webhook-timestamp", ts, &ok);
 	if (st->key)
 	{
-		if (wh_sign(st->key, st->keylen, d->id, now, d->body, d->body_len, sig) != 0)
+		if (wh_sign(st->key, st->keylen, ev->id, now, ev->body, ev->body_len, sig) != 0)
 			ok = false;
 		h = add_header(h, "webhook-signature", sig, &ok);
 	}
@@ -459,21 +263,19 @@ wh_start(struct wh_state *st, struct wh_subject *subj)
 		curl_slist_free_all(h);
 		req->next_free = st->free_reqs;
 		st->free_reqs = req;
-		head_failed(st, subj, true, "could not build the request headers or the "
-					"signature (out of memory or an OpenSSL failure)", 0);
-		return;
+		sink_host_failed(st->s->host, ev, true, 0, "could not build the request headers or the "
+						 "signature (out of memory or an OpenSSL failure)");
+		return SINK_TAKEN;
 	}
 
 	req->headers = h;
-	req->subj = subj;
-	req->d = d;
+	req->ev = ev;
 	req->resp_len = 0;
 	req->errbuf[0] = '\0';
 	req->denied[0] = '\0';
 	curl_easy_setopt(req->easy, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(req->easy, CURLOPT_POSTFIELDS, d->body);
-	curl_easy_setopt(req->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) d->body_len);
-	subj->busy = true;
+	curl_easy_setopt(req->easy, CURLOPT_POSTFIELDS, ev->body);
+	curl_easy_setopt(req->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) ev->body_len);
 	mc = curl_multi_add_handle(st->multi, req->easy);
 	if (mc != CURLM_OK)
 	{
@@ -481,24 +283,16 @@ wh_start(struct wh_state *st, struct wh_subject *subj)
 
 		curl_slist_free_all(h);
 		req->headers = NULL;
-		req->subj = NULL;
-		req->d = NULL;
+		req->ev = NULL;
 		req->next_free = st->free_reqs;
 		st->free_reqs = req;
-		subj->busy = false;
 		snprintf(why, sizeof(why), "libcurl refused the request to %s: %s",
 				 st->url, curl_multi_strerror(mc));
-		head_failed(st, subj, true, why, 0);
-		return;
+		sink_host_failed(st->s->host, ev, true, 0, why);
+		return SINK_TAKEN;
 	}
 	st->in_flight++;
-}
-
-static void
-wh_dispatch(struct wh_state *st)
-{
-	while (st->ready_head != NULL && st->in_flight < st->max_in_flight)
-		wh_start(st, ready_pop(st));
+	return SINK_TAKEN;
 }
 
 /* Why a transfer failed without an HTTP answer, and what to do about it. */
@@ -511,7 +305,7 @@ describe_curl_error(struct wh_state *st, struct wh_req *req, CURLcode res,
 
 	/* curl's text can quote the server (a TLS alert, a certificate name) */
 	if (req->errbuf[0])
-		dsink_excerpt(req->errbuf, strlen(req->errbuf), detail, sizeof(detail));
+		sink_excerpt(req->errbuf, strlen(req->errbuf), detail, sizeof(detail));
 	else
 		snprintf(detail, sizeof(detail), "%s", curl_easy_strerror(res));
 	switch (res)
@@ -573,11 +367,11 @@ static void
 describe_answer(struct wh_state *st, struct wh_req *req, long status, int64_t not_before,
 				char *why, size_t len)
 {
-	char		excerpt[DSINK_EXCERPT_MAX + 1];
-	char		where[DSINK_EXCERPT_MAX + 16] = "";
+	char		excerpt[SINK_EXCERPT_MAX + 1];
+	char		where[SINK_EXCERPT_MAX + 16] = "";
 	char	   *loc = NULL;
 
-	if (dsink_excerpt(req->resp, req->resp_len, excerpt, sizeof(excerpt)) == 0)
+	if (sink_excerpt(req->resp, req->resp_len, excerpt, sizeof(excerpt)) == 0)
 		strcpy(excerpt, "(empty body)");
 	if (status >= 300 && status < 400 &&
 		curl_easy_getinfo(req->easy, CURLINFO_REDIRECT_URL, &loc) == CURLE_OK && loc)
@@ -585,8 +379,8 @@ describe_answer(struct wh_state *st, struct wh_req *req, long status, int64_t no
 		char		shown[512];
 
 		/* where it points is the receiver's answer too: redacted and bounded */
-		dsink_redact_uri(loc, shown, sizeof(shown));
-		snprintf(where, sizeof(where), " (Location: %.*s)", DSINK_EXCERPT_MAX, shown);
+		sink_redact_uri(loc, shown, sizeof(shown));
+		snprintf(where, sizeof(where), " (Location: %.*s)", SINK_EXCERPT_MAX, shown);
 	}
 	if (wh_classify(status) == WH_RETRY)
 		snprintf(why, len, "HTTP %ld (%s) from %s: %s; the receiver %s%s", status,
@@ -604,7 +398,7 @@ describe_answer(struct wh_state *st, struct wh_req *req, long status, int64_t no
 static void
 wh_finish(struct wh_state *st, struct wh_req *req, CURLcode res)
 {
-	struct wh_subject *subj = req->subj;
+	struct sink_event *ev = req->ev;
 	char		why[WH_WHY_LEN];
 	long		status = 0;
 	curl_off_t	retry_after = 0;
@@ -624,7 +418,7 @@ wh_finish(struct wh_state *st, struct wh_req *req, CURLcode res)
 			int64_t		wait_ms = retry_after * 1000 < st->s->opt.max_age_ms ?
 				(int64_t) retry_after * 1000 : st->s->opt.max_age_ms;
 
-			not_before = dsink_now_ms() + wait_ms;
+			not_before = sink_now_ms() + wait_ms;
 		}
 		if (outcome != WH_ACCEPTED)
 			describe_answer(st, req, status, not_before, why, sizeof(why));
@@ -638,19 +432,16 @@ wh_finish(struct wh_state *st, struct wh_req *req, CURLcode res)
 	else
 		describe_curl_error(st, req, res, why, sizeof(why));
 
-	/* The handle is free again before the outcome reaches the relay. */
 	curl_slist_free_all(req->headers);
 	req->headers = NULL;
-	req->subj = NULL;
-	req->d = NULL;
+	req->ev = NULL;
 	req->next_free = st->free_reqs;
 	st->free_reqs = req;
-	subj->busy = false;
 
 	if (outcome == WH_ACCEPTED)
-		head_accepted(st, subj);
+		sink_host_accepted(st->s->host, ev);
 	else
-		head_failed(st, subj, outcome == WH_RETRY, why, not_before);
+		sink_host_failed(st->s->host, ev, outcome == WH_RETRY, not_before, why);
 }
 
 /* Collect finished transfers. */
@@ -698,7 +489,7 @@ wh_socket_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)
 	}
 	if (sk == NULL)
 	{
-		sk = ds_xcalloc(sizeof(*sk));
+		sk = xcalloc(sizeof(*sk));
 		sk->fd = fd;
 		sk->next = st->socks;
 		if (st->socks)
@@ -717,16 +508,16 @@ wh_timer_cb(CURLM *multi, long timeout_ms, void *userp)
 	struct wh_state *st = userp;
 
 	(void) multi;
-	st->timer_at = timeout_ms < 0 ? -1 : dsink_now_ms() + timeout_ms;
+	st->timer_at = timeout_ms < 0 ? -1 : sink_now_ms() + timeout_ms;
 	return 0;
 }
 
 /* ---- the sink ----------------------------------------------------------- */
 
-static void wh_close(struct dsink *s);
+static void wh_close(struct sink *s);
 
 static int
-wh_open(struct dsink *s, char *err, size_t errlen)
+wh_open(struct sink *s, struct sink_host *h, char *err, size_t errlen)
 {
 	struct wh_state *st;
 	json_object *v;
@@ -736,10 +527,11 @@ wh_open(struct dsink *s, char *err, size_t errlen)
 			   *host = NULL;
 	bool		named_secret;
 
-	st = ds_xcalloc(sizeof(*st));
+	st = xcalloc(sizeof(*st));
 	st->s = s;
 	st->timer_at = -1;
-	st->max_in_flight = s->opt.max_in_flight > 0 ? s->opt.max_in_flight : 64;
+	st->max_in_flight = s->opt.max_in_flight > 0 ? s->opt.max_in_flight : sink_webhook_ops.window;
+	s->host = h;
 	s->state = st;
 
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
@@ -755,8 +547,8 @@ wh_open(struct dsink *s, char *err, size_t errlen)
 		char		shown[1024];
 
 		/* messages and dead letters show it without userinfo and query values */
-		dsink_redact_uri(s->uri, shown, sizeof(shown));
-		st->url = ds_xstrdup(shown);
+		sink_redact_uri(s->uri, shown, sizeof(shown));
+		st->url = xstrdup(shown);
 	}
 	u = curl_url();
 	uc = u ? curl_url_set(u, CURLUPART_URL, s->uri, 0) : CURLUE_OUT_OF_MEMORY;
@@ -790,7 +582,7 @@ wh_open(struct dsink *s, char *err, size_t errlen)
 			goto fail;
 		}
 		/* a sink from the database: the file as resolved inside --secret-dir */
-		if (dsink_reference(s, "ca_file", path, resolved, sizeof(resolved), err, errlen) != 0)
+		if (sink_reference(s, "ca_file", path, resolved, sizeof(resolved), err, errlen) != 0)
 			goto fail;
 		if ((f = fopen(resolved, "r")) == NULL)
 		{
@@ -799,7 +591,7 @@ wh_open(struct dsink *s, char *err, size_t errlen)
 			goto fail;
 		}
 		fclose(f);
-		st->ca_file = ds_xstrdup(resolved);
+		st->ca_file = xstrdup(resolved);
 	}
 
 	named_secret = s->opt.raw &&
@@ -808,7 +600,7 @@ wh_open(struct dsink *s, char *err, size_t errlen)
 	if (named_secret)
 	{
 		char		e2[512];
-		char	   *secret = dsink_secret(s, "secret", e2, sizeof(e2));
+		char	   *secret = sink_secret(s, "secret", e2, sizeof(e2));
 
 		if (secret == NULL)
 		{
@@ -845,7 +637,6 @@ wh_open(struct dsink *s, char *err, size_t errlen)
 	/* one connection per request in flight at most, all kept for reuse */
 	curl_multi_setopt(st->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long) st->max_in_flight);
 	curl_multi_setopt(st->multi, CURLMOPT_MAXCONNECTS, (long) st->max_in_flight);
-	st->reqs = ds_xcalloc(sizeof(*st->reqs) * (size_t) st->max_in_flight);
 	return 0;
 
 fail:
@@ -853,36 +644,17 @@ fail:
 	return -1;
 }
 
-static void
-wh_submit(struct dsink *s, struct delivery *d)
+static int
+wh_submit(struct sink *s, struct sink_event *ev)
 {
-	struct wh_state *st = s->state;
-	struct wh_subject *subj;
-
-	HASH_FIND_STR(st->subjects, d->subject, subj);
-	if (subj == NULL)
-	{
-		subj = ds_xcalloc(sizeof(*subj));
-		subj->key = ds_xstrdup(d->subject);
-		subj->heap_idx = -1;
-		HASH_ADD_KEYPTR(hh, st->subjects, subj->key, strlen(subj->key), subj);
-	}
-	d->next = NULL;
-	if (subj->tail)
-		subj->tail->next = d;
-	else
-		subj->head = d;
-	subj->tail = d;
-	if (subj->head == d && subject_idle(subj))
-		ready_push(st, subj);
-	wh_dispatch(st);
+	return wh_start(s->state, ev);
 }
 
 static void
-wh_prepare(struct dsink *s, struct pollset *ps, int *timeout_ms)
+wh_prepare(struct sink *s, struct pollset *ps, int *timeout_ms)
 {
 	struct wh_state *st = s->state;
-	int64_t		now = dsink_now_ms();
+	int64_t		now = sink_now_ms();
 	int64_t		wake = -1;
 	struct wh_sock *sk;
 
@@ -894,7 +666,7 @@ wh_prepare(struct dsink *s, struct pollset *ps, int *timeout_ms)
 		if (st->npolled == st->polled_cap)
 		{
 			st->polled_cap = st->polled_cap ? st->polled_cap * 2 : 16;
-			st->polled = ds_xrealloc(st->polled, sizeof(*st->polled) * (size_t) st->polled_cap);
+			st->polled = xrealloc(st->polled, sizeof(*st->polled) * (size_t) st->polled_cap);
 		}
 		st->polled[st->npolled].fd = sk->fd;
 		st->polled[st->npolled].idx = pollset_add(ps, sk->fd, sk->events);
@@ -904,10 +676,6 @@ wh_prepare(struct dsink *s, struct pollset *ps, int *timeout_ms)
 
 	if (st->timer_at >= 0)
 		wake = st->timer_at;
-	if (st->heap_n > 0 && (wake < 0 || st->heap[0]->retry_at < wake))
-		wake = st->heap[0]->retry_at;
-	if (st->ready_head != NULL && st->in_flight < st->max_in_flight)
-		wake = now;
 	if (wake >= 0)
 	{
 		int64_t		left = wake > now ? wake - now : 0;
@@ -918,7 +686,7 @@ wh_prepare(struct dsink *s, struct pollset *ps, int *timeout_ms)
 }
 
 static void
-wh_work(struct dsink *s, const struct pollset *ps)
+wh_poll(struct sink *s, const struct pollset *ps)
 {
 	struct wh_state *st = s->state;
 	int			running;
@@ -953,27 +721,19 @@ wh_work(struct dsink *s, const struct pollset *ps)
 	st->npolled = 0;
 	st->polled_ps = NULL;
 
-	now = dsink_now_ms();
+	now = sink_now_ms();
 	if (st->timer_at >= 0 && st->timer_at <= now)
 	{
 		st->timer_at = -1;
 		curl_multi_socket_action(st->multi, CURL_SOCKET_TIMEOUT, 0, &running);
 	}
 	wh_reap(st);
-
-	/* Heads whose retry time has come may go again. */
-	now = dsink_now_ms();
-	while (st->heap_n > 0 && st->heap[0]->retry_at <= now)
-		subject_next(st, heap_pop(st));
-	wh_dispatch(st);
 }
 
 static void
-wh_close(struct dsink *s)
+wh_close(struct sink *s)
 {
 	struct wh_state *st = s->state;
-	struct wh_subject *subj,
-			   *tmp;
 	struct wh_sock *sk;
 
 	if (st == NULL)
@@ -983,7 +743,7 @@ wh_close(struct dsink *s)
 	{
 		struct wh_req *req = st->reqs[i];
 
-		if (req->subj != NULL)
+		if (req->ev != NULL)
 			curl_multi_remove_handle(st->multi, req->easy);
 		curl_easy_cleanup(req->easy);
 		curl_slist_free_all(req->headers);
@@ -997,19 +757,6 @@ wh_close(struct dsink *s)
 		st->socks = sk->next;
 		free(sk);
 	}
-	/*
-	 * Deliveries still queued are dropped unconfirmed (the stream sends them
-	 * again after a restart); each is one allocation made by the relay.
-	 */
-	HASH_ITER(hh, st->subjects, subj, tmp)
-	{
-		while (subj->head)
-			free(subject_pop_head(subj));
-		HASH_DEL(st->subjects, subj);
-		free(subj->key);
-		free(subj);
-	}
-	free(st->heap);
 	free(st->polled);
 	if (st->key)
 	{
@@ -1024,11 +771,30 @@ wh_close(struct dsink *s)
 	s->state = NULL;
 }
 
-const struct dsink_ops webhook_ops = {
+static const char *const wh_keys[] = {"secret_env", "secret_file", "ca_file", NULL};
+
+static bool
+wh_claims(const char *uri)
+{
+	return strncasecmp(uri, "http://", 7) == 0 || strncasecmp(uri, "https://", 8) == 0;
+}
+
+static bool
+wh_clear_text(const struct sink *s)
+{
+	return strncasecmp(s->uri, "https://", 8) != 0;
+}
+
+const struct sink_ops sink_webhook_ops = {
 	.kind = "webhook",
+	.lane_depth = 1,			/* one request per subject at a time */
+	.window = 64,
+	.option_keys = wh_keys,
+	.claims = wh_claims,
+	.clear_text = wh_clear_text,
 	.open = wh_open,
 	.submit = wh_submit,
 	.prepare = wh_prepare,
-	.work = wh_work,
+	.poll = wh_poll,
 	.close = wh_close,
 };

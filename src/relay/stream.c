@@ -230,7 +230,7 @@ check_trust(PGconn *conn, const struct options *o, enum stream_rc *rc)
 static int
 load_sinks(PGconn *conn, struct relay *r, struct stream_state *st, enum stream_rc *rc)
 {
-	if (deliver_load_config(&r->dl, conn) == 0)
+	if (delivery_load_config(&r->dl, conn) == 0)
 	{
 		st->sinks_loaded = true;
 		return 0;
@@ -336,14 +336,14 @@ prepare_slot(PGconn *conn, const struct options *o, struct relay *r, enum stream
 /*
  * The tables whose row changes the relay reads: always its own control
  * tables (sink and route changes, redeliveries: they steer the relay, see
- * deliver.h), and with --raw-changes the --tables pattern. dead_letter
+ * delivery.h), and with --raw-changes the --tables pattern. dead_letter
  * never leaves the server (it holds whole events, customer data included).
  * Quotes in the pattern are doubled: it goes into a string literal.
  */
 static void
 table_filters(const struct options *o, char *add, size_t addlen)
 {
-	size_t		n = (size_t) snprintf(add, addlen, "%s", DELIVER_CONTROL_TABLES);
+	size_t		n = (size_t) snprintf(add, addlen, "%s", DELIVERY_CONTROL_TABLES);
 
 	if (o->raw_changes && n + 1 < addlen)
 	{
@@ -428,13 +428,13 @@ retained_wal(const struct options *o, PGconn **side)
 int
 stream_reopen_sinks(struct relay *r)
 {
+	bool		advanced;
+
 	if (relay_sync(r) != RELAY_OK)
 		return -1;
-	for (int i = 0; i < r->nsinks; i++)
-	{
-		if (sink_reopen(&r->sinks[i], r->errmsg, sizeof(r->errmsg)) != 0)
-			return -1;
-	}
+	delivery_reopen(&r->dl);
+	if (relay_progress(r, &advanced) != RELAY_OK)
+		return -1;
 	log_info("SIGHUP: reopened the file sinks");
 	return 0;
 }
@@ -478,10 +478,11 @@ static void
 drain_deliveries(struct relay *r, int max_ms)
 {
 	int64_t		until = mono_ms() + max_ms;
+	bool		advanced;
 
-	while (!deliver_idle(&r->dl) && mono_ms() < until)
-		deliver_pump(&r->dl, 50);
-	relay_delivery_progress(r);
+	while (!delivery_idle(&r->dl) && mono_ms() < until)
+		delivery_pump(&r->dl, 50);
+	(void) relay_progress(r, &advanced);
 }
 
 /*
@@ -676,13 +677,12 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 		{
 			bool		advanced;
 
-			if (relay_sync_poll(r, &advanced) != RELAY_OK)
+			if (relay_progress(r, &advanced) != RELAY_OK)
 			{
 				log_error("%s", r->errmsg);
 				rc = STREAM_SINK;
 				break;
 			}
-			relay_delivery_progress(r);
 			if (confirm_progress(conn, r, &last_sent, &last_status) != 0)
 			{
 				alive = false;
@@ -691,7 +691,7 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 		}
 
 		/* delivery sinks hold too much: read no more until they catch up */
-		if (deliver_backlogged(&r->dl))
+		if (delivery_backlogged(&r->dl))
 		{
 			if (!warned_backlog)
 				log_warning("delivery sinks have %llu events (%llu bytes) in flight: pausing the "
@@ -713,9 +713,9 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 						iwake = -1;
 
 			/* nothing more right now: a good moment to make the batch durable */
-			if (relay_sync_due(r))
+			if (relay_needs_sync(r))
 			{
-				if (relay_sync_start(r) != RELAY_OK)
+				if (relay_flush(r) != RELAY_OK)
 				{
 					log_error("%s", r->errmsg);
 					rc = STREAM_SINK;
@@ -729,21 +729,14 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 			if (wait_ms < 1)
 				wait_ms = 1;
 			timeout = (int) wait_ms;
-			/* a batch held back by the sync gap starts when the gap is over */
-			{
-				int			sync_ms = relay_sync_wait_ms(r);
-
-				if (sync_ms >= 0 && sync_ms < timeout)
-					timeout = sync_ms > 0 ? sync_ms : 1;
-			}
 			pollset_reset(&ps);
 			/* while backlogged the socket stays unread: polling it would spin */
 			isock = warned_backlog ? -1 : pollset_add(&ps, PQsocket(conn), POLLIN);
-			/* relay_sync_poll at the top of the loop collects a finished sync */
-			pollset_add(&ps, relay_sync_fd(r), POLLIN);
 			if (stream_wake_fd >= 0)
 				iwake = pollset_add(&ps, stream_wake_fd, POLLIN);
-			deliver_prepare(&r->dl, &ps, &timeout);
+			/* the sinks' descriptors and timers: a file's finished sync, a
+			 * batch held back by the sync gap, retries, library queues */
+			delivery_prepare(&r->dl, &ps, &timeout);
 			if (poll(ps.fds, (nfds_t) ps.n, timeout) < 0 && errno != EINTR)
 			{
 				log_warning("poll() failed: %s", strerror(errno));
@@ -757,14 +750,23 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 				while (read(stream_wake_fd, drain, sizeof(drain)) > 0)
 					;
 			}
-			deliver_work(&r->dl, &ps);
+			delivery_poll(&r->dl, &ps);
 			last_pump = mono_ms();
 			lines_since_pump = 0;
-			if (relay_delivery_progress(r) &&
-				confirm_progress(conn, r, &last_sent, &last_status) != 0)
 			{
-				alive = false;
-				break;
+				bool		advanced;
+
+				if (relay_progress(r, &advanced) != RELAY_OK)
+				{
+					log_error("%s", r->errmsg);
+					rc = STREAM_SINK;
+					break;
+				}
+				if (advanced && confirm_progress(conn, r, &last_sent, &last_status) != 0)
+				{
+					alive = false;
+					break;
+				}
 			}
 			if (isock >= 0 && ps.fds[isock].revents && PQconsumeInput(conn) == 0)
 			{
@@ -845,9 +847,9 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 				/* a busy stream: start a flush at least every --fsync-interval */
 				if (first_unsynced == 0)
 					first_unsynced = now;
-				else if (now - first_unsynced >= o->fsync_interval_ms && relay_sync_due(r))
+				else if (now - first_unsynced >= o->fsync_interval_ms)
 				{
-					if (relay_sync_start(r) != RELAY_OK)
+					if (relay_flush(r) != RELAY_OK)
 					{
 						PQfreemem(copybuf);
 						log_error("%s", r->errmsg);
@@ -864,9 +866,9 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 		PQfreemem(copybuf);
 
 		/* a busy stream never waits in poll(): let the delivery sinks work now and then */
-		if (deliver_has_sinks(&r->dl) && (++lines_since_pump >= 256 || now - last_pump >= 5))
+		if (delivery_has_remote_sinks(&r->dl) && (++lines_since_pump >= 256 || now - last_pump >= 5))
 		{
-			deliver_pump(&r->dl, 0);
+			delivery_pump(&r->dl, 0);
 			last_pump = now;
 			lines_since_pump = 0;
 		}

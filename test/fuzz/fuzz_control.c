@@ -5,44 +5,46 @@
  *
  * Each input is split into lines and fed to a relay inside one
  * transaction, as the stream would bring them; the configuration is
- * applied after every control row, with the real checks of dsink.c
+ * applied after every control row, with the real checks of sink_policy.c
  * (allowlists, secret references, TLS, networks). The sinks themselves are
  * stand-ins that accept at once: a real Kafka client would start
  * connecting to whatever broker the input names, and only loopback may
  * ever be a target here.
  *
  * Properties beyond "no crash, no sanitizer report": every sink the relay
- * holds has a name that passes deliver_sink_name_ok and an ops table; every
- * route pattern passes deliver_pattern_ok; a message never adds a sink.
+ * holds has a name that passes delivery_sink_name_ok and is opened or
+ * refused with a reason, never a file; every route pattern passes
+ * delivery_pattern_ok; a message never adds a sink.
  */
 #define _GNU_SOURCE
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
-#include "deliver.h"
+#include "delivery.h"
 #include "log.h"
 #include "relay.h"
 
 static int
-stand_in_open(struct dsink *s, char *err, size_t errlen)
+stand_in_open(struct sink *s, struct sink_host *host, char *err, size_t errlen)
 {
-	(void) s;
 	(void) err;
 	(void) errlen;
+	s->host = host;
 	return 0;
 }
 
-static void
-stand_in_submit(struct dsink *s, struct delivery *d)
+static int
+stand_in_submit(struct sink *s, struct sink_event *ev)
 {
-	(void) s;
-	dsink_accepted(d);
+	sink_host_accepted(s->host, ev);
+	return SINK_TAKEN;
 }
 
 static void
-stand_in_prepare(struct dsink *s, struct pollset *ps, int *timeout_ms)
+stand_in_prepare(struct sink *s, struct pollset *ps, int *timeout_ms)
 {
 	(void) s;
 	(void) ps;
@@ -50,21 +52,86 @@ stand_in_prepare(struct dsink *s, struct pollset *ps, int *timeout_ms)
 }
 
 static void
-stand_in_work(struct dsink *s, const struct pollset *ps)
+stand_in_poll(struct sink *s, const struct pollset *ps)
 {
 	(void) s;
 	(void) ps;
 }
 
 static void
-stand_in_close(struct dsink *s)
+stand_in_close(struct sink *s)
 {
 	(void) s;
 }
 
-const struct dsink_ops webhook_ops = {"webhook", stand_in_open, stand_in_submit, stand_in_prepare, stand_in_work, stand_in_close};
-const struct dsink_ops kafka_ops = {"kafka", stand_in_open, stand_in_submit, stand_in_prepare, stand_in_work, stand_in_close};
-const struct dsink_ops amqp_ops = {"amqp", stand_in_open, stand_in_submit, stand_in_prepare, stand_in_work, stand_in_close};
+static bool
+scheme(const char *uri, const char *a, const char *b)
+{
+	return strncasecmp(uri, a, strlen(a)) == 0 || (b && strncasecmp(uri, b, strlen(b)) == 0);
+}
+
+static bool
+web(const char *uri)
+{
+	return scheme(uri, "http://", "https://");
+}
+
+static bool
+kafka(const char *uri)
+{
+	return scheme(uri, "kafka://", NULL);
+}
+
+static bool
+amqp(const char *uri)
+{
+	return scheme(uri, "amqp://", "amqps://");
+}
+
+/* the real sinks' option keys and clear-text rules: the checks are the real ones */
+static bool
+clear_http(const struct sink *s)
+{
+	return strncasecmp(s->uri, "https://", 8) != 0;
+}
+
+static bool
+clear_amqp(const struct sink *s)
+{
+	return strncasecmp(s->uri, "amqps://", 8) != 0;
+}
+
+static bool
+clear_kafka(const struct sink *s)
+{
+	json_object *k,
+			   *v;
+	const char *p = NULL;
+
+	if (s->opt.raw && json_object_object_get_ex(s->opt.raw, "kafka", &k) &&
+		json_object_is_type(k, json_type_object) &&
+		json_object_object_get_ex(k, "security.protocol", &v))
+		p = json_object_get_string(v);
+	return p == NULL || strcasecmp(p, "plaintext") == 0 || strcasecmp(p, "sasl_plaintext") == 0;
+}
+
+static const char *const wh_keys[] = {"secret_env", "secret_file", "ca_file", NULL};
+static const char *const kafka_keys[] = {
+	"password_env", "password_file", "ca_file", "cert_file", "key_file", "kafka", NULL
+};
+static const char *const amqp_keys[] = {
+	"password_env", "password_file", "ca_file", "cert_file", "key_file", "verify_peer",
+	"declare_exchange", "heartbeat_seconds", NULL
+};
+
+#define STAND_IN(var, name, depth, keys, claim, clear) \
+	const struct sink_ops var = {.kind = name,.lane_depth = depth,.option_keys = keys, \
+		.claims = claim,.clear_text = clear,.open = stand_in_open,.submit = stand_in_submit, \
+		.prepare = stand_in_prepare,.poll = stand_in_poll,.close = stand_in_close}
+
+STAND_IN(sink_webhook_ops, "webhook", 1, wh_keys, web, clear_http);
+STAND_IN(sink_kafka_ops, "kafka", 0, kafka_keys, kafka, clear_kafka);
+STAND_IN(sink_amqp_ops, "amqp", 0, amqp_keys, amqp, clear_amqp);
 
 static struct relay R;
 
@@ -79,7 +146,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void) argc;
 	(void) argv;
 	log_threshold = (enum log_level) -1;
-	if (relay_init(&R, &cfg, NULL, 0) != 0)
+	if (relay_init(&R, &cfg) != 0)
 		abort();
 	return 0;
 }
@@ -89,14 +156,17 @@ check_invariants(void)
 {
 	for (int i = 0; i < R.dl.nsinks; i++)
 	{
-		const struct dl_sink *e = &R.dl.sinks[i];
+		const struct delivery_sink *e = R.dl.sinks[i];
 
-		if (e->sink == NULL || e->sink->ops == NULL || e->sink->name == NULL)
+		/* a sink is opened, or refused with a reason */
+		if (e->sink == NULL || e->sink->name == NULL || (e->sink->ops == NULL && e->refused == NULL))
 			abort();
-		if (e->configured && !e->sink->retired && !deliver_sink_name_ok(e->sink->name))
+		if (e->sink->ops && e->sink->ops->kind[0] == 'f')
+			abort();			/* never a file sink from the database */
+		if (e->configured && !e->retired && !delivery_sink_name_ok(e->sink->name))
 			abort();
 		for (int k = 0; k < e->npatterns; k++)
-			if (!deliver_pattern_ok(e->patterns[k]))
+			if (!delivery_pattern_ok(e->patterns[k]))
 				abort();
 	}
 }
@@ -121,7 +191,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		bool		message = len > 14 && memmem(p, len, "\"action\":\"M\"", 12) != NULL;
 
 		for (int i = 0; i < R.dl.nsinks; i++)
-			configured_before += R.dl.sinks[i].configured && !R.dl.sinks[i].sink->retired;
+			configured_before += R.dl.sinks[i]->configured && !R.dl.sinks[i]->retired;
 		relay_line(&R, 0x110, p, len);
 		check_invariants();
 		if (message)
@@ -129,7 +199,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			int			after = 0;
 
 			for (int i = 0; i < R.dl.nsinks; i++)
-				after += R.dl.sinks[i].configured && !R.dl.sinks[i].sink->retired;
+				after += R.dl.sinks[i]->configured && !R.dl.sinks[i]->retired;
 			if (after > configured_before)
 				abort();		/* a message added a sink */
 		}
@@ -139,6 +209,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (R.in_txn)
 		relay_line(&R, 0x130, commit, sizeof(commit) - 1);
 	relay_abort_txn(&R);
-	deliver_pump(&R.dl, 0);
+	delivery_pump(&R.dl, 0);
 	return 0;
 }

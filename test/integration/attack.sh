@@ -22,7 +22,6 @@ set -uo pipefail
 it_init attack 25490
 export ORDERSYNC_WH_SECRET='whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'
 marker="$work/pwned"
-check="python3 $here/webhook_check.py"
 out="$work/events.jsonl"
 
 # psql as ROLE; prints what it printed, errors included
@@ -50,23 +49,17 @@ CREATE ROLE mallory LOGIN;
 CREATE ROLE shop LOGIN IN ROLE ordersync_app;
 CREATE ROLE ops LOGIN IN ROLE ordersync_admin;
 CREATE ROLE relay LOGIN REPLICATION IN ROLE ordersync_relay;
-SELECT ordersync.add_location('main', 1);
-SELECT ordersync.receive_stock('SKU-' || k, 'main', 1000) FROM generate_series(0, 4) k;
--- the attacker's "internal service": the same role can point a sink anywhere on loopback
-CREATE PROCEDURE public.shop_orders(prefix text, n int) LANGUAGE plpgsql AS \$\$
-BEGIN
-	FOR i IN 1..n LOOP
-		PERFORM ordersync.set_status(ordersync.place_order('web', prefix || '-' || i,
-			jsonb_build_array(jsonb_build_object('sku', 'SKU-' || (i % 5), 'qty', 1, 'price', '9.99')),
-			jsonb_build_object('name', 'Secret Customer ' || i, 'city', 'Hiddenville')), 'paid');
-		COMMIT;
-	END LOOP;
-END \$\$;
-GRANT EXECUTE ON PROCEDURE public.shop_orders(text, int) TO shop;
 SQL
 then
 	cat "$work/setup.log"
 	echo "FAIL: integration/attack-setup"
+	exit 1
+fi
+# the shop's orders: the shared producer, run by the shop's own role
+if ! it_producer >>"$work/setup.log" 2>&1 ||
+	! sql "GRANT EXECUTE ON PROCEDURE public.it_orders(text, int, int, int, int, boolean) TO shop" >>"$work/setup.log" 2>&1; then
+	cat "$work/setup.log"
+	echo "FAIL: integration/attack-setup (producer)"
 	exit 1
 fi
 # the admin wires the shop's systems, the legitimate way
@@ -110,7 +103,7 @@ wait_for 15 "grep -q 'streaming from slot' '$work/relay.log'" || {
 	exit 1
 }
 start=$(cur_lsn)
-as shop "CALL public.shop_orders('A', 20)" >/dev/null
+as shop "CALL public.it_orders('A', 20)" >/dev/null
 
 # ---- 1. forging domain events ----------------------------------------------
 t_forge() {
@@ -155,7 +148,7 @@ t_forged_control() {
 	sql "SELECT pg_logical_emit_message(true, 'ordersync', '{\"type\":\"relay.config\",\"subject\":\"relay/config\",\"data\":{\"sinks\":[{\"name\":\"evil\",\"uri\":\"http://127.0.0.1:25494/\",\"options\":{}}],\"routes\":[{\"sink\":\"evil\",\"pattern\":\"*\"}]}}')" >/dev/null
 	sql "SELECT pg_logical_emit_message(true, 'ordersync', '{\"type\":\"relay.config\",\"subject\":\"relay/config\",\"data\":{\"sinks\":[{\"name\":\"x\",\"uri\":null}],\"routes\":[]}}')" >/dev/null
 	sql "SELECT pg_logical_emit_message(true, 'ordersync', '{\"type\":\"relay.redeliver\",\"subject\":\"order/1\",\"data\":{\"dead_letter_id\":1,\"sink\":\"warehouse\",\"event\":{\"id\":\"0/FORGED/1\",\"type\":\"ordersync.order.paid\",\"subject\":\"order/1\",\"data\":{}}}}')" >/dev/null
-	as shop "CALL public.shop_orders('B', 3)" >/dev/null
+	as shop "CALL public.it_orders('B', 3)" >/dev/null
 	wait_for 20 "[ \$(grep -c 'ordersync.relay.invalid' '$out') -ge 3 ] && grep -q '\"B-3\"' '$out'"
 	res=$(metric ordersyncd_forged_messages_total)
 	if alive && [ "$(grep -c 'ordersync.relay.invalid' "$out")" -ge 3 ] &&
@@ -196,7 +189,7 @@ t_admin_os() {
 		 ('cleartext', 'http://192.0.2.10/hook', '{}');
 		 INSERT INTO ordersync.route (sink, pattern) SELECT s, 'order.paid'
 		 FROM unnest(ARRAY['kinit','plugin','envpw','filepw','meta','noverify','cleartext']) s" >/dev/null
-	as shop "CALL public.shop_orders('C', 2)" >/dev/null
+	as shop "CALL public.it_orders('C', 2)" >/dev/null
 	wait_for 30 "[ \$(sql \"SELECT count(DISTINCT sink) FROM ordersync.dead_letter WHERE sink IN ('kinit','plugin','envpw','filepw','meta','noverify','cleartext')\") = 7 ]"
 	res=$(sql "SELECT string_agg(DISTINCT sink, ',' ORDER BY sink) FROM ordersync.dead_letter WHERE sink IN ('kinit','plugin','envpw','filepw','meta','noverify','cleartext')")
 	sleep 1
@@ -249,7 +242,7 @@ t_dead_letter_excerpt() {
 	local name=attack_dead_letter_keeps_short_excerpt res
 	as ops "SELECT ordersync.add_sink('internal', 'http://127.0.0.1:25494/admin', '{\"max_attempts\": 1}');
 			SELECT ordersync.add_route('internal', 'order.paid')" >/dev/null
-	as shop "CALL public.shop_orders('E', 1)" >/dev/null
+	as shop "CALL public.it_orders('E', 1)" >/dev/null
 	wait_for 20 "[ \"\$(sql \"SELECT count(*) > 0 FROM ordersync.dead_letter WHERE sink = 'internal'\")\" = t ]"
 	res=$(sql "SELECT error FROM ordersync.dead_letter WHERE sink = 'internal' ORDER BY id LIMIT 1")
 	if echo "$res" | grep -q 404 && [ "$(echo "$res" | grep -o 'SECRET' | wc -l)" -le 1 ] && [ ${#res} -le 300 ]; then
@@ -321,10 +314,10 @@ t_grant_while_running() {
 # ---- 10. and the shop's real events got through, complete and in order ------
 t_legit() {
 	local name=attack_legit_events_complete_and_in_order end res1 res2
-	as shop "CALL public.shop_orders('Z', 5)" >/dev/null
+	as shop "CALL public.it_orders('Z', 5)" >/dev/null
 	end=$(cur_lsn)
 	wait_confirmed attack "$end" 60
-	res1=$($check delivered "$out" "$work/warehouse.events" "$start" "$end" 'order.*' atleast)
+	res1=$(check delivered "$out" "$work/warehouse.events" "$start" "$end" 'order.*' atleast)
 	res2=$(python3 - "$out" <<'PY'
 import json, sys
 ev = [json.loads(l) for l in open(sys.argv[1])]

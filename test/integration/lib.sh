@@ -50,6 +50,12 @@ it_init() {
 	export PGOPTIONS="-c client_min_messages=warning"
 }
 
+# ---- the shared event producer and checker ----------------------------------
+# it_producer: the shop and public.it_orders() (orders.sql), after CREATE EXTENSION
+it_producer() { psql -X -q -v ON_ERROR_STOP=1 -f "$here/orders.sql"; }
+# check ...: check.py (what a sink got against the file sink; see its --help)
+check() { python3 "$here/check.py" "$@"; }
+
 # ---- helpers ---------------------------------------------------------------
 sql() { psql -X -A -t -q -v ON_ERROR_STOP=1 -c "$1"; }
 pass() { echo "PASS: integration/$1"; }

@@ -56,7 +56,7 @@ assert b'"data":{"order_id":1,"total":"39.80","rate":1.10,"customer":{"name":"Ad
 print("ok")
 PY
 	)
-	if [ "$rc" = 0 ] && [ "$res" = ok ] && python3 "$here/check_events.py" envelope "$out" >/dev/null &&
+	if [ "$rc" = 0 ] && [ "$res" = ok ] && check envelope "$out" >/dev/null &&
 		[ "$(sql "SELECT confirmed_flush_lsn >= '$end' FROM pg_replication_slots WHERE slot_name='it_env'")" = t ]; then
 		pass $name
 	else
@@ -152,7 +152,7 @@ t_kill9() {
 	n=$((n + 1))
 	start_relay kill --slot=it_kill --sink=file:"$out" --raw-changes --endpos="$(cur_lsn)"
 	wait_exit "$RELAY" 60; rc=$WRC
-	res=$(python3 "$here/check_events.py" seq "$out" "$total" "$kills" 2>&1)
+	res=$(check seq "$out" "$total" "$kills" 2>&1)
 	if [ "$rc" = 0 ] && [[ "$res" == ok* ]]; then
 		pass $name
 		echo "  $res"
@@ -183,7 +183,7 @@ t_sigterm() {
 	wait "$prod"
 	start_relay term --slot=it_term --sink=file:"$out" --endpos="$(cur_lsn)"
 	wait_exit "$RELAY" 60; rc2=$WRC
-	res=$(python3 "$here/check_events.py" seq "$out" 9000 2>&1)
+	res=$(check seq "$out" 9000 2>&1)
 	# no kill list: any duplicate at all fails the check
 	if [ "$rc" = 0 ] && [ "$rc2" = 0 ] && [[ "$res" == ok* ]] && [[ "$res" == *" 0 duplicates"* ]] &&
 		grep -q "stopped; last confirmed LSN $before" "$work/term.log"; then
@@ -214,7 +214,7 @@ t_pg_restart() {
 	kill -TERM "$RELAY"
 	wait_exit "$RELAY" 20; rc=$WRC
 	sql "SELECT n FROM public.it_committed" >"$work/rst-committed.txt"
-	res=$(python3 "$here/check_events.py" seq "$out" "@$work/rst-committed.txt" 2>&1)
+	res=$(check seq "$out" "@$work/rst-committed.txt" 2>&1)
 	if [ "$rc" = 0 ] && [[ "$res" == ok* ]] && echo "$m" | grep -Eq '^ordersyncd_reconnects_total [1-9]'; then
 		pass $name
 		echo "  $res; $(echo "$m" | grep '^ordersyncd_reconnects_total')"
@@ -397,7 +397,7 @@ t_sighup() {
 	kill -TERM "$RELAY"
 	wait_exit "$RELAY" 20; rc=$WRC
 	cat "$out.1" "$out" >"$work/hup-all.jsonl"
-	res=$(python3 "$here/check_events.py" seq "$work/hup-all.jsonl" 600 2>&1)
+	res=$(check seq "$work/hup-all.jsonl" 600 2>&1)
 	if [ "$rc" = 0 ] && [[ "$res" == ok* ]] && [ "$(wc -l <"$out.1")" = 300 ] && [ "$(wc -l <"$out")" = 300 ]; then
 		pass $name
 	else
@@ -479,7 +479,7 @@ t_walsender_killed() {
 	m=$(curl -s http://127.0.0.1:25441/metrics)
 	kill -TERM "$RELAY"
 	wait_exit "$RELAY" 20; rc=$WRC
-	res=$(python3 "$here/check_events.py" seq "$out" 9000 2>&1)
+	res=$(check seq "$out" 9000 2>&1)
 	if [ "$rc" = 0 ] && [[ "$res" == ok* ]] && echo "$m" | grep -Eq '^ordersyncd_reconnects_total [2-9]'; then
 		pass $name
 		echo "  $res; $(echo "$m" | grep '^ordersyncd_reconnects_total')"
@@ -511,7 +511,7 @@ t_disk_full() {
 	echo "$(wc -l <"$work/full.jsonl") $confirmed_full" >"$work/full-kills.txt"
 	start_relay full --slot=it_full --sink=file:"$work/full.jsonl" --endpos="$(cur_lsn)"
 	wait_exit "$RELAY" 30; rc2=$WRC
-	res=$(python3 "$here/check_events.py" seq "$work/full.jsonl" 3000 "$work/full-kills.txt" 2>&1)
+	res=$(check seq "$work/full.jsonl" 3000 "$work/full-kills.txt" 2>&1)
 	if [ "$rc" = 4 ] && grep -q "the disk is full" "$work/full.log" && [ "$rc2" = 0 ] && [[ "$res" == ok* ]]; then
 		pass $name
 		echo "  exit 4 at confirmed $confirmed_full with \"disk is full\"; resumed: $res"

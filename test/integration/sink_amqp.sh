@@ -9,9 +9,10 @@
 #                       broker is frozen with events in flight, killed -9 and
 #                       started again, (4) the relay is killed -9 (broker
 #                       frozen: events unconfirmed) and started again; (3)
-#                       and (4) must have hit unconfirmed events. What the queues hold
-#                       is compared with the relay's file sink (every event,
-#                       in commit order): exactly the order.* event ids, no
+#                       and (4) must have hit unconfirmed events. Orders come
+#                       from the shared producer (orders.sql); what the queues
+#                       hold is compared by the shared checker (check.py amqp)
+#                       with the relay's file sink (every event, in commit order): exactly the order.* event ids, no
 #                       other, routing key = type = CloudEvent type, message
 #                       id = CloudEvent id, persistent, content type
 #                       application/cloudevents+json, per-subject commit order
@@ -61,38 +62,7 @@ rmq_start() { "$RMQ" start "$rdir" $RPORT ordersync "$RMQ_PASSWORD" $TPORT >>"$w
 rmq_start &
 rmq_boot=$!
 if ! psql -X -q -c "CREATE EXTENSION ordersync" >"$work/setup.log" 2>&1 ||
-	! psql -X -q -v ON_ERROR_STOP=1 >>"$work/setup.log" 2>&1 <<'SQL'
-SELECT ordersync.add_location('main', 1);
-SELECT ordersync.receive_stock('SKU-' || k, 'main', 100000) FROM generate_series(0, 9) k;
--- n orders PREFIX-i, one transaction per step, pause seconds after each:
--- placed, paid, and every 3rd one fulfilled and shipped; the steps of
--- different orders interleave so subjects mix in the WAL.
-CREATE PROCEDURE public.am_orders(prefix text, n int, pause float8 DEFAULT 0)
-LANGUAGE plpgsql AS $$
-DECLARE
-	ids bigint[] := '{}';
-BEGIN
-	FOR i IN 1..n LOOP
-		ids := ids || ordersync.place_order('web', prefix || '-' || i,
-			jsonb_build_array(jsonb_build_object('sku', 'SKU-' || (i % 10), 'qty', 1, 'price', '9.99')));
-		COMMIT;
-		IF i > 1 THEN
-			UPDATE ordersync.orders SET status = 'paid' WHERE id = ids[i - 1];
-			COMMIT;
-		END IF;
-		IF i > 2 AND (i - 2) % 3 = 0 THEN
-			UPDATE ordersync.orders SET status = 'fulfilling' WHERE id = ids[i - 2];
-			COMMIT;
-			UPDATE ordersync.orders SET status = 'shipped' WHERE id = ids[i - 2];
-			COMMIT;
-		END IF;
-		PERFORM pg_sleep(pause);
-	END LOOP;
-	UPDATE ordersync.orders SET status = 'paid' WHERE id = ids[n];
-	COMMIT;
-END $$;
-SQL
-then
+	! it_producer >>"$work/setup.log" 2>&1; then
 	cat "$work/setup.log"
 	echo "FAIL: integration/amqp-setup (extension)"
 	exit 1
@@ -108,82 +78,8 @@ if ! amqp declare-exchange orders topic || ! amqp queue q_all orders '#' ||
 	exit 1
 fi
 
-# check_queue ALLFILE ALLTSV PAIDTSV: the queues against the file sink
-check_queue() {
-	python3 - "$@" <<'PY'
-import json, sys
-from collections import defaultdict
-
-def lsn(id_):
-    hi, lo, ordinal = id_.split("/")
-    return (int(hi, 16) << 32 | int(lo, 16), int(ordinal))
-
-# the file sink: every event, first copies in commit order (a replay after
-# kill -9 appends copies of an unconfirmed tail)
-ref, seen = [], set()
-for line in open(sys.argv[1]):
-    e = json.loads(line)
-    if e["id"] not in seen and e["type"].startswith("ordersync.order."):
-        seen.add(e["id"])
-        ref.append(e)
-errors = []
-
-def read_tsv(path):
-    out = []
-    for line in open(path):
-        rk, mode, ctype, mid, typ, body = line.rstrip("\n").split("\t", 5)
-        e = json.loads(body)
-        if mode != "2":
-            errors.append(f"{mid}: delivery mode {mode}, not 2 (persistent)")
-        if ctype != "application/cloudevents+json":
-            errors.append(f"{mid}: content type {ctype!r}")
-        if mid != e["id"]:
-            errors.append(f"message id {mid!r} is not the event id {e['id']!r}")
-        if "ordersync." + rk != e["type"] or typ != rk:
-            errors.append(f"{mid}: routing key {rk!r} / type {typ!r} for event type {e['type']!r}")
-        out.append(e)
-    return out
-
-got = read_tsv(sys.argv[2])
-paid = read_tsv(sys.argv[3])
-ids = [e["id"] for e in got]
-if set(ids) != seen:
-    missing, extra = seen - set(ids), set(ids) - seen
-    errors.append(f"{len(missing)} events missing (e.g. {sorted(missing)[:3]}), "
-                  f"{len(extra)} unexpected (e.g. {sorted(extra)[:3]})")
-# per subject: first copies in the queue in the file's (commit) order
-first, fseen = defaultdict(list), set()
-for e in got:
-    if e["id"] not in fseen:
-        fseen.add(e["id"])
-        first[e["subject"]].append(e["id"])
-want = defaultdict(list)
-for e in ref:
-    want[e["subject"]].append(e["id"])
-bad = [s for s in want if first[s] != want[s]]
-if bad:
-    errors.append(f"{len(bad)} subjects out of order, e.g. {bad[0]}: got {first[bad[0]]}, "
-                  f"commit order {want[bad[0]]}")
-unsorted = [s for s, l in first.items() if [lsn(i) for i in l] != sorted(lsn(i) for i in l)]
-if unsorted:
-    errors.append(f"ids not rising for {unsorted[:3]}")
-want_paid = {e["id"] for e in ref if e["type"] == "ordersync.order.paid"}
-if {e["id"] for e in paid} != want_paid:
-    errors.append(f"queue bound to order.paid: {len({e['id'] for e in paid})} events, "
-                  f"{len(want_paid)} paid events committed")
-if any(e["type"] != "ordersync.order.paid" for e in paid):
-    errors.append("queue bound to order.paid holds other types")
-types = defaultdict(int)
-for e in ref:
-    types[e["type"]] += 1
-if errors:
-    print("; ".join(errors[:5]))
-else:
-    print(f"ok {len(seen)} events ({len(got) - len(seen)} duplicates), "
-          f"{len(want)} subjects, created={types['ordersync.order.created']} "
-          f"paid={types['ordersync.order.paid']} shipped={types['ordersync.order.shipped']}")
-PY
-}
+# check_queue ALLFILE ALLTSV PAIDTSV: the queues against the file sink (check.py amqp)
+check_queue() { check amqp "$@"; }
 
 # ---- 1. outages of the broker and of the relay: nothing lost, in order ------
 t_delivery() {
@@ -193,9 +89,9 @@ t_delivery() {
 	     SELECT ordersync.add_route('rmq', 'order.*')" >/dev/null
 	new_slot rmq_main
 	start_relay main --slot=rmq_main --sink=file:"$work/all.jsonl" --status-interval=1
-	sql "CALL public.am_orders('up', 30)"
+	sql "CALL public.it_orders('up', 30, 3)"
 	# the broker stops politely while orders are placed, then comes back
-	sql "CALL public.am_orders('stop', 60, 0.05)" &
+	sql "CALL public.it_orders('stop', 60, 3, 0, 50)" &
 	bg=$!
 	sleep 0.8
 	"$RMQ" stop "$rdir" >>"$work/rmq.log" 2>&1
@@ -205,7 +101,7 @@ t_delivery() {
 	# the broker is frozen, so that published events stay unconfirmed (and
 	# unread in its socket), then killed -9: those must be published again,
 	# in order; what it confirmed before must survive the kill
-	sql "CALL public.am_orders('crash', 60, 0.05)" &
+	sql "CALL public.it_orders('crash', 60, 3, 0, 50)" &
 	bg=$!
 	sleep 0.6
 	kill -STOP "$(cat "$rdir/beam.pid")"
@@ -217,7 +113,7 @@ t_delivery() {
 	# the relay is killed -9 mid-stream and started again; the broker is
 	# frozen meanwhile so that published events are unconfirmed at the kill
 	# (it stores them when it thaws: the restarted relay sends them again)
-	sql "CALL public.am_orders('relay', 60, 0.02)" &
+	sql "CALL public.it_orders('relay', 60, 3, 0, 20)" &
 	bg=$!
 	sleep 0.4
 	kill -STOP "$(cat "$rdir/beam.pid")"
@@ -266,7 +162,7 @@ t_errors() {
 	new_slot rmq_noex
 	new_slot rmq_pw
 	l0=$(cur_lsn)
-	sql "CALL public.am_orders('err', 1)"
+	sql "CALL public.it_orders('err', 1, 3)"
 	start_relay noex --slot=rmq_noex --status-interval=1 --sink="$URI?exchange=missing" \
 		--sink-options='{"password_env":"RMQ_PASSWORD"}'
 	p1=$RELAY
@@ -315,7 +211,7 @@ t_tls() {
 	local name=amqp_tls end n rc pid msgs=()
 	amqp queue q_tls orders 'order.#'
 	new_slot rmq_tls
-	sql "CALL public.am_orders('tls', 2)"
+	sql "CALL public.it_orders('tls', 2, 3)"
 	end=$(cur_lsn)
 	# the node's certificate names localhost, signed by the test CA
 	start_relay tls --slot=rmq_tls --endpos="$end" --sink="amqps://ordersync@localhost:$TPORT/%2f?exchange=orders" \
@@ -352,7 +248,7 @@ t_unroutable() {
 	     SELECT ordersync.add_route('auto', 'order.paid')" >/dev/null
 	new_slot rmq_auto
 	start_relay auto --slot=rmq_auto --status-interval=1
-	sql "CALL public.am_orders('unroutable', 1)"
+	sql "CALL public.it_orders('unroutable', 1, 3)"
 	for ((i = 0; i < 100; i++)); do
 		dl=$(sql "SELECT id FROM ordersync.dead_letter WHERE sink = 'auto'")
 		[ -n "$dl" ] && break

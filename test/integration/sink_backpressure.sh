@@ -57,7 +57,7 @@ t_backpressure() {
 		return
 	fi
 	peak=$(rss_kb "$RELAY")
-	res=$(python3 "$here/webhook_check.py" delivered "$work/ref.jsonl" "$work/recv.events" "$start" "$end" '*' exact)
+	res=$(check delivered "$work/ref.jsonl" "$work/recv.events" "$start" "$end" '*' exact)
 	rc=$?
 	if [ $rc -eq 0 ] && [ "$peak" -le 65536 ]; then
 		pass $name

@@ -14,8 +14,9 @@
 # brokers named by a host name whose addresses are in --deny-networks get no
 # connection (the connect-time check). About 45 s.
 #
-# What reached Kafka is compared with what the relay's file sink wrote for
-# the same slot (every event, in commit order): every event present (by id,
+# Orders come from the shared producer (orders.sql), and what reached Kafka
+# is compared by the shared checker (check.py kafka) with what the relay's
+# file sink wrote for the same slot (every event, in commit order): every event present (by id,
 # duplicates counted), nothing else, value identical to the file's line,
 # key = subject, ce_id/ce_type headers, each key in one partition, and per
 # key the first occurrences in commit order (event id "<commit LSN>/<n>").
@@ -56,123 +57,14 @@ mock create-topic orders 4 3 || exit 1
 kread() { timeout 20 kcat -b "$BOOT" -C -t orders -e -q -J >"$1" 2>"$work/kcat.err"; }
 
 if ! psql -X -q -c "CREATE EXTENSION ordersync" >"$work/setup.log" 2>&1 ||
-	! psql -X -q -v ON_ERROR_STOP=1 >>"$work/setup.log" 2>&1 <<'SQL'
-SELECT ordersync.add_location('main', 1);
-SELECT ordersync.receive_stock('SKU-' || k, 'main', 100000) FROM generate_series(0, 4) k;
--- n orders PREFIX-i (one transaction each, pause_ms between commits), then
--- passes that move every order one status further: the events of one order
--- (and of its SKU, five hot subjects) are spread over the WAL.
-CREATE PROCEDURE public.kq_orders(prefix text, n int, pause_ms int DEFAULT 0)
-LANGUAGE plpgsql AS $$
-DECLARE
-	ids bigint[] := '{}';
-	st text;
-BEGIN
-	FOR i IN 1..n LOOP
-		ids := ids || ordersync.place_order('web', prefix || '-' || i,
-			jsonb_build_array(jsonb_build_object('sku', 'SKU-' || (i % 5), 'qty', 1, 'price', '9.99')),
-			jsonb_build_object('name', 'Customer ' || i));
-		COMMIT;
-		PERFORM pg_sleep(pause_ms / 1000.0);
-	END LOOP;
-	FOREACH st IN ARRAY ARRAY['paid', 'fulfilling', 'shipped'] LOOP
-		FOR i IN 1..n LOOP
-			UPDATE ordersync.orders SET status = st WHERE id = ids[i];
-			COMMIT;
-			PERFORM pg_sleep(pause_ms / 1000.0);
-		END LOOP;
-	END LOOP;
-END $$;
-SQL
-then
+	! it_producer >>"$work/setup.log" 2>&1; then
 	cat "$work/setup.log"
 	echo "FAIL: integration/kafka-setup (extension)"
 	exit 1
 fi
 
-# ---- the check -------------------------------------------------------------
-# kcheck REF KAFKA L0 E exact|atleast [IGNORE_IDS...]: events of the file sink
-# REF committed in (L0, E] against the records in KAFKA (kcat -J); prints
-# "ok EVENTS SUBJECTS DUPLICATES" or what is wrong. IGNORE_IDS may be missing.
-cat >"$work/kcheck.py" <<'PY'
-import json, sys
-from collections import defaultdict
-
-def lsn(s):
-    hi, lo = s.split("/")
-    return (int(hi, 16) << 32) | int(lo, 16)
-
-def pos(eid):
-    l, n = eid.rsplit("/", 1)
-    return (lsn(l), int(n))
-
-ref_path, k_path, l0, e, mode = sys.argv[1:6]
-ignore = set(sys.argv[6:])
-l0, e = lsn(l0), lsn(e)
-ref, ref_line = {}, {}
-for line in open(ref_path):
-    if not line.strip():
-        continue
-    ev = json.loads(line)
-    if l0 < lsn(ev["oscommitlsn"]) <= e and ev["id"] not in ref:
-        ref[ev["id"]] = ev
-        ref_line[ev["id"]] = line.rstrip("\n")
-recs = []
-for line in open(k_path):
-    if line.strip():
-        r = json.loads(line)
-        recs.append(r)
-recs.sort(key=lambda r: (r["partition"], r["offset"]))
-bad, seen, dups = [], {}, 0
-first = defaultdict(list)
-part = defaultdict(set)
-for r in recs:
-    ev = json.loads(r["payload"])
-    if not (l0 < lsn(ev["oscommitlsn"]) <= e):
-        continue
-    i = ev["id"]
-    if i not in ref:
-        bad.append(f"in Kafka, not in the file sink: {i}")
-        continue
-    if r["payload"] != ref_line[i]:
-        bad.append(f"{i}: value differs from the file sink's line")
-    if r.get("key") != ev["subject"]:
-        bad.append(f"{i}: key {r.get('key')!r}, subject {ev['subject']!r}")
-    h = r.get("headers") or []
-    hd = dict(zip(h[0::2], h[1::2]))
-    if hd.get("ce_id") != i or hd.get("ce_type") != ev["type"] or \
-            not hd.get("content-type", "").startswith("application/cloudevents+json"):
-        bad.append(f"{i}: headers {hd}")
-    part[r.get("key")].add(r["partition"])
-    if i in seen:
-        dups += 1
-        continue
-    seen[i] = True
-    first[ev["subject"]].append(i)
-missing = [i for i in ref if i not in seen and i not in ignore]
-if missing:
-    bad.append(f"{len(missing)} of {len(ref)} events missing in Kafka, e.g. {missing[:3]}")
-if mode == "exact" and dups:
-    bad.append(f"{dups} duplicates")
-for k, ps in part.items():
-    if len(ps) > 1:
-        bad.append(f"key {k} in partitions {sorted(ps)}")
-want = defaultdict(list)
-for i in sorted(ref, key=pos):
-    if i in seen:
-        want[ref[i]["subject"]].append(i)
-for s, ids in first.items():
-    if ids != want[s]:
-        j = next(n for n, (a, b) in enumerate(zip(ids, want[s])) if a != b)
-        bad.append(f"subject {s} out of commit order at #{j}: Kafka {ids[j:j + 3]}, commits {want[s][j:j + 3]}")
-if not ref:
-    bad.append("no events in the window")
-if bad:
-    print("; ".join(bad[:6]) + (f" (+{len(bad) - 6} more)" if len(bad) > 6 else ""))
-    sys.exit(1)
-print(f"ok {len(ref)} {len(first)} {dups}")
-PY
-kcheck() { python3 "$work/kcheck.py" "$@"; }
+# kcheck REF KAFKA L0 E exact|atleast [DEAD_LETTER_IDS...]: check.py kafka (lib.sh)
+kcheck() { check kafka "$@"; }
 
 relay() { start_relay main --slot=kq --sink=file:"$work/all.jsonl" --status-interval=1; }
 # One attempt = 1.5 s of librdkafka retrying by itself. One request in
@@ -193,7 +85,7 @@ relay
 t_basic() {
 	local name=kafka_basic l0 e res
 	l0=$(cur_lsn)
-	sql "CALL public.kq_orders('b', 40)" >/dev/null
+	sql "CALL public.it_orders('b', 40, 1)" >/dev/null
 	e=$(cur_lsn)
 	if ! wait_confirmed kq "$e" 20; then
 		fail $name "slot not confirmed to $e within 20 s (at $(confirmed kq))" "$(tail -5 "$work/main.log")"
@@ -217,7 +109,7 @@ t_outage() {
 	local name=kafka_outage l0 e held prod res retries
 	l0=$(cur_lsn)
 	mock broker-down -1
-	psql -X -q -c "CALL public.kq_orders('out', 30, 25)" >"$work/out-prod.log" 2>&1 &
+	psql -X -q -c "CALL public.it_orders('out', 30, 1, 0, 25)" >"$work/out-prod.log" 2>&1 &
 	prod=$!
 	pids+=("$prod")
 	sleep 2.5
@@ -247,7 +139,7 @@ t_outage() {
 t_errors() {
 	local name=kafka_errors l0 e prod res ok=1
 	l0=$(cur_lsn)
-	psql -X -q -c "CALL public.kq_orders('err', 40, 15)" >"$work/err-prod.log" 2>&1 &
+	psql -X -q -c "CALL public.it_orders('err', 40, 1, 0, 15)" >"$work/err-prod.log" 2>&1 &
 	prod=$!
 	pids+=("$prod")
 	sleep 0.3
@@ -288,7 +180,7 @@ t_dead_letter() {
 	wait_confirmed kq "$e" 20
 	l0=$(cur_lsn)
 	# small requests (orders trickle in): the refusal hits the first one only
-	psql -X -q -c "CALL public.kq_orders('dl', 10, 20)" >"$work/dl-prod.log" 2>&1 &
+	psql -X -q -c "CALL public.it_orders('dl', 10, 1, 0, 20)" >"$work/dl-prod.log" 2>&1 &
 	prod=$!
 	pids+=("$prod")
 	sleep 0.2
@@ -332,7 +224,7 @@ t_kill9() {
 	l0=$(cur_lsn)
 	# slow brokers: the relay dies with records on the wire and unconfirmed
 	mock rtt -1 400
-	psql -X -q -c "CALL public.kq_orders('k9', 30, 15)" >"$work/k9-prod.log" 2>&1 &
+	psql -X -q -c "CALL public.it_orders('k9', 30, 1, 0, 15)" >"$work/k9-prod.log" 2>&1 &
 	prod=$!
 	pids+=("$prod")
 	sleep 1.2
@@ -364,7 +256,7 @@ t_kill9() {
 t_fatal() {
 	local name=kafka_fatal l0 e prod res fatal
 	l0=$(cur_lsn)
-	psql -X -q -c "CALL public.kq_orders('ft', 20, 10)" >"$work/ft-prod.log" 2>&1 &
+	psql -X -q -c "CALL public.it_orders('ft', 20, 1, 0, 10)" >"$work/ft-prod.log" 2>&1 &
 	prod=$!
 	pids+=("$prod")
 	sleep 0.3
@@ -395,7 +287,7 @@ t_queue_full() {
 	mock create-topic small 2 1 || return
 	new_slot kq_small
 	l0=$(cur_lsn)
-	sql "CALL public.kq_orders('qf', 30)" >/dev/null
+	sql "CALL public.it_orders('qf', 30, 1)" >/dev/null
 	e=$(cur_lsn)
 	start_relay small --slot=kq_small --sink=file:"$work/small.jsonl" --sink="kafka://$BOOT/small" \
 		--sink-options='{"kafka":{"queue.buffering.max.messages":5,"linger.ms":20}}' --endpos="$e"

@@ -15,10 +15,11 @@
 # check); a refusal keeps only a short, printable excerpt of the answer; a
 # URI's query values never reach the logs.
 #
-# What reached a receiver is compared with what the relay's file sink wrote
-# for the same slot (every event, in commit order): exact sets of event ids,
-# per-subject commit order, identical copies, and at the receiver never two
-# requests of one subject at once.
+# Orders come from the shared producer (orders.sql), and what reached a
+# receiver is compared by the shared checker (check.py) with what the
+# relay's file sink wrote for the same slot (every event, in commit order):
+# exact sets of event ids, per-subject commit order, identical copies, and
+# at the receiver never two requests of one subject at once.
 #
 # Prints "PASS: integration/webhook_<name>" / "FAIL: ..." per test; exits
 # non-zero on any failure. Must run as root. Ports: 25450 (PostgreSQL),
@@ -40,48 +41,9 @@ export WH_SECRET=$ORDERSYNC_WH_SECRET
 mkdir -p "$work/secrets"
 chmod 0755 "$work/secrets"
 printf 'raw secret two\n' >"$work/secrets/raw.secret"
-check="python3 $here/webhook_check.py"
 
 if ! psql -X -q -c "CREATE EXTENSION ordersync" >"$work/setup.log" 2>&1 ||
-	! psql -X -q -v ON_ERROR_STOP=1 >>"$work/setup.log" 2>&1 <<'SQL'
-SELECT ordersync.add_location('main', 1);
-SELECT ordersync.receive_stock('SKU-' || k, 'main', 100000) FROM generate_series(0, 9) k;
--- n orders named PREFIX-i: placed (one transaction each), then paid, then
--- every ship_every-th one fulfilled and shipped, every cancel_every-th one
--- cancelled instead; the passes interleave the subjects' events in the WAL.
-CREATE PROCEDURE public.wh_orders(prefix text, n int, ship_every int DEFAULT 0,
-								  cancel_every int DEFAULT 0, pay boolean DEFAULT true)
-LANGUAGE plpgsql AS $$
-DECLARE
-	ids bigint[] := '{}';
-BEGIN
-	FOR i IN 1..n LOOP
-		ids := ids || ordersync.place_order('web', prefix || '-' || i,
-			jsonb_build_array(jsonb_build_object('sku', 'SKU-' || (i % 10), 'qty', 1, 'price', '9.99')),
-			jsonb_build_object('name', 'Customer ' || i, 'email', 'c' || i || '@example.com'));
-		COMMIT;
-	END LOOP;
-	FOR i IN 1..n LOOP
-		IF cancel_every > 0 AND i % cancel_every = 0 THEN
-			UPDATE ordersync.orders SET status = 'cancelled' WHERE id = ids[i];
-		ELSIF pay THEN
-			UPDATE ordersync.orders SET status = 'paid' WHERE id = ids[i];
-		END IF;
-		COMMIT;
-	END LOOP;
-	IF ship_every > 0 THEN
-		FOR i IN 1..n LOOP
-			IF i % ship_every = 0 AND (cancel_every = 0 OR i % cancel_every <> 0) THEN
-				UPDATE ordersync.orders SET status = 'fulfilling' WHERE id = ids[i];
-				COMMIT;
-				UPDATE ordersync.orders SET status = 'shipped' WHERE id = ids[i];
-				COMMIT;
-			END IF;
-		END LOOP;
-	END IF;
-END $$;
-SQL
-then
+	! it_producer >>"$work/setup.log" 2>&1; then
 	cat "$work/setup.log"
 	echo "FAIL: integration/webhook-setup (extension)"
 	exit 1
@@ -111,19 +73,19 @@ t_outage() {
 	local name=webhook_outage l0 e1 e e_conf res att
 	l0=$(cur_lsn)
 	# receiver down: connection refused
-	sql "CALL public.wh_orders('down', 60, 4)" >/dev/null
+	sql "CALL public.it_orders('down', 60, 4)" >/dev/null
 	e1=$(cur_lsn)
 	sleep 1.5
 	# the slot may pass $l0 (keepalives) but not the first commit after it
 	local c1 c2 first
-	first=$($check first "$work/all.jsonl" "$l0")
+	first=$(check first "$work/all.jsonl" "$l0")
 	e_conf=$(sql "SELECT confirmed_flush_lsn <= '${first:-0/0}' FROM pg_replication_slots WHERE slot_name = 'wh'")
 	c1=$(confirmed wh)
 	# up, but failing with 503 (Retry-After: 1) while more orders come
 	mkdir -p "$work/r1.ctl"
 	echo "503 1" >"$work/r1.ctl/status"
 	recv_start r1 $R1 "$WH_SECRET" || true
-	sql "CALL public.wh_orders('busy', 60, 3)" >/dev/null
+	sql "CALL public.it_orders('busy', 60, 3)" >/dev/null
 	e=$(cur_lsn)
 	sleep 1.5
 	e_conf="$e_conf $(sql "SELECT confirmed_flush_lsn <= '${first:-0/0}' FROM pg_replication_slots WHERE slot_name = 'wh'")"
@@ -133,8 +95,8 @@ t_outage() {
 		fail $name "slot not confirmed to $e within 40 s (at $(confirmed wh))" "$(tail -5 "$work/main.log")"
 		return
 	fi
-	res=$($check delivered "$work/all.jsonl" "$work/r1.events" "$l0" "$e" '*' exact)
-	att=$($check attempts "$work/r1.attempts")
+	res=$(check delivered "$work/all.jsonl" "$work/r1.events" "$l0" "$e" '*' exact)
+	att=$(check attempts "$work/r1.attempts")
 	if [ "$e_conf" = "t t" ] && [[ "$res" == ok* ]] && [[ "$att" == *503:* ]] &&
 		grep -q "retrying" "$work/main.log"; then
 		pass $name
@@ -151,15 +113,15 @@ t_dead_letter() {
 	x=$(sql "SELECT ordersync.place_order('web', 'dl-x', '[{\"sku\":\"SKU-1\",\"qty\":1,\"price\":\"5.00\"}]')")
 	echo "subject=order/$x&type=ordersync.order.paid 400" >"$work/r1.ctl/reject"
 	sql "UPDATE ordersync.orders SET status = 'paid' WHERE id = $x" >/dev/null
-	sql "CALL public.wh_orders('dl', 20, 5)" >/dev/null
+	sql "CALL public.it_orders('dl', 20, 5)" >/dev/null
 	sql "UPDATE ordersync.orders SET status = 'fulfilling' WHERE id = $x" >/dev/null
 	e=$(cur_lsn)
 	if ! wait_confirmed wh "$e" 30; then
 		fail $name "slot not confirmed to $e within 30 s" "$(tail -5 "$work/main.log")"
 		return
 	fi
-	paid_id=$($check find "$work/all.jsonl" "$l0" "$e" ordersync.order.paid "order/$x")
-	res=$($check delivered "$work/all.jsonl" "$work/r1.events" "$l0" "$e" '*' exact "$paid_id")
+	paid_id=$(check find "$work/all.jsonl" "$l0" "$e" ordersync.order.paid "order/$x")
+	res=$(check delivered "$work/all.jsonl" "$work/r1.events" "$l0" "$e" '*' exact "$paid_id")
 	row=$(sql "SELECT count(*) || '|' || min(sink) || '|' || min(event_id) || '|' || min(type) || '|' ||
 	                  min(subject) || '|' || min(attempts) || '|' || min(event->>'id') || '|' || max(id)
 	           FROM ordersync.dead_letter")
@@ -215,18 +177,18 @@ t_signature() {
 	     SELECT ordersync.add_sink('bad', 'http://127.0.0.1:$R2/bad', '{\"secret_env\":\"ORDERSYNC_WH_BAD\"}');
 	     SELECT ordersync.add_route('bad', 'order.cancelled')" >/dev/null
 	l0=$(cur_lsn)
-	sql "CALL public.wh_orders('sig', 10, 0, 2)" >/dev/null
+	sql "CALL public.it_orders('sig', 10, 0, 2)" >/dev/null
 	e=$(cur_lsn)
 	if ! wait_confirmed wh "$e" 30; then
 		fail $name "slot not confirmed to $e within 30 s" "$(tail -5 "$work/main.log")"
 		return
 	fi
-	res=$($check delivered "$work/all.jsonl" "$work/r2.events" "$l0" "$e" order.cancelled exact)
-	res="$res / $($check delivered "$work/all.jsonl" "$work/r1.events" "$l0" "$e" '*' exact)"
+	res=$(check delivered "$work/all.jsonl" "$work/r2.events" "$l0" "$e" order.cancelled exact)
+	res="$res / $(check delivered "$work/all.jsonl" "$work/r1.events" "$l0" "$e" '*' exact)"
 	bad=$(sql "SELECT count(*) || ' ' || count(*) FILTER (WHERE error LIKE 'HTTP 401 %bad webhook-signature%same secret%'
 	                                                    AND attempts = 1 AND type = 'ordersync.order.cancelled')
 	           FROM ordersync.dead_letter WHERE sink = 'bad'")
-	att=$($check attempts "$work/r2.attempts")
+	att=$(check attempts "$work/r2.attempts")
 	if [[ "$res" == ok*" / ok"* ]] && [ "$bad" = "5 5" ] && [ "$att" = "200:5 401:5" ]; then
 		pass $name
 	else
@@ -247,16 +209,16 @@ t_routes() {
 	sql "SELECT ordersync.add_sink('paid', 'http://127.0.0.1:$R2/paid', '{$opts,\"drop_personal_data\":true}');
 	     SELECT ordersync.add_route('paid', 'order.paid')" >/dev/null
 	l0=$(cur_lsn)
-	sql "CALL public.wh_orders('rt', 6)" >/dev/null
+	sql "CALL public.it_orders('rt', 6)" >/dev/null
 	e1=$(cur_lsn)
 	wait_confirmed wh "$e1" 30
-	res1=$($check delivered "$work/all.jsonl" "$work/r5.events" "$l0" "$e1" order.paid exact)
+	res1=$(check delivered "$work/all.jsonl" "$work/r5.events" "$l0" "$e1" order.paid exact)
 	sql "SELECT ordersync.drop_route('paid', 'order.paid'); SELECT ordersync.add_route('paid', 'order.cancelled')" >/dev/null
 	l1=$(cur_lsn)
-	sql "CALL public.wh_orders('rt2', 8, 0, 2)" >/dev/null
+	sql "CALL public.it_orders('rt2', 8, 0, 2)" >/dev/null
 	e2=$(cur_lsn)
 	wait_confirmed wh "$e2" 30
-	res2=$($check delivered "$work/all.jsonl" "$work/r5.events" "$l1" "$e2" order.cancelled exact)
+	res2=$(check delivered "$work/all.jsonl" "$work/r5.events" "$l1" "$e2" order.cancelled exact)
 	# no customer at this sink, but the file sink has it (the check can fail)
 	pii=$(python3 - "$work/r5.events" "$work/all.jsonl" <<'PY'
 import json, sys
@@ -283,12 +245,12 @@ t_kill9() {
 	local name=webhook_kill9 l0 e before res orders created
 	echo 250 >"$work/r1.ctl/delay_ms"
 	l0=$(cur_lsn)
-	sql "CALL public.wh_orders('k9', 40, 4)" >/dev/null
+	sql "CALL public.it_orders('k9', 40, 4)" >/dev/null
 	e=$(cur_lsn)
 	sleep 1
 	kill -9 "$RELAY"
 	wait "$RELAY" 2>/dev/null
-	before=$($check delivered "$work/all.jsonl" "$work/r1.events" "$l0" "$e" '*' atleast | head -1)
+	before=$(check delivered "$work/all.jsonl" "$work/r1.events" "$l0" "$e" '*' atleast | head -1)
 	rm -f "$work/r1.ctl/delay_ms"
 	# let the receiver finish what the dead relay had sent (its overlap
 	# check counts requests of one subject, and these would overlap)
@@ -298,7 +260,7 @@ t_kill9() {
 		fail $name "slot not confirmed to $e within 40 s after the restart" "$(tail -5 "$work/main.log")"
 		return
 	fi
-	res=$($check delivered "$work/all.jsonl" "$work/r1.events" "$l0" "$e" '*' atleast)
+	res=$(check delivered "$work/all.jsonl" "$work/r1.events" "$l0" "$e" '*' atleast)
 	orders=$(sql "SELECT count(*) FROM ordersync.orders WHERE external_id LIKE 'k9-%'")
 	created=$(python3 -c '
 import json, sys
@@ -317,7 +279,7 @@ t_cli() {
 	local name=webhook_cli l0 e rc res warned bad_rc
 	new_slot cli
 	l0=$(cur_lsn)
-	sql "CALL public.wh_orders('cli', 5)" >/dev/null
+	sql "CALL public.it_orders('cli', 5)" >/dev/null
 	e=$(cur_lsn)
 	wait_confirmed wh "$e" 30
 	# a receiver that checks nothing: the sink without a secret sends unsigned
@@ -331,7 +293,7 @@ t_cli() {
 		--sink-options='{"max_in_flight":4}' --status-interval=1 --endpos="$e"
 	wait_exit "$RELAY" 30
 	rc=$WRC
-	res=$($check delivered "$work/all.jsonl" "$work/r0.events" "$l0" "$e" '*' exact)
+	res=$(check delivered "$work/all.jsonl" "$work/r0.events" "$l0" "$e" '*' exact)
 	warned=$(grep -c 'has no secret: events to http://127.0.0.1:'$R2'/cli?token=\*\*\*&exchange=x go out unsigned' "$work/cli.log")
 	if grep -q hunter2 "$work/cli.log"; then
 		warned="query value shown: $(grep -m2 hunter2 "$work/cli.log")"
@@ -369,7 +331,7 @@ t_tls() {
 	new_slot tls_ok
 	new_slot tls_noca
 	l0=$(cur_lsn)
-	sql "CALL public.wh_orders('tls', 3)" >/dev/null
+	sql "CALL public.it_orders('tls', 3)" >/dev/null
 	e=$(cur_lsn)
 	wait_confirmed wh "$e" 30
 	mkdir -p "$work/r3.ctl"
@@ -397,7 +359,7 @@ t_tls() {
 	rc3=$?
 	recv_kill r3
 	RELAY=$main_relay
-	res=$($check delivered "$work/all.jsonl" "$work/r3.events" "$l0" "$e" '*' exact)
+	res=$(check delivered "$work/all.jsonl" "$work/r3.events" "$l0" "$e" '*' exact)
 	dead=$(sql "SELECT count(*) || ' ' || count(*) FILTER (WHERE error LIKE '%TLS failed; certificates are always verified%ca_file%')
 	            FROM ordersync.dead_letter WHERE sink = 'https://127.0.0.1:$R2/nope'")
 	if [ "$rc1" = 0 ] && [[ "$res" == "ok 9 "* ]] && [ "$rc2" = 0 ] && [ "$dead" = "9 9" ] &&
@@ -496,7 +458,7 @@ t_tls
 t_policy
 
 # over all of the above, the receiver never had two requests of one subject at once
-if att=$($check attempts "$work/r1.attempts"); then
+if att=$(check attempts "$work/r1.attempts"); then
 	pass webhook_one_request_per_subject
 else
 	fail webhook_one_request_per_subject "$att"

@@ -13,12 +13,10 @@
 struct relay R;
 static char dir[64];
 static char path[128];
-static struct sink sinks[1];
 
 int
 fixture_open(const struct relay_config *cfg)
 {
-	static bool registered;
 	char		spec[140],
 				err[512];
 
@@ -28,17 +26,9 @@ fixture_open(const struct relay_config *cfg)
 		return -1;
 	snprintf(path, sizeof(path), "%s/e.jsonl", dir);
 	snprintf(spec, sizeof(spec), "file:%s", path);
-	if (sink_open(&sinks[0], spec, err, sizeof(err)) != 0)
+	if (relay_init(&R, cfg) != 0)
 		return -1;
-	if (!registered)
-	{
-		/* metrics_render names the file sinks: register one, as main.c does */
-		const char *names[1] = {"file"};
-
-		metrics_set_sinks(names, 1);
-		registered = true;
-	}
-	return relay_init(&R, cfg, sinks, 1);
+	return delivery_add_cli_sink(&R.dl, spec, NULL, err, sizeof(err));
 }
 
 int
@@ -47,7 +37,6 @@ fixture_close(void)
 	char		cmd[128];
 
 	relay_free(&R);
-	sink_close(&sinks[0]);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	return system(cmd) == 0 ? 0 : -1;
 }

@@ -19,7 +19,7 @@ main(void)
 	failed += group_relay();
 	failed += group_pgerr();
 	failed += group_webhook_sign();
-	failed += group_deliver();
+	failed += group_delivery();
 	failed += group_policy();
 	failed += group_control();
 	return failed > 255 ? 255 : failed;

@@ -1,6 +1,6 @@
 /*
  * test_policy.c — what a delivery sink may be configured to do
- * (dsink_policy.c): every rule a sink from the database is held to, each
+ * (sink_policy.c): every rule a sink from the database is held to, each
  * refused and each allowed case, the trusted command-line path, the
  * redaction of URIs, the CIDR parser and matcher, and the connect-time
  * hooks of the three sinks against a local listener (they must refuse a
@@ -23,18 +23,18 @@
 #include <unistd.h>
 
 #include "unit.h"
-#include "deliver.h"
-#include "dsink_policy.h"
+#include "delivery.h"
+#include "sink_policy.h"
 
 #define ERRLEN 2048
 
 /* A secret directory with the files and links the tests name. */
 static char dir[PATH_MAX];
 static char outside[PATH_MAX + 16];	/* a sibling directory: outside --secret-dir */
-static struct dsink_policy db;	/* the relay's defaults, with --secret-dir */
-static struct dsink_policy nodir;	/* the defaults: no --secret-dir */
-static struct dsink_policy insecure;	/* --allow-insecure-sinks */
-static struct dsink_policy open_net;	/* --deny-networks= */
+static struct sink_policy db;	/* the relay's defaults, with --secret-dir */
+static struct sink_policy nodir;	/* the defaults: no --secret-dir */
+static struct sink_policy insecure;	/* --allow-insecure-sinks */
+static struct sink_policy open_net;	/* --deny-networks= */
 static bool last_loopback_only;
 
 static void
@@ -52,7 +52,7 @@ setup(void **state)
 {
 	char		tmpl[] = "/tmp/ordersync-policy-XXXXXX";
 	char		path[PATH_MAX + 64];
-	const struct dsink_policy *def = dsink_default_policy();
+	const struct sink_policy *def = sink_default_policy();
 
 	(void) state;
 	if (mkdtemp(tmpl) == NULL || realpath(tmpl, dir) == NULL)
@@ -96,11 +96,11 @@ teardown(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
-/* dsink_parse_options + dsink_check of a sink; err gets the message. */
+/* sink_parse_options + sink_check of a sink; err gets the message. */
 static int
-check(const char *uri, const char *opts, bool trusted, const struct dsink_policy *p, char *err)
+check(const char *uri, const char *opts, bool trusted, const struct sink_policy *p, char *err)
 {
-	struct dsink s;
+	struct sink s;
 	json_object *o = opts ? json_tokener_parse(opts) : NULL;
 	int			rc;
 
@@ -112,16 +112,16 @@ check(const char *uri, const char *opts, bool trusted, const struct dsink_policy
 	s.trusted = trusted;
 	s.policy = p;
 	err[0] = '\0';
-	rc = dsink_parse_options(&s.opt, o, err, ERRLEN);
+	rc = sink_parse_options(&s.opt, o, err, ERRLEN);
 	if (rc == 0)
-		rc = dsink_check(&s, err, ERRLEN);
+		rc = sink_check(&s, err, ERRLEN);
 	last_loopback_only = s.loopback_only;
 	json_object_put(o);
 	return rc;
 }
 
 static void
-refused(const char *uri, const char *opts, bool trusted, const struct dsink_policy *p,
+refused(const char *uri, const char *opts, bool trusted, const struct sink_policy *p,
 		const char *needle)
 {
 	char		err[ERRLEN];
@@ -134,7 +134,7 @@ refused(const char *uri, const char *opts, bool trusted, const struct dsink_poli
 }
 
 static void
-allowed(const char *uri, const char *opts, bool trusted, const struct dsink_policy *p)
+allowed(const char *uri, const char *opts, bool trusted, const struct sink_policy *p)
 {
 	char		err[ERRLEN];
 
@@ -298,7 +298,7 @@ policy_secret_references(void **state)
 static void
 policy_secret_read_checks_again(void **state)
 {
-	struct dsink s;
+	struct sink s;
 	char		err[ERRLEN];
 	char		opts[PATH_MAX + 64],
 				path[PATH_MAX + 32];
@@ -314,15 +314,15 @@ policy_secret_read_checks_again(void **state)
 	s.name = (char *) "t";
 	s.uri = (char *) "amqps://u@mq.example/%2f?exchange=x";
 	s.policy = &db;
-	assert_int_equal(dsink_parse_options(&s.opt, o, err, sizeof(err)), 0);
-	assert_int_equal(dsink_check(&s, err, sizeof(err)), 0);
-	pw = dsink_secret(&s, "password", err, sizeof(err));
+	assert_int_equal(sink_parse_options(&s.opt, o, err, sizeof(err)), 0);
+	assert_int_equal(sink_check(&s, err, sizeof(err)), 0);
+	pw = sink_secret(&s, "password", err, sizeof(err));
 	assert_non_null(pw);
 	assert_string_equal(pw, "first");
 	free(pw);
 	unlink(path);
 	assert_int_equal(symlink("/etc/passwd", path), 0);
-	assert_null(dsink_secret(&s, "password", err, sizeof(err)));
+	assert_null(sink_secret(&s, "password", err, sizeof(err)));
 	assert_non_null(strstr(err, "inside --secret-dir"));
 	unlink(path);
 	json_object_put(o);
@@ -332,17 +332,17 @@ policy_secret_read_checks_again(void **state)
 	setenv("TEST_NOT_SHARED", "must not be read", 1);
 	o = json_tokener_parse("{\"password_env\":\"ORDERSYNC_TEST_PW\"}");
 	s.opt.raw = o;
-	pw = dsink_secret(&s, "password", err, sizeof(err));
+	pw = sink_secret(&s, "password", err, sizeof(err));
 	assert_non_null(pw);
 	assert_string_equal(pw, "from env");
 	free(pw);
 	json_object_put(o);
 	o = json_tokener_parse("{\"password_env\":\"TEST_NOT_SHARED\"}");
 	s.opt.raw = o;
-	assert_null(dsink_secret(&s, "password", err, sizeof(err)));
+	assert_null(sink_secret(&s, "password", err, sizeof(err)));
 	assert_null(strstr(err, "must not be read"));
 	s.trusted = true;			/* the command line may */
-	pw = dsink_secret(&s, "password", err, sizeof(err));
+	pw = sink_secret(&s, "password", err, sizeof(err));
 	assert_non_null(pw);
 	free(pw);
 	json_object_put(o);
@@ -446,21 +446,21 @@ policy_redaction(void **state)
 	char		tiny[12];
 
 	(void) state;
-	dsink_redact_uri("https://user:pw@h.example:8443/x/y?token=abc&exchange=e&flag#frag", out, sizeof(out));
+	sink_redact_uri("https://user:pw@h.example:8443/x/y?token=abc&exchange=e&flag#frag", out, sizeof(out));
 	assert_string_equal(out, "https://h.example:8443/x/y?token=***&exchange=e&***");
-	dsink_redact_uri("amqp://ordersync@127.0.0.1:5672/%2f?exchange=orders", out, sizeof(out));
+	sink_redact_uri("amqp://ordersync@127.0.0.1:5672/%2f?exchange=orders", out, sizeof(out));
 	assert_string_equal(out, "amqp://127.0.0.1:5672/%2f?exchange=orders");
-	dsink_redact_uri("kafka://relay@b1:9092,b2:9092/orders", out, sizeof(out));
+	sink_redact_uri("kafka://relay@b1:9092,b2:9092/orders", out, sizeof(out));
 	assert_string_equal(out, "kafka://b1:9092,b2:9092/orders");
-	dsink_redact_uri("https://h/x?a=1&b=&exchange=", out, sizeof(out));
+	sink_redact_uri("https://h/x?a=1&b=&exchange=", out, sizeof(out));
 	assert_string_equal(out, "https://h/x?a=***&b=***&exchange=");
-	dsink_redact_uri("https://h/x\n?q=\x01", out, sizeof(out));
+	sink_redact_uri("https://h/x\n?q=\x01", out, sizeof(out));
 	assert_string_equal(out, "https://h/x??q=***");
-	dsink_redact_uri("https://h/", out, sizeof(out));
+	sink_redact_uri("https://h/", out, sizeof(out));
 	assert_string_equal(out, "https://h/");
-	dsink_redact_uri("https://a@b@h/x", out, sizeof(out));
+	sink_redact_uri("https://a@b@h/x", out, sizeof(out));
 	assert_string_equal(out, "https://h/x");
-	dsink_redact_uri("https://h.example/x?token=abcdef", tiny, sizeof(tiny));
+	sink_redact_uri("https://h.example/x?token=abcdef", tiny, sizeof(tiny));
 	assert_int_equal(strlen(tiny), sizeof(tiny) - 1);
 	assert_null(strstr(tiny, "abc"));
 }
@@ -570,7 +570,7 @@ policy_default_deny_list(void **state)
 		"127.0.0.1", "::1", "10.0.0.1", "192.168.1.1", "8.8.8.8", "2001:db8::1",
 		"100.100.100.201", "fd00::1", NULL
 	};
-	const struct dsink_policy *p = dsink_default_policy();
+	const struct sink_policy *p = sink_default_policy();
 	struct sockaddr_storage ss;
 
 	(void) state;
@@ -580,13 +580,13 @@ policy_default_deny_list(void **state)
 	for (int i = 0; denied[i]; i++)
 	{
 		sa_of(denied[i], &ss);
-		if (dsink_denied(p, (struct sockaddr *) &ss) == NULL)
+		if (sink_denied(p, (struct sockaddr *) &ss) == NULL)
 			fail_msg("%s is not denied by default", denied[i]);
 	}
 	for (int i = 0; fine[i]; i++)
 	{
 		sa_of(fine[i], &ss);
-		if (dsink_denied(p, (struct sockaddr *) &ss) != NULL)
+		if (sink_denied(p, (struct sockaddr *) &ss) != NULL)
 			fail_msg("%s is denied by default", fine[i]);
 	}
 }
@@ -619,7 +619,7 @@ policy_static_networks(void **state)
 static void
 policy_check_peer(void **state)
 {
-	struct dsink s;
+	struct sink s;
 	struct sockaddr_storage ss;
 	char		why[1024];
 
@@ -628,26 +628,26 @@ policy_check_peer(void **state)
 	s.name = (char *) "wms";
 	s.policy = &db;
 	sa_of("169.254.169.254", &ss);
-	assert_int_equal(dsink_check_peer(&s, (struct sockaddr *) &ss, why, sizeof(why)), -1);
+	assert_int_equal(sink_check_peer(&s, (struct sockaddr *) &ss, why, sizeof(why)), -1);
 	assert_non_null(strstr(why, "sink \"wms\": refused to connect to 169.254.169.254: it is in "
 						   "169.254.0.0/16"));
 	assert_non_null(strstr(why, "--deny-networks"));
 	sa_of("::ffff:169.254.169.254", &ss);
-	assert_int_equal(dsink_check_peer(&s, (struct sockaddr *) &ss, why, sizeof(why)), -1);
+	assert_int_equal(sink_check_peer(&s, (struct sockaddr *) &ss, why, sizeof(why)), -1);
 	sa_of("10.0.0.1", &ss);
-	assert_int_equal(dsink_check_peer(&s, (struct sockaddr *) &ss, why, sizeof(why)), 0);
+	assert_int_equal(sink_check_peer(&s, (struct sockaddr *) &ss, why, sizeof(why)), 0);
 	/* admitted for clear text on this machine: held to it */
 	s.loopback_only = true;
-	assert_int_equal(dsink_check_peer(&s, (struct sockaddr *) &ss, why, sizeof(why)), -1);
+	assert_int_equal(sink_check_peer(&s, (struct sockaddr *) &ss, why, sizeof(why)), -1);
 	assert_non_null(strstr(why, "personal data in clear text"));
 	sa_of("127.0.0.2", &ss);
-	assert_int_equal(dsink_check_peer(&s, (struct sockaddr *) &ss, why, sizeof(why)), 0);
+	assert_int_equal(sink_check_peer(&s, (struct sockaddr *) &ss, why, sizeof(why)), 0);
 	sa_of("::1", &ss);
-	assert_int_equal(dsink_check_peer(&s, (struct sockaddr *) &ss, why, sizeof(why)), 0);
+	assert_int_equal(sink_check_peer(&s, (struct sockaddr *) &ss, why, sizeof(why)), 0);
 	/* a sink without a policy gets the default one */
 	s.policy = NULL;
 	sa_of("fd00:ec2::254", &ss);
-	assert_int_equal(dsink_check_peer(&s, (struct sockaddr *) &ss, why, sizeof(why)), -1);
+	assert_int_equal(sink_check_peer(&s, (struct sockaddr *) &ss, why, sizeof(why)), -1);
 }
 
 /* ---- the connect hooks of the sinks, against a local listener ----------- */
@@ -676,32 +676,32 @@ listener(int *port)
  * again meanwhile: every attempt must be refused.
  */
 static bool
-connected_while_delivering(const struct dsink_policy *p, const char *uri, const char *opts,
+connected_while_delivering(const struct sink_policy *p, const char *uri, const char *opts,
 						   int lfd, int ms)
 {
-	struct deliver dl;
+	struct delivery dl;
 	char		err[ERRLEN];
 	bool		got = false;
 	int64_t		end;
 
-	deliver_init(&dl, "host=/nonexistent-ordersync port=1 dbname=none connect_timeout=1", 1 << 20, p);
-	if (deliver_add_cli_sink(&dl, uri, opts, err, sizeof(err)) != 0)
+	delivery_init(&dl, "host=/nonexistent-ordersync port=1 dbname=none connect_timeout=1", 1 << 20, p);
+	if (delivery_add_cli_sink(&dl, uri, opts, err, sizeof(err)) != 0)
 		fail_msg("%s: %s", uri, err);
-	deliver_event(&dl, 100, 0, "0/1/1", "order.paid", "order/1", "{\"data\":{}}", 11);
-	deliver_commit(&dl, 100, 0);
-	end = dsink_now_ms() + ms;
-	while (dsink_now_ms() < end && !got)
+	delivery_event(&dl, 100, "0/1/1", "order.paid", "order/1", "{\"data\":{}}", 11);
+	delivery_commit(&dl, 100);
+	end = sink_now_ms() + ms;
+	while (sink_now_ms() < end && !got)
 	{
 		int			c;
 
-		deliver_pump(&dl, 20);
+		delivery_pump(&dl, 20);
 		if ((c = accept(lfd, NULL, NULL)) >= 0)
 		{
 			got = true;
 			close(c);
 		}
 	}
-	deliver_free(&dl);
+	delivery_free(&dl);
 	return got;
 }
 
@@ -710,7 +710,7 @@ policy_connect_hooks(void **state)
 {
 	static const char *const kinds[] = {"http://localhost:%d/hook", "kafka://localhost:%d/orders",
 	"amqp://guest@localhost:%d/%%2f?exchange=orders"};
-	struct dsink_policy deny_local = db;
+	struct sink_policy deny_local = db;
 	char		err[256],
 				uri[128];
 	int			port,

@@ -155,38 +155,28 @@ relay_stop_policy_and_raw_rows(void **state)
 	assert_true(R.durable_end == 0x930);
 }
 
-/* A stream that keeps pausing is synced in batches at most every 2 ms. */
+/* A flush makes durable what was committed before it, in the background. */
 static void
-relay_syncs_no_closer_than_the_gap(void **state)
+relay_confirms_what_the_flush_covered(void **state)
 {
-	bool		advanced;
+	bool		advanced = false;
 
 	(void) state;
-	assert_false(relay_sync_due(&R));
-	assert_int_equal(relay_sync_wait_ms(&R), -1);	/* nothing waits */
 	assert_int_equal(feed(B(13, "0/B00", "0/B30")), RELAY_OK);
 	assert_int_equal(feed(MSG("order.paid", "order/5")), RELAY_OK);
 	assert_int_equal(feed(C(13, "0/B00", "0/B30")), RELAY_OK);
-	assert_true(relay_sync_due(&R));	/* the first sync starts at once */
-	assert_int_equal(relay_sync_start(&R), RELAY_OK);
+	assert_true(relay_needs_sync(&R));
+	assert_int_equal(relay_flush(&R), RELAY_OK);
+	assert_false(relay_needs_sync(&R));
 	assert_int_equal(feed(B(14, "0/C00", "0/C30")), RELAY_OK);
 	assert_int_equal(feed(C(14, "0/C00", "0/C30")), RELAY_OK);
-	syncer_wait(&R.syncer);
-	assert_int_equal(relay_sync_poll(&R, &advanced), RELAY_OK);
+	for (int i = 0; i < 500 && !advanced; i++)
+	{
+		delivery_pump(&R.dl, 10);
+		assert_int_equal(relay_progress(&R, &advanced), RELAY_OK);
+	}
 	assert_true(advanced && R.durable_end == 0xB30);
-
-	/* the clock, not the test's speed, decides: the last sync "began" just now */
-	R.sync_started_usec = ts_mono_usec() + 10 * 1000000;
-	assert_false(relay_sync_due(&R));
-	assert_in_range(relay_sync_wait_ms(&R), 10000, 10003);
-	/* ... or 3 ms ago: the batch goes */
-	R.sync_started_usec = ts_mono_usec() - 3000;
-	assert_int_equal(relay_sync_wait_ms(&R), 0);
-	assert_true(relay_sync_due(&R));
-	assert_int_equal(relay_sync_start(&R), RELAY_OK);
-	assert_int_equal(relay_sync_wait_ms(&R), -1);	/* in flight: its end wakes the loop */
-	syncer_wait(&R.syncer);
-	assert_int_equal(relay_sync_poll(&R, &advanced), RELAY_OK);
+	assert_int_equal(relay_sync(&R), RELAY_OK);
 	assert_true(R.durable_end == 0xC30);
 }
 
@@ -201,7 +191,7 @@ group_relay(void)
 		cmocka_unit_test_setup_teardown(relay_idle_advance_only_when_clean, setup_default, teardown),
 		cmocka_unit_test_setup_teardown(relay_abort_cuts_open_transaction, setup_default, teardown),
 		cmocka_unit_test_setup_teardown(relay_stop_policy_and_raw_rows, setup_raw_stop, teardown),
-		cmocka_unit_test_setup_teardown(relay_syncs_no_closer_than_the_gap, setup_default, teardown),
+		cmocka_unit_test_setup_teardown(relay_confirms_what_the_flush_covered, setup_default, teardown),
 	};
 
 	return cmocka_run_group_tests_name("relay", tests, NULL, NULL);

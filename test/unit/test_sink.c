@@ -1,6 +1,8 @@
 /*
- * test_sink.c — the file sink: crash leftovers trimmed on open, rewind to
- * the last whole transaction, and errors that say what to fix.
+ * test_sink.c — the file sink through the sink interface (sink_file.c):
+ * crash leftovers trimmed on open, an unfinished transaction cut off, a
+ * sync that reports durable only what was committed before it began, and
+ * errors that say what to fix.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -59,106 +61,213 @@ write_file(const char *path, const char *text)
 	fclose(f);
 }
 
+/* A file or stdout sink opened through its ops, reporting into h. */
+struct fsink
+{
+	struct sink s;
+	struct sink_host h;
+};
+
+static int
+fs_open(struct fsink *f, const char *spec, char *err)
+{
+	memset(f, 0, sizeof(*f));
+	sink_host_init(&f->h);
+	f->s.name = (char *) spec;
+	f->s.uri = (char *) spec;
+	f->s.ops = &sink_file_ops;
+	return sink_file_ops.open(&f->s, &f->h, err, 512);
+}
+
+static void
+fs_close(struct fsink *f)
+{
+	if (f->s.state)
+		sink_file_ops.close(&f->s);
+	sink_host_free(&f->h);
+}
+
+static void
+fs_line(struct fsink *f, const char *text)
+{
+	struct sink_event ev = {.id = "0/1/1",.type = "t",.subject = "s",.body = text,
+	.body_len = strlen(text)};
+
+	assert_int_equal(sink_file_ops.submit(&f->s, &ev), SINK_TAKEN);
+}
+
+/*
+ * Flush and wait until the sink reports durable or fatal; returns the
+ * durable LSN, or 0 on a fatal report (its reason in why).
+ */
+static uint64_t
+fs_sync(struct fsink *f, char *why, size_t whylen)
+{
+	for (int round = 0; round < 2000; round++)
+	{
+		struct pollset ps = {0};
+		int			timeout = 100;
+
+		if (round == 0)
+			sink_file_ops.flush(&f->s);
+		for (int i = 0; i < f->h.n; i++)
+		{
+			struct sink_result *r = &f->h.results[i];
+			uint64_t	lsn = r->lsn;
+
+			if (r->what == SINK_FATAL)
+				snprintf(why, whylen, "%s", sink_host_why(&f->h, r));
+			sink_host_clear(&f->h);
+			pollset_free(&ps);
+			return r->what == SINK_DURABLE ? lsn : 0;
+		}
+		sink_file_ops.prepare(&f->s, &ps, &timeout);
+		(void) poll(ps.fds, (nfds_t) ps.n, timeout);
+		sink_file_ops.poll(&f->s, &ps);
+		pollset_free(&ps);
+	}
+	fail_msg("no durable or fatal report");
+	return 0;
+}
+
 static void
 sink_trims_partial_last_line(void **state)
 {
 	char		path[128],
 				spec[140],
 				err[512];
-	struct sink s;
+	struct fsink f;
 
 	(void) state;
 	snprintf(path, sizeof(path), "%s/a.jsonl", dir);
 	snprintf(spec, sizeof(spec), "file:%s", path);
 	write_file(path, "{\"a\":1}\n{\"b\":2}\n{\"c\":");
-	assert_int_equal(sink_open(&s, spec, err, sizeof(err)), 0);
+	assert_int_equal(fs_open(&f, spec, err), 0);
 	assert_string_equal(slurp(path), "{\"a\":1}\n{\"b\":2}\n");
-	assert_int_equal(sink_append(&s, "{\"d\":4}\n", 8, err, sizeof(err)), 0);
-	assert_int_equal(sink_sync(&s, err, sizeof(err)), 0);
+	fs_line(&f, "{\"d\":4}");
+	sink_file_ops.commit(&f.s, 0x10);
+	assert_int_equal(fs_sync(&f, err, sizeof(err)), 0x10);
 	assert_string_equal(slurp(path), "{\"a\":1}\n{\"b\":2}\n{\"d\":4}\n");
-	sink_close(&s);
+	fs_close(&f);
 
 	write_file(path, "no newline at all");
-	assert_int_equal(sink_open(&s, spec, err, sizeof(err)), 0);
+	assert_int_equal(fs_open(&f, spec, err), 0);
 	assert_string_equal(slurp(path), "");
-	sink_close(&s);
+	fs_close(&f);
 }
 
 static void
-sink_rewind_to_last_commit(void **state)
+sink_abort_cuts_to_last_commit(void **state)
 {
 	char		path[128],
 				spec[140],
 				err[512];
-	struct sink s;
+	struct fsink f;
 	char		big[1000];
 
 	(void) state;
 	snprintf(path, sizeof(path), "%s/b.jsonl", dir);
 	snprintf(spec, sizeof(spec), "file:%s", path);
-	assert_int_equal(sink_open(&s, spec, err, sizeof(err)), 0);
-	assert_int_equal(sink_append(&s, "t1\n", 3, err, sizeof(err)), 0);
-	sink_mark_commit(&s);
-	assert_int_equal(sink_append(&s, "t2a\n", 4, err, sizeof(err)), 0);
-	/* rewind inside the queue */
-	assert_int_equal(sink_rewind(&s, err, sizeof(err)), 0);
-	assert_int_equal(sink_sync(&s, err, sizeof(err)), 0);
+	assert_int_equal(fs_open(&f, spec, err), 0);
+	fs_line(&f, "t1");
+	sink_file_ops.commit(&f.s, 0x100);
+	fs_line(&f, "t2a");
+	/* cut inside the queue */
+	sink_file_ops.abort(&f.s);
+	assert_int_equal(fs_sync(&f, err, sizeof(err)), 0x100);
 	assert_string_equal(slurp(path), "t1\n");
 
-	/* rewind of bytes already written (a big transaction streamed out) */
+	/* cut of bytes already written (a big transaction streamed out) */
 	memset(big, 'x', sizeof(big) - 1);
-	big[sizeof(big) - 1] = '\n';
+	big[sizeof(big) - 1] = '\0';
 	for (int i = 0; i < 400; i++)
-		assert_int_equal(sink_append(&s, big, sizeof(big), err, sizeof(err)), 0);
-	assert_true(sink_pending(&s) < 300 * 1024);	/* written out in chunks */
-	assert_int_equal(sink_rewind(&s, err, sizeof(err)), 0);
-	assert_int_equal(sink_sync(&s, err, sizeof(err)), 0);
+		fs_line(&f, big);
+	sink_file_ops.abort(&f.s);
+	sink_file_ops.commit(&f.s, 0x100);
+	assert_int_equal(fs_sync(&f, err, sizeof(err)), 0x100);
 	assert_string_equal(slurp(path), "t1\n");
-	sink_close(&s);
+	fs_close(&f);
+}
+
+/* A sync covers the commits before it began, not those that came meanwhile. */
+static void
+sink_durable_is_what_the_sync_covered(void **state)
+{
+	char		path[128],
+				spec[140],
+				err[512];
+	struct fsink f;
+
+	(void) state;
+	snprintf(path, sizeof(path), "%s/c.jsonl", dir);
+	snprintf(spec, sizeof(spec), "file:%s", path);
+	assert_int_equal(fs_open(&f, spec, err), 0);
+	fs_line(&f, "a");
+	sink_file_ops.commit(&f.s, 0x200);
+	sink_file_ops.flush(&f.s);	/* the sync of 0x200 begins */
+	fs_line(&f, "b");
+	sink_file_ops.commit(&f.s, 0x300);	/* after it began */
+	/* the first report is 0x200; asking again brings 0x300 */
+	assert_int_equal(fs_sync(&f, err, sizeof(err)), 0x200);
+	assert_int_equal(fs_sync(&f, err, sizeof(err)), 0x300);
+	fs_close(&f);
 }
 
 static void
 sink_bad_path_says_what_to_do(void **state)
 {
-	struct sink s;
+	struct fsink f;
 	char		err[512];
 	char		spec[160];
 
 	(void) state;
 	snprintf(spec, sizeof(spec), "file:%s/missing-dir/x.jsonl", dir);
-	assert_int_equal(sink_open(&s, spec, err, sizeof(err)), -1);
+	assert_int_equal(fs_open(&f, spec, err), -1);
 	assert_non_null(strstr(err, "create it or fix --sink"));
-	sink_close(&s);
+	sink_host_free(&f.h);
 
 	snprintf(spec, sizeof(spec), "file:%s", dir);
-	assert_int_equal(sink_open(&s, spec, err, sizeof(err)), -1);
+	assert_int_equal(fs_open(&f, spec, err), -1);
 	assert_non_null(strstr(err, "directory"));
-	sink_close(&s);
+	sink_host_free(&f.h);
 
-	assert_int_equal(sink_open(&s, "kafka:x", err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "--sink=stdout or --sink=file:"));
-	sink_close(&s);
+	assert_null(sink_kind_for("kafka:x"));
+	assert_ptr_equal(sink_kind_for("stdout"), &sink_file_ops);
 }
 
 static void
 sink_disk_full_says_what_to_do(void **state)
 {
-	struct sink s;
-	char		err[512];
+	struct fsink f;
+	char		err[512],
+				why[512] = "";
+	int			full,
+				saved;
+	uint64_t	lsn;
 
 	(void) state;
-	/* /dev/full: every write fails with ENOSPC */
+	/* /dev/full as stdout: every write fails with ENOSPC */
 	if (access("/dev/full", W_OK) != 0)
 		skip();
-	s = (struct sink) {0};
-	assert_int_equal(sink_open(&s, "stdout", err, sizeof(err)), 0);
-	s.fd = open("/dev/full", O_WRONLY);
-	assert_true(s.fd >= 0);
-	assert_int_equal(sink_append(&s, "x\n", 2, err, sizeof(err)), 0);
-	assert_int_equal(sink_sync(&s, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "disk is full"));
-	close(s.fd);
-	sink_close(&s);
+	fflush(stdout);
+	full = open("/dev/full", O_WRONLY);
+	saved = dup(STDOUT_FILENO);
+	assert_true(full >= 0 && saved >= 0);
+	dup2(full, STDOUT_FILENO);
+	if (fs_open(&f, "stdout", err) == 0)
+	{
+		fs_line(&f, "x");
+		sink_file_ops.commit(&f.s, 0x10);
+		lsn = fs_sync(&f, why, sizeof(why));
+		fs_close(&f);
+	}
+	else
+		lsn = 1;
+	dup2(saved, STDOUT_FILENO);
+	close(saved);
+	close(full);
+	assert_int_equal(lsn, 0);
+	assert_non_null(strstr(why, "disk is full"));
 }
 
 int
@@ -166,7 +275,8 @@ group_sink(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(sink_trims_partial_last_line),
-		cmocka_unit_test(sink_rewind_to_last_commit),
+		cmocka_unit_test(sink_abort_cuts_to_last_commit),
+		cmocka_unit_test(sink_durable_is_what_the_sync_covered),
 		cmocka_unit_test(sink_bad_path_says_what_to_do),
 		cmocka_unit_test(sink_disk_full_says_what_to_do),
 	};

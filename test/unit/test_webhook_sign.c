@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "unit.h"
-#include "dsink_policy.h"
+#include "sink_policy.h"
 #include "sink_webhook_sign.h"
 
 /* The vector from the Standard Webhooks specification and its libraries. */
@@ -104,27 +104,27 @@ webhook_status_classes(void **state)
 }
 
 /*
- * What a refusal keeps of the receiver's answer: at most DSINK_EXCERPT_MAX
+ * What a refusal keeps of the receiver's answer: at most SINK_EXCERPT_MAX
  * bytes, printable ASCII only, on one line.
  */
 static void
 webhook_printable_snippet(void **state)
 {
-	char		out[DSINK_EXCERPT_MAX + 1];
+	char		out[SINK_EXCERPT_MAX + 1];
 	char		big[300];
 
 	(void) state;
-	dsink_excerpt("bad\r\nrequest\n", 13, out, sizeof(out));
+	sink_excerpt("bad\r\nrequest\n", 13, out, sizeof(out));
 	assert_string_equal(out, "bad  request");
-	dsink_excerpt("caf\xc3\xa9 \x01\x7f.", 9, out, sizeof(out));
+	sink_excerpt("caf\xc3\xa9 \x01\x7f.", 9, out, sizeof(out));
 	assert_string_equal(out, "caf?? ??.");
-	dsink_excerpt("", 0, out, sizeof(out));
+	sink_excerpt("", 0, out, sizeof(out));
 	assert_string_equal(out, "");
 	/* an internal service's long answer: only the first 64 bytes */
 	memset(big, 'x', sizeof(big));
-	assert_int_equal(dsink_excerpt(big, sizeof(big), out, sizeof(out)), DSINK_EXCERPT_MAX);
+	assert_int_equal(sink_excerpt(big, sizeof(big), out, sizeof(out)), SINK_EXCERPT_MAX);
 	assert_int_equal(strlen(out), 64);
-	dsink_excerpt("0123456789abcdef", 16, out, 11);
+	sink_excerpt("0123456789abcdef", 16, out, 11);
 	assert_string_equal(out, "0123456789");
 	assert_string_equal(wh_status_text(404), "Not Found");
 	assert_string_equal(wh_status_text(599), "server error");

@@ -20,7 +20,7 @@ int group_sink(void);
 int group_relay(void);
 int group_pgerr(void);
 int group_webhook_sign(void);
-int group_deliver(void);
+int group_delivery(void);
 int group_policy(void);
 int group_control(void);
 

@@ -1,5 +1,5 @@
 /*
- * dsink_policy.h — what a delivery sink may do, and the helpers the sinks
+ * sink_policy.h — what a delivery sink may do, and the helpers the sinks
  * use to keep to it (see "What the database may configure" in
  * doc/sinks.md).
  *
@@ -8,30 +8,30 @@
  * A sink in ordersync.sink was chosen by any ordersync_admin, who must not
  * gain powers on that host through it: run a command, load a library, read
  * a file or an environment variable the relay was not told to share, reach
- * the cloud metadata service, or turn TLS off. dsink_check() (dsink.h)
+ * the cloud metadata service, or turn TLS off. sink_check() (sink.h)
  * enforces that before a sink opens; the connect-time hooks of the sinks
- * (dsink_check_peer) enforce the network rules again on the address the
+ * (sink_check_peer) enforce the network rules again on the address the
  * library actually connects to, so DNS cannot get around them.
  */
-#ifndef ORDERSYNCD_DSINK_POLICY_H
-#define ORDERSYNCD_DSINK_POLICY_H
+#ifndef ORDERSYNCD_SINK_POLICY_H
+#define ORDERSYNCD_SINK_POLICY_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
 
-#include "dsink.h"
+#include "sink.h"
 
 /* Cloud metadata (AWS, GCP, Azure, Alibaba, AWS over IPv6), link-local,
  * unspecified, multicast and broadcast: never a delivery target. */
-#define DSINK_DEFAULT_DENY "169.254.0.0/16,0.0.0.0/8,224.0.0.0/4,255.255.255.255/32," \
+#define SINK_DEFAULT_DENY "169.254.0.0/16,0.0.0.0/8,224.0.0.0/4,255.255.255.255/32," \
 	"100.100.100.200/32,fe80::/10,::/128,ff00::/8,fd00:ec2::254/128"
-#define DSINK_DEFAULT_ENV_PREFIX "ORDERSYNC_"
+#define SINK_DEFAULT_ENV_PREFIX "ORDERSYNC_"
 
 /* Bytes of text from another system (an HTTP body, a broker's reply text)
  * kept in a dead letter: enough to recognise the error, too little to read
  * a service's answer through ordersync.dead_letter. */
-#define DSINK_EXCERPT_MAX 64
+#define SINK_EXCERPT_MAX 64
 
 /* "10.0.0.0/8", "fd00::/8", "192.0.2.1" (= /32). 0, or -1 with err. */
 int			netmask_parse(const char *text, struct netmask *m, char *err, size_t errlen);
@@ -51,7 +51,7 @@ bool		netmask_contains(const struct netmask *m, const struct sockaddr *sa);
 void		netmask_format(const struct netmask *m, char *out, size_t outlen);
 
 /* The first mask of the policy's deny list that holds sa, or NULL. */
-const struct netmask *dsink_denied(const struct dsink_policy *p, const struct sockaddr *sa);
+const struct netmask *sink_denied(const struct sink_policy *p, const struct sockaddr *sa);
 
 /*
  * May s connect to sa? Checked by each sink on the address it is about to
@@ -61,15 +61,15 @@ const struct netmask *dsink_denied(const struct dsink_policy *p, const struct so
  * machine (s->loopback_only). 0, or -1 with why saying which address,
  * which rule, and what to change. Safe to call from any thread.
  */
-int			dsink_check_peer(const struct dsink *s, const struct sockaddr *sa,
+int			sink_check_peer(const struct sink *s, const struct sockaddr *sa,
 							 char *why, size_t whylen);
 
 /*
- * Resolve host and check every address with dsink_check_peer: for a
+ * Resolve host and check every address with sink_check_peer: for a
  * library that connects by name with no hook before its connect
  * (rabbitmq-c). 0, or -1 with why (also when host does not resolve).
  */
-int			dsink_check_host(const struct dsink *s, const char *host, int port,
+int			sink_check_host(const struct sink *s, const char *host, int port,
 							 char *why, size_t whylen);
 
 /*
@@ -79,34 +79,34 @@ int			dsink_check_host(const struct dsink *s, const char *host, int port,
  * directory. resolved gets what to use: the variable's name, or the file's
  * resolved path. 0, or -1 with err.
  */
-int			dsink_reference(const struct dsink *s, const char *key, const char *value,
+int			sink_reference(const struct sink *s, const char *key, const char *value,
 							char *resolved, size_t resolvedlen, char *err, size_t errlen);
 
 /*
  * Text another system sent, made safe to keep: at most outsize - 1 bytes
- * (callers pass DSINK_EXCERPT_MAX + 1 for server answers), printable ASCII
+ * (callers pass SINK_EXCERPT_MAX + 1 for server answers), printable ASCII
  * only: tabs and line breaks become spaces, other bytes '?', trailing
  * spaces dropped. Returns the length written.
  */
-size_t		dsink_excerpt(const char *in, size_t len, char *out, size_t outsize);
+size_t		sink_excerpt(const char *in, size_t len, char *out, size_t outsize);
 
 /*
- * Between dsink_policy.c (the checks), dsink_net.c (networks) and
- * dsink_uri.c (URI text); not for the sinks.
+ * Between sink_policy.c (the checks), sink_net.c (networks) and
+ * sink_uri.c (URI text); not for the sinks.
  */
-const struct dsink_policy *dsink_policy_of(const struct dsink *s);	/* never NULL */
-bool		dsink_is_loopback(const struct sockaddr *sa);
+const struct sink_policy *sink_policy_of(const struct sink *s);	/* never NULL */
+bool		sink_is_loopback(const struct sockaddr *sa);
 /* control, format or bidi characters, invalid UTF-8 */
-bool		dsink_has_bad_char(const char *text, size_t len);
-bool		dsink_uri_authority(const char *uri, const char **start, size_t *len);
-void		dsink_uri_hostport(const char *uri, const char **start, size_t *len);
+bool		sink_has_bad_char(const char *text, size_t len);
+bool		sink_uri_authority(const char *uri, const char **start, size_t *len);
+void		sink_uri_hostport(const char *uri, const char **start, size_t *len);
 /* fn on every host of uri (kafka lists several); the first non-zero result */
-int			dsink_for_each_host(const char *uri, int (*fn) (const char *host, void *arg), void *arg);
-bool		dsink_host_literal(const char *host, struct sockaddr_storage *ss);
-bool		dsink_ambiguous_ipv4(const char *host);
-bool		dsink_uri_all_loopback(const char *uri);
-bool		dsink_uri_secret_param(const char *uri, char *name, size_t namelen);
-bool		dsink_in_list(const char *const *list, const char *s);
-void		dsink_append(char *out, size_t outlen, size_t *o, const char *text, size_t len);
+int			sink_for_each_host(const char *uri, int (*fn) (const char *host, void *arg), void *arg);
+bool		sink_host_literal(const char *host, struct sockaddr_storage *ss);
+bool		sink_ambiguous_ipv4(const char *host);
+bool		sink_uri_all_loopback(const char *uri);
+bool		sink_uri_secret_param(const char *uri, char *name, size_t namelen);
+bool		sink_in_list(const char *const *list, const char *s);
+void		sink_append(char *out, size_t outlen, size_t *o, const char *text, size_t len);
 
 #endif

@@ -1,6 +1,6 @@
 /*
- * dsink_uri.c — the text of a sink's URI and of what other systems answer
- * (see dsink_policy.h): hosts and their literal forms, secret-looking query
+ * sink_uri.c — the text of a sink's URI and of what other systems answer
+ * (see sink_policy.h): hosts and their literal forms, secret-looking query
  * parameters, redaction for logs and metric labels, and the short, printable
  * excerpt of an answer that a dead letter may keep.
  */
@@ -9,13 +9,13 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "dsink_policy.h"
+#include "sink_policy.h"
 #include "log.h"
 
 /* ---- text from other systems -------------------------------------------- */
 
 size_t
-dsink_excerpt(const char *in, size_t len, char *out, size_t outsize)
+sink_excerpt(const char *in, size_t len, char *out, size_t outsize)
 {
 	size_t		n,
 				i;
@@ -58,7 +58,7 @@ bad_codepoint(unsigned int cp)
 }
 
 bool
-dsink_has_bad_char(const char *text, size_t len)
+sink_has_bad_char(const char *text, size_t len)
 {
 	const unsigned char *p = (const unsigned char *) text;
 	size_t		i = 0;
@@ -88,7 +88,7 @@ dsink_has_bad_char(const char *text, size_t len)
 
 /* The authority ("user@host:port", kafka "user@h1:p1,h2:p2") of uri. */
 bool
-dsink_uri_authority(const char *uri, const char **start, size_t *len)
+sink_uri_authority(const char *uri, const char **start, size_t *len)
 {
 	const char *p = strstr(uri, "://");
 
@@ -101,12 +101,12 @@ dsink_uri_authority(const char *uri, const char **start, size_t *len)
 
 /* The part of the authority after the userinfo. */
 void
-dsink_uri_hostport(const char *uri, const char **start, size_t *len)
+sink_uri_hostport(const char *uri, const char **start, size_t *len)
 {
 	const char *a;
 	size_t		alen;
 
-	if (!dsink_uri_authority(uri, &a, &alen))
+	if (!sink_uri_authority(uri, &a, &alen))
 	{
 		*start = uri;
 		*len = 0;
@@ -160,13 +160,13 @@ pct_decode(const char *in, size_t len, char *out, size_t outsize)
  * nonzero return of fn and returns it.
  */
 int
-dsink_for_each_host(const char *uri, int (*fn) (const char *host, void *arg), void *arg)
+sink_for_each_host(const char *uri, int (*fn) (const char *host, void *arg), void *arg)
 {
 	const char *hp;
 	size_t		hplen;
 	size_t		pos = 0;
 
-	dsink_uri_hostport(uri, &hp, &hplen);
+	sink_uri_hostport(uri, &hp, &hplen);
 	while (pos <= hplen)
 	{
 		size_t		len = 0;
@@ -208,7 +208,7 @@ dsink_for_each_host(const char *uri, int (*fn) (const char *host, void *arg), vo
  * takes (127.1, 2130706433 and 0x7f.1 are all 127.0.0.1).
  */
 bool
-dsink_host_literal(const char *host, struct sockaddr_storage *ss)
+sink_host_literal(const char *host, struct sockaddr_storage *ss)
 {
 	memset(ss, 0, sizeof(*ss));
 	if (strchr(host, ':'))
@@ -242,14 +242,14 @@ host_not_loopback(const char *host, void *arg)
 	/* a name that is not loopback after all is refused by the connect hooks */
 	if (strcasecmp(host, "localhost") == 0 || strcasecmp(host, "localhost.") == 0)
 		return 0;
-	return !(dsink_host_literal(host, &ss) && dsink_is_loopback((struct sockaddr *) &ss));
+	return !(sink_host_literal(host, &ss) && sink_is_loopback((struct sockaddr *) &ss));
 }
 
 /* Every host of uri is this machine: localhost or a loopback literal. */
 bool
-dsink_uri_all_loopback(const char *uri)
+sink_uri_all_loopback(const char *uri)
 {
-	return dsink_for_each_host(uri, host_not_loopback, NULL) == 0;
+	return sink_for_each_host(uri, host_not_loopback, NULL) == 0;
 }
 
 /*
@@ -258,7 +258,7 @@ dsink_uri_all_loopback(const char *uri)
  * what the database shows is the address the relay connects to.
  */
 bool
-dsink_ambiguous_ipv4(const char *host)
+sink_ambiguous_ipv4(const char *host)
 {
 	const char *p = host;
 	int			parts = 0;
@@ -306,7 +306,7 @@ static const char *const secret_suffixes[] = {
 };
 
 bool
-dsink_in_list(const char *const *list, const char *s)
+sink_in_list(const char *const *list, const char *s)
 {
 	for (int i = 0; list[i]; i++)
 		if (strcmp(list[i], s) == 0)
@@ -320,7 +320,7 @@ secret_param_name(const char *name)
 {
 	size_t		n = strlen(name);
 
-	if (dsink_in_list(secret_params, name))
+	if (sink_in_list(secret_params, name))
 		return true;
 	for (int i = 0; secret_suffixes[i]; i++)
 	{
@@ -335,7 +335,7 @@ secret_param_name(const char *name)
 
 /* The first query parameter of uri named like a secret, into name; or false. */
 bool
-dsink_uri_secret_param(const char *uri, char *name, size_t namelen)
+sink_uri_secret_param(const char *uri, char *name, size_t namelen)
 {
 	const char *q = strchr(uri, '?');
 
@@ -376,7 +376,7 @@ dsink_uri_secret_param(const char *uri, char *name, size_t namelen)
 
 /* out += text, as far as it fits */
 void
-dsink_append(char *out, size_t outlen, size_t *o, const char *text, size_t len)
+sink_append(char *out, size_t outlen, size_t *o, const char *text, size_t len)
 {
 	for (size_t i = 0; i < len && *o + 1 < outlen; i++)
 	{
@@ -388,7 +388,7 @@ dsink_append(char *out, size_t outlen, size_t *o, const char *text, size_t len)
 }
 
 void
-dsink_redact_uri(const char *uri, char *out, size_t outlen)
+sink_redact_uri(const char *uri, char *out, size_t outlen)
 {
 	const char *scheme_end = strstr(uri, "://");
 	const char *hp,
@@ -401,38 +401,38 @@ dsink_redact_uri(const char *uri, char *out, size_t outlen)
 	out[0] = '\0';
 	if (scheme_end)
 	{
-		dsink_append(out, outlen, &o, uri, (size_t) (scheme_end + 3 - uri));
-		dsink_uri_hostport(uri, &hp, &hplen);
-		dsink_append(out, outlen, &o, hp, hplen);
+		sink_append(out, outlen, &o, uri, (size_t) (scheme_end + 3 - uri));
+		sink_uri_hostport(uri, &hp, &hplen);
+		sink_append(out, outlen, &o, hp, hplen);
 		rest = hp + hplen;
 	}
 	else
 		rest = uri;
 	/* the path as it is */
-	dsink_append(out, outlen, &o, rest, strcspn(rest, "?#"));
+	sink_append(out, outlen, &o, rest, strcspn(rest, "?#"));
 	rest += strcspn(rest, "?#");
 	if (*rest != '?')
 		return;					/* a fragment is never sent: left out */
 	rest++;
-	dsink_append(out, outlen, &o, "?", 1);
+	sink_append(out, outlen, &o, "?", 1);
 	while (*rest && *rest != '#')
 	{
 		size_t		len = strcspn(rest, "&#");
 		size_t		nlen = strcspn(rest, "=&#");
 
 		if (nlen < len && nlen == 8 && strncmp(rest, "exchange", 8) == 0)
-			dsink_append(out, outlen, &o, rest, len);
+			sink_append(out, outlen, &o, rest, len);
 		else if (nlen < len)
 		{
-			dsink_append(out, outlen, &o, rest, nlen);
-			dsink_append(out, outlen, &o, "=***", 4);
+			sink_append(out, outlen, &o, rest, nlen);
+			sink_append(out, outlen, &o, "=***", 4);
 		}
 		else
-			dsink_append(out, outlen, &o, "***", 3);	/* a bare parameter may be the secret */
+			sink_append(out, outlen, &o, "***", 3);	/* a bare parameter may be the secret */
 		rest += len;
 		if (*rest == '&')
 		{
-			dsink_append(out, outlen, &o, "&", 1);
+			sink_append(out, outlen, &o, "&", 1);
 			rest++;
 		}
 	}

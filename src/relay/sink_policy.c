@@ -1,6 +1,6 @@
 /*
- * dsink_policy.c — what a delivery sink may be configured to do (see
- * dsink_policy.h and "What the database may configure" in doc/sinks.md).
+ * sink_policy.c — what a delivery sink may be configured to do (see
+ * sink_policy.h and "What the database may configure" in doc/sinks.md).
  *
  * Every rule is an allowlist: the option keys of each sink kind, the
  * librdkafka properties a sink from the database may set, the environment
@@ -16,8 +16,8 @@
  * both: it is the operator's own list of places the relay never goes.
  *
  * The networks (netmasks, the deny list, connect-time checks) are in
- * dsink_net.c, the text of URIs and answers in dsink_uri.c; this file holds
- * the rules themselves and dsink_check().
+ * sink_net.c, the text of URIs and answers in sink_uri.c; this file holds
+ * the rules themselves and sink_check().
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -26,7 +26,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "dsink_policy.h"
+#include "sink_policy.h"
 #include "log.h"
 
 /* ---- option keys and types ------------------------------------------------ */
@@ -35,15 +35,6 @@ static const char *const common_keys[] = {
 	"max_attempts", "max_age_seconds", "backoff_min_ms", "backoff_max_ms", "timeout_ms",
 	"connect_timeout_ms", "max_in_flight", "drop_personal_data", NULL
 };
-static const char *const webhook_keys[] = {"secret_env", "secret_file", "ca_file", NULL};
-static const char *const kafka_keys[] = {
-	"password_env", "password_file", "ca_file", "cert_file", "key_file", "kafka", NULL
-};
-static const char *const amqp_keys[] = {
-	"password_env", "password_file", "ca_file", "cert_file", "key_file", "verify_peer",
-	"declare_exchange", "heartbeat_seconds", NULL
-};
-
 /* Options whose value is a non-empty string (names and paths). */
 static const char *const string_keys[] = {
 	"secret_env", "secret_file", "password_env", "password_file", "ca_file", "cert_file",
@@ -53,16 +44,6 @@ static const char *const string_keys[] = {
 static const char *const file_keys[] = {
 	"secret_file", "password_file", "ca_file", "cert_file", "key_file", NULL
 };
-
-static const char *const *
-kind_keys(const char *kind)
-{
-	if (strcmp(kind, "kafka") == 0)
-		return kafka_keys;
-	if (strcmp(kind, "amqp") == 0)
-		return amqp_keys;
-	return webhook_keys;
-}
 
 /* "a, b, c" */
 static void
@@ -74,15 +55,16 @@ join(const char *const *list, char *out, size_t outlen)
 	for (int i = 0; list[i]; i++)
 	{
 		if (i > 0)
-			dsink_append(out, outlen, &o, ", ", 2);
-		dsink_append(out, outlen, &o, list[i], strlen(list[i]));
+			sink_append(out, outlen, &o, ", ", 2);
+		sink_append(out, outlen, &o, list[i], strlen(list[i]));
 	}
 }
 
 static int
-check_keys(const struct dsink *s, const char *kind, char *err, size_t errlen)
+check_keys(const struct sink *s, char *err, size_t errlen)
 {
-	const char *const *own = kind_keys(kind);
+	const char *const *own = s->ops->option_keys;
+	const char *kind = s->ops->kind;
 
 	json_object_object_foreach(s->opt.raw, key, val)
 	{
@@ -90,7 +72,7 @@ check_keys(const struct dsink *s, const char *kind, char *err, size_t errlen)
 					b[256];
 
 		(void) val;
-		if (dsink_in_list(common_keys, key) || dsink_in_list(own, key))
+		if (sink_in_list(common_keys, key) || sink_in_list(own, key))
 			continue;
 		join(common_keys, a, sizeof(a));
 		join(own, b, sizeof(b));
@@ -122,7 +104,7 @@ clean_string(json_object *v)
 }
 
 static int
-check_types(const struct dsink *s, char *err, size_t errlen)
+check_types(const struct sink *s, char *err, size_t errlen)
 {
 	if (json_object_object_get_ex(s->opt.raw, "cert_file", NULL) !=
 		json_object_object_get_ex(s->opt.raw, "key_file", NULL))
@@ -133,14 +115,14 @@ check_types(const struct dsink *s, char *err, size_t errlen)
 	}
 	json_object_object_foreach(s->opt.raw, key, v)
 	{
-		if (dsink_in_list(string_keys, key) &&
+		if (sink_in_list(string_keys, key) &&
 			(!json_object_is_type(v, json_type_string) || !clean_string(v) ||
-			 (!s->trusted && dsink_has_bad_char(json_object_get_string(v),
+			 (!s->trusted && sink_has_bad_char(json_object_get_string(v),
 										  (size_t) json_object_get_string_len(v)))))
 		{
 			snprintf(err, errlen, "sink \"%s\": option \"%s\" must be a non-empty string "
 					 "without control characters, such as %s", s->name, key,
-					 dsink_in_list(file_keys, key) ? "\"/etc/ordersync/secrets/name\"" :
+					 sink_in_list(file_keys, key) ? "\"/etc/ordersync/secrets/name\"" :
 					 strcmp(key, "declare_exchange") == 0 ? "\"topic\"" : "\"ORDERSYNC_NAME\"");
 			return -1;
 		}
@@ -229,7 +211,7 @@ value_listed(const struct kafka_prop *p, const char *v)
 
 /* A property a sink from the database may not set at all. */
 static int
-check_kafka_name(const struct dsink *s, const char *key, char *err, size_t errlen)
+check_kafka_name(const struct sink *s, const char *key, char *err, size_t errlen)
 {
 	if (kafka_prop(key) == NULL)
 	{
@@ -240,8 +222,8 @@ check_kafka_name(const struct dsink *s, const char *key, char *err, size_t errle
 		for (const struct kafka_prop *q = kafka_props; q->name; q++)
 		{
 			if (o)
-				dsink_append(names, sizeof(names), &o, " ", 1);
-			dsink_append(names, sizeof(names), &o, q->name, strlen(q->name));
+				sink_append(names, sizeof(names), &o, " ", 1);
+			sink_append(names, sizeof(names), &o, q->name, strlen(q->name));
 		}
 		snprintf(err, errlen, "sink \"%s\": kafka property \"%.64s\" is not allowed for a sink "
 				 "from the database (librdkafka can run commands, load libraries and read files "
@@ -254,13 +236,13 @@ check_kafka_name(const struct dsink *s, const char *key, char *err, size_t errle
 
 /* The value of an allowed property of a sink from the database. */
 static int
-check_kafka_value(const struct dsink *s, const char *key, json_object *val,
+check_kafka_value(const struct sink *s, const char *key, json_object *val,
 				  char *err, size_t errlen)
 {
 	const struct kafka_prop *p = kafka_prop(key);
 	const char *v = json_object_get_string(val);
 
-	if (v == NULL || !clean_string(val) || dsink_has_bad_char(v, strlen(v)))
+	if (v == NULL || !clean_string(val) || sink_has_bad_char(v, strlen(v)))
 	{
 		snprintf(err, errlen, "sink \"%s\": kafka property \"%s\" has an empty value or one "
 				 "with a control or invisible character", s->name, key);
@@ -275,7 +257,7 @@ check_kafka_value(const struct dsink *s, const char *key, json_object *val,
 				 "database may set it to %s only", s->name, key, v, list);
 		return -1;
 	}
-	if (p->weakens && strcasecmp(v, p->weakens) == 0 && !dsink_policy_of(s)->allow_insecure)
+	if (p->weakens && strcasecmp(v, p->weakens) == 0 && !sink_policy_of(s)->allow_insecure)
 	{
 		snprintf(err, errlen, "sink \"%s\": kafka property \"%s\" = \"%s\" turns off a TLS "
 				 "check; a sink from the database may do that only when ordersyncd runs with "
@@ -288,7 +270,7 @@ check_kafka_value(const struct dsink *s, const char *key, json_object *val,
 
 /* A string property of the "kafka" object, or NULL. */
 static const char *
-kafka_string(const struct dsink *s, const char *key)
+kafka_string(const struct sink *s, const char *key)
 {
 	json_object *k,
 			   *v;
@@ -301,7 +283,7 @@ kafka_string(const struct dsink *s, const char *key)
 }
 
 static int
-check_kafka(const struct dsink *s, char *err, size_t errlen)
+check_kafka(const struct sink *s, char *err, size_t errlen)
 {
 	json_object *kopt;
 	const char *proto;
@@ -357,12 +339,12 @@ ends_with(const char *s, const char *suffix)
  * for sinks, never AWS_SECRET_ACCESS_KEY, PGPASSWORD or the like.
  */
 static int
-check_env_ref(const struct dsink *s, const char *key, const char *name, char *err, size_t errlen)
+check_env_ref(const struct sink *s, const char *key, const char *name, char *err, size_t errlen)
 {
-	const char *prefix = dsink_policy_of(s)->secret_env_prefix;
+	const char *prefix = sink_policy_of(s)->secret_env_prefix;
 
 	if (prefix == NULL)
-		prefix = DSINK_DEFAULT_ENV_PREFIX;
+		prefix = SINK_DEFAULT_ENV_PREFIX;
 	if (strncmp(name, prefix, strlen(prefix)) == 0 && strlen(name) > strlen(prefix) &&
 		strlen(name) <= 128 && strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 									  "0123456789_") == strlen(name))
@@ -391,10 +373,10 @@ has_dotdot(const char *path)
  * resolved gets the path (PATH_MAX bytes).
  */
 static int
-check_file_ref(const struct dsink *s, const char *key, const char *path, char *resolved,
+check_file_ref(const struct sink *s, const char *key, const char *path, char *resolved,
 			   char *err, size_t errlen)
 {
-	const char *dir = dsink_policy_of(s)->secret_dir;
+	const char *dir = sink_policy_of(s)->secret_dir;
 	char		rdir[PATH_MAX];
 	struct stat st;
 	size_t		n;
@@ -427,13 +409,13 @@ check_file_ref(const struct dsink *s, const char *key, const char *path, char *r
 }
 
 static int
-check_references(const struct dsink *s, char *err, size_t errlen)
+check_references(const struct sink *s, char *err, size_t errlen)
 {
 	json_object_object_foreach(s->opt.raw, key, v)
 	{
 		char		resolved[PATH_MAX];
 
-		if (dsink_in_list(file_keys, key))
+		if (sink_in_list(file_keys, key))
 		{
 			if (check_file_ref(s, key, json_object_get_string(v), resolved, err, errlen) != 0)
 				return -1;
@@ -446,7 +428,7 @@ check_references(const struct dsink *s, char *err, size_t errlen)
 }
 
 int
-dsink_reference(const struct dsink *s, const char *key, const char *value, char *resolved,
+sink_reference(const struct sink *s, const char *key, const char *value, char *resolved,
 				size_t resolvedlen, char *err, size_t errlen)
 {
 	char		r[PATH_MAX];
@@ -456,7 +438,7 @@ dsink_reference(const struct dsink *s, const char *key, const char *value, char 
 		snprintf(resolved, resolvedlen, "%s", value);
 		return 0;
 	}
-	if (dsink_in_list(file_keys, key))
+	if (sink_in_list(file_keys, key))
 	{
 		if (check_file_ref(s, key, value, r, err, errlen) != 0)
 			return -1;
@@ -477,7 +459,7 @@ host_form(const char *host, void *arg)
 
 	if (host[0] == '\0')
 		*what = "has no host: give a host name or address after \"//\"";
-	else if (dsink_ambiguous_ipv4(host))
+	else if (sink_ambiguous_ipv4(host))
 		*what = "has an IPv4 address in an ambiguous form: write it as four decimal numbers "
 			"without leading zeros, such as 192.0.2.10";
 	else
@@ -487,7 +469,7 @@ host_form(const char *host, void *arg)
 
 struct static_deny
 {
-	const struct dsink *s;
+	const struct sink *s;
 	char	   *err;
 	size_t		errlen;
 };
@@ -500,7 +482,7 @@ host_denied(const char *host, void *arg)
 	const struct netmask *m;
 	char		net[INET6_ADDRSTRLEN + 8];
 
-	if (!dsink_host_literal(host, &ss) || (m = dsink_denied(dsink_policy_of(sd->s), (struct sockaddr *) &ss)) == NULL)
+	if (!sink_host_literal(host, &ss) || (m = sink_denied(sink_policy_of(sd->s), (struct sockaddr *) &ss)) == NULL)
 		return 0;
 	netmask_format(m, net, sizeof(net));
 	snprintf(sd->err, sd->errlen, "sink \"%s\": host %s is in %s, a network ordersyncd never "
@@ -513,7 +495,7 @@ host_denied(const char *host, void *arg)
 /* ---- the URI, TLS and clear text ------------------------------------------ */
 
 static int
-check_uri(const struct dsink *s, char *err, size_t errlen)
+check_uri(const struct sink *s, char *err, size_t errlen)
 {
 	const char *a;
 	size_t		alen;
@@ -524,13 +506,13 @@ check_uri(const struct dsink *s, char *err, size_t errlen)
 	const char *hp;
 	size_t		hplen;
 
-	if (dsink_has_bad_char(s->uri, strlen(s->uri)))
+	if (sink_has_bad_char(s->uri, strlen(s->uri)))
 	{
 		snprintf(err, errlen, "sink \"%s\": the uri contains whitespace, a control character "
 				 "or an invisible one; %%-encode spaces (%%20) and remove the others", s->name);
 		return -1;
 	}
-	dsink_uri_hostport(s->uri, &hp, &hplen);
+	sink_uri_hostport(s->uri, &hp, &hplen);
 	if (memchr(hp, '%', hplen) != NULL)
 	{
 		snprintf(err, errlen, "sink \"%s\": the uri's host is %%-encoded (or has an IPv6 zone); "
@@ -538,12 +520,12 @@ check_uri(const struct dsink *s, char *err, size_t errlen)
 				 "the host as it is (international names in their xn-- form)", s->name);
 		return -1;
 	}
-	if (dsink_for_each_host(s->uri, host_form, &what) != 0)
+	if (sink_for_each_host(s->uri, host_form, &what) != 0)
 	{
 		snprintf(err, errlen, "sink \"%s\": the uri %s", s->name, what);
 		return -1;
 	}
-	if (dsink_uri_authority(s->uri, &a, &alen))
+	if (sink_uri_authority(s->uri, &a, &alen))
 	{
 		const char *at = NULL;
 
@@ -558,9 +540,9 @@ check_uri(const struct dsink *s, char *err, size_t errlen)
 			return -1;
 		}
 	}
-	if (dsink_uri_secret_param(s->uri, name, sizeof(name)))
+	if (sink_uri_secret_param(s->uri, name, sizeof(name)))
 	{
-		dsink_redact_uri(s->uri, shown, sizeof(shown));
+		sink_redact_uri(s->uri, shown, sizeof(shown));
 		snprintf(err, errlen, "sink \"%s\": the uri %s has a query parameter \"%s\", which looks "
 				 "like a secret; secrets are never stored in ordersync.sink: sign webhooks with "
 				 "secret_env/secret_file instead, or give this sink on the relay's command line",
@@ -571,12 +553,12 @@ check_uri(const struct dsink *s, char *err, size_t errlen)
 }
 
 static int
-check_tls(const struct dsink *s, const char *kind, char *err, size_t errlen)
+check_tls(const struct sink *s, const char *kind, char *err, size_t errlen)
 {
 	json_object *v;
 
 	if (strcmp(kind, "amqp") == 0 && json_object_object_get_ex(s->opt.raw, "verify_peer", &v) &&
-		!json_object_get_boolean(v) && !dsink_policy_of(s)->allow_insecure)
+		!json_object_get_boolean(v) && !sink_policy_of(s)->allow_insecure)
 	{
 		snprintf(err, errlen, "sink \"%s\": verify_peer false turns off the broker's "
 				 "certificate check; a sink from the database may do that only when ordersyncd "
@@ -588,40 +570,23 @@ check_tls(const struct dsink *s, const char *kind, char *err, size_t errlen)
 	return 0;
 }
 
-/* Does the sink send events unencrypted? */
-static bool
-clear_text(const struct dsink *s, const char *kind)
-{
-	if (strcmp(kind, "kafka") == 0)
-	{
-		const char *proto = kafka_string(s, "security.protocol");
-
-		/* librdkafka's default is plaintext */
-		return proto == NULL || strcasecmp(proto, "plaintext") == 0 ||
-			strcasecmp(proto, "sasl_plaintext") == 0;
-	}
-	if (strcmp(kind, "amqp") == 0)
-		return strncasecmp(s->uri, "amqps://", 8) != 0;
-	return strncasecmp(s->uri, "https://", 8) != 0;
-}
-
 /*
  * Personal data in clear text: a sink from the database may send it only
  * to this machine (and the connect hooks hold it to that); the command line
  * may do as it likes, with a warning.
  */
 static int
-check_clear_text(struct dsink *s, const char *kind, char *err, size_t errlen)
+check_clear_text(struct sink *s, char *err, size_t errlen)
 {
 	char		shown[512];
 
 	s->loopback_only = false;
-	if (s->opt.drop_personal_data || !clear_text(s, kind))
+	if (s->opt.drop_personal_data || !s->ops->clear_text(s))
 		return 0;
-	dsink_redact_uri(s->uri, shown, sizeof(shown));
-	if (dsink_uri_all_loopback(s->uri))
+	sink_redact_uri(s->uri, shown, sizeof(shown));
+	if (sink_uri_all_loopback(s->uri))
 	{
-		s->loopback_only = !s->trusted && !dsink_policy_of(s)->allow_insecure;
+		s->loopback_only = !s->trusted && !sink_policy_of(s)->allow_insecure;
 		return 0;
 	}
 	if (s->trusted)
@@ -631,7 +596,7 @@ check_clear_text(struct dsink *s, const char *kind, char *err, size_t errlen)
 					"{\"drop_personal_data\": true}", s->name, shown);
 		return 0;
 	}
-	if (dsink_policy_of(s)->allow_insecure)
+	if (sink_policy_of(s)->allow_insecure)
 		return 0;
 	snprintf(err, errlen, "sink \"%s\": %s would carry events with personal data (customer "
 			 "names, addresses) unencrypted to another machine; use TLS (https://, amqps://, "
@@ -641,14 +606,14 @@ check_clear_text(struct dsink *s, const char *kind, char *err, size_t errlen)
 }
 
 int
-dsink_check(struct dsink *s, char *err, size_t errlen)
+sink_check(struct sink *s, char *err, size_t errlen)
 {
-	const struct dsink_ops *ops = s->uri ? dsink_ops_for(s->uri) : NULL;
+	const struct sink_ops *ops = s->uri ? sink_kind_for(s->uri) : NULL;
 	const char *kind;
 	struct static_deny sd = {s, err, errlen};
 
 	s->loopback_only = false;
-	if (ops == NULL)
+	if (ops == NULL || (ops->flags & SINK_LOCAL))
 	{
 		snprintf(err, errlen, "sink \"%s\": no usable uri; use http://, https://, "
 				 "kafka://brokers/topic or amqp://user@host/vhost?exchange=NAME",
@@ -656,19 +621,20 @@ dsink_check(struct dsink *s, char *err, size_t errlen)
 		return -1;
 	}
 	kind = ops->kind;
+	s->ops = ops;
 	if (!s->trusted && check_uri(s, err, errlen) != 0)
 		return -1;
 	if (s->opt.raw)
 	{
-		if (check_keys(s, kind, err, errlen) != 0 || check_types(s, err, errlen) != 0 ||
+		if (check_keys(s, err, errlen) != 0 || check_types(s, err, errlen) != 0 ||
 			check_kafka(s, err, errlen) != 0)
 			return -1;
 		if (!s->trusted && (check_references(s, err, errlen) != 0 ||
 							check_tls(s, kind, err, errlen) != 0))
 			return -1;
 	}
-	if (check_clear_text(s, kind, err, errlen) != 0)
+	if (check_clear_text(s, err, errlen) != 0)
 		return -1;
 	/* literal addresses fail now, before any connection; names at connect time */
-	return dsink_for_each_host(s->uri, host_denied, &sd) != 0 ? -1 : 0;
+	return sink_for_each_host(s->uri, host_denied, &sd) != 0 ? -1 : 0;
 }

@@ -1,5 +1,5 @@
 /*
- * dsink_net.c — the networks a delivery sink may reach (see dsink_policy.h):
+ * sink_net.c — the networks a delivery sink may reach (see sink_policy.h):
  * netmasks and the --deny-networks list, the default policy, and the
  * connect-time check each sink runs on the address its library is about
  * to use, so that a DNS name cannot get around the list.
@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "dsink_policy.h"
+#include "sink_policy.h"
 #include "log.h"
 
 /* ---- networks ------------------------------------------------------------ */
@@ -157,7 +157,7 @@ netmask_parse_list(const char *list, struct netmask **masks, int *n, char *err, 
 		if (e > b)
 		{
 			snprintf(item, sizeof(item), "%.*s", (int) (e - b), b);
-			*masks = ds_xrealloc(*masks, sizeof(**masks) * (size_t) (*n + 1));
+			*masks = xrealloc(*masks, sizeof(**masks) * (size_t) (*n + 1));
 			if ((size_t) (e - b) >= sizeof(item) ||
 				netmask_parse(item, &(*masks)[*n], err, errlen) != 0)
 			{
@@ -198,7 +198,7 @@ netmask_format(const struct netmask *m, char *out, size_t outlen)
 }
 
 const struct netmask *
-dsink_denied(const struct dsink_policy *p, const struct sockaddr *sa)
+sink_denied(const struct sink_policy *p, const struct sockaddr *sa)
 {
 	for (int i = 0; p && i < p->ndeny; i++)
 		if (netmask_contains(&p->deny[i], sa))
@@ -207,7 +207,7 @@ dsink_denied(const struct dsink_policy *p, const struct sockaddr *sa)
 }
 
 bool
-dsink_is_loopback(const struct sockaddr *sa)
+sink_is_loopback(const struct sockaddr *sa)
 {
 	unsigned char addr[16];
 	int			family;
@@ -232,7 +232,7 @@ addr_text(const struct sockaddr *sa, char *out, size_t outlen)
 
 /* ---- the default policy ------------------------------------------------- */
 
-static struct dsink_policy default_policy;
+static struct sink_policy default_policy;
 static pthread_once_t default_once = PTHREAD_ONCE_INIT;
 
 static void
@@ -240,29 +240,29 @@ default_policy_init(void)
 {
 	char		err[256];
 
-	default_policy.secret_env_prefix = DSINK_DEFAULT_ENV_PREFIX;
-	if (netmask_parse_list(DSINK_DEFAULT_DENY, &default_policy.deny, &default_policy.ndeny,
+	default_policy.secret_env_prefix = SINK_DEFAULT_ENV_PREFIX;
+	if (netmask_parse_list(SINK_DEFAULT_DENY, &default_policy.deny, &default_policy.ndeny,
 						   err, sizeof(err)) != 0)
 		abort();				/* a constant: cannot happen */
 }
 
-const struct dsink_policy *
-dsink_default_policy(void)
+const struct sink_policy *
+sink_default_policy(void)
 {
 	pthread_once(&default_once, default_policy_init);
 	return &default_policy;
 }
 
-const struct dsink_policy *
-dsink_policy_of(const struct dsink *s)
+const struct sink_policy *
+sink_policy_of(const struct sink *s)
 {
-	return s->policy ? s->policy : dsink_default_policy();
+	return s->policy ? s->policy : sink_default_policy();
 }
 
 /* ---- connect time --------------------------------------------------------- */
 
 int
-dsink_check_peer(const struct dsink *s, const struct sockaddr *sa, char *why, size_t whylen)
+sink_check_peer(const struct sink *s, const struct sockaddr *sa, char *why, size_t whylen)
 {
 	char		addr[INET6_ADDRSTRLEN],
 				net[INET6_ADDRSTRLEN + 8];
@@ -276,7 +276,7 @@ dsink_check_peer(const struct dsink *s, const struct sockaddr *sa, char *why, si
 		return -1;
 	}
 	addr_text(sa, addr, sizeof(addr));
-	if ((m = dsink_denied(dsink_policy_of(s), sa)) != NULL)
+	if ((m = sink_denied(sink_policy_of(s), sa)) != NULL)
 	{
 		netmask_format(m, net, sizeof(net));
 		snprintf(why, whylen, "sink \"%s\": refused to connect to %s: it is in %s, a network "
@@ -285,7 +285,7 @@ dsink_check_peer(const struct dsink *s, const struct sockaddr *sa, char *why, si
 				 "--deny-networks on the relay's command line", s->name, addr, net);
 		return -1;
 	}
-	if (s->loopback_only && !dsink_is_loopback(sa))
+	if (s->loopback_only && !sink_is_loopback(sa))
 	{
 		snprintf(why, whylen, "sink \"%s\": refused to connect to %s: the sink sends personal "
 				 "data in clear text, which a sink from the database may only do to this "
@@ -297,7 +297,7 @@ dsink_check_peer(const struct dsink *s, const struct sockaddr *sa, char *why, si
 }
 
 int
-dsink_check_host(const struct dsink *s, const char *host, int port, char *why, size_t whylen)
+sink_check_host(const struct sink *s, const char *host, int port, char *why, size_t whylen)
 {
 	struct addrinfo hints = {.ai_family = AF_UNSPEC,.ai_socktype = SOCK_STREAM};
 	struct addrinfo *res = NULL;
@@ -309,7 +309,7 @@ dsink_check_host(const struct dsink *s, const char *host, int port, char *why, s
 	if (getaddrinfo(host, service, &hints, &res) != 0)
 		return 0;
 	for (struct addrinfo *ai = res; ai && rc == 0; ai = ai->ai_next)
-		rc = dsink_check_peer(s, ai->ai_addr, why, whylen);
+		rc = sink_check_peer(s, ai->ai_addr, why, whylen);
 	freeaddrinfo(res);
 	return rc;
 }

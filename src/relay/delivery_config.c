@@ -1,6 +1,6 @@
 /*
- * deliver_config.c — which delivery sinks exist and which event types they
- * get (see deliver.h): sinks from the command line, and the configuration
+ * delivery_config.c — which delivery sinks exist and which event types they
+ * get (see delivery.h): sinks from the command line, and the configuration
  * in ordersync.sink and ordersync.route, read once at start and then
  * followed through the row changes of those tables in the stream.
  *
@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "deliver.h"
-#include "dsink_policy.h"
+#include "delivery.h"
+#include "sink_policy.h"
 #include "log.h"
 #include "lsn.h"
 #include "metrics.h"
@@ -26,82 +26,10 @@
 /* sink options: a flat object, "kafka" one level below */
 #define OPTIONS_DEPTH 16
 
-/*
- * A configured sink that could not be opened (bad URI, missing secret):
- * every event routed to it becomes a dead letter with the reason, so none
- * is lost and the operator can redeliver once it is fixed.
- */
-struct broken
-{
-	char	   *why;
-	struct dl_held held;		/* the dead letters could not be written yet */
-};
-
-static void
-broken_submit(struct dsink *s, struct delivery *d)
-{
-	struct broken *b = s->state;
-
-	deliver_give_up(&b->held, d, b->why);
-}
-
-static void
-broken_work(struct dsink *s, const struct pollset *ps)
-{
-	struct broken *b = s->state;
-
-	(void) ps;
-	deliver_held_work(&b->held, b->why);
-}
-
-static void
-broken_prepare(struct dsink *s, struct pollset *ps, int *timeout_ms)
-{
-	(void) ps;
-	deliver_held_prepare(&((struct broken *) s->state)->held, timeout_ms);
-}
-
-static void
-broken_close(struct dsink *s)
-{
-	struct broken *b = s->state;
-
-	deliver_held_free(&b->held);
-	free(b->why);
-	free(b);
-}
-
-static const struct dsink_ops broken_ops = {
-	.kind = "broken",.submit = broken_submit,.prepare = broken_prepare,
-	.work = broken_work,.close = broken_close
-};
-
-
-void
-deliver_free_entry(struct dl_sink *e)
-{
-	for (int i = 0; i < e->npatterns; i++)
-		free(e->patterns[i]);
-	free(e->patterns);
-	e->patterns = NULL;
-	e->npatterns = 0;
-}
-
-void
-deliver_close_sink(struct dsink *s)
-{
-	if (s->ops && s->ops->close)
-		s->ops->close(s);
-	json_object_put(s->opt.raw);
-	free(s->name);
-	free(s->uri);
-	free(s);
-}
-
 /* ---- checking what the database says ---------------------------------- */
 
 bool
-deliver_sink_name_ok(const char *name)
+delivery_sink_name_ok(const char *name)
 {
 	size_t		n = name ? strlen(name) : 0;
 
@@ -120,7 +48,7 @@ deliver_sink_name_ok(const char *name)
 
 /* "*", "order.paid", "order.*": [a-z0-9_]+ words joined by dots, maybe ".*". */
 bool
-deliver_pattern_ok(const char *p)
+delivery_pattern_ok(const char *p)
 {
 	size_t		n = p ? strlen(p) : 0;
 	bool		word = false;
@@ -166,7 +94,7 @@ sink_entry(json_object *sj, const char **name, const char **uri, json_object **o
 		return -1;
 	}
 	json_object_object_get_ex(sj, "name", &n);
-	if (!json_object_is_type(n, json_type_string) || !deliver_sink_name_ok(json_object_get_string(n)))
+	if (!json_object_is_type(n, json_type_string) || !delivery_sink_name_ok(json_object_get_string(n)))
 	{
 		snprintf(err, errlen, "sink name %.80s is not 1 to 63 of a-z, 0-9, \"_\", \".\", \"-\"",
 				 n ? json_object_to_json_string_ext(n, JSON_C_TO_STRING_PLAIN) : "(missing)");
@@ -183,7 +111,7 @@ sink_entry(json_object *sj, const char **name, const char **uri, json_object **o
 	/* checked before anything prints it: no control or invisible characters in logs */
 	if (json_object_get_string_len(u) > SINK_URI_MAX ||
 		strlen(json_object_get_string(u)) != (size_t) json_object_get_string_len(u) ||
-		dsink_has_bad_char(json_object_get_string(u), (size_t) json_object_get_string_len(u)))
+		sink_has_bad_char(json_object_get_string(u), (size_t) json_object_get_string_len(u)))
 	{
 		snprintf(err, errlen, "sink \"%s\": uri is longer than %d bytes or holds control or "
 				 "invisible characters", *name, SINK_URI_MAX);
@@ -222,110 +150,45 @@ same_sink(json_object *a, json_object *b)
 }
 
 /* A sink that dead-letters everything routed to it, saying why. */
-static struct dsink *
-broken_sink(const char *name, const char *why)
+static struct delivery_sink *
+refused_sink(struct delivery *dl, const char *name, const char *why)
 {
-	struct dsink *s = ds_xcalloc(sizeof(*s));
+	char		err[1024];
+	struct delivery_sink *ds = delivery_open_sink(dl, name, "", NULL, false, true, err, sizeof(err));
 
-	s->name = ds_xstrdup(name);
-	s->uri = ds_xstrdup("");
-	s->ops = &broken_ops;
-	s->state = ds_xcalloc(sizeof(struct broken));
-	((struct broken *) s->state)->why = ds_xstrdup(why);
-	dsink_parse_options(&s->opt, NULL, NULL, 0);
-	s->metrics_id = metrics_register_dsink(name);
-	return s;
-}
-
-/*
- * Open a sink; on failure returns NULL with err filled, or, when
- * keep_broken, a sink that dead-letters everything it gets.
- */
-static struct dsink *
-open_sink(struct deliver *dl, const char *name, const char *uri, json_object *options,
-		  bool trusted, bool keep_broken, char *err, size_t errlen)
-{
-	struct dsink *s = ds_xcalloc(sizeof(*s));
-	const struct dsink_ops *ops = dsink_ops_for(uri);
-
-	s->name = ds_xstrdup(name);
-	s->uri = ds_xstrdup(uri);
-	s->opt.raw = json_object_get(options);
-	s->trusted = trusted;
-	s->policy = dl->policy;
-	if (ops == NULL)
-	{
-		char		shown[512];
-
-		dsink_redact_uri(uri, shown, sizeof(shown));
-		snprintf(err, errlen, "sink \"%s\": unsupported uri \"%s\"; use http://, https://, "
-				 "kafka://brokers/topic or amqp://user@host/vhost?exchange=NAME", name, shown);
-	}
-	else if (dsink_parse_options(&s->opt, options, err, errlen) != 0)
-	{
-		/* say which sink */
-		char		tmp[512];
-
-		snprintf(tmp, sizeof(tmp), "sink \"%s\": %s", name, err);
-		snprintf(err, errlen, "%s", tmp);
-	}
-	else if (dsink_check(s, err, errlen) != 0)
-	{
-		/* dsink_check names the sink itself */
-	}
-	else
-	{
-		s->ops = ops;
-		if (ops->open(s, err, errlen) == 0)
-		{
-			s->metrics_id = metrics_register_dsink(name);
-			return s;
-		}
-	}
-	s->ops = NULL;				/* nothing of the sink's own to close */
-	deliver_close_sink(s);
-	return keep_broken ? broken_sink(name, err) : NULL;
-}
-
-
-static struct dl_sink *
-add_entry(struct deliver *dl, struct dsink *s, bool configured, json_object *config)
-{
-	struct dl_sink *e;
-
-	if (dl->nsinks == dl->cap)
-	{
-		dl->cap = dl->cap ? dl->cap * 2 : 8;
-		dl->sinks = ds_xrealloc(dl->sinks, sizeof(*dl->sinks) * (size_t) dl->cap);
-	}
-	e = &dl->sinks[dl->nsinks++];
-	memset(e, 0, sizeof(*e));
-	e->sink = s;
-	e->configured = configured;
-	e->config = config ? json_object_get(config) : NULL;
-	return e;
-}
-
-static void
-add_pattern(struct dl_sink *e, const char *p)
-{
-	e->patterns = ds_xrealloc(e->patterns, sizeof(char *) * (size_t) (e->npatterns + 1));
-	e->patterns[e->npatterns++] = ds_xstrdup(p);
+	free(ds->refused);
+	ds->refused = xstrdup(why);
+	return ds;
 }
 
 int
-deliver_add_cli_sink(struct deliver *dl, const char *uri, const char *options,
-					 char *err, size_t errlen)
+delivery_add_cli_sink(struct delivery *dl, const char *spec, const char *options,
+					  char *err, size_t errlen)
 {
+	const struct sink_ops *kind = sink_kind_for(spec);
 	json_object *opt = NULL;
-	struct dsink *s;
+	struct delivery_sink *ds;
 	char		name[256];
 
+	if (kind == NULL)
+	{
+		char		shown[256];
+
+		sink_redact_uri(spec, shown, sizeof(shown));
+		snprintf(err, errlen, "unknown sink \"%s\": use --sink=stdout, --sink=file:/path/events.jsonl "
+				 "or a URI (http://, https://, kafka://brokers/topic, "
+				 "amqp://user@host/vhost?exchange=NAME)", shown);
+		return -1;
+	}
 	/*
-	 * The name shows in logs, metric labels and dead letters: without
-	 * userinfo, and with every query value but exchange's as ***.
+	 * The name shows in logs, metric labels and dead letters: a file as
+	 * given, a URI without userinfo and with every query value but
+	 * exchange's as ***.
 	 */
-	dsink_redact_uri(uri, name, sizeof(name));
+	if (kind->flags & SINK_LOCAL)
+		snprintf(name, sizeof(name), "%s", spec);
+	else
+		sink_redact_uri(spec, name, sizeof(name));
 	if (options)
 	{
 		opt = json_tokener_parse(options);
@@ -336,54 +199,22 @@ deliver_add_cli_sink(struct deliver *dl, const char *uri, const char *options,
 			return -1;
 		}
 	}
-	s = open_sink(dl, name, uri, opt, true, false, err, errlen);
+	ds = delivery_open_sink(dl, name, spec, opt, true, false, err, errlen);
 	json_object_put(opt);
-	if (s == NULL)
+	if (ds == NULL)
 		return -1;
-	add_pattern(add_entry(dl, s, false, NULL), "*");
+	delivery_add_sink(dl, ds, false, NULL);
+	delivery_add_pattern(ds, "*");
 	return 0;
 }
 
-/* Stop routing to a sink; it is freed once nothing it holds is unfinished. */
-static void
-retire(struct dl_sink *e)
-{
-	deliver_free_entry(e);
-	e->sink->retired = true;
-	if (e->sink->outstanding > 0)
-		log_info("sink \"%s\" left the configuration; delivering the %llu events it still has",
-				 e->sink->name, (unsigned long long) e->sink->outstanding);
-}
-
-/* Free retired sinks with nothing left; never from inside a sink's callback. */
-void
-deliver_reap(struct deliver *dl)
-{
-	for (int i = 0; i < dl->nsinks;)
-	{
-		struct dl_sink *e = &dl->sinks[i];
-
-		if (e->sink->retired && e->sink->outstanding == 0)
-		{
-			log_info("closed sink \"%s\"", e->sink->name);
-			deliver_close_sink(e->sink);
-			deliver_free_entry(e);
-			json_object_put(e->config);
-			dl->sinks[i] = dl->sinks[--dl->nsinks];
-		}
-		else
-			i++;
-	}
-}
-
-
 /* The running configured sink called name, or -1. */
 static int
-find_sink(const struct deliver *dl, const char *name)
+find_sink(const struct delivery *dl, const char *name)
 {
 	for (int i = 0; i < dl->nsinks; i++)
-		if (dl->sinks[i].configured && !dl->sinks[i].sink->retired &&
-			strcmp(dl->sinks[i].sink->name, name) == 0)
+		if (dl->sinks[i]->configured && !dl->sinks[i]->retired &&
+			strcmp(dl->sinks[i]->sink->name, name) == 0)
 			return i;
 	return -1;
 }
@@ -402,7 +233,7 @@ refused(const char *where, const char *what)
  * cannot be opened becomes a broken sink that dead-letters its events.
  */
 static void
-apply_sink(struct deliver *dl, json_object *sj, const char *where)
+apply_sink(struct delivery *dl, json_object *sj, const char *where)
 {
 	const char *name,
 			   *uri;
@@ -410,7 +241,7 @@ apply_sink(struct deliver *dl, json_object *sj, const char *where)
 	char		err[1024];
 	int			i;
 	bool		working;
-	struct dsink *s;
+	struct delivery_sink *ds;
 
 	if (sink_entry(sj, &name, &uri, &options, err, sizeof(err)) != 0 && name == NULL)
 	{
@@ -418,14 +249,15 @@ apply_sink(struct deliver *dl, json_object *sj, const char *where)
 		return;
 	}
 	i = find_sink(dl, name);
-	if (i >= 0 && same_sink(dl->sinks[i].config, sj))
+	if (i >= 0 && same_sink(dl->sinks[i]->config, sj))
 		return;
-	working = i >= 0 && dl->sinks[i].sink->ops != &broken_ops;
+	/* running: it was opened (a sink refused at connect time counts too) */
+	working = i >= 0 && dl->sinks[i]->sink->ops != NULL;
 	if (uri == NULL)
-		s = working ? NULL : broken_sink(name, err);
+		ds = working ? NULL : refused_sink(dl, name, err);
 	else
-		s = open_sink(dl, name, uri, options, false, !working, err, sizeof(err));
-	if (s == NULL)
+		ds = delivery_open_sink(dl, name, uri, options, false, !working, err, sizeof(err));
+	if (ds == NULL)
 	{
 		char		why[1200];
 
@@ -436,9 +268,9 @@ apply_sink(struct deliver *dl, json_object *sj, const char *where)
 	if (i >= 0)
 	{
 		log_info("sink \"%s\" was changed in ordersync.sink (%s)", name, where);
-		retire(&dl->sinks[i]);
+		delivery_retire(dl->sinks[i]);
 	}
-	if (s->ops == &broken_ops)
+	if (ds->sink->ops == NULL)
 	{
 		metrics_config_refused();
 		log_error("%s\nHINT: until this is fixed, events routed to sink \"%s\" go to "
@@ -446,12 +278,12 @@ apply_sink(struct deliver *dl, json_object *sj, const char *where)
 				  "relay's command line or environment) and redeliver them", err, name);
 	}
 	else
-		log_info("sink \"%s\" (%s) added", name, s->ops->kind);
-	add_entry(dl, s, true, sj);
+		log_info("sink \"%s\" (%s) added", name, ds->sink->ops->kind);
+	delivery_add_sink(dl, ds, true, sj);
 }
 
 int
-deliver_apply_config(struct deliver *dl, json_object *cfg, const char *where)
+delivery_apply_config(struct delivery *dl, json_object *cfg, const char *where)
 {
 	json_object *sinks = NULL,
 			   *routes = NULL;
@@ -474,10 +306,10 @@ deliver_apply_config(struct deliver *dl, json_object *cfg, const char *where)
 	/* sinks no longer in the configuration retire; routes are rebuilt below */
 	for (int i = 0; i < dl->nsinks; i++)
 	{
-		struct dl_sink *e = &dl->sinks[i];
+		struct delivery_sink *e = dl->sinks[i];
 		bool		listed = false;
 
-		if (!e->configured || e->sink->retired)
+		if (!e->configured || e->retired)
 			continue;
 		for (size_t j = 0; j < nsinks && !listed; j++)
 		{
@@ -487,11 +319,11 @@ deliver_apply_config(struct deliver *dl, json_object *cfg, const char *where)
 				json_object_is_type(n, json_type_string) &&
 				strcmp(json_object_get_string(n), e->sink->name) == 0;
 		}
-		deliver_free_entry(e);
+		delivery_drop_patterns(e);
 		if (!listed)
 		{
 			log_info("sink \"%s\" was dropped from ordersync.sink (%s)", e->sink->name, where);
-			retire(e);
+			delivery_retire(e);
 		}
 	}
 	for (size_t j = 0; j < nsinks; j++)
@@ -506,7 +338,7 @@ deliver_apply_config(struct deliver *dl, json_object *cfg, const char *where)
 		json_object_object_get_ex(rk, "sink", &rs);
 		json_object_object_get_ex(rk, "pattern", &rp);
 		if (!json_object_is_type(rs, json_type_string) || !json_object_is_type(rp, json_type_string) ||
-			!deliver_pattern_ok(json_object_get_string(rp)))
+			!delivery_pattern_ok(json_object_get_string(rp)))
 		{
 			char		what[300];
 
@@ -517,18 +349,17 @@ deliver_apply_config(struct deliver *dl, json_object *cfg, const char *where)
 		}
 		i = find_sink(dl, json_object_get_string(rs));
 		if (i >= 0)
-			add_pattern(&dl->sinks[i], json_object_get_string(rp));
+			delivery_add_pattern(dl->sinks[i], json_object_get_string(rp));
 	}
 	for (int i = 0; i < dl->nsinks; i++)
-		if (dl->sinks[i].configured && !dl->sinks[i].sink->retired &&
-			dl->sinks[i].sink->ops == &broken_ops)
+		if (dl->sinks[i]->configured && !dl->sinks[i]->retired && dl->sinks[i]->sink->ops == NULL)
 			broken++;
-	deliver_reap(dl);
+	delivery_reap(dl);
 	return broken;
 }
 
 int
-deliver_load_config(struct deliver *dl, PGconn *conn)
+delivery_load_config(struct delivery *dl, PGconn *conn)
 {
 	/* not to_regprocedure(): before PostgreSQL 16 it fails when the schema is missing */
 	PGresult   *res = PQexec(conn,
@@ -568,14 +399,14 @@ deliver_load_config(struct deliver *dl, PGconn *conn)
 	}
 	json_object_put(dl->config);
 	dl->config = cfg;
-	deliver_apply_config(dl, cfg, "ordersync.relay_config() at start");
+	delivery_apply_config(dl, cfg, "ordersync.relay_config() at start");
 	return 0;
 }
 
 /* ---- following the configuration through the stream ------------------ */
 
 bool
-deliver_is_control_table(const char *schema, const char *table)
+delivery_is_control_table(const char *schema, const char *table)
 {
 	return schema && table && strcmp(schema, "ordersync") == 0 &&
 		(strcmp(table, "sink") == 0 || strcmp(table, "route") == 0 ||
@@ -620,7 +451,7 @@ text_column(json_object *change, const char *list, const char *name)
 
 /* The configuration's array key ("sinks", "routes"); both are made when missing. */
 static json_object *
-config_array(struct deliver *dl, const char *key)
+config_array(struct delivery *dl, const char *key)
 {
 	static const char *const keys[] = {"sinks", "routes"};
 	json_object *a = NULL;
@@ -663,7 +494,7 @@ config_find(json_object *arr, const char *k1, const char *v1, const char *k2, co
  * column an UPDATE left out keeps its value; options arrive as jsonb text.
  */
 static void
-sink_row(struct deliver *dl, char action, json_object *change, const char *where)
+sink_row(struct delivery *dl, char action, json_object *change, const char *where)
 {
 	json_object *sinks = config_array(dl, "sinks");
 	const char *old = text_column(change, "identity", "name");
@@ -709,7 +540,7 @@ sink_row(struct deliver *dl, char action, json_object *change, const char *where
 
 		if (json_object_is_type(v, json_type_string) &&
 			json_object_get_string_len(v) <= SINK_OPTIONS_MAX)
-			o = deliver_parse_json(json_object_get_string(v), (size_t) json_object_get_string_len(v),
+			o = delivery_parse_json(json_object_get_string(v), (size_t) json_object_get_string_len(v),
 								   OPTIONS_DEPTH);
 		json_object_object_add(entry, "options", o ? o : json_object_get(v));
 	}
@@ -730,7 +561,7 @@ sink_row(struct deliver *dl, char action, json_object *change, const char *where
 
 /* ordersync.route row: (sink, pattern) pairs, checked before they count. */
 static void
-route_row(struct deliver *dl, char action, json_object *change, const char *where)
+route_row(struct delivery *dl, char action, json_object *change, const char *where)
 {
 	json_object *routes = config_array(dl, "routes");
 	const char *os = text_column(change, "identity", "sink"),
@@ -753,7 +584,7 @@ route_row(struct deliver *dl, char action, json_object *change, const char *wher
 			refused(where, "a deleted ordersync.route row without its sink and pattern");
 		return;
 	}
-	if (!ns || !np || !deliver_sink_name_ok(ns) || !deliver_pattern_ok(np))
+	if (!ns || !np || !delivery_sink_name_ok(ns) || !delivery_pattern_ok(np))
 	{
 		char		what[300];
 
@@ -774,8 +605,8 @@ route_row(struct deliver *dl, char action, json_object *change, const char *wher
 
 /* ordersync.redelivery insert: ordersync.redeliver() asks for one event again. */
 static void
-redelivery_row(struct deliver *dl, char action, json_object *change, uint64_t end_lsn,
-			   int64_t commit_usec, const char *where)
+redelivery_row(struct delivery *dl, char action, json_object *change, uint64_t end_lsn,
+			   const char *where)
 {
 	json_object *id,
 			   *ev,
@@ -791,22 +622,22 @@ redelivery_row(struct deliver *dl, char action, json_object *change, uint64_t en
 		refused(where, "an ordersync.redelivery row without dead_letter_id, sink and event");
 		return;
 	}
-	event = deliver_parse_json(json_object_get_string(ev), (size_t) json_object_get_string_len(ev),
-							   DELIVER_EVENT_MAX_DEPTH);
+	event = delivery_parse_json(json_object_get_string(ev), (size_t) json_object_get_string_len(ev),
+							   DELIVERY_EVENT_MAX_DEPTH);
 	if (event == NULL)
 		refused(where, "the event of an ordersync.redelivery row is not JSON");
 	else
-		deliver_redeliver(dl, end_lsn, commit_usec, json_object_get_int64(id), sink, event);
+		delivery_redeliver(dl, end_lsn, json_object_get_int64(id), sink, event);
 	json_object_put(event);
 }
 
 void
-deliver_control_row(struct deliver *dl, const char *table, char action, json_object *change,
-					uint64_t end_lsn, int64_t commit_usec, const char *where)
+delivery_control_row(struct delivery *dl, const char *table, char action, json_object *change,
+					 uint64_t end_lsn, const char *where)
 {
 	if (strcmp(table, "redelivery") == 0)
 	{
-		redelivery_row(dl, action, change, end_lsn, commit_usec, where);
+		redelivery_row(dl, action, change, end_lsn, where);
 		return;
 	}
 	if (strcmp(table, "sink") == 0)
@@ -818,5 +649,5 @@ deliver_control_row(struct deliver *dl, const char *table, char action, json_obj
 		refused(where, "a row change of a table that does not steer the relay");
 		return;
 	}
-	deliver_apply_config(dl, dl->config, where);
+	delivery_apply_config(dl, dl->config, where);
 }
