@@ -6,7 +6,9 @@
  *	  ran out, in one database, every ordersync.expire_interval, in batches
  *	  of ordersync.expire_batch orders per transaction.  No external cron.
  *	  With ordersync.auto_hot on, it also wakes every AUTOHOT_TICK_MS to
- *	  split SKUs whose buyers queue, and merge them back (autohot.c).
+ *	  split SKUs whose buyers queue, and merge them back (autohot.c), and
+ *	  every ordersync.rollup_interval it brings the rollups of
+ *	  ordersync.history up to date (rollup.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -27,11 +29,13 @@
 #include "utils/timestamp.h"
 
 #include "ordersync.h"
+#include "rollup.h"
 
 PGDLLEXPORT void ordersync_worker_main(Datum arg);
 
 static int	expire_interval = 10;	/* seconds */
 static int	expire_batch = 1000;
+static int	rollup_interval = 10;	/* seconds; 0: off */
 static char *worker_database = NULL;
 
 void
@@ -47,6 +51,11 @@ os_worker_init(void)
 							"How many orders the background worker expires per transaction.",
 							NULL, &expire_batch, 1000, 1, 1000000,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("ordersync.rollup_interval",
+							"How often the background worker adds new history rows to the rollups.",
+							"0 turns it off; ordersync.refresh_rollups() does the same on demand.",
+							&rollup_interval, 10, 0, 86400,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 
 	/* the worker, and the database it works in, exist only when preloaded */
 	if (!process_shared_preload_libraries_in_progress)
@@ -100,6 +109,7 @@ ordersync_worker_main(Datum arg)
 {
 	bool		warned = false;
 	TimestampTz last_expiry = 0;
+	TimestampTz last_rollup = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -144,7 +154,18 @@ ordersync_worker_main(Datum arg)
 
 		os_autohot_tick();
 
+		if (rollup_interval > 0 &&
+			(last_rollup == 0 ||
+			 TimestampDifferenceExceeds(last_rollup, GetCurrentTimestamp(),
+										rollup_interval * 1000)))
+		{
+			last_rollup = GetCurrentTimestamp();
+			os_rollup_tick();
+		}
+
 		timeout = ordersync_auto_hot ? AUTOHOT_TICK_MS : expire_interval * 1000L;
+		if (rollup_interval > 0)
+			timeout = Min(timeout, rollup_interval * 1000L);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);

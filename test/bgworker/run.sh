@@ -8,6 +8,8 @@
 # ordersync.auto_hot_cooldown it is one row again; no unit is lost or
 # counted twice across either switch, each switch is one history row and
 # one inventory.hot_changed event, and a SKU the operator set is left alone.
+# Last, rollups: the worker keeps them equal to the recount, and killed in
+# the middle of a backlog it resumes where its last commit left them.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -127,3 +129,62 @@ events=$(q "SELECT count(*) FROM pg_logical_slot_get_changes('bgw_hot', NULL, NU
 check hot_changed_events_once "$events" "$hist"
 check hot_changed_split_and_merge "$(q "SELECT (count(*) FILTER (WHERE qty > 1) >= 1 AND (array_agg(qty ORDER BY id DESC))[1] = 1)::text FROM ordersync.history WHERE sku = 'STORM' AND action = 'set_hot'")" "true"
 q "SELECT pg_drop_replication_slot('bgw_hot')" >/dev/null
+
+# --- rollups (issue 13): the worker keeps them equal to the recount, and
+# a crash in the middle of a refresh loses nothing and counts nothing twice
+rollup_diff() {
+	q "SELECT (SELECT count(*) FROM ((TABLE ordersync.rollup_hourly EXCEPT ALL TABLE ordersync.rollup_hourly_recount)
+	                                 UNION ALL (TABLE ordersync.rollup_hourly_recount EXCEPT ALL TABLE ordersync.rollup_hourly)) h)
+	        + (SELECT count(*) FROM ((TABLE ordersync.rollup_daily_sku EXCEPT ALL TABLE ordersync.rollup_daily_sku_recount)
+	                                 UNION ALL (TABLE ordersync.rollup_daily_sku_recount EXCEPT ALL TABLE ordersync.rollup_daily_sku)) d)
+	        || '/' || coalesce((SELECT rows_processed - (SELECT count(*) FROM ordersync.history) FROM ordersync.rollup_state), -1)"
+}
+rollup_wait() {
+	for _ in $(seq 1 ${1:-40}); do
+		[ "$(rollup_diff 2>/dev/null)" = "0/0" ] && break
+		sleep 0.5
+	done
+	rollup_diff
+}
+q "ALTER SYSTEM SET ordersync.rollup_interval = 1" >/dev/null
+q "SELECT pg_reload_conf()" >/dev/null
+check rollup_worker_backfilled "$(rollup_wait)" "0/0"
+q "SELECT ordersync.place_order('app', 'roll-' || i, '[{\"sku\": \"A\", \"qty\": 1, \"price\": \"4.50\"}]') FROM generate_series(1, 3) i" >/dev/null
+check rollup_worker_follows "$(rollup_wait)" "0/0"
+
+# a backlog (fake stock movements, written directly) that takes the worker
+# several batches; it is killed once it has committed one and is at the next
+q "ALTER SYSTEM SET ordersync.rollup_interval = 0" >/dev/null
+q "SELECT pg_reload_conf()" >/dev/null
+sleep 1.5
+q "INSERT INTO ordersync.history (action, sku, location, qty, actor, role)
+   SELECT 'reserve', 'ROLL-' || (i % 97), 'main', 1 + i % 3, 'bgworker test', current_user FROM generate_series(1, 400000) i" >/dev/null
+high0=$(q "SELECT high_id FROM ordersync.rollup_state")
+q "ALTER SYSTEM SET ordersync.rollup_interval = 1" >/dev/null
+q "SELECT pg_reload_conf()" >/dev/null
+victim=$(q "DO \$\$
+DECLARE
+	t timestamptz := clock_timestamp();
+BEGIN
+	WHILE clock_timestamp() < t + interval '20 s' LOOP
+		PERFORM pg_stat_clear_snapshot();
+		IF (SELECT high_id FROM ordersync.rollup_state) > $high0 AND EXISTS (
+			SELECT FROM pg_stat_activity WHERE backend_type = 'ordersync expiry worker'
+			   AND query = 'ordersync: refreshing rollups' AND state = 'active') THEN
+			EXIT;
+		END IF;
+		PERFORM pg_sleep(0.005);
+	END LOOP;
+END \$\$;
+SELECT pid || ' ' || (SELECT high_id > $high0 AND high_id < (SELECT max(id) FROM ordersync.history) FROM ordersync.rollup_state)
+  FROM pg_stat_activity WHERE backend_type = 'ordersync expiry worker'")
+kill -9 "${victim% *}" 2>/dev/null
+# what the crash left: the batches committed before it, and their rollups
+check rollup_killed_mid_backlog "${victim#* }" "true"
+sleep 1
+for _ in $(seq 1 60); do
+	q "SELECT 1" >/dev/null 2>&1 && break
+	sleep 0.5
+done
+check rollup_resumed_after_crash "$(rollup_wait 120)" "0/0"
+check rollup_worker_restarted "$(q "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'ordersync expiry worker' AND datname = 'shop'")" "1"

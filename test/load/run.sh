@@ -18,6 +18,9 @@
 #              buckets: buyers wait for one or for all) and plain ones,
 #              lines in random order, until one hot SKU runs out: no
 #              deadlock, nothing oversold, reservations match the lines.
+#   rollup:    the rollups of everything above equal the recount; then
+#              16 clients buy, abort and move orders while two refresh the
+#              rollups over and over: still exactly the recount.
 # Expects PGHOST/PGPORT/PGUSER of a running cluster (scripts/test.sh).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -120,5 +123,56 @@ check mixed_reserved_matches_lines "$(q "SELECT count(*) FROM ordersync.sku k
 	WHERE k.sku LIKE 'X-%' AND (SELECT sum(reserved) FROM ordersync.stock s WHERE s.sku = k.sku)
 	      <> (SELECT coalesce(sum(qty), 0) FROM ordersync.order_line l WHERE l.sku = k.sku)")" "0"
 check mixed_invariants "$(invariants)" "0"
+
+# --- rollups (issue 13): the history all of the above wrote, counted by
+# refresh_rollups() from scratch, equals the recount; then 16 clients buy,
+# abort and move orders along while two clients refresh over and over: no
+# history row is counted twice or missed, even those that committed after
+# a refresh had seen later ids
+rollup_diff() {
+	q "SELECT (SELECT count(*) FROM ((TABLE ordersync.rollup_hourly EXCEPT ALL TABLE ordersync.rollup_hourly_recount)
+	                                 UNION ALL (TABLE ordersync.rollup_hourly_recount EXCEPT ALL TABLE ordersync.rollup_hourly)) h)
+	        + (SELECT count(*) FROM ((TABLE ordersync.rollup_daily_sku EXCEPT ALL TABLE ordersync.rollup_daily_sku_recount)
+	                                 UNION ALL (TABLE ordersync.rollup_daily_sku_recount EXCEPT ALL TABLE ordersync.rollup_daily_sku)) d)
+	        || '/' || (SELECT rows_processed = (SELECT count(*) FROM ordersync.history) FROM ordersync.rollup_state)"
+}
+check rollup_backfill_added_all "$(q "SELECT ordersync.refresh_rollups() = (SELECT count(*) FROM ordersync.history)")" "t"
+check rollup_backfill_exact "$(rollup_diff)" "0/true"
+q "SELECT ordersync.receive_stock('RU-' || i, 'main', 1000000) FROM generate_series(1, 4) i" >/dev/null
+q "CREATE TABLE load_rollup_log (added bigint, gaps boolean)" >/dev/null
+cat >"$work/rollup_buy.sql" <<'SQL'
+\set s random(1, 4)
+\set q random(1, 3)
+\set r random(1, 8)
+\set k random(0, 40)
+\set step random(1, 5)
+\if :r = 1
+BEGIN;
+SELECT try_buy(md5(random()::text), jsonb_build_array(jsonb_build_object('sku', 'RU-' || :s::int, 'qty', :q::int, 'price', '2.50')));
+ROLLBACK;
+\else
+SELECT try_buy(md5(random()::text), jsonb_build_array(
+	jsonb_build_object('sku', 'RU-' || :s::int, 'qty', :q::int, 'price', '2.50'),
+	jsonb_build_object('sku', 'RU-' || (1 + :s::int % 4), 'qty', 1, 'price', '1.25')));
+\endif
+SELECT try_status(o.id, (ARRAY['paid', 'fulfilling', 'shipped', 'cancelled', 'delivered'])[:step::int])
+  FROM ordersync.orders o WHERE o.id = (SELECT max(id) FROM ordersync.orders) - :k::int AND o.channel = 'web';
+SQL
+cat >"$work/rollup_refresh.sql" <<'SQL'
+SELECT ordersync.refresh_rollups() AS added \gset
+INSERT INTO load_rollup_log SELECT :added, gaps <> '{}' FROM ordersync.rollup_state;
+SQL
+"$PGBENCH" -n -c 2 -j 1 -T 5 -f "$work/rollup_refresh.sql" $DB >"$work/rollup_refresh.log" 2>&1 &
+refresher=$!
+"$PGBENCH" -n -M prepared -c 16 -j 2 -T 5 -f "$work/rollup_buy.sql" $DB >"$work/rollup_buy.log" 2>&1
+rc=$?
+wait $refresher
+rc2=$?
+check rollup_pgbench "$rc/$rc2/$(grep -c -E 'ERROR|aborted|failed transactions: [1-9]' "$work/rollup_buy.log" "$work/rollup_refresh.log" | awk -F: '{s += $2} END {print s}')" "0/0/0"
+check rollup_refreshed_under_load "$(q "SELECT count(*) FILTER (WHERE added > 0) > 10 FROM load_rollup_log")" "t"
+check rollup_saw_gaps_under_load "$(q "SELECT bool_or(gaps) FROM load_rollup_log")" "t"
+check rollup_final_refresh "$(q "SELECT ordersync.refresh_rollups() >= 0")" "t"
+check rollup_exact_after_load "$(rollup_diff)" "0/true"
+check rollup_orders_match "$(q "SELECT sum(orders) = (SELECT count(*) FROM ordersync.orders) FROM ordersync.rollup_hourly")" "t"
 
 psql -X -q -d postgres -c "DROP DATABASE $DB" >/dev/null

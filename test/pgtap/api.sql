@@ -14,9 +14,10 @@ SELECT functions_are('ordersync', ARRAY['add_location', 'add_channel', 'receive_
 	'set_channel_status', 'expire_reservations', 'orders_status_trigger', 'append_only_trigger',
 	'transition_changed_trigger', 'status_in_use_trigger',
 	'add_sink', 'drop_sink', 'add_route', 'drop_route', 'redeliver', 'relay_config',
-	'record_dead_letter', 'require_sink', 'check_sink_uri', 'check_sink_options', 'forecast'],
-	'ordersync has exactly the eleven order API functions, four trigger functions, ten for the relay''s sinks (no announce_relay_config since 0.3.0) and forecast (0.4.0)');
-SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'ordersync'::regnamespace), 26,
+	'record_dead_letter', 'require_sink', 'check_sink_uri', 'check_sink_options', 'forecast',
+	'refresh_rollups'],
+	'ordersync has exactly the eleven order API functions, four trigger functions, ten for the relay''s sinks (no announce_relay_config since 0.3.0), forecast and refresh_rollups (0.4.0)');
+SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'ordersync'::regnamespace), 27,
 	'no API function is overloaded');
 SELECT is(pg_get_function_arguments('ordersync.add_sink(text, text, jsonb)'::regprocedure),
 	'name text, uri text, options jsonb DEFAULT ''{}''::jsonb', 'add_sink(name text, uri text, options jsonb DEFAULT ''{}'')');
@@ -80,7 +81,7 @@ SELECT set_eq(
 	ARRAY['add_location', 'add_channel', 'receive_stock', 'set_safety_stock', 'set_hot',
 	      'set_low_stock', 'available', 'place_order', 'set_status', 'set_channel_status',
 	      'expire_reservations', 'orders_status_trigger', 'add_sink', 'drop_sink', 'add_route',
-	      'drop_route', 'redeliver', 'relay_config', 'record_dead_letter'],
+	      'drop_route', 'redeliver', 'relay_config', 'record_dead_letter', 'refresh_rollups'],
 	'the API functions, the sink functions and the status trigger are SECURITY DEFINER');
 SELECT is_empty(
 	$$SELECT p.oid::regprocedure FROM pg_proc p

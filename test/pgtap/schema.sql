@@ -24,9 +24,10 @@ SELECT is((SELECT rolcanlogin OR rolreplication OR rolsuper OR rolcreaterole OR 
 
 SELECT tables_are('ordersync', ARRAY['channel', 'location', 'sku', 'stock', 'status',
 	'transition', 'orders', 'order_line', 'reservation', 'history', 'sink', 'route', 'dead_letter',
-	'redelivery'],
-	'ordersync has exactly the fourteen documented tables');
-SELECT views_are('ordersync', ARRAY[]::name[], 'ordersync has no views');
+	'redelivery', 'rollup_hourly', 'rollup_daily_sku', 'rollup_state'],
+	'ordersync has exactly the seventeen documented tables');
+SELECT views_are('ordersync', ARRAY['rollup_hourly_recount', 'rollup_daily_sku_recount'],
+	'ordersync has only the views that recount the rollups');
 SELECT sequences_are('ordersync', ARRAY['orders_id_seq', 'history_id_seq', 'dead_letter_id_seq',
 	'redelivery_id_seq'],
 	'ordersync has only the identity sequences of orders, history, dead_letter and redelivery');
@@ -220,7 +221,7 @@ SELECT set_eq(
 	      'ordersync.sink:sink_name_format', 'ordersync.sink:sink_options_object',
 	      'ordersync.route:route_pattern_format', 'ordersync.sink:sink_uri_size',
 	      'ordersync.sink:sink_options_size', 'ordersync.sku:sku_plain_text',
-	      'ordersync.orders:orders_external_id_plain_text'],
+	      'ordersync.orders:orders_external_id_plain_text', 'ordersync.rollup_state:rollup_state_one_row'],
 	'the documented CHECK constraints exist');
 SELECT is_empty(
 	$$SELECT conname FROM pg_constraint WHERE connamespace = 'ordersync'::regnamespace AND NOT convalidated$$,
@@ -430,7 +431,8 @@ SELECT set_eq(
 	      'ordersync.status', 'ordersync.transition', 'ordersync.orders', 'ordersync.order_line',
 	      'ordersync.reservation', 'ordersync.history', 'ordersync.orders_id_seq',
 	      'ordersync.history_id_seq', 'ordersync.sink', 'ordersync.route', 'ordersync.dead_letter',
-	      'ordersync.dead_letter_id_seq', 'ordersync.redelivery', 'ordersync.redelivery_id_seq'],
+	      'ordersync.dead_letter_id_seq', 'ordersync.redelivery', 'ordersync.redelivery_id_seq',
+	      'ordersync.rollup_hourly', 'ordersync.rollup_daily_sku', 'ordersync.rollup_state'],
 	'every table and identity sequence is marked for pg_dump');
 
 SELECT * FROM finish();
