@@ -12,6 +12,7 @@ want=(
 	libjson-c-dev libyajl-dev libmicrohttpd-dev libcmocka-dev libcurl4-openssl-dev
 	libssl-dev librdkafka-dev librabbitmq-dev uthash-dev libsimdjson-dev
 	kcat rabbitmq-server amqp-tools
+	nats-server libnats-dev wrk
 	clang libclang-rt-14-dev
 	python3 curl procps bc
 )

@@ -19,9 +19,33 @@
 # (PY_EVENTS, default 3000 events of the same WAL) is printed beside it
 # to show that.
 #
+# The reference: in each round, wrk (Debian package wrk, installed through
+# scripts/deps.sh when missing) posts for WRK_SECS (default 5) seconds to
+# the same C receiver with as many connections as the relay has requests in
+# flight (one per subject, at most max_in_flight: 1, 16, 256) and 2 threads
+# (1 for one connection). Its requests are the relay's: the body is an
+# event of this WAL (from the file sink's output) with its own id and
+# subject, signed with the same secret and carrying the same headers; the
+# requests are pre-signed by a generated Lua script and each (path,
+# subject) is used once, so the receiver does all its work (signature,
+# order check) for wrk as it does for the relay. WRK RATIO = relay events/s
+# / wrk requests/s (the goal of issue 11 is >= 0.6).
+#
+# Slow receiver: a second C receiver that answers every request 50 ms
+# (SLOW_MS) after it arrived; the relay relays SLOW_EVENTS (default 25000)
+# events over 256 subjects with max_in_flight SLOW_IN_FLIGHT (default 256)
+# to it, ROUNDS times. Printed: events/s against the ceiling in-flight /
+# 50 ms and their ratio (goal >= 0.8), and the receiver's per-subject order
+# check (must be 0 out of order).
+#
 # Also prints the relay's CPU per event (user+system) for each sink.
-# Ports 25468 (PostgreSQL), 25469 (C receiver), 25470 (Python receiver).
-# Env: ORDERSYNCD, EVENTS, ROUNDS, PY_EVENTS (0 skips the Python runs).
+# Ports 25468 (PostgreSQL), 25469 (C receiver), 25470 (Python receiver),
+# 25510 (slow C receiver); when taken, other ones through WH_PG_PORT,
+# WH_PORT, WH_PY_PORT and WH_SLOW_PORT.
+# Env: ORDERSYNCD, EVENTS, ROUNDS, PY_EVENTS (0 skips the Python runs),
+# WRK_SECS (0 skips wrk), SLOW_EVENTS (0 skips the slow receiver), SLOW_MS,
+# SLOW_IN_FLIGHT. Appends webhook_ratio_S, webhook_wrk_ratio_S (S = 1, 16,
+# 256) and webhook_slow_ratio to $BENCH_RESULTS when set.
 set -uo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -29,9 +53,14 @@ ORDERSYNCD=${ORDERSYNCD:-$root/src/relay/ordersyncd}
 EVENTS=${EVENTS:-50000}
 ROUNDS=${ROUNDS:-3}
 PY_EVENTS=${PY_EVENTS:-3000}
-PORT=25468
-RPORT=25469
-PYPORT=25470
+WRK_SECS=${WRK_SECS:-5}
+SLOW_EVENTS=${SLOW_EVENTS:-25000}
+SLOW_MS=${SLOW_MS:-50}
+SLOW_IN_FLIGHT=${SLOW_IN_FLIGHT:-256}
+PORT=${WH_PG_PORT:-25468}
+RPORT=${WH_PORT:-25469}
+PYPORT=${WH_PY_PORT:-25470}
+SLOWPORT=${WH_SLOW_PORT:-25510}
 export WH_SECRET='whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'
 work=$(mktemp -d /tmp/ordersyncd-bench-webhook.XXXXXX)
 chmod 0755 "$work"
@@ -54,13 +83,20 @@ if ! cc -O2 -std=gnu11 -Wall -Wextra -Werror -o "$work/webhook_receiver" "$root/
 	echo "cannot build bench/sinks/webhook_receiver.c (needs libmicrohttpd-dev, libssl-dev)" >&2
 	exit 1
 fi
+if [ "$WRK_SECS" != 0 ] && ! command -v wrk >/dev/null; then
+	"$root/scripts/deps.sh" bench >&2 || true
+	command -v wrk >/dev/null || { echo "wrk is missing (apt-get install wrk): no wrk reference" >&2; WRK_SECS=0; }
+fi
 "$root/scripts/cluster.sh" start "$cl" "$PORT" >/dev/null || exit 1
 eval "$("$root/scripts/cluster.sh" env "$cl" "$PORT")"
 export PGOPTIONS="-c client_min_messages=warning"
 CONN="host=$cl port=$PORT user=postgres dbname=postgres"
 sql() { psql -X -A -t -q -v ON_ERROR_STOP=1 -c "$1"; }
 
-# events only, no extension: the sink is given on the command line
+# the sink is given on the command line; the extension is there because the
+# relay refuses to run where any role may emit ordersync events (it revokes
+# pg_logical_emit_message from PUBLIC) and reads its configured sinks (none)
+sql "CREATE EXTENSION ordersync"
 psql -X -q -v ON_ERROR_STOP=1 -f "$root/bench/sinks/produce.sql" || exit 1
 
 "$work/webhook_receiver" "$RPORT" "$WH_SECRET" >"$work/receiver.out" 2>"$work/receiver.log" &
@@ -121,12 +157,70 @@ PY
 }
 # accepted so far by the C receiver
 received() { curl -s "http://127.0.0.1:$RPORT/count"; }
+wrk_accepted=0				# requests of wrk the C receiver accepted
+
+# wrk_script SAMPLE LUA: a Lua script for wrk whose requests are the relay's
+# (same headers, same body size) for an event like SAMPLE (one line of the
+# file sink), each with its own id and subject, signed with $WH_SECRET.
+wrk_script() {
+	python3 - "$1" "$2" "$RPORT" <<'PY'
+import base64, hashlib, hmac, os, re, sys, time
+sample, out, port = open(sys.argv[1]).readline().rstrip("\n"), sys.argv[2], sys.argv[3]
+secret = os.environ["WH_SECRET"]
+key = base64.b64decode(secret[6:]) if secret.startswith("whsec_") else secret.encode()
+ts = str(int(time.time()))
+def lua(s):
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\r", "\\r").replace("\n", "\\n") + '"'
+tails = []
+for k in range(2000):
+    # ids shaped like the relay's (commit LSN/ordinal), a subject each
+    eid = "0/%X/%d" % (0x2000000 + k // 5 * 256, k % 5)
+    body = re.sub(r'"id":"[^"]*"', '"id":"%s"' % eid, sample, count=1)
+    body = re.sub(r'"subject":"[^"]*"', '"subject":"order/%d"' % k, body, count=1)
+    sig = base64.b64encode(hmac.new(key, ("%s.%s.%s" % (eid, ts, body)).encode(), hashlib.sha256).digest()).decode()
+    tails.append(" HTTP/1.1\r\nHost: 127.0.0.1:%s\r\nUser-Agent: ordersyncd\r\nAccept: */*\r\n"
+                 "Content-Type: application/cloudevents+json\r\nce-specversion: 1.0\r\nce-id: %s\r\n"
+                 "ce-type: ordersync.order.paid\r\nwebhook-id: %s\r\nwebhook-timestamp: %s\r\n"
+                 "webhook-signature: v1,%s\r\nContent-Length: %d\r\n\r\n%s"
+                 % (port, eid, eid, ts, sig, len(body.encode()), body))
+with open(out, "w") as f:
+    f.write("-- generated by bench/sinks/webhook.sh: pre-signed requests like the relay's;\n")
+    f.write("-- the path /wrk/<thread>/<cycle> makes every (path, subject) new to the receiver\n")
+    f.write("local n = 0\nlocal setup_n = 0\n")
+    f.write("function setup(thread) setup_n = setup_n + 1; thread:set('tid', setup_n) end\n")
+    f.write("local tails = {\n" + ",\n".join(lua(t) for t in tails) + "\n}\n")
+    f.write("local cycle = 0\n")
+    f.write("function request()\n  n = n + 1\n  if n > #tails then n = 1; cycle = cycle + 1 end\n"
+            "  return 'POST /wrk/' .. tostring(tid) .. '/' .. cycle .. tails[n]\nend\n")
+PY
+}
+
+# run_wrk CONNECTIONS: one wrk run against the C receiver; appends its
+# requests/s to $work/wrk.rate (not in a subshell: it counts wrk_accepted)
+run_wrk() {
+	local c=$1 t=2 before after out
+	[ "$c" -lt 2 ] && t=1
+	# the relay's last request (the marker past --endpos) may still be
+	# answered just after it exited: let it land before counting wrk's
+	sleep 0.3
+	before=$(received)
+	out=$(wrk -t"$t" -c"$c" -d"${WRK_SECS}s" -s "$work/wrk.lua" "http://127.0.0.1:$RPORT/" 2>&1)
+	sleep 0.2
+	after=$(received)
+	wrk_accepted=$((wrk_accepted + after - before))
+	if echo "$out" | grep -q 'Non-2xx'; then
+		echo "wrk -c$c got errors from the receiver:" >&2
+		echo "$out" >&2
+		exit 1
+	fi
+	echo "$out" | awk '/^Requests\/sec:/ { print $2 }' >>"$work/wrk.rate"
+}
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 rate() { echo "$1 / $2" | bc -l; }
 
 wh_opts='{"secret_env":"WH_SECRET","max_in_flight":256}'
-printf "%-9s %12s %14s %8s %14s %8s %11s %11s\n" subjects "file ev/s" "webhook ev/s" RATIO "python ev/s" RATIO \
-	"file us/ev" "hook us/ev"
+printf "%-9s %12s %14s %8s %14s %8s %11s %11s %5s %12s %9s\n" subjects "file ev/s" "webhook ev/s" RATIO "python ev/s" RATIO \
+	"file us/ev" "hook us/ev" conns "wrk req/s" "WRK RATIO"
 for nsubj in 1 16 256; do
 	slots=()
 	for ((r = 1; r <= ROUNDS; r++)); do slots+=("f$r" "w$r"); done
@@ -149,15 +243,27 @@ for nsubj in 1 16 256; do
 	: >"$work/w.secs"
 	: >"$work/f.cpu"
 	: >"$work/w.cpu"
+	: >"$work/wrk.rate"
+	: >"$work/wrk.ratio"
+	conns=$((nsubj < 256 ? nsubj : 256))	# the relay's requests in flight
 	for ((r = 1; r <= ROUNDS; r++)); do
 		read -r t c < <(run "file_$nsubj" "f$r" "$end" "$work/events.jsonl" "$EVENTS" "file:$work/events.jsonl") || exit 1
 		echo "$t" >>"$work/f.secs"
 		echo "$c" >>"$work/f.cpu"
+		if [ ! -s "$work/sample.jsonl" ]; then
+			grep -m1 '"subject":"order/' "$work/events.jsonl" >"$work/sample.jsonl" ||
+				{ echo "no order event in the file sink's output" >&2; exit 1; }
+			[ "$WRK_SECS" != 0 ] && { wrk_script "$work/sample.jsonl" "$work/wrk.lua" || exit 1; }
+		fi
 		rm -f "$work/events.jsonl"
 		read -r t c < <(run "webhook_$nsubj" "w$r" "$end" "http://127.0.0.1:$RPORT/count" \
 			$(($(received) + EVENTS)) "http://127.0.0.1:$RPORT/hook/$nsubj/$r" "$wh_opts") || exit 1
 		echo "$t" >>"$work/w.secs"
 		echo "$c" >>"$work/w.cpu"
+		if [ "$WRK_SECS" != 0 ]; then
+			run_wrk "$conns" || exit 1
+			echo "$EVENTS / $t / $(tail -1 "$work/wrk.rate")" | bc -l >>"$work/wrk.ratio"
+		fi
 	done
 	ft=$(median <"$work/f.secs")
 	wt=$(median <"$work/w.secs")
@@ -170,17 +276,69 @@ for nsubj in 1 16 256; do
 		py_rate=$(printf %.0f "$(rate "$PY_EVENTS" "$t")")
 		py_ratio=$(printf %.3f "$(echo "$py_rate / ($EVENTS / $ft)" | bc -l)")
 	fi
-	printf "%-9s %12.0f %14.0f %8.3f %14s %8s %11.1f %11.1f\n" "$nsubj" "$(rate "$EVENTS" "$ft")" "$(rate "$EVENTS" "$wt")" \
+	wrk_rate=- wrk_ratio=-
+	if [ "$WRK_SECS" != 0 ]; then
+		wrk_rate=$(printf %.0f "$(median <"$work/wrk.rate")")
+		wrk_ratio=$(printf %.3f "$(median <"$work/wrk.ratio")")
+	fi
+	printf "%-9s %12.0f %14.0f %8.3f %14s %8s %11.1f %11.1f %5s %12s %9s\n" "$nsubj" "$(rate "$EVENTS" "$ft")" "$(rate "$EVENTS" "$wt")" \
 		"$(echo "$ft / $wt" | bc -l)" "$py_rate" "$py_ratio" "$(echo "$fc * 1000000 / $EVENTS" | bc -l)" \
-		"$(echo "$wc * 1000000 / $EVENTS" | bc -l)"
+		"$(echo "$wc * 1000000 / $EVENTS" | bc -l)" "$conns" "$wrk_rate" "$wrk_ratio"
 	[ -n "${BENCH_RESULTS:-}" ] && echo "webhook_ratio_$nsubj $(echo "$ft / $wt" | bc -l)" >>"$BENCH_RESULTS"
+	[ -n "${BENCH_RESULTS:-}" ] && [ "$wrk_ratio" != - ] && echo "webhook_wrk_ratio_$nsubj $wrk_ratio" >>"$BENCH_RESULTS"
 	for s in "${slots[@]}"; do sql "SELECT pg_drop_replication_slot('$s')" >/dev/null; done
 done
 kill -TERM "$rpid"
 wait "$rpid" 2>/dev/null
 read -r _ acc _ ref _ ooo <"$work/receiver.out"
-want=$((3 * ROUNDS * (EVENTS + 2)))  # + the two bench.end markers
-echo "C receiver: $acc requests accepted (want $want), $ref bad signatures, $ooo out of per-subject order"
+markers=1					# bench.end events: one at the end, one after the Python part
+[ "$PY_EVENTS" -gt 0 ] && markers=2
+want=$((3 * ROUNDS * (EVENTS + markers) + wrk_accepted))
+echo "C receiver: $acc requests accepted (want $want, $wrk_accepted of them wrk's), $ref bad signatures," \
+	"$ooo out of per-subject order"
 echo "(RATIO = events/s of the webhook sink / events/s of the file sink on the same WAL; us/ev = relay CPU"
-echo " user+system per event; times run from the relay's start until the sink has every event)"
-[ "$acc" = "$want" ] && [ "$ref" = 0 ] && [ "$ooo" = 0 ]
+echo " user+system per event; times run from the relay's start until the sink has every event;"
+echo " conns = the relay's requests in flight = wrk's connections; WRK RATIO = webhook ev/s / wrk req/s"
+echo " posting the relay's signed requests to the same receiver for ${WRK_SECS} s right after the relay's run,"
+echo " median of the $ROUNDS rounds' ratios, goal >= 0.6)"
+ok=0
+[ "$acc" = "$want" ] && [ "$ref" = 0 ] && [ "$ooo" = 0 ] || ok=1
+
+# the slow receiver: every answer SLOW_MS after the request arrived
+if [ "$SLOW_EVENTS" -gt 0 ]; then
+	echo
+	"$work/webhook_receiver" "$SLOWPORT" "$WH_SECRET" "$SLOW_MS" >"$work/slow.out" 2>"$work/slow.log" &
+	spid=$!
+	pids+=("$spid")
+	sleep 0.3
+	slots=()
+	for ((r = 1; r <= ROUNDS; r++)); do slots+=("s$r"); done
+	for s in "${slots[@]}"; do sql "SELECT pg_create_logical_replication_slot('$s', 'wal2json')" >/dev/null; done
+	sql "CALL bench_produce($SLOW_EVENTS, 5, 256)"
+	end=$(sql "SELECT pg_current_wal_lsn()")
+	sql "SELECT pg_logical_emit_message(true, 'ordersync', '{\"type\":\"bench.end\",\"subject\":\"bench/end\",\"data\":{}}')" >/dev/null
+	: >"$work/s.secs"
+	slow_opts="{\"secret_env\":\"WH_SECRET\",\"max_in_flight\":$SLOW_IN_FLIGHT}"
+	for ((r = 1; r <= ROUNDS; r++)); do
+		n0=$(curl -s "http://127.0.0.1:$SLOWPORT/count")
+		read -r t c < <(run "slow_$r" "s$r" "$end" "http://127.0.0.1:$SLOWPORT/count" $((n0 + SLOW_EVENTS)) \
+			"http://127.0.0.1:$SLOWPORT/hook/slow/$r" "$slow_opts") || exit 1
+		echo "$t" >>"$work/s.secs"
+	done
+	for s in "${slots[@]}"; do sql "SELECT pg_drop_replication_slot('$s')" >/dev/null; done
+	kill -TERM "$spid"
+	wait "$spid" 2>/dev/null
+	read -r _ sacc _ sref _ sooo <"$work/slow.out"
+	st=$(median <"$work/s.secs")
+	ceiling=$(echo "$SLOW_IN_FLIGHT * 1000 / $SLOW_MS" | bc -l)
+	printf "%-34s %10s %14s %8s %14s\n" "slow receiver (${SLOW_MS} ms)" "events/s" "in-flight/${SLOW_MS}ms" RATIO "out of order"
+	printf "%-34s %10.0f %14.0f %8.3f %14s\n" "webhook, 256 subjects, in flight $SLOW_IN_FLIGHT" "$(rate "$SLOW_EVENTS" "$st")" \
+		"$ceiling" "$(echo "$SLOW_EVENTS / $st / $ceiling" | bc -l)" "$sooo"
+	[ -n "${BENCH_RESULTS:-}" ] && echo "webhook_slow_ratio $(echo "$SLOW_EVENTS / $st / $ceiling" | bc -l)" >>"$BENCH_RESULTS"
+	swant=$((ROUNDS * (SLOW_EVENTS + 1)))
+	echo "(slow C receiver: $sacc accepted (want $swant), $sref bad signatures, $sooo out of per-subject order;"
+	echo " $SLOW_EVENTS events, 5 per transaction, median of $ROUNDS runs, timed from the relay's start until the"
+	echo " receiver has answered every event; RATIO = events/s / (in-flight / ${SLOW_MS} ms), goal >= 0.8)"
+	[ "$sacc" = "$swant" ] && [ "$sref" = 0 ] && [ "$sooo" = 0 ] || ok=1
+fi
+exit $ok

@@ -11,11 +11,19 @@
  * URL path: give each run its own path), so
  * a fast but wrong relay cannot score.
  *
- *   webhook_receiver PORT SECRET       (runs until SIGTERM/SIGINT)
+ *   webhook_receiver PORT SECRET [DELAY_MS]   (runs until SIGTERM/SIGINT)
  *
  * On exit it prints one line: "accepted N refused M out_of_order K".
  * Answers 204 to a good request, 401 to a bad signature; GET /count gives
  * the number accepted so far.
+ *
+ * DELAY_MS (default 0) makes it a slow receiver: each good request is
+ * answered DELAY_MS after its body has arrived, without holding a thread
+ * (the connection is suspended and a timer thread resumes it), so the
+ * number of requests waiting at once is not limited by the thread pool and
+ * a client with N requests in flight can reach N / DELAY_MS. The order
+ * check happens on arrival; a request counts as accepted when its answer
+ * is sent.
  */
 #include <arpa/inet.h>
 #include <inttypes.h>
@@ -26,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <microhttpd.h>
 #include <openssl/evp.h>
@@ -56,7 +65,73 @@ struct req
 	size_t		len;
 	size_t		cap;
 	char	   *body;
+	int			delayed;		/* 1: suspended, 2: resumed, answer now,
+								 * 3: resumed at shutdown, answer 503 */
+	struct timespec due;		/* when a delayed request is answered */
+	struct MHD_Connection *conn;
+	struct req *next;			/* in the delay queue */
 };
+
+/*
+ * Slow-receiver mode: suspended requests in arrival order (the delay is the
+ * same for every one, so arrival order is due order), resumed by one timer
+ * thread.
+ */
+static long delay_ms;
+static pthread_mutex_t delay_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t delay_cond = PTHREAD_COND_INITIALIZER;
+static struct req *delay_head,
+		   *delay_tail;
+static int	delay_stop;
+
+static void *
+delay_thread(void *arg)
+{
+	(void) arg;
+	pthread_mutex_lock(&delay_lock);
+	while (!delay_stop)
+	{
+		struct req *r = delay_head;
+
+		if (r == NULL)
+		{
+			pthread_cond_wait(&delay_cond, &delay_lock);
+			continue;
+		}
+		if (pthread_cond_timedwait(&delay_cond, &delay_lock, &r->due) == 0 && !delay_stop)
+			continue;			/* woken early: look again */
+		/* due (the head cannot have changed: new ones go to the tail) */
+		delay_head = r->next;
+		if (delay_head == NULL)
+			delay_tail = NULL;
+		r->delayed = 2;
+		MHD_resume_connection(r->conn);
+	}
+	pthread_mutex_unlock(&delay_lock);
+	return NULL;
+}
+
+static void
+delay_request(struct MHD_Connection *c, struct req *r)
+{
+	clock_gettime(CLOCK_REALTIME, &r->due);
+	r->due.tv_nsec += (delay_ms % 1000) * 1000000L;
+	r->due.tv_sec += delay_ms / 1000 + r->due.tv_nsec / 1000000000L;
+	r->due.tv_nsec %= 1000000000L;
+	r->conn = c;
+	r->next = NULL;
+	r->delayed = 1;
+	pthread_mutex_lock(&delay_lock);
+	/* suspended before the timer thread can see it, so it can resume it */
+	MHD_suspend_connection(c);
+	if (delay_tail)
+		delay_tail->next = r;
+	else
+		delay_head = r;
+	delay_tail = r;
+	pthread_cond_signal(&delay_cond);
+	pthread_mutex_unlock(&delay_lock);
+}
 
 static int
 parse_id(const char *id, uint64_t *lsn, uint32_t *ord)
@@ -199,6 +274,14 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 		*upload_size = 0;
 		return MHD_YES;
 	}
+	if (r->delayed == 2)
+	{
+		/* a slow answer, due now */
+		atomic_fetch_add(&accepted, 1);
+		return MHD_queue_response(c, MHD_HTTP_NO_CONTENT, ok_resp);
+	}
+	if (r->delayed == 3)
+		return MHD_queue_response(c, MHD_HTTP_SERVICE_UNAVAILABLE, bad_resp);
 	if (r->body == NULL)
 		return MHD_queue_response(c, MHD_HTTP_BAD_REQUEST, bad_resp);
 	r->body[r->len] = '\0';
@@ -208,6 +291,11 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 		return MHD_queue_response(c, MHD_HTTP_UNAUTHORIZED, bad_resp);
 	}
 	check_order(url, r->body);
+	if (delay_ms > 0)
+	{
+		delay_request(c, r);
+		return MHD_YES;
+	}
 	atomic_fetch_add(&accepted, 1);
 	return MHD_queue_response(c, MHD_HTTP_NO_CONTENT, ok_resp);
 }
@@ -234,10 +322,17 @@ main(int argc, char **argv)
 	int			sig;
 	const char *secret;
 	struct sockaddr_in addr = {.sin_family = AF_INET};
+	pthread_t	timer;
 
-	if (argc != 3)
+	if (argc != 3 && argc != 4)
 	{
-		fprintf(stderr, "usage: webhook_receiver PORT SECRET\n");
+		fprintf(stderr, "usage: webhook_receiver PORT SECRET [DELAY_MS]\n");
+		return 2;
+	}
+	delay_ms = argc == 4 ? atol(argv[3]) : 0;
+	if (delay_ms < 0 || delay_ms > 60000)
+	{
+		fprintf(stderr, "webhook_receiver: DELAY_MS must be 0..60000\n");
 		return 2;
 	}
 	secret = argv[2];
@@ -271,7 +366,8 @@ main(int argc, char **argv)
 	/* loopback only: a benchmark has no business on other interfaces */
 	addr.sin_port = htons((uint16_t) atoi(argv[1]));
 	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	d = MHD_start_daemon(MHD_USE_EPOLL_INTERNALLY | MHD_USE_ERROR_LOG,
+	d = MHD_start_daemon(MHD_USE_EPOLL_INTERNALLY | MHD_USE_ERROR_LOG |
+						 (delay_ms > 0 ? MHD_ALLOW_SUSPEND_RESUME : 0),
 						 (uint16_t) atoi(argv[1]), NULL, NULL, handle, NULL,
 						 MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &addr,
 						 MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
@@ -285,8 +381,29 @@ main(int argc, char **argv)
 		fprintf(stderr, "webhook_receiver: cannot listen on port %s\n", argv[1]);
 		return 1;
 	}
-	fprintf(stderr, "webhook_receiver: listening on %s\n", argv[1]);
+	if (delay_ms > 0 && pthread_create(&timer, NULL, delay_thread, NULL) != 0)
+	{
+		fprintf(stderr, "webhook_receiver: cannot start the timer thread\n");
+		return 1;
+	}
+	fprintf(stderr, "webhook_receiver: listening on %s%s\n", argv[1],
+			delay_ms > 0 ? ", answering late" : "");
 	sigwait(&set, &sig);
+	if (delay_ms > 0)
+	{
+		/* resume what waits, or MHD_stop_daemon would wait for it */
+		pthread_mutex_lock(&delay_lock);
+		delay_stop = 1;
+		for (struct req *r = delay_head; r; r = r->next)
+		{
+			r->delayed = 3;
+			MHD_resume_connection(r->conn);
+		}
+		delay_head = delay_tail = NULL;
+		pthread_cond_signal(&delay_cond);
+		pthread_mutex_unlock(&delay_lock);
+		pthread_join(timer, NULL);
+	}
 	MHD_stop_daemon(d);
 	printf("accepted %ld refused %ld out_of_order %ld\n", atomic_load(&accepted),
 		   atomic_load(&refused), atomic_load(&out_of_order));
