@@ -110,9 +110,9 @@ t_forge() {
 	local name=attack_forged_events_refused_for_every_role r res bad=""
 	for r in mallory shop ops relay; do
 		res=$(as $r "SELECT pg_logical_emit_message(true, 'ordersync', '{\"type\":\"order.paid\",\"subject\":\"order/999999\",\"data\":{}}')")
-		echo "$res" | grep -q 'permission denied for function pg_logical_emit_message' || bad+=" $r(text): $res"
+		grep -q 'permission denied for function pg_logical_emit_message' <<<"$res" || bad+=" $r(text): $res"
 		res=$(as $r "SELECT pg_logical_emit_message(true, 'ordersync', convert_to('{\"type\":\"order.paid\",\"subject\":\"order/999999\",\"data\":{}}', 'UTF8'))")
-		echo "$res" | grep -q 'permission denied for function pg_logical_emit_message' || bad+=" $r(bytea): $res"
+		grep -q 'permission denied for function pg_logical_emit_message' <<<"$res" || bad+=" $r(bytea): $res"
 	done
 	if [ -z "$bad" ]; then pass $name; else fail $name "$bad"; fi
 }
@@ -122,20 +122,20 @@ t_tables() {
 	local name=attack_config_tables_refused bad="" r res
 	for r in mallory shop ops relay; do
 		res=$(as $r "INSERT INTO ordersync.sink (name, uri) VALUES ('evil', 'http://127.0.0.1:25494/')")
-		echo "$res" | grep -q 'permission denied' || bad+=" $r insert sink: $res;"
+		grep -q 'permission denied' <<<"$res" || bad+=" $r insert sink: $res;"
 		res=$(as $r "INSERT INTO ordersync.redelivery (dead_letter_id, sink, event) VALUES (1, 'warehouse', '{}')")
-		echo "$res" | grep -q 'permission denied' || bad+=" $r insert redelivery: $res;"
+		grep -q 'permission denied' <<<"$res" || bad+=" $r insert redelivery: $res;"
 	done
 	for r in mallory shop relay; do
 		res=$(as $r "SELECT ordersync.add_sink('evil', 'http://127.0.0.1:25494/')")
-		echo "$res" | grep -q 'permission denied' || bad+=" $r add_sink: $res;"
+		grep -q 'permission denied' <<<"$res" || bad+=" $r add_sink: $res;"
 	done
 	for r in mallory shop ops; do
 		res=$(as $r "SELECT ordersync.record_dead_letter('warehouse', '{\"id\":\"0/1/1\",\"type\":\"ordersync.order.paid\",\"subject\":\"order/1\"}', 'x', 1)")
-		echo "$res" | grep -q 'permission denied' || bad+=" $r record_dead_letter: $res;"
+		grep -q 'permission denied' <<<"$res" || bad+=" $r record_dead_letter: $res;"
 	done
 	res=$(as relay "SELECT ordersync.place_order('web', 'R-1', '[{\"sku\":\"SKU-1\",\"qty\":1,\"price\":\"1.00\"}]')")
-	echo "$res" | grep -q 'permission denied' || bad+=" relay place_order: $res;"
+	grep -q 'permission denied' <<<"$res" || bad+=" relay place_order: $res;"
 	if [ -z "$bad" ]; then pass $name; else fail $name "$bad"; fi
 }
 
@@ -171,12 +171,12 @@ t_admin_os() {
 		'{"kafka": {"ssl.ca.location": "/etc/shadow"}}' \
 		'{"kafka": {"enable.idempotence": false}}'; do
 		res=$(as ops "SELECT ordersync.add_sink('k', 'kafka://127.0.0.1:25499/t', '$opt')")
-		echo "$res" | grep -q 'OS006\|not allowed\|refus\|unknown\|invalid\|overrides' || bad+=" add_sink kafka $opt: $res;"
+		grep -q 'OS006\|not allowed\|refus\|unknown\|invalid\|overrides' <<<"$res" || bad+=" add_sink kafka $opt: $res;"
 	done
 	res=$(as ops "SELECT ordersync.add_sink('meta', 'http://169.254.169.254/latest/meta-data')")
-	echo "$res" | grep -q 'ERROR' || bad+=" link-local: $res;"
+	grep -q 'ERROR' <<<"$res" || bad+=" link-local: $res;"
 	res=$(as ops "SELECT ordersync.add_sink('tok', 'https://hooks.example.com/x?token=abc')")
-	echo "$res" | grep -q 'ERROR' || bad+=" token in query: $res;"
+	grep -q 'ERROR' <<<"$res" || bad+=" token in query: $res;"
 	# the same, written straight into the table by a superuser (past add_sink's checks):
 	# the relay refuses them itself, keeps running, and dead-letters what is routed there
 	sql "INSERT INTO ordersync.sink (name, uri, options) VALUES
@@ -207,11 +207,11 @@ t_pii() {
 	local name=attack_personal_data_filter_fails_closed bad="" res deep id
 	deep=$(python3 -c 'print("{\"a\":" * 30 + "\"Secret Deep\"" + "}" * 30)')
 	res=$(as shop "SELECT ordersync.place_order('web', 'D-1', '[{\"sku\":\"SKU-1\",\"qty\":1,\"price\":\"1.00\"}]', '$deep')")
-	echo "$res" | grep -q 'nested too deeply' || bad+=" deep customer accepted: $res;"
+	grep -q 'nested too deeply' <<<"$res" || bad+=" deep customer accepted: $res;"
 	res=$(as shop "SELECT ordersync.place_order('web', 'D-2', '[{\"sku\":\"SKU-1\",\"qty\":1,\"price\":\"1.00\"}]', jsonb_build_object('name', repeat('x', 20000)))")
-	echo "$res" | grep -q 'too large' || bad+=" 20 kB customer accepted: $res;"
+	grep -q 'too large' <<<"$res" || bad+=" 20 kB customer accepted: $res;"
 	res=$(as shop "SELECT ordersync.receive_stock(E'SKU-\\u202Eevil', 'main', 1)")
-	echo "$res" | grep -q 'ERROR' || bad+=" SKU with a right-to-left override: $res;"
+	grep -q 'ERROR' <<<"$res" || bad+=" SKU with a right-to-left override: $res;"
 	# an event the filter cannot read (deeper than it parses) must not reach purchasing
 	deep=$(python3 -c 'print("[" * 100 + "]" * 100)')
 	sql "SELECT pg_logical_emit_message(true, 'ordersync', '{\"type\":\"order.paid\",\"subject\":\"order/424242\",\"data\":{\"order_id\":424242,\"customer\":{\"name\":\"Secret Deep\",\"x\":$deep}}}')" >/dev/null
@@ -245,7 +245,7 @@ t_dead_letter_excerpt() {
 	as shop "CALL public.it_orders('E', 1)" >/dev/null
 	wait_for 20 "[ \"\$(sql \"SELECT count(*) > 0 FROM ordersync.dead_letter WHERE sink = 'internal'\")\" = t ]"
 	res=$(sql "SELECT error FROM ordersync.dead_letter WHERE sink = 'internal' ORDER BY id LIMIT 1")
-	if echo "$res" | grep -q 404 && [ "$(echo "$res" | grep -o 'SECRET' | wc -l)" -le 1 ] && [ ${#res} -le 300 ]; then
+	if grep -q 404 <<<"$res" && [ "$(echo "$res" | grep -o 'SECRET' | wc -l)" -le 1 ] && [ ${#res} -le 300 ]; then
 		pass $name
 	else
 		fail $name "dead letter error (${#res} bytes): ${res:0:400}"
@@ -257,7 +257,7 @@ t_dead_letter_excerpt() {
 t_url_secret() {
 	local name=attack_url_secret_redacted m
 	m=$(curl -s http://127.0.0.1:25493/metrics)
-	if ! grep -q 'SUPERSECRET' "$work/relay.log" && ! echo "$m" | grep -q 'SUPERSECRET' &&
+	if ! grep -q 'SUPERSECRET' "$work/relay.log" && ! grep -q 'SUPERSECRET' <<<"$m" &&
 		[ -s "$work/cli.events" ]; then
 		pass $name
 	else
