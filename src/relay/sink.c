@@ -53,6 +53,7 @@ static const struct sink_ops *const kinds[] = {
 	&sink_webhook_ops,
 	&sink_kafka_ops,
 	&sink_amqp_ops,
+	&sink_nats_ops,
 };
 
 const struct sink_ops *

@@ -230,7 +230,7 @@ struct sink;
 
 struct sink_ops
 {
-	const char *kind;			/* "file", "webhook", "kafka", "amqp" */
+	const char *kind;			/* "file", "webhook", "kafka", "amqp", "nats" */
 	unsigned	flags;
 	int			lane_depth;		/* events of one subject at once; 0: no limit */
 	int			window;			/* default events in flight; 0: no limit */
@@ -276,6 +276,7 @@ extern const struct sink_ops sink_file_ops;
 extern const struct sink_ops sink_webhook_ops;
 extern const struct sink_ops sink_kafka_ops;
 extern const struct sink_ops sink_amqp_ops;
+extern const struct sink_ops sink_nats_ops;
 
 /* Defaults, then the keys of raw (kept in opt->raw). 0 or -1 (err filled). */
 int			sink_parse_options(struct sink_options *opt, json_object *raw,

@@ -38,11 +38,11 @@ static const char *const common_keys[] = {
 /* Options whose value is a non-empty string (names and paths). */
 static const char *const string_keys[] = {
 	"secret_env", "secret_file", "password_env", "password_file", "ca_file", "cert_file",
-	"key_file", "declare_exchange", NULL
+	"key_file", "declare_exchange", "token_env", "token_file", "stream", NULL
 };
 /* References to files; every other "_env" key names a variable. */
 static const char *const file_keys[] = {
-	"secret_file", "password_file", "ca_file", "cert_file", "key_file", NULL
+	"secret_file", "password_file", "ca_file", "cert_file", "key_file", "token_file", NULL
 };
 
 /* "a, b, c" */
@@ -123,7 +123,8 @@ check_types(const struct sink *s, char *err, size_t errlen)
 			snprintf(err, errlen, "sink \"%s\": option \"%s\" must be a non-empty string "
 					 "without control characters, such as %s", s->name, key,
 					 sink_in_list(file_keys, key) ? "\"/etc/ordersync/secrets/name\"" :
-					 strcmp(key, "declare_exchange") == 0 ? "\"topic\"" : "\"ORDERSYNC_NAME\"");
+					 strcmp(key, "declare_exchange") == 0 ? "\"topic\"" :
+					 strcmp(key, "stream") == 0 ? "\"ORDERS\"" : "\"ORDERSYNC_NAME\"");
 			return -1;
 		}
 		if (strcmp(key, "verify_peer") == 0 && !json_object_is_type(v, json_type_boolean))
@@ -592,7 +593,7 @@ check_clear_text(struct sink *s, char *err, size_t errlen)
 	if (s->trusted)
 	{
 		log_warning("sink \"%s\" sends events with personal data unencrypted to %s; use TLS "
-					"(https://, amqps://, security.protocol ssl/sasl_ssl) or set "
+					"(https://, amqps://, nats+tls://, security.protocol ssl/sasl_ssl) or set "
 					"{\"drop_personal_data\": true}", s->name, shown);
 		return 0;
 	}
@@ -600,7 +601,8 @@ check_clear_text(struct sink *s, char *err, size_t errlen)
 		return 0;
 	snprintf(err, errlen, "sink \"%s\": %s would carry events with personal data (customer "
 			 "names, addresses) unencrypted to another machine; use TLS (https://, amqps://, "
-			 "kafka security.protocol ssl or sasl_ssl), set {\"drop_personal_data\": true}, or "
+			 "nats+tls://, kafka security.protocol ssl or sasl_ssl), set "
+			 "{\"drop_personal_data\": true}, or "
 			 "start ordersyncd with --allow-insecure-sinks", s->name, shown);
 	return -1;
 }
@@ -616,7 +618,8 @@ sink_check(struct sink *s, char *err, size_t errlen)
 	if (ops == NULL || (ops->flags & SINK_LOCAL))
 	{
 		snprintf(err, errlen, "sink \"%s\": no usable uri; use http://, https://, "
-				 "kafka://brokers/topic or amqp://user@host/vhost?exchange=NAME",
+				 "kafka://brokers/topic, amqp://user@host/vhost?exchange=NAME or "
+				 "nats://host:4222/prefix",
 				 s->name ? s->name : "?");
 		return -1;
 	}

@@ -88,6 +88,12 @@ amqp(const char *uri)
 	return scheme(uri, "amqp://", "amqps://");
 }
 
+static bool
+nats(const char *uri)
+{
+	return scheme(uri, "nats://", "nats+tls://");
+}
+
 /* the real sinks' option keys and clear-text rules: the checks are the real ones */
 static bool
 clear_http(const struct sink *s)
@@ -99,6 +105,12 @@ static bool
 clear_amqp(const struct sink *s)
 {
 	return strncasecmp(s->uri, "amqps://", 8) != 0;
+}
+
+static bool
+clear_nats(const struct sink *s)
+{
+	return strncasecmp(s->uri, "nats+tls://", 11) != 0;
 }
 
 static bool
@@ -123,6 +135,10 @@ static const char *const amqp_keys[] = {
 	"password_env", "password_file", "ca_file", "cert_file", "key_file", "verify_peer",
 	"declare_exchange", "heartbeat_seconds", NULL
 };
+static const char *const nats_keys[] = {
+	"stream", "password_env", "password_file", "token_env", "token_file", "ca_file",
+	"cert_file", "key_file", NULL
+};
 
 #define STAND_IN(var, name, depth, keys, claim, clear) \
 	const struct sink_ops var = {.kind = name,.lane_depth = depth,.option_keys = keys, \
@@ -132,6 +148,7 @@ static const char *const amqp_keys[] = {
 STAND_IN(sink_webhook_ops, "webhook", 1, wh_keys, web, clear_http);
 STAND_IN(sink_kafka_ops, "kafka", 0, kafka_keys, kafka, clear_kafka);
 STAND_IN(sink_amqp_ops, "amqp", 0, amqp_keys, amqp, clear_amqp);
+STAND_IN(sink_nats_ops, "nats", 0, nats_keys, nats, clear_nats);
 
 static struct relay R;
 

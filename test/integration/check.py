@@ -6,9 +6,10 @@ event, in commit order).
   check.py delivered REF GOT FROM TO PATTERNS MODE [EXCLUDE]
   check.py kafka REF GOT FROM TO MODE [MAY_MISS...]
   check.py amqp REF GOT [PAID]
+  check.py nats REF GOT PREFIX PATTERNS
       The events of REF whose commit LSN is in [FROM, TO] (amqp: all) and
       whose type matches one of PATTERNS (comma-separated route patterns:
-      order.paid, order.*, *; kafka: *; amqp: order.*), minus the ids in
+      order.paid, order.*, *; kafka: *; amqp: order.*; nats: all), minus the ids in
       EXCLUDE, must be exactly the ids GOT has in that range: none missing
       (but those in MAY_MISS: dead letters), none extra. Per subject, the order in which GOT first has each event
       must be the commit order (ids "<commit LSN>/<ordinal>" rising). Copies
@@ -24,6 +25,13 @@ event, in commit order).
                    routing key = type = event type, message id = event id;
                    PAID, a queue bound to order.paid, holds exactly the
                    paid events.
+        nats       "stream sequence, subject, Nats-Msg-Id, content type,
+                   payload" lines of a JetStream stream in stream order
+                   (natsdump in sink_nats.sh), always MODE "exact" (the
+                   duplicate window must have dropped every replay): also
+                   subject = PREFIX.<event type>, Nats-Msg-Id = event id,
+                   payload = the file's line byte for byte, content type
+                   application/cloudevents+json.
       Prints "ok N events S subjects D duplicates" (amqp adds the counts of
       created, paid and shipped events) or what is wrong; exits 1 if wrong.
 
@@ -128,6 +136,25 @@ def got_amqp(path):
             bad.append(f"message id {mid!r} is not the event id {ev['id']!r}")
         if "ordersync." + rk != ev["type"] or typ != rk:
             bad.append(f"{mid}: routing key {rk!r} / type {typ!r} for event type {ev['type']!r}")
+        out.append((ev, bad))
+    return out
+
+
+def got_nats(path, prefix, ref_line):
+    out = []
+    for l in lines(path):
+        seq, subj, mid, ctype, body = l.split(b"\t", 4)
+        ev = json.loads(body)
+        bad = []
+        i = ev["id"]
+        if mid.decode() != i:
+            bad.append(f"seq {seq.decode()}: Nats-Msg-Id {mid.decode()!r} is not the event id {i!r}")
+        if subj.decode() != prefix + "." + ev["type"][len("ordersync."):]:
+            bad.append(f"{i}: subject {subj.decode()!r} for event type {ev['type']!r}")
+        if ctype != b"application/cloudevents+json":
+            bad.append(f"{i}: content type {ctype.decode()!r}")
+        if i in ref_line and body != ref_line[i]:
+            bad.append(f"{i}: payload differs from the file sink's line")
         out.append((ev, bad))
     return out
 
@@ -238,6 +265,14 @@ def amqp(ref_path, got_path, paid_path=None):
     return report(ref, subjects, dups, problems,
                   f", created={types['ordersync.order.created']} paid={types['ordersync.order.paid']}"
                   f" shipped={types['ordersync.order.shipped']}")
+
+
+def nats(ref_path, got_path, prefix, patterns):
+    lo, hi = 0, (1 << 64) - 1
+    ref, ref_line = reference(ref_path, lo, hi, patterns.split(","), set())
+    problems = []
+    subjects, dups = compare(ref, got_nats(got_path, prefix, ref_line), lo, hi, "exact", problems)
+    return report(ref, subjects, dups, problems)
 
 
 def attempts(path):
@@ -377,7 +412,7 @@ def envelope(path):
     return 0
 
 
-COMMANDS = {"delivered": delivered, "kafka": kafka, "amqp": amqp, "attempts": attempts,
+COMMANDS = {"delivered": delivered, "kafka": kafka, "amqp": amqp, "nats": nats, "attempts": attempts,
             "find": find, "first": first, "seq": seq, "envelope": envelope}
 
 

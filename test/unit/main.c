@@ -22,5 +22,6 @@ main(void)
 	failed += group_delivery();
 	failed += group_policy();
 	failed += group_control();
+	failed += group_nats();
 	return failed > 255 ? 255 : failed;
 }

@@ -23,5 +23,6 @@ int group_webhook_sign(void);
 int group_delivery(void);
 int group_policy(void);
 int group_control(void);
+int group_nats(void);
 
 #endif

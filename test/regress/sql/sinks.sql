@@ -276,3 +276,13 @@ RESET ROLE;
 SELECT ordersync.drop_sink('warehouse');
 SELECT count(*) AS messages FROM slot_config('regress_sinks') WHERE action = 'M';
 SELECT 'dropped' FROM pg_drop_replication_slot('regress_sinks');
+
+-- NATS JetStream sinks (0.4.0): one server and a subject prefix of plain
+-- tokens, their own option keys, TLS files only with nats+tls://
+SELECT ordersync.add_sink('js', 'nats://nats.example.com:4222/orders.*');
+SELECT ordersync.add_sink('js', 'nats://n1:4222,n2:4222/orders');
+SELECT ordersync.add_sink('js', 'nats://nats.example.com/orders', '{"verify_peer": false}');
+SELECT ordersync.add_sink('js', 'nats://nats.example.com/orders', '{"ca_file": "/etc/ordersync/ca.pem"}');
+SELECT ordersync.add_sink('js', 'nats+tls://nats.example.com/orders', '{"token": "hunter2"}');
+SELECT ordersync.add_sink('js', 'nats+tls://nats.example.com/orders', '{"stream": "A.B"}');
+SELECT ordersync.add_sink('js', 'nats+tls://nats.example.com/orders', '{"token_env": "T", "password_env": "P"}');
