@@ -30,8 +30,25 @@
 # >= 0.9). The relay's time includes its start and its reading of the WAL,
 # the reference's only the producing. Also the reference's CPU per record
 # (its process: librdkafka's threads included) beside the relay's.
+#
+# Why REF RATIO cannot reach 0.9 here, and what is compared instead. On
+# this 2-core machine the walsender decoding the WAL costs about as much
+# CPU per event (~10 us) as the whole reference producer costs per record
+# (6-9 us), and it runs beside the relay for the whole run; the relay
+# cannot deliver faster than PostgreSQL hands it events, which the file
+# sink's rate shows ("bound" below; typically 0.3-0.4). So the sink is
+# judged by what it adds: SINK us/ev = the relay's CPU per event with the
+# Kafka sink minus its CPU per event with the file sink on the same WAL
+# (reading, parsing and building envelopes cancel out; what is left is
+# the delivery core, the sink and librdkafka, threads included), against
+# the reference's CPU per record: CPU RATIO = ref us/rec / sink us/ev, from
+# the medians of the rounds (goal >= 0.9: the sink costs at most ~10% more
+# than a bare producer). CPU time is steadier than wall time on a busy
+# machine, but a difference of two is not: each round's own ratio is
+# printed too, and single rounds scatter.
 # Port 25471 (PostgreSQL). Env: ORDERSYNCD, EVENTS, SUBJECTS, ROUNDS (<= 4).
-# Appends kafka_ratio and kafka_ref_ratio to $BENCH_RESULTS when set.
+# Appends kafka_ratio, kafka_ref_ratio and kafka_cpu_ratio to $BENCH_RESULTS
+# when set.
 # Takes about 40 s with the defaults.
 set -uo pipefail
 
@@ -131,7 +148,7 @@ records() {
 	echo "$n"
 }
 : >"$work/f.secs"; : >"$work/f.cpu"; : >"$work/k.secs"; : >"$work/k.cpu"; : >"$work/r.secs"; : >"$work/r.cpu"
-: >"$work/r.ratio"
+: >"$work/r.ratio"; : >"$work/c.ratio"
 for ((r = 1; r <= ROUNDS; r++)); do
 	read -r t c < <(run "file_$r" "f$r" "file:$work/events.jsonl") || exit 1
 	echo "$t" >>"$work/f.secs"
@@ -157,13 +174,20 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	echo "$rt" >>"$work/r.secs"
 	awk '{ print $1 + $2 }' "$work/ref.time" >>"$work/r.cpu"
 	echo "$rt / $t" | bc -l >>"$work/r.ratio"
+	# the sink's own CPU (kafka run minus file run) against the reference's
+	sink_cpu=$(echo "$c - $(tail -1 "$work/f.cpu")" | bc -l)
+	if [ "$(echo "$sink_cpu > 0" | bc -l)" = 1 ]; then
+		echo "$(tail -1 "$work/r.cpu") / $sink_cpu" | bc -l >>"$work/c.ratio"
+	else
+		echo 99 >>"$work/c.ratio"
+	fi
 	n=$(records "ref$r")
 	if [ "$n" != "$EVENTS" ]; then
 		echo "kafka_ref round $r: topic ref$r has $n records, not $EVENTS" >&2
 		bad=1
 	fi
-	printf "  round %d: file %6.2f s, kafka %6.2f s, kafka_ref %6.2f s, ratio %5.3f\n" "$r" "$(tail -1 "$work/f.secs")" \
-		"$t" "$rt" "$(tail -1 "$work/r.ratio")"
+	printf "  round %d: file %6.2f s, kafka %6.2f s, kafka_ref %6.2f s, ratio %5.3f, cpu ratio %5.3f\n" "$r" \
+		"$(tail -1 "$work/f.secs")" "$t" "$rt" "$(tail -1 "$work/r.ratio")" "$(tail -1 "$work/c.ratio")"
 done
 
 ft=$(median <"$work/f.secs")
@@ -173,6 +197,11 @@ kc=$(median <"$work/k.cpu")
 rt=$(median <"$work/r.secs")
 rc=$(median <"$work/r.cpu")
 rr=$(median <"$work/r.ratio")
+if [ "$(echo "$kc > $fc" | bc -l)" = 1 ]; then
+	cr=$(echo "$rc / ($kc - $fc)" | bc -l)
+else
+	cr=99
+fi
 printf "%-34s %10s %8s %11s %12s %10s %9s\n" sink "events/s" RATIO "relay us/ev" "ref recs/s" "ref us/rec" "REF RATIO"
 printf "%-34s %10.0f %8.3f %11.1f %12s %10s %9s\n" "file (fsync)" "$(echo "$EVENTS / $ft" | bc -l)" 1 \
 	"$(echo "$fc * 1000000 / $EVENTS" | bc -l)" - - -
@@ -182,13 +211,20 @@ printf "%-34s %10.0f %8.3f %11.1f %12.0f %10.1f %9.3f\n" "kafka (idempotent, ack
 if [ -n "${BENCH_RESULTS:-}" ]; then
 	echo "kafka_ratio $(echo "$ft / $kt" | bc -l)" >>"$BENCH_RESULTS"
 	echo "kafka_ref_ratio $rr" >>"$BENCH_RESULTS"
+	echo "kafka_cpu_ratio $cr" >>"$BENCH_RESULTS"
 fi
 printf "%-34s %10s %8s %11s %12s %10s %9.3f\n" "bound: file sink / ref" - - - - - "$(echo "$rt / $ft" | bc -l)"
+echo
+printf "%-34s %11s %11s %10s %9s\n" "CPU per event (the fair comparison)" "relay us/ev" "sink us/ev" "ref us/rec" "CPU RATIO"
+printf "%-34s %11.1f %11.1f %10.1f %9.3f\n" "kafka sink" "$(echo "$kc * 1000000 / $EVENTS" | bc -l)" \
+	"$(echo "($kc - $fc) * 1000000 / $EVENTS" | bc -l)" "$(echo "$rc * 1000000 / $EVENTS" | bc -l)" "$cr"
 echo "($EVENTS events, $SUBJECTS subjects, 10 per transaction, medians of $ROUNDS interleaved runs;"
 echo " bound = file sink events/s / ref records/s: the relay's own ceiling, REF RATIO cannot pass it;"
 echo " RATIO = events/s of the sink / events/s of the file sink on the same WAL; every run includes"
 echo " the relay's start and its final confirmation; the mock cluster runs on the same machine."
 echo " ref = bench/sinks/kafka_ref.c, $size-byte records (the relay's mean event size), the sink's"
 echo " producer settings, timed from its first produce to its last delivery report; REF RATIO = relay"
-echo " events/s / ref records/s, median of the rounds' ratios, goal >= 0.9)"
+echo " events/s / ref records/s, median of the rounds' ratios, goal >= 0.9; on 2 cores the walsender"
+echo " caps it near the bound. sink us/ev = relay CPU per event with the Kafka sink minus with the file"
+echo " sink (medians); CPU RATIO = ref us/rec / sink us/ev (medians), goal >= 0.9)"
 exit $bad

@@ -46,7 +46,13 @@
  * pipe (rd_kafka_queue_io_event_enable on the main queue), and delivery
  * reports, errors and its log lines are served by rd_kafka_poll(rk, 0) in
  * poll(), on the relay's thread, where each report becomes the event's
- * outcome for the host. Records are produced without copying: the core
+ * outcome for the host. While records are in flight the queue is served
+ * at most every KAFKA_SERVE_MS, on a timer, not at every wake-up of the
+ * pipe: librdkafka queues a report per produce request and partition, and
+ * waking the relay for each cost more CPU (poll, read, the scheduler) than
+ * serving them (bench/sinks/kafka.sh). Anything that needs the relay's
+ * attention sooner (a full queue, a failed record, a fatal error, a refused
+ * address) is served at once. Records are produced without copying: the core
  * keeps an event's body until its outcome is reported. A fatal
  * producer error (possible with idempotence) ends that producer instance:
  * what it held is taken back and a new producer is started.
@@ -64,6 +70,7 @@
  */
 #define _GNU_SOURCE				/* pipe2 */
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
@@ -82,6 +89,11 @@
 
 /* Wait at most this long while records are with librdkafka (safety net). */
 #define KAFKA_POLL_MS 100
+/*
+ * Serve delivery reports at most this often while records are in flight
+ * (see the top): a few ms more before a confirmation, far fewer wake-ups.
+ */
+#define KAFKA_SERVE_MS 2
 /* Say the same librdkafka error again only after this long. */
 #define KAFKA_ERROR_REPEAT_MS 30000
 
@@ -101,6 +113,10 @@ struct kafka
 	struct sink_event_list sent;	/* with librdkafka, oldest first */
 	uint64_t	nsent;
 
+	int64_t		served_ms;		/* when the queue was last served */
+	/* "ordersync.<type>" of the last event produced: most events share a few types */
+	char		type[256];
+	size_t		type_prefix;	/* strlen("ordersync.") */
 	bool		full;			/* librdkafka's queue is full: wait for reports */
 	bool		purge;			/* a record failed and may be retried: take back the rest */
 	bool		fatal;			/* the producer is dead: make a new one */
@@ -114,6 +130,7 @@ struct kafka
 	/* on_connect (librdkafka's threads) refused an address: why */
 	pthread_mutex_t deny_lock;
 	char		denied[512];
+	atomic_bool deny_noted;		/* denied is set: checked without the lock */
 	bool		refused;		/* the relay's thread has seen it: no producer again */
 };
 
@@ -346,6 +363,7 @@ on_connect(int fd, const struct sockaddr *addr, int addrlen, const char *id, voi
 		if (k->denied[0] == '\0')
 			snprintf(k->denied, sizeof(k->denied), "%s", why);
 		pthread_mutex_unlock(&k->deny_lock);
+		atomic_store(&k->deny_noted, true);
 		(void) !write(k->wake[1], "d", 1);
 		return EACCES;
 	}
@@ -358,6 +376,9 @@ on_connect(int fd, const struct sockaddr *addr, int addrlen, const char *id, voi
 static bool
 connect_denied(struct kafka *k, char *why, size_t len)
 {
+	/* the common case, at every serve: no lock */
+	if (!atomic_load_explicit(&k->deny_noted, memory_order_acquire))
+		return false;
 	pthread_mutex_lock(&k->deny_lock);
 	snprintf(why, len, "%s", k->denied);
 	pthread_mutex_unlock(&k->deny_lock);
@@ -498,13 +519,14 @@ static int
 kafka_submit(struct sink *s, struct sink_event *ev)
 {
 	struct kafka *k = s->state;
-	char		type[256];
 	rd_kafka_resp_err_t err;
 
 	/* something to resolve first, in poll */
 	if (k->rk == NULL || k->full || k->purge || k->fatal || k->refused)
 		return SINK_BUSY;
-	snprintf(type, sizeof(type), "ordersync.%s", ev->type);
+	/* the ce_type header: made again only when the type changes */
+	if (strcmp(k->type + k->type_prefix, ev->type) != 0)
+		snprintf(k->type + k->type_prefix, sizeof(k->type) - k->type_prefix, "%s", ev->type);
 	sent_add(k, ev);
 	err = rd_kafka_producev(k->rk,
 							RD_KAFKA_V_RKT(k->rkt),
@@ -515,7 +537,7 @@ kafka_submit(struct sink *s, struct sink_event *ev)
 							RD_KAFKA_V_HEADER("content-type",
 											  "application/cloudevents+json; charset=UTF-8", -1),
 							RD_KAFKA_V_HEADER("ce_id", ev->id, -1),
-							RD_KAFKA_V_HEADER("ce_type", type, -1),
+							RD_KAFKA_V_HEADER("ce_type", k->type, -1),
 							RD_KAFKA_V_OPAQUE(ev),
 							RD_KAFKA_V_END);
 	if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -550,19 +572,40 @@ lower(int *t, int64_t v)
 		*t = (int) v;
 }
 
+/* Must the queue be served at the next poll, whenever it was served last? */
+static bool
+urgent(struct kafka *k)
+{
+	return k->rk == NULL || k->full || k->purge || k->fatal ||
+		atomic_load_explicit(&k->deny_noted, memory_order_relaxed);
+}
+
 static void
 kafka_prepare(struct sink *s, struct pollset *ps, int *timeout_ms)
 {
 	struct kafka *k = s->state;
+	int64_t		now = sink_now_ms();
 
+	if (k->refused)
+		return;
+	if (k->rk && (k->fatal || k->purge || atomic_load_explicit(&k->deny_noted, memory_order_relaxed)))
+		lower(timeout_ms, 0);
+	if (k->rk == NULL)
+		lower(timeout_ms, k->remake_at - now);
+	/*
+	 * Records in flight and served a moment ago: come back when the next
+	 * serve is due, reports that arrive meanwhile wait for it (the pipe is
+	 * left out, or an unread pipe would end every wait at once).
+	 */
+	if (k->nsent > 0 && !urgent(k) && now - k->served_ms < KAFKA_SERVE_MS)
+	{
+		lower(timeout_ms, k->served_ms + KAFKA_SERVE_MS - now);
+		return;
+	}
 	pollset_add(ps, k->wake[0], POLLIN);
 	/* reports wake us through the pipe; this also runs the overdue check */
 	if (k->nsent > 0)
 		lower(timeout_ms, KAFKA_POLL_MS);
-	if (k->rk && (k->fatal || k->purge))
-		lower(timeout_ms, 0);
-	if (k->rk == NULL && !k->refused)
-		lower(timeout_ms, k->remake_at - sink_now_ms());
 }
 
 static void
@@ -570,8 +613,12 @@ kafka_poll(struct sink *s, const struct pollset *ps)
 {
 	struct kafka *k = s->state;
 	char		buf[256];
+	int64_t		now = sink_now_ms();
 
 	(void) ps;
+	if (k->nsent > 0 && !urgent(k) && now - k->served_ms < KAFKA_SERVE_MS)
+		return;					/* reports are served in batches (see the top) */
+	k->served_ms = now;
 	/* the pipe only says "look": empty it, then serve the queue */
 	while (read(k->wake[0], buf, sizeof(buf)) > 0)
 		;
@@ -895,6 +942,9 @@ kafka_open(struct sink *s, struct sink_host *host, char *err, size_t errlen)
 	TAILQ_INIT(&k->sent);
 	s->host = host;
 	k->wake[0] = k->wake[1] = -1;
+	k->type_prefix = strlen("ordersync.");
+	memcpy(k->type, "ordersync.", k->type_prefix + 1);
+	atomic_init(&k->deny_noted, false);
 	pthread_mutex_init(&k->deny_lock, NULL);
 	s->state = k;
 	if (configure(k, err, errlen) != 0)

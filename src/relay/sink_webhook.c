@@ -10,10 +10,14 @@
  *
  * I/O. libcurl's multi interface, driven by the relay's poll loop: curl
  * tells us through CURLMOPT_SOCKETFUNCTION which sockets to watch and
- * through CURLMOPT_TIMERFUNCTION when it wants to run; prepare() turns that
- * into poll entries and a timeout, work() hands the results back with
- * curl_multi_socket_action. One multi handle keeps connections alive and
- * reuses them (and multiplexes over HTTP/2 when the server offers it).
+ * through CURLMOPT_TIMERFUNCTION when it wants to run. The sockets go into
+ * an epoll set of the sink's own, changed only when curl changes what it
+ * watches; prepare() puts that one descriptor and curl's timeout into the
+ * relay's poll, poll() hands what epoll reports to
+ * curl_multi_socket_action. (With max_in_flight 256 a poll set of every
+ * socket, built before each wait and scanned after it, cost more than the
+ * requests.) One multi handle keeps connections alive and reuses them (and
+ * multiplexes over HTTP/2 when the server offers it).
  *
  * Outcomes. 2xx: accepted. 408, 429, 5xx, timeouts and network errors:
  * retryable (no earlier than a Retry-After on 429/503). Anything else
@@ -33,7 +37,9 @@
  *
  * Signing. Headers webhook-id (the event id, the same at every attempt),
  * webhook-timestamp (unix seconds of this attempt) and webhook-signature
- * ("v1,<base64 HMAC-SHA256 of id.timestamp.body>"). The secret comes by
+ * ("v1,<base64 HMAC-SHA256 of id.timestamp.body>"), with the key set up
+ * once (wh_signer). Each request handle keeps its header lines in place
+ * and only rewrites the values: no allocation per request. The secret comes by
  * reference (options secret_env or secret_file). Without either, events go
  * out unsigned and a warning says so once; a secret that is named but
  * cannot be read stops the sink from opening, because sending unsigned
@@ -43,13 +49,16 @@
  * bundle for a private CA; the server's certificate and name are always
  * verified).
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -59,6 +68,33 @@
 #include "sink_webhook_sign.h"
 
 #define WH_WHY_LEN 1024
+/* epoll events taken per epoll_wait */
+#define WH_EPOLL_BATCH 64
+
+/*
+ * The request headers, in this order; a line whose value cannot be sent
+ * (too long, or a CR/LF that would break the header block) is left out:
+ * they are optional, the body says it all.
+ */
+enum wh_header
+{
+	WH_H_CONTENT_TYPE,
+	WH_H_SPECVERSION,
+	WH_H_CE_ID,
+	WH_H_CE_TYPE,
+	WH_H_WEBHOOK_ID,
+	WH_H_WEBHOOK_TIMESTAMP,
+	WH_H_WEBHOOK_SIGNATURE,
+	WH_H_EXPECT,				/* no "Expect: 100-continue" round trip before larger bodies */
+	WH_NHEADERS
+};
+
+static const char *const wh_header_name[WH_NHEADERS] = {
+	"Content-Type: ", "ce-specversion: ", "ce-id: ", "ce-type: ordersync.", "webhook-id: ",
+	"webhook-timestamp: ", "webhook-signature: ", "Expect:"
+};
+
+#define WH_HEADER_LINE 512
 
 struct wh_state;
 
@@ -68,7 +104,10 @@ struct wh_req
 	struct wh_req *next_free;
 	struct wh_state *st;
 	CURL	   *easy;
-	struct curl_slist *headers;
+	/* the header list handed to curl: nodes and lines kept, values rewritten */
+	struct curl_slist hnode[WH_NHEADERS];
+	char		hline[WH_NHEADERS][WH_HEADER_LINE];
+	size_t		hname_len[WH_NHEADERS];
 	struct sink_event *ev;		/* NULL when idle */
 	size_t		resp_len;
 	char		resp[SINK_EXCERPT_MAX];	/* the start of the answer, raw */
@@ -82,14 +121,7 @@ struct wh_sock
 	struct wh_sock *prev;
 	struct wh_sock *next;
 	curl_socket_t fd;
-	short		events;
-};
-
-/* Where prepare() put a socket in the poll set. */
-struct wh_polled
-{
-	curl_socket_t fd;
-	int			idx;
+	uint32_t	events;			/* as registered in the epoll set */
 };
 
 struct wh_state
@@ -98,8 +130,7 @@ struct wh_state
 	CURLM	   *multi;
 	char	   *url;			/* for messages: redacted (sink_redact_uri) */
 	char	   *ca_file;
-	unsigned char *key;			/* NULL: unsigned */
-	size_t		keylen;
+	struct wh_signer *signer;	/* NULL: unsigned */
 
 	struct wh_req **reqs;		/* every handle made, max_in_flight at most */
 	int			nreqs;
@@ -110,10 +141,10 @@ struct wh_state
 
 	int64_t		timer_at;		/* curl's timeout (monotonic ms), -1: none */
 	struct wh_sock *socks;
-	struct wh_polled *polled;
-	int			npolled;
-	int			polled_cap;
-	const struct pollset *polled_ps;
+	int			nsocks;
+	int			epfd;			/* curl's sockets */
+	const struct pollset *polled_ps;	/* where prepare() put epfd */
+	int			polled_idx;
 	bool		curl_inited;
 };
 
@@ -163,6 +194,15 @@ wh_new_req(struct wh_state *st)
 	}
 	req->st = st;
 	req->easy = e;
+	for (int i = 0; i < WH_NHEADERS; i++)
+	{
+		req->hname_len[i] = strlen(wh_header_name[i]);
+		memcpy(req->hline[i], wh_header_name[i], req->hname_len[i] + 1);
+		req->hnode[i].data = req->hline[i];
+	}
+	memcpy(req->hline[WH_H_CONTENT_TYPE] + req->hname_len[WH_H_CONTENT_TYPE],
+		   "application/cloudevents+json", sizeof("application/cloudevents+json"));
+	memcpy(req->hline[WH_H_SPECVERSION] + req->hname_len[WH_H_SPECVERSION], "1.0", 4);
 	curl_easy_setopt(e, CURLOPT_URL, st->s->uri);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
@@ -192,23 +232,37 @@ wh_new_req(struct wh_state *st)
 	return req;
 }
 
-/* Add "name: value" unless value could break the header block. */
-static struct curl_slist *
-add_header(struct curl_slist *h, const char *name, const char *value, bool *ok)
+/*
+ * Write value (len bytes) after the header's name in req's line; false
+ * when it cannot go out (too long, or a CR/LF that would break the block).
+ */
+static bool
+set_header(struct wh_req *req, enum wh_header h, const char *value, size_t len)
 {
-	char		line[512];
-	struct curl_slist *n;
+	size_t		at = req->hname_len[h];
 
-	if (strpbrk(value, "\r\n") != NULL ||
-		snprintf(line, sizeof(line), "%s: %s", name, value) >= (int) sizeof(line))
-		return h;				/* optional headers only; the body says it all */
-	n = curl_slist_append(h, line);
-	if (n == NULL)
-	{
-		*ok = false;
-		return h;
-	}
-	return n;
+	if (at + len >= WH_HEADER_LINE || memchr(value, '\r', len) || memchr(value, '\n', len))
+		return false;
+	memcpy(req->hline[h] + at, value, len);
+	req->hline[h][at + len] = '\0';
+	return true;
+}
+
+/* Link the lines that may go out into the list handed to curl. */
+static struct curl_slist *
+link_headers(struct wh_req *req, const bool *use)
+{
+	struct curl_slist *head = NULL,
+			  **tail = &head;
+
+	for (int i = 0; i < WH_NHEADERS; i++)
+		if (use[i])
+		{
+			*tail = &req->hnode[i];
+			tail = &req->hnode[i].next;
+		}
+	*tail = NULL;
+	return head;
 }
 
 /* Put ev on the wire. */
@@ -216,11 +270,11 @@ static int
 wh_start(struct wh_state *st, struct sink_event *ev)
 {
 	struct wh_req *req = st->free_reqs;
-	struct curl_slist *h = NULL;
-	bool		ok = true;
+	bool		use[WH_NHEADERS];
 	char		ts[24],
-				sig[WH_SIGNATURE_LEN],
-				type[200];
+				sig[WH_SIGNATURE_LEN];
+	int			tslen;
+	size_t		idlen = strlen(ev->id);
 	int64_t		now = (int64_t) time(NULL);
 	CURLMcode	mc;
 
@@ -242,38 +296,31 @@ wh_start(struct wh_state *st, struct sink_event *ev)
 		return SINK_TAKEN;
 	}
 
-	snprintf(ts, sizeof(ts), "%" PRId64, now);
-	snprintf(type, sizeof(type), "ordersync.%s", ev->type);
-	h = add_header(h, "Content-Type", "application/cloudevents+json", &ok);
-	h = add_header(h, "ce-specversion", "1.0", &ok);
-	h = add_header(h, "ce-id", ev->id, &ok);
-	h = add_header(h, "ce-type", type, &ok);
-	h = add_header(h, "webhook-id", ev->id, &ok);
-	h = add_header(h, "webhook-timestamp", ts, &ok);
-	if (st->key)
+	tslen = snprintf(ts, sizeof(ts), "%" PRId64, now);
+	use[WH_H_CONTENT_TYPE] = use[WH_H_SPECVERSION] = use[WH_H_EXPECT] = true;
+	use[WH_H_CE_ID] = set_header(req, WH_H_CE_ID, ev->id, idlen);
+	use[WH_H_CE_TYPE] = set_header(req, WH_H_CE_TYPE, ev->type, strlen(ev->type));
+	use[WH_H_WEBHOOK_ID] = set_header(req, WH_H_WEBHOOK_ID, ev->id, idlen);
+	use[WH_H_WEBHOOK_TIMESTAMP] = set_header(req, WH_H_WEBHOOK_TIMESTAMP, ts, (size_t) tslen);
+	use[WH_H_WEBHOOK_SIGNATURE] = false;
+	if (st->signer)
 	{
-		if (wh_sign(st->key, st->keylen, ev->id, now, ev->body, ev->body_len, sig) != 0)
-			ok = false;
-		h = add_header(h, "webhook-signature", sig, &ok);
-	}
-	/* no "Expect: 100-continue" round trip before larger bodies */
-	h = add_header(h, "Expect", "", &ok);
-	if (!ok)
-	{
-		curl_slist_free_all(h);
-		req->next_free = st->free_reqs;
-		st->free_reqs = req;
-		sink_host_failed(st->s->host, ev, true, 0, "could not build the request headers or the "
-						 "signature (out of memory or an OpenSSL failure)");
-		return SINK_TAKEN;
+		if (wh_signer_sign(st->signer, ev->id, now, ev->body, ev->body_len, sig) != 0)
+		{
+			req->next_free = st->free_reqs;
+			st->free_reqs = req;
+			sink_host_failed(st->s->host, ev, true, 0, "could not sign the request (an OpenSSL "
+							 "failure, or out of memory)");
+			return SINK_TAKEN;
+		}
+		use[WH_H_WEBHOOK_SIGNATURE] = set_header(req, WH_H_WEBHOOK_SIGNATURE, sig, strlen(sig));
 	}
 
-	req->headers = h;
 	req->ev = ev;
 	req->resp_len = 0;
 	req->errbuf[0] = '\0';
 	req->denied[0] = '\0';
-	curl_easy_setopt(req->easy, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(req->easy, CURLOPT_HTTPHEADER, link_headers(req, use));
 	curl_easy_setopt(req->easy, CURLOPT_POSTFIELDS, ev->body);
 	curl_easy_setopt(req->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) ev->body_len);
 	mc = curl_multi_add_handle(st->multi, req->easy);
@@ -281,8 +328,6 @@ wh_start(struct wh_state *st, struct sink_event *ev)
 	{
 		char		why[WH_WHY_LEN];
 
-		curl_slist_free_all(h);
-		req->headers = NULL;
 		req->ev = NULL;
 		req->next_free = st->free_reqs;
 		st->free_reqs = req;
@@ -432,8 +477,6 @@ wh_finish(struct wh_state *st, struct wh_req *req, CURLcode res)
 	else
 		describe_curl_error(st, req, res, why, sizeof(why));
 
-	curl_slist_free_all(req->headers);
-	req->headers = NULL;
 	req->ev = NULL;
 	req->next_free = st->free_reqs;
 	st->free_reqs = req;
@@ -471,11 +514,17 @@ wh_socket_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)
 	struct wh_state *st = userp;
 	struct wh_sock *sk = socketp;
 
+	uint32_t	events;
+	struct epoll_event ee = {0};
+
 	(void) e;
 	if (what == CURL_POLL_REMOVE)
 	{
 		if (sk)
 		{
+			/* curl may have closed it already (then the kernel dropped it) */
+			if (sk->events != 0)
+				(void) epoll_ctl(st->epfd, EPOLL_CTL_DEL, fd, NULL);
 			if (sk->prev)
 				sk->prev->next = sk->next;
 			else
@@ -483,6 +532,7 @@ wh_socket_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)
 			if (sk->next)
 				sk->next->prev = sk->prev;
 			free(sk);
+			st->nsocks--;
 			curl_multi_assign(st->multi, fd, NULL);
 		}
 		return 0;
@@ -495,10 +545,24 @@ wh_socket_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)
 		if (st->socks)
 			st->socks->prev = sk;
 		st->socks = sk;
+		st->nsocks++;
 		curl_multi_assign(st->multi, fd, sk);
 	}
-	sk->events = (short) (((what & CURL_POLL_IN) ? POLLIN : 0) |
-						  ((what & CURL_POLL_OUT) ? POLLOUT : 0));
+	events = ((what & CURL_POLL_IN) ? EPOLLIN : 0) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0);
+	if (events == sk->events)
+		return 0;
+	ee.events = events;
+	ee.data.fd = fd;
+	if (epoll_ctl(st->epfd, sk->events ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ee) != 0 &&
+		!(errno == ENOENT && epoll_ctl(st->epfd, EPOLL_CTL_ADD, fd, &ee) == 0) &&
+		!(errno == EEXIST && epoll_ctl(st->epfd, EPOLL_CTL_MOD, fd, &ee) == 0))
+	{
+		/* curl treats -1 as "give up this transfer": it fails and is retried */
+		log_warning("webhook sink \"%s\": cannot watch a connection's socket: %s",
+					st->s->name, strerror(errno));
+		return -1;
+	}
+	sk->events = events;
 	return 0;
 }
 
@@ -530,6 +594,7 @@ wh_open(struct sink *s, struct sink_host *h, char *err, size_t errlen)
 	st = xcalloc(sizeof(*st));
 	st->s = s;
 	st->timer_at = -1;
+	st->epfd = -1;
 	st->max_in_flight = s->opt.max_in_flight > 0 ? s->opt.max_in_flight : sink_webhook_ops.window;
 	s->host = h;
 	s->state = st;
@@ -608,12 +673,24 @@ wh_open(struct sink *s, struct sink_host *h, char *err, size_t errlen)
 			snprintf(err, errlen, "webhook %s", e2);
 			goto fail;
 		}
-		st->key = wh_key_from_secret(secret, &st->keylen, e2, sizeof(e2));
-		memset(secret, 0, strlen(secret));
+		unsigned char *key;
+		size_t		keylen = 0;
+
+		key = wh_key_from_secret(secret, &keylen, e2, sizeof(e2));
+		explicit_bzero(secret, strlen(secret));
 		free(secret);
-		if (st->key == NULL)
+		if (key == NULL)
 		{
 			snprintf(err, errlen, "webhook sink \"%s\": %s", s->name, e2);
+			goto fail;
+		}
+		st->signer = wh_signer_new(key, keylen);
+		explicit_bzero(key, keylen);
+		free(key);
+		if (st->signer == NULL)
+		{
+			snprintf(err, errlen, "webhook sink \"%s\": OpenSSL could not set up HMAC-SHA256 "
+					 "with the secret (is the OpenSSL default provider available?)", s->name);
 			goto fail;
 		}
 	}
@@ -623,6 +700,13 @@ wh_open(struct sink *s, struct sink_host *h, char *err, size_t errlen)
 					"secret_env or secret_file (a whsec_... secret or any string)",
 					s->name, st->url);
 
+	st->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (st->epfd < 0)
+	{
+		snprintf(err, errlen, "webhook sink \"%s\": cannot create an epoll set: %s "
+				 "(raise the limit on open files?)", s->name, strerror(errno));
+		goto fail;
+	}
 	st->multi = curl_multi_init();
 	if (st->multi == NULL)
 	{
@@ -655,34 +739,49 @@ wh_prepare(struct sink *s, struct pollset *ps, int *timeout_ms)
 {
 	struct wh_state *st = s->state;
 	int64_t		now = sink_now_ms();
-	int64_t		wake = -1;
-	struct wh_sock *sk;
 
-	st->npolled = 0;
-	for (sk = st->socks; sk; sk = sk->next)
+	/* one descriptor for all of curl's sockets: readable when one of them is ready */
+	st->polled_ps = NULL;
+	if (st->nsocks > 0)
 	{
-		if (sk->events == 0)
-			continue;
-		if (st->npolled == st->polled_cap)
-		{
-			st->polled_cap = st->polled_cap ? st->polled_cap * 2 : 16;
-			st->polled = xrealloc(st->polled, sizeof(*st->polled) * (size_t) st->polled_cap);
-		}
-		st->polled[st->npolled].fd = sk->fd;
-		st->polled[st->npolled].idx = pollset_add(ps, sk->fd, sk->events);
-		st->npolled++;
+		st->polled_idx = pollset_add(ps, st->epfd, POLLIN);
+		st->polled_ps = ps;
 	}
-	st->polled_ps = ps;
-
 	if (st->timer_at >= 0)
-		wake = st->timer_at;
-	if (wake >= 0)
 	{
-		int64_t		left = wake > now ? wake - now : 0;
+		int64_t		left = st->timer_at > now ? st->timer_at - now : 0;
 
 		if (*timeout_ms < 0 || left < *timeout_ms)
 			*timeout_ms = (int) left;
 	}
+}
+
+/* Hand curl what epoll says about its sockets. */
+static void
+wh_sockets(struct wh_state *st)
+{
+	struct epoll_event evs[WH_EPOLL_BATCH];
+	int			n,
+				running;
+
+	do
+	{
+		n = epoll_wait(st->epfd, evs, WH_EPOLL_BATCH, 0);
+		for (int i = 0; i < n; i++)
+		{
+			uint32_t	re = evs[i].events;
+			int			ev = 0;
+
+			if (re & (EPOLLIN | EPOLLPRI | EPOLLHUP))
+				ev |= CURL_CSELECT_IN;
+			if (re & EPOLLOUT)
+				ev |= CURL_CSELECT_OUT;
+			if (re & EPOLLERR)
+				ev |= CURL_CSELECT_ERR;
+			/* curl ignores a socket it has dropped meanwhile (an earlier event of the batch) */
+			curl_multi_socket_action(st->multi, evs[i].data.fd, ev, &running);
+		}
+	} while (n == WH_EPOLL_BATCH);
 }
 
 static void
@@ -693,32 +792,12 @@ wh_poll(struct sink *s, const struct pollset *ps)
 	int64_t		now;
 
 	/*
-	 * Sockets first, from the copy prepare() made: curl may open and close
-	 * sockets while we hand it events, and a poll entry only counts if it
-	 * still is the one we added.
+	 * Sockets first, when the relay's poll says some are ready (the epoll
+	 * entry only counts if it still is the one prepare() added).
 	 */
-	if (ps != NULL && ps == st->polled_ps)
-	{
-		for (int i = 0; i < st->npolled; i++)
-		{
-			int			idx = st->polled[i].idx;
-			short		re;
-			int			ev = 0;
-
-			if (idx >= ps->n || ps->fds[idx].fd != st->polled[i].fd)
-				continue;
-			re = ps->fds[idx].revents;
-			if (re & (POLLIN | POLLPRI | POLLHUP))
-				ev |= CURL_CSELECT_IN;
-			if (re & POLLOUT)
-				ev |= CURL_CSELECT_OUT;
-			if (re & (POLLERR | POLLNVAL))
-				ev |= CURL_CSELECT_ERR;
-			if (ev)
-				curl_multi_socket_action(st->multi, st->polled[i].fd, ev, &running);
-		}
-	}
-	st->npolled = 0;
+	if (ps != NULL && ps == st->polled_ps && st->polled_idx < ps->n &&
+		ps->fds[st->polled_idx].fd == st->epfd && ps->fds[st->polled_idx].revents)
+		wh_sockets(st);
 	st->polled_ps = NULL;
 
 	now = sink_now_ms();
@@ -746,7 +825,6 @@ wh_close(struct sink *s)
 		if (req->ev != NULL)
 			curl_multi_remove_handle(st->multi, req->easy);
 		curl_easy_cleanup(req->easy);
-		curl_slist_free_all(req->headers);
 		free(req);
 	}
 	free(st->reqs);
@@ -757,12 +835,9 @@ wh_close(struct sink *s)
 		st->socks = sk->next;
 		free(sk);
 	}
-	free(st->polled);
-	if (st->key)
-	{
-		memset(st->key, 0, st->keylen);
-		free(st->key);
-	}
+	if (st->epfd >= 0)
+		close(st->epfd);
+	wh_signer_free(st->signer);
 	free(st->ca_file);
 	free(st->url);
 	if (st->curl_inited)

@@ -31,6 +31,15 @@ volatile sig_atomic_t stream_stop_requested = 0;
 volatile sig_atomic_t stream_reopen_requested = 0;
 int			stream_wake_fd = -1;
 
+/*
+ * A moved confirmation goes to the server at most this often while
+ * streaming: with remote sinks the watermark moves at almost every answer,
+ * and a status update per answer cost the relay 2-5% of its CPU in
+ * bench/sinks/webhook.sh (and the walsender reads each). The last one, on the way out
+ * (SIGTERM, --endpos), is never held back: end_session sends it at once.
+ */
+#define FEEDBACK_MIN_GAP_MS 10
+
 /* Seconds from the Unix epoch to PostgreSQL's epoch (2000-01-01). */
 #define PG_EPOCH_OFFSET_USEC INT64_C(946684800000000)
 
@@ -456,16 +465,25 @@ sync_and_confirm(PGconn *conn, struct relay *r, uint64_t *last_sent, int64_t *la
 	return 0;
 }
 
-/* Tell the server when durable_end moved; -1 if the connection failed. */
+/*
+ * Tell the server when durable_end moved, unless the last status update is
+ * less than FEEDBACK_MIN_GAP_MS old (the loop's wait ends when it is due);
+ * -1 if the connection failed.
+ */
 static int
 confirm_progress(PGconn *conn, struct relay *r, uint64_t *last_sent, int64_t *last_status)
 {
+	int64_t		now;
+
 	if (r->durable_end <= *last_sent)
+		return 0;
+	now = mono_ms();
+	if (now - *last_status < FEEDBACK_MIN_GAP_MS)
 		return 0;
 	if (send_feedback(conn, r, false) != 0)
 		return -1;
 	*last_sent = r->durable_end;
-	*last_status = mono_ms();
+	*last_status = now;
 	return 0;
 }
 
@@ -726,6 +744,9 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 			wait_ms = last_status + o->status_interval_ms - now;
 			if (next_wal_check - now < wait_ms)
 				wait_ms = next_wal_check - now;
+			/* a confirmation held back by FEEDBACK_MIN_GAP_MS goes out when due */
+			if (r->durable_end > last_sent && last_status + FEEDBACK_MIN_GAP_MS - now < wait_ms)
+				wait_ms = last_status + FEEDBACK_MIN_GAP_MS - now;
 			if (wait_ms < 1)
 				wait_ms = 1;
 			timeout = (int) wait_ms;
@@ -762,7 +783,7 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 					rc = STREAM_SINK;
 					break;
 				}
-				if (advanced && confirm_progress(conn, r, &last_sent, &last_status) != 0)
+				if (confirm_progress(conn, r, &last_sent, &last_status) != 0)
 				{
 					alive = false;
 					break;
