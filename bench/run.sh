@@ -43,6 +43,10 @@ echo
 echo "### forecast: ordersync.forecast() vs R (snaive, HoltWinters, ets)"
 bench/forecast/run.sh || { echo "bench/forecast/run.sh FAILED"; rc=1; }
 
+echo
+echo "### inbound: signed order webhooks to applied orders vs place_order over libpq"
+bench/inbound/run.sh || { echo "bench/inbound/run.sh FAILED"; rc=1; }
+
 if [ -x bench/relay/run.sh ]; then
 	echo
 	echo "### relay"

@@ -91,8 +91,8 @@ for s in unit integration; do
 	want "$s" && [ -x "test/$s/run.sh" ] && run_suite "$s" "test/$s/run.sh"
 done
 # the delivery sinks, each against its real server (own cluster and ports),
-# and the attacker suite
-for f in test/integration/sink_*.sh test/integration/attack.sh; do
+# the attacker suite and the inbound receiver
+for f in test/integration/sink_*.sh test/integration/attack.sh test/integration/inbound.sh; do
 	want "$(basename "$f" .sh)" && [ -x "$f" ] && run_suite "$(basename "$f" .sh)" "$f"
 done
 want fuzz && [ -x test/fuzz/run.sh ] && run_suite fuzz test/fuzz/run.sh

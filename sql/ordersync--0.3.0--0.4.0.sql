@@ -126,6 +126,360 @@ SELECT pg_catalog.pg_extension_config_dump('ordersync.rollup_daily_sku', '');
 SELECT pg_catalog.pg_extension_config_dump('ordersync.rollup_state', '');
 
 -- ---------------------------------------------------------------------------
+-- Inbound channels (issue 12)
+-- ---------------------------------------------------------------------------
+-- Channels push orders and status updates to ordersyncd --inbound, which
+-- checks their signature and hands the raw payload to inbox_receive(): one
+-- short transaction that writes one ordersync.inbox row (or nothing for a
+-- repeat of the same channel and event id) before the sender gets its 2xx.
+-- inbox_apply() (the relay, right after; and the background worker every
+-- ordersync.inbox_interval) applies received rows, each in a subtransaction
+-- of its own with its outcome written to the row: orders through
+-- place_order(), status updates through the channel's status map and the
+-- state machine, in version order per order.  One applier per order at a
+-- time (an advisory lock per channel order: 1869838702 and
+-- hashtext(channel || '/' || external_id)), so a version check and the
+-- change it guards are never interleaved with another.  See doc/inbound.md.
+--
+-- Secrets are never stored: options name an environment variable or a file
+-- of the relay's host, which ordersyncd checks against its
+-- --secret-env-prefix and --secret-dir like the secrets of sinks.
+CREATE TABLE ordersync.channel_inbound (
+	channel		text PRIMARY KEY REFERENCES ordersync.channel ON DELETE CASCADE,
+	signature	text NOT NULL
+				CONSTRAINT channel_inbound_signature_known
+				CHECK (signature IN ('standard-webhooks', 'shopify', 'woocommerce')),
+	format		text NOT NULL
+				CONSTRAINT channel_inbound_format_known
+				CHECK (format IN ('ordersync', 'shopify', 'woocommerce')),
+	-- as given to set_channel_inbound(), checked there: references, no secrets
+	options		jsonb NOT NULL,
+	updated_at	timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE ordersync.channel_inbound IS 'channels that push orders and status updates to ordersyncd --inbound: signature scheme, payload format and where the relay finds the secret';
+
+/*
+ * No foreign key to ordersync.channel: every receipt would key-share lock
+ * the channel's one row, a hot row under a storm of webhooks.
+ * inbox_receive() checks the channel instead.
+ */
+CREATE TABLE ordersync.inbox (
+	id			bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	channel		text NOT NULL,
+	-- webhook-id, X-Shopify-Webhook-Id or X-WC-Webhook-Delivery-ID
+	event_id	text NOT NULL,
+	kind		text NOT NULL CONSTRAINT inbox_kind_known CHECK (kind IN ('order', 'status')),
+	received_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	payload		jsonb NOT NULL,
+	-- received: waits to be applied; parked: the state machine cannot take
+	-- it yet, tried again; applied, stale (older than the last applied
+	-- version) and failed (error says why) are final
+	state		text NOT NULL DEFAULT 'received'
+				CONSTRAINT inbox_state_known
+				CHECK (state IN ('received', 'applied', 'stale', 'parked', 'failed')),
+	error		text,
+	applied_at	timestamptz,
+	-- taken from the request and the payload when it was received
+	format		text NOT NULL,
+	topic		text,
+	external_id	text NOT NULL,
+	-- status updates: an integer, or an RFC 3339 time as seconds since 1970
+	version		numeric,
+	order_id	bigint,
+	attempts	integer NOT NULL DEFAULT 0,
+	attempted_at timestamptz,
+	CONSTRAINT inbox_channel_event_id_key UNIQUE (channel, event_id)
+);
+CREATE INDEX inbox_received_idx ON ordersync.inbox (id) WHERE state = 'received';
+CREATE INDEX inbox_open_idx ON ordersync.inbox (channel, external_id, version)
+	WHERE state IN ('received', 'parked');
+CREATE INDEX inbox_parked_idx ON ordersync.inbox (attempted_at) WHERE state = 'parked';
+CREATE INDEX inbox_received_at_idx ON ordersync.inbox (received_at);
+COMMENT ON TABLE ordersync.inbox IS 'every order and status update a channel pushed, once per (channel, event_id), with what became of it; pruned after ordersync.inbox_retention';
+
+CREATE TABLE ordersync.inbox_version (
+	channel		text NOT NULL,
+	external_id	text NOT NULL,
+	version		numeric NOT NULL,
+	PRIMARY KEY (channel, external_id)
+);
+COMMENT ON TABLE ordersync.inbox_version IS 'per channel order: the version of the last status update applied from the inbox or by reconcile(); older ones are stale';
+
+-- A channel's version as a number: a non-negative integer as it is, an RFC
+-- 3339 time as seconds since 1970 (UTC); NULL when it is neither.
+CREATE FUNCTION ordersync.channel_version(v jsonb)
+	RETURNS numeric
+	LANGUAGE sql IMMUTABLE PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp
+	AS $$
+	SELECT CASE
+		WHEN jsonb_typeof(v) = 'number' AND v::text ~ '^[0-9]{1,30}$' THEN v::text::numeric
+		WHEN jsonb_typeof(v) = 'string'
+			 AND (v #>> '{}') ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})$'
+			 AND substr(v #>> '{}', 6, 2) BETWEEN '01' AND '12'
+			 AND substr(v #>> '{}', 9, 2) BETWEEN '01' AND '31'
+			 AND substr(v #>> '{}', 12, 2) <= '23' AND substr(v #>> '{}', 15, 2) <= '59'
+			 AND substr(v #>> '{}', 18, 2) <= '60'
+			THEN extract(epoch FROM (v #>> '{}')::timestamptz)
+	END
+$$;
+COMMENT ON FUNCTION ordersync.channel_version(jsonb) IS 'a status update''s version as a number (integer, or RFC 3339 time as Unix seconds); NULL when it is neither';
+
+CREATE FUNCTION ordersync.set_channel_inbound(channel text, options jsonb)
+	RETURNS void
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+	AS $$
+DECLARE
+	allowed constant text[] := ARRAY['signature', 'format', 'secret_env', 'secret_file', 'tolerance_seconds'];
+	k text;
+BEGIN
+	IF channel IS NULL THEN
+		RAISE EXCEPTION 'channel must not be null'
+			USING ERRCODE = 'OS004',
+				  DETAIL = 'set_channel_inbound() needs the channel whose webhooks ordersyncd receives.',
+				  HINT = 'Call ordersync.set_channel_inbound(''shop'', ''{"signature": "shopify", "secret_env": "ORDERSYNC_SHOP_SECRET", "format": "shopify"}'').';
+	END IF;
+	IF NOT EXISTS (SELECT FROM ordersync.channel c WHERE c.id = channel) THEN
+		RAISE EXCEPTION 'unknown channel "%"', channel
+			USING ERRCODE = 'OS004',
+				  DETAIL = format('ordersync.channel has no channel "%s".', channel),
+				  HINT = 'Add it first with ordersync.add_channel().';
+	END IF;
+	IF options IS NULL THEN
+		-- no more webhooks from this channel; its inbox rows stay
+		DELETE FROM ordersync.channel_inbound ci WHERE ci.channel = set_channel_inbound.channel;
+		RETURN;
+	END IF;
+	IF jsonb_typeof(options) <> 'object' THEN
+		RAISE EXCEPTION 'inbound options must be a JSON object'
+			USING ERRCODE = 'OS004',
+				  DETAIL = format('set_channel_inbound() got a JSON %s.', jsonb_typeof(options)),
+				  HINT = 'Pass {"signature": ..., "secret_env": ..., "format": ...}, or NULL to stop receiving.';
+	END IF;
+	FOR k IN SELECT jsonb_object_keys(options) LOOP
+		IF k = 'secret' OR k LIKE '%password%' THEN
+			RAISE EXCEPTION 'inbound options must not contain a secret'
+				USING ERRCODE = 'OS004',
+					  DETAIL = format('Channel "%s": option "%s" would store the secret in the database.', channel, k),
+					  HINT = 'Export the secret to ordersyncd and name it: {"secret_env": "ORDERSYNC_SHOP_SECRET"} or {"secret_file": "/path/in/secret-dir"}.';
+		END IF;
+		IF NOT k = ANY (allowed) THEN
+			RAISE EXCEPTION 'unknown inbound option "%"', k
+				USING ERRCODE = 'OS004',
+					  DETAIL = format('Channel "%s": the options are %s.', channel, array_to_string(allowed, ', ')),
+					  HINT = 'Remove the option or fix its name.';
+		END IF;
+	END LOOP;
+	IF jsonb_typeof(options->'signature') IS DISTINCT FROM 'string'
+	   OR NOT (options->>'signature') = ANY (ARRAY['standard-webhooks', 'shopify', 'woocommerce']) THEN
+		RAISE EXCEPTION 'inbound option "signature" must be standard-webhooks, shopify or woocommerce'
+			USING ERRCODE = 'OS004',
+				  DETAIL = format('Channel "%s" has signature %s.', channel, coalesce((options->'signature')::text, 'missing')),
+				  HINT = 'standard-webhooks checks webhook-signature over id.timestamp.body; shopify checks X-Shopify-Hmac-Sha256 and woocommerce X-WC-Webhook-Signature over the body.';
+	END IF;
+	IF jsonb_typeof(options->'format') IS DISTINCT FROM 'string'
+	   OR NOT (options->>'format') = ANY (ARRAY['ordersync', 'shopify', 'woocommerce']) THEN
+		RAISE EXCEPTION 'inbound option "format" must be ordersync, shopify or woocommerce'
+			USING ERRCODE = 'OS004',
+				  DETAIL = format('Channel "%s" has format %s.', channel, coalesce((options->'format')::text, 'missing')),
+				  HINT = 'ordersync is {"external_id", "lines", "customer"} and {"external_id", "status", "version"}; shopify and woocommerce are those platforms'' order webhooks.';
+	END IF;
+	IF (options ? 'secret_env') = (options ? 'secret_file') THEN
+		RAISE EXCEPTION 'inbound options need exactly one of "secret_env" and "secret_file"'
+			USING ERRCODE = 'OS004',
+				  DETAIL = format('Channel "%s" has %s.', channel,
+								  CASE WHEN options ? 'secret_env' THEN 'both' ELSE 'neither' END),
+				  HINT = 'Name the environment variable (with ordersyncd''s --secret-env-prefix, default ORDERSYNC_) or the file (inside its --secret-dir) that holds the secret.';
+	END IF;
+	IF options ? 'secret_env' AND (jsonb_typeof(options->'secret_env') IS DISTINCT FROM 'string'
+								   OR (options->>'secret_env') !~ '^[A-Za-z_][A-Za-z0-9_]{0,127}$') THEN
+		RAISE EXCEPTION 'inbound option "secret_env" must name an environment variable'
+			USING ERRCODE = 'OS004',
+				  DETAIL = format('Channel "%s": %s is not a variable name.', channel, options->'secret_env'),
+				  HINT = 'Use letters, digits and underscores, e.g. ORDERSYNC_SHOP_SECRET.';
+	END IF;
+	IF options ? 'secret_file' AND (jsonb_typeof(options->'secret_file') IS DISTINCT FROM 'string'
+									OR (options->>'secret_file') !~ '^/'
+									OR (options->>'secret_file') ~ '(^|/)\.\.(/|$)|[\x01-\x1f\x7f]'
+									OR octet_length(options->>'secret_file') > 1024) THEN
+		RAISE EXCEPTION 'inbound option "secret_file" must be an absolute path'
+			USING ERRCODE = 'OS004',
+				  DETAIL = format('Channel "%s": %s.', channel, options->'secret_file'),
+				  HINT = 'Give the full path of a file inside ordersyncd''s --secret-dir, starting with "/", without "..".';
+	END IF;
+	IF options ? 'tolerance_seconds' AND (options->>'signature' <> 'standard-webhooks'
+		OR jsonb_typeof(options->'tolerance_seconds') IS DISTINCT FROM 'number'
+		OR (options->>'tolerance_seconds') !~ '^[0-9]{1,4}$'
+		OR (options->>'tolerance_seconds')::integer NOT BETWEEN 1 AND 3600) THEN
+		RAISE EXCEPTION 'inbound option "tolerance_seconds" must be a whole number of seconds from 1 to 3600, for standard-webhooks'
+			USING ERRCODE = 'OS004',
+				  DETAIL = format('Channel "%s" has %s with signature %s.', channel, options->'tolerance_seconds', options->'signature'),
+				  HINT = 'Leave it out for the default, 300 seconds; shopify and woocommerce sign no timestamp.';
+	END IF;
+	INSERT INTO ordersync.channel_inbound AS ci (channel, signature, format, options)
+	VALUES (channel, options->>'signature', options->>'format', options)
+	ON CONFLICT ON CONSTRAINT channel_inbound_pkey DO UPDATE
+		SET signature = EXCLUDED.signature, format = EXCLUDED.format,
+			options = EXCLUDED.options, updated_at = pg_catalog.now();
+END
+$$;
+COMMENT ON FUNCTION ordersync.set_channel_inbound(text, jsonb) IS 'lets a channel push orders and status updates to ordersyncd --inbound: {"signature": "standard-webhooks"|"shopify"|"woocommerce", "secret_env"|"secret_file": reference, "format": "ordersync"|"shopify"|"woocommerce"}; NULL stops it';
+
+-- Called by ordersyncd (role ordersync_relay) after it checked the signature.
+CREATE FUNCTION ordersync.inbox_receive(channel text, kind text, event_id text, payload jsonb,
+										topic text DEFAULT NULL)
+	RETURNS bigint
+	LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'ordersync_inbox_receive';
+COMMENT ON FUNCTION ordersync.inbox_receive(text, text, text, jsonb, text) IS 'used by ordersyncd (role ordersync_relay): keeps a verified webhook in ordersync.inbox; returns its id, or NULL when the channel sent that event id before (nothing is written)';
+
+CREATE FUNCTION ordersync.inbox_apply(max_orders integer DEFAULT 1, part integer DEFAULT 0,
+									  parts integer DEFAULT 1,
+									  OUT processed integer, OUT applied integer, OUT stale integer,
+									  OUT parked integer, OUT failed integer)
+	RETURNS record
+	LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'ordersync_inbox_apply';
+COMMENT ON FUNCTION ordersync.inbox_apply(integer, integer, integer) IS 'applies the received inbox rows of up to max_orders orders (whole orders, in version order), and parked rows that are due, each row in a subtransaction, skipping orders another applier holds; part of parts splits the orders between appliers; returns what became of the rows; one order per call keeps stock locks as short as place_order()''s';
+
+CREATE FUNCTION ordersync.prune_inbox()
+	RETURNS bigint
+	LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'ordersync_prune_inbox';
+COMMENT ON FUNCTION ordersync.prune_inbox() IS 'deletes inbox rows older than ordersync.inbox_retention that are applied, stale or failed (parked ones that old fail first); returns how many';
+
+CREATE FUNCTION ordersync.reconcile(channel text, orders jsonb)
+	RETURNS TABLE (external_id text, issue text, channel_status text, status text,
+				   action text, detail text)
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+	AS $$
+DECLARE
+	map jsonb;
+	e jsonb;
+	n integer := 0;
+	ext text;
+	word text;
+	mapped text;
+	ver numeric;
+	last_ver numeric;
+	o record;
+	msg text;
+	st text;
+BEGIN
+	IF reconcile.channel IS NULL OR reconcile.orders IS NULL THEN
+		RAISE EXCEPTION '% must not be null', CASE WHEN reconcile.channel IS NULL THEN 'channel' ELSE 'orders' END
+			USING ERRCODE = 'OS004',
+				  DETAIL = 'reconcile() needs the channel and its list of orders.',
+				  HINT = 'Pass [{"external_id": "1001", "status": "PAID", "version": 3}, ...].';
+	END IF;
+	SELECT c.status_map INTO map FROM ordersync.channel c WHERE c.id = reconcile.channel;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'unknown channel "%"', reconcile.channel
+			USING ERRCODE = 'OS004',
+				  DETAIL = format('ordersync.channel has no channel "%s".', reconcile.channel),
+				  HINT = 'Pass the id of a channel in ordersync.channel.';
+	END IF;
+	IF jsonb_typeof(reconcile.orders) <> 'array' THEN
+		RAISE EXCEPTION 'orders must be a JSON array'
+			USING ERRCODE = 'OS004',
+				  DETAIL = format('reconcile() got a JSON %s.', jsonb_typeof(reconcile.orders)),
+				  HINT = 'Pass [{"external_id": "1001", "status": "PAID", "version": 3}, ...].';
+	END IF;
+	FOR e IN SELECT x FROM jsonb_array_elements(reconcile.orders) x LOOP
+		n := n + 1;
+		IF jsonb_typeof(e) <> 'object' OR jsonb_typeof(e->'external_id') IS DISTINCT FROM 'string'
+		   OR jsonb_typeof(e->'status') IS DISTINCT FROM 'string'
+		   OR (e ? 'version' AND jsonb_typeof(e->'version') <> 'null'
+			   AND ordersync.channel_version(e->'version') IS NULL) THEN
+			RAISE EXCEPTION 'invalid entry % of the orders list', n
+				USING ERRCODE = 'OS004',
+					  DETAIL = format('Entry %s is %s.', n, left(e::text, 200)),
+					  HINT = 'Each entry is {"external_id": "1001", "status": "PAID", "version": <integer or RFC 3339 time>}.';
+		END IF;
+		ext := e->>'external_id';
+		word := e->>'status';
+		ver := ordersync.channel_version(e->'version');
+		mapped := map->>word;
+		-- the order's lock, as inbox_apply() takes it: a version check and its change are one step
+		PERFORM pg_catalog.pg_advisory_xact_lock(1869838702, hashtext(reconcile.channel || '/' || ext));
+		SELECT od.id, od.status INTO o FROM ordersync.orders od
+		 WHERE od.channel = reconcile.channel AND od.external_id = ext;
+		IF NOT FOUND THEN
+			SELECT format('inbox row %s (event %s) is %s%s', i.id, i.event_id, i.state,
+						  coalesce(': ' || i.error, ''))
+			  INTO msg FROM ordersync.inbox i
+			 WHERE i.channel = reconcile.channel AND i.external_id = ext AND i.kind = 'order'
+			 ORDER BY i.id DESC LIMIT 1;
+			RETURN QUERY SELECT ext, 'missing_here'::text, word, NULL::text, 'none'::text,
+				coalesce(msg, 'no order webhook of it was received; place it with place_order()');
+			CONTINUE;
+		END IF;
+		IF mapped IS NULL THEN
+			RETURN QUERY SELECT ext, 'unmapped'::text, word, o.status::text, 'none'::text,
+				format('the status map of channel "%s" has no key "%s"', reconcile.channel, word);
+			CONTINUE;
+		END IF;
+		IF mapped = o.status THEN
+			CONTINUE;
+		END IF;
+		SELECT v.version INTO last_ver FROM ordersync.inbox_version v
+		 WHERE v.channel = reconcile.channel AND v.external_id = ext;
+		IF ver IS NULL THEN
+			RETURN QUERY SELECT ext, 'drifted'::text, word, o.status::text, 'none'::text,
+				'the entry has no version: cannot tell which side is newer'::text;
+		ELSIF last_ver IS NOT NULL AND ver <= last_ver THEN
+			RETURN QUERY SELECT ext, 'drifted'::text, word, o.status::text, 'none'::text,
+				format('ordersync applied version %s of this order, newer than %s', last_ver, ver);
+		ELSE
+			BEGIN
+				PERFORM ordersync.set_status(o.id, mapped,
+					format('reconcile: channel %s reports %s (version %s)', reconcile.channel, word, ver));
+				INSERT INTO ordersync.inbox_version AS v (channel, external_id, version)
+				VALUES (reconcile.channel, ext, ver)
+				ON CONFLICT ON CONSTRAINT inbox_version_pkey DO UPDATE
+					SET version = GREATEST(v.version, EXCLUDED.version);
+				RETURN QUERY SELECT ext, 'drifted'::text, word, o.status::text, 'applied'::text,
+					format('order %s moved from %s to %s', o.id, o.status, mapped);
+			EXCEPTION WHEN SQLSTATE 'OS002' THEN
+				GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, st = PG_EXCEPTION_HINT;
+				RETURN QUERY SELECT ext, 'drifted'::text, word, o.status::text, 'none'::text,
+					msg || coalesce(' (' || st || ')', '');
+			END;
+		END IF;
+	END LOOP;
+
+	RETURN QUERY
+		SELECT od.external_id, 'missing_there'::text, NULL::text, od.status, 'none'::text,
+			   format('order %s is not in the channel''s list', od.id)
+		  FROM ordersync.orders od
+		 WHERE od.channel = reconcile.channel
+		   AND od.external_id NOT IN (SELECT x->>'external_id' FROM jsonb_array_elements(reconcile.orders) x
+										WHERE x->>'external_id' IS NOT NULL)
+		 ORDER BY od.id;
+END
+$$;
+COMMENT ON FUNCTION ordersync.reconcile(text, jsonb) IS 'compares the channel''s own list of orders (external_id, status, version) with ordersync''s: reports orders missing on either side and statuses that drifted, and applies a drifted status when its version is newer than the last applied and the state machine takes it';
+
+REVOKE ALL ON ordersync.channel_inbound, ordersync.inbox, ordersync.inbox_version FROM PUBLIC;
+REVOKE ALL ON FUNCTION ordersync.channel_version(jsonb), ordersync.set_channel_inbound(text, jsonb),
+	ordersync.inbox_receive(text, text, text, jsonb, text), ordersync.inbox_apply(integer, integer, integer),
+	ordersync.prune_inbox(), ordersync.reconcile(text, jsonb) FROM PUBLIC;
+GRANT SELECT ON ordersync.channel_inbound, ordersync.inbox, ordersync.inbox_version
+	TO ordersync_app, ordersync_admin;
+GRANT EXECUTE ON FUNCTION ordersync.reconcile(text, jsonb) TO ordersync_app, ordersync_admin;
+GRANT EXECUTE ON FUNCTION ordersync.set_channel_inbound(text, jsonb),
+	ordersync.inbox_apply(integer, integer, integer), ordersync.prune_inbox() TO ordersync_admin;
+-- the relay: which channels it receives for, receiving, and applying what it received
+GRANT SELECT ON ordersync.channel_inbound TO ordersync_relay;
+GRANT EXECUTE ON FUNCTION ordersync.inbox_receive(text, text, text, jsonb, text),
+	ordersync.inbox_apply(integer, integer, integer) TO ordersync_relay;
+
+SELECT pg_catalog.pg_extension_config_dump('ordersync.channel_inbound', '');
+SELECT pg_catalog.pg_extension_config_dump('ordersync.inbox', '');
+SELECT pg_catalog.pg_extension_config_dump('ordersync.inbox_version', '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('ordersync.inbox', 'id'), '');
+
+-- ---------------------------------------------------------------------------
 -- Sinks (issue 11)
 -- ---------------------------------------------------------------------------
 -- ---------------------------------------------------------------------------

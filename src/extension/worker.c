@@ -29,6 +29,7 @@
 #include "utils/timestamp.h"
 
 #include "ordersync.h"
+#include "inbox.h"
 #include "rollup.h"
 
 PGDLLEXPORT void ordersync_worker_main(Datum arg);
@@ -56,6 +57,8 @@ os_worker_init(void)
 							"0 turns it off; ordersync.refresh_rollups() does the same on demand.",
 							&rollup_interval, 10, 0, 86400,
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+
+	os_inbox_init();			/* ordersync.inbox_* */
 
 	/* the worker, and the database it works in, exist only when preloaded */
 	if (!process_shared_preload_libraries_in_progress)
@@ -166,6 +169,7 @@ ordersync_worker_main(Datum arg)
 		timeout = ordersync_auto_hot ? AUTOHOT_TICK_MS : expire_interval * 1000L;
 		if (rollup_interval > 0)
 			timeout = Min(timeout, rollup_interval * 1000L);
+		timeout = Min(timeout, os_inbox_tick());	/* channels' webhooks (inbox.c) */
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);

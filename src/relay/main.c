@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "backoff.h"
+#include "inbound.h"
 #include "log.h"
 #include "lsn.h"
 #include "metrics.h"
@@ -63,6 +64,14 @@ usage(FILE *out)
 			"  --max-in-flight=MB       events held by delivery sinks before the stream\n"
 			"                           pauses (default 64)\n"
 			"  --metrics-addr=HOST:PORT serve /metrics and /healthz (default: off)\n"
+			"  --inbound=HOST:PORT      receive channels' signed webhooks (POST\n"
+			"                           /channels/<channel>/orders and /status) into\n"
+			"                           ordersync.inbox; without --slot the relay only receives\n"
+			"  --inbound-max-body=KB    largest webhook body (default 1024)\n"
+			"  --inbound-max-connections=N  connections at once (default 64)\n"
+			"  --inbound-pool=N         database connections for webhooks (default 8)\n"
+			"  --inbound-appliers=N     threads applying the inbox, a connection each (default 8)\n"
+			"  --inbound-timeout=SECS   idle and whole-request limit (default 10)\n"
 			"  --log-level=LEVEL        error, warning, info (default) or debug\n"
 			"  --source=URI             CloudEvents source (default /ordersync/<dbname>)\n"
 			"  --raw-changes            also emit row changes of the ordersync tables\n"
@@ -269,6 +278,13 @@ main(int argc, char **argv)
 		{"secret-env-prefix", required_argument, NULL, 21},
 		{"secret-dir", required_argument, NULL, 22},
 		{"deny-networks", required_argument, NULL, 23},
+		/* the inbound endpoint (inbound.h) */
+		{"inbound", required_argument, NULL, 30},
+		{"inbound-max-body", required_argument, NULL, 31},
+		{"inbound-max-connections", required_argument, NULL, 32},
+		{"inbound-pool", required_argument, NULL, 33},
+		{"inbound-timeout", required_argument, NULL, 34},
+		{"inbound-appliers", required_argument, NULL, 35},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0}
@@ -287,6 +303,13 @@ main(int argc, char **argv)
 		.deny_networks = SINK_DEFAULT_DENY,
 	};
 	struct sink_policy sink_policy;
+	struct inbound_options inb = {
+		.max_body = 1024 * 1024,
+		.max_connections = 64,
+		.pool_size = 8,
+		.appliers = 8,
+		.timeout_s = 10,
+	};
 	char		secret_dir[PATH_MAX];
 	struct relay relay;
 	struct relay_config rcfg;
@@ -415,6 +438,34 @@ main(int argc, char **argv)
 			case 23:
 				o.deny_networks = optarg;
 				break;
+			case 30:
+				inb.addr = optarg;
+				break;
+			case 31:
+				if (parse_int("inbound-max-body", optarg, 1, 64 * 1024, &n))
+					return 1;
+				inb.max_body = (size_t) n * 1024;
+				break;
+			case 32:
+				if (parse_int("inbound-max-connections", optarg, 1, 4096, &n))
+					return 1;
+				inb.max_connections = (int) n;
+				break;
+			case 33:
+				if (parse_int("inbound-pool", optarg, 1, 256, &n))
+					return 1;
+				inb.pool_size = (int) n;
+				break;
+			case 34:
+				if (parse_int("inbound-timeout", optarg, 1, 600, &n))
+					return 1;
+				inb.timeout_s = (int) n;
+				break;
+			case 35:
+				if (parse_int("inbound-appliers", optarg, 1, 32, &n))
+					return 1;
+				inb.appliers = (int) n;
+				break;
 			case 'h':
 				usage(stdout);
 				return 0;
@@ -431,13 +482,19 @@ main(int argc, char **argv)
 		fprintf(stderr, "ordersyncd: unexpected argument \"%s\"\nTry \"ordersyncd --help\".\n", argv[optind]);
 		return 1;
 	}
-	if (o.dbname == NULL || o.slot == NULL)
+	if (o.dbname == NULL || (o.slot == NULL && inb.addr == NULL))
 	{
-		fprintf(stderr, "ordersyncd: --dbname and --slot are required\n"
+		fprintf(stderr, "ordersyncd: --dbname and --slot are required (or --inbound, to only receive)\n"
 				"Try \"ordersyncd --help\" for more information.\n");
 		return 1;
 	}
-	if (!slot_name_ok(o.slot))
+	if (o.slot == NULL && (o.create_slot || o.snapshot || o.nsinks > 0 || o.endpos))
+	{
+		fprintf(stderr, "ordersyncd: --create-slot, --snapshot, --sink and --endpos need --slot "
+				"(without it the relay only receives webhooks)\n");
+		return 1;
+	}
+	if (o.slot && !slot_name_ok(o.slot))
 	{
 		fprintf(stderr, "ordersyncd: --slot \"%s\" is not a valid slot name (lower-case letters, "
 				"digits and underscores, at most 63)\n", o.slot);
@@ -463,12 +520,34 @@ main(int argc, char **argv)
 			return 1;
 		}
 	}
-	if (o.nsinks == 0)
+	if (o.nsinks == 0 && o.slot)
 		log_info("no --sink: events go only to the sinks configured in ordersync.sink");
 	if (o.metrics_addr && metrics_start(o.metrics_addr, err, sizeof(err)) != 0)
 	{
 		log_error("%s", err);
 		return 2;
+	}
+	if (inb.addr)
+	{
+		inb.conninfo = o.dbname;
+		inb.policy = &sink_policy;
+		if (inbound_start(&inb, err, sizeof(err)) != 0)
+		{
+			log_error("%s", err);
+			metrics_stop();
+			return 2;
+		}
+	}
+	if (o.slot == NULL)
+	{
+		/* only receiving: the endpoint's threads do the work until a signal */
+		while (!stream_stop_requested)
+			sleep_ms(1000);
+		log_info("stopping: finishing the webhooks under way");
+		inbound_stop();
+		metrics_stop();
+		free(sink_policy.deny);
+		return 0;
 	}
 
 	rcfg = (struct relay_config) {
@@ -533,6 +612,7 @@ main(int argc, char **argv)
 
 		log_info("stopped; last confirmed LSN %s", lsn_format(relay.durable_end, l));
 	}
+	inbound_stop();
 	metrics_stop();
 	relay_free(&relay);
 	free(sink_policy.deny);

@@ -75,6 +75,58 @@ static struct
 
 static struct MHD_Daemon *daemon_handle;
 
+/* inbound requests by channel, outcome and reason; guarded by m.lock */
+#define MAX_INBOUND_SERIES 256
+static struct
+{
+	struct
+	{
+		char		channel[64];
+		char		outcome[16];
+		char		reason[32];
+		uint64_t	n;
+	}			series[MAX_INBOUND_SERIES];
+	int			nseries;
+	uint64_t	overflow;		/* beyond the limit: counted, without labels */
+	uint64_t	applied, stale, parked, failed;
+}			in;
+
+void
+metrics_inbound(const char *channel, const char *outcome, const char *reason)
+{
+	int			i;
+
+	pthread_mutex_lock(&m.lock);
+	for (i = 0; i < in.nseries; i++)
+		if (strcmp(in.series[i].channel, channel) == 0 &&
+			strcmp(in.series[i].outcome, outcome) == 0 &&
+			strcmp(in.series[i].reason, reason ? reason : "") == 0)
+			break;
+	if (i == in.nseries && in.nseries < MAX_INBOUND_SERIES)
+	{
+		snprintf(in.series[i].channel, sizeof(in.series[i].channel), "%s", channel);
+		snprintf(in.series[i].outcome, sizeof(in.series[i].outcome), "%s", outcome);
+		snprintf(in.series[i].reason, sizeof(in.series[i].reason), "%s", reason ? reason : "");
+		in.nseries++;
+	}
+	if (i < in.nseries)
+		in.series[i].n++;
+	else
+		in.overflow++;
+	pthread_mutex_unlock(&m.lock);
+}
+
+void
+metrics_inbound_applied(uint64_t applied, uint64_t stale, uint64_t parked, uint64_t failed)
+{
+	pthread_mutex_lock(&m.lock);
+	in.applied += applied;
+	in.stale += stale;
+	in.parked += parked;
+	in.failed += failed;
+	pthread_mutex_unlock(&m.lock);
+}
+
 int
 metrics_add_sink(const char *name)
 {
@@ -363,6 +415,52 @@ metrics_render(size_t *len)
 			"ordersyncd_commit_to_durable_seconds_sum %.6f\n"
 			"ordersyncd_commit_to_durable_seconds_count %llu\n",
 			(unsigned long long) m.lat_count, m.lat_sum, (unsigned long long) m.lat_count);
+	{
+		static const char *const outcomes[][3] = {
+			{"received", "ordersyncd_inbound_received_total", "Webhooks kept in ordersync.inbox, by channel."},
+			{"duplicate", "ordersyncd_inbound_duplicates_total", "Repeats of an event a channel sent before: 2xx, nothing written."},
+			{"refused", "ordersyncd_inbound_refused_total", "Webhooks refused (4xx, 5xx), by channel and reason."},
+		};
+
+		for (size_t k = 0; k < sizeof(outcomes) / sizeof(outcomes[0]); k++)
+		{
+			appendf(&b, "# HELP %s %s\n# TYPE %s counter\n", outcomes[k][1], outcomes[k][2], outcomes[k][1]);
+			for (int i = 0; i < in.nseries; i++)
+			{
+				if (strcmp(in.series[i].outcome, outcomes[k][0]) != 0)
+					continue;
+				appendf(&b, "%s{channel=\"", outcomes[k][1]);
+				append_label(&b, in.series[i].channel);
+				if (in.series[i].reason[0])
+				{
+					buf_append_str(&b, "\",reason=\"");
+					append_label(&b, in.series[i].reason);
+				}
+				appendf(&b, "\"} %llu\n", (unsigned long long) in.series[i].n);
+			}
+		}
+		appendf(&b, "# HELP ordersyncd_inbound_untracked_total Inbound requests beyond the series limit.\n"
+				"# TYPE ordersyncd_inbound_untracked_total counter\n"
+				"ordersyncd_inbound_untracked_total %llu\n", (unsigned long long) in.overflow);
+		{
+			const struct
+			{
+				const char *name;
+				const char *help;
+				uint64_t	n;
+			}			applier[] = {
+				{"ordersyncd_inbound_applied_total", "Inbox rows the relay's applier applied.", in.applied},
+				{"ordersyncd_inbound_stale_total", "Inbox status updates older than the last applied one.", in.stale},
+				{"ordersyncd_inbound_parked_total", "Attempts the state machine could not take yet (parked).", in.parked},
+				{"ordersyncd_inbound_failed_total", "Inbox rows the relay's applier found failed.", in.failed},
+			};
+
+			for (size_t k = 0; k < sizeof(applier) / sizeof(applier[0]); k++)
+				appendf(&b, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", applier[k].name,
+						applier[k].help, applier[k].name, applier[k].name,
+						(unsigned long long) applier[k].n);
+		}
+	}
 	appendf(&b, "# HELP ordersyncd_start_time_seconds Process start time.\n"
 			"# TYPE ordersyncd_start_time_seconds gauge\n"
 			"ordersyncd_start_time_seconds %lld\n", (long long) m.started);

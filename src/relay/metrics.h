@@ -46,6 +46,14 @@ int metrics_register_lane_sink(const char *name);	/* id for the calls below */
 void metrics_delivery(int id, enum delivery_outcome outcome, size_t bytes);
 void metrics_set_outstanding(int id, uint64_t n);
 
+/*
+ * The inbound endpoint (inbound.c): a request per channel that was
+ * "received", a "duplicate", or "refused" for reason; and what the relay's
+ * applier made of inbox rows.
+ */
+void metrics_inbound(const char *channel, const char *outcome, const char *reason);
+void metrics_inbound_applied(uint64_t applied, uint64_t stale, uint64_t parked, uint64_t failed);
+
 /* Render the Prometheus text into a malloc'd string (also used by tests). */
 char *metrics_render(size_t *len);
 

@@ -6,7 +6,8 @@
  * as the Standard Webhooks specification defines it, so a receiver can use
  * any of its reference libraries. The three parts are fed to the HMAC one
  * after the other instead of being joined into one buffer: bodies can be
- * large and signing happens at every attempt.
+ * large and signing happens at every attempt. The key is set up once per
+ * sink (wh_signer): each signature continues from a copy of that state.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -87,6 +88,98 @@ wh_key_from_secret(const char *secret, size_t *keylen, char *err, size_t errlen)
 	EVP_ENCODE_CTX_free(ctx);
 	*keylen = (size_t) (n1 + n2);
 	return key;
+}
+
+struct wh_signer
+{
+	EVP_MAC    *mac;
+	EVP_MAC_CTX *keyed;			/* HMAC-SHA256 with the key, nothing hashed yet */
+};
+
+struct wh_signer *
+wh_signer_new(const unsigned char *key, size_t keylen)
+{
+	struct wh_signer *sg = calloc(1, sizeof(*sg));
+	OSSL_PARAM	params[2];
+
+	if (sg == NULL)
+		return NULL;
+	sg->mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	if (sg->mac != NULL)
+		sg->keyed = EVP_MAC_CTX_new(sg->mac);
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *) "SHA256", 0);
+	params[1] = OSSL_PARAM_construct_end();
+	if (sg->keyed == NULL || !EVP_MAC_init(sg->keyed, key, keylen, params))
+	{
+		ERR_clear_error();
+		wh_signer_free(sg);
+		return NULL;
+	}
+	return sg;
+}
+
+void
+wh_signer_free(struct wh_signer *sg)
+{
+	if (sg == NULL)
+		return;
+	EVP_MAC_CTX_free(sg->keyed);
+	EVP_MAC_free(sg->mac);
+	free(sg);
+}
+
+int
+wh_signer_sign(const struct wh_signer *sg, const char *id, int64_t timestamp,
+			   const char *body, size_t body_len, char *out)
+{
+	EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(sg->keyed);
+	char		ts[24];
+	int			tslen;
+	unsigned char digest[EVP_MAX_MD_SIZE];
+	size_t		dlen = 0;
+	int			ok;
+
+	out[0] = '\0';
+	tslen = snprintf(ts, sizeof(ts), "%" PRId64, timestamp);
+	ok = ctx != NULL &&
+		EVP_MAC_update(ctx, (const unsigned char *) id, strlen(id)) &&
+		EVP_MAC_update(ctx, (const unsigned char *) ".", 1) &&
+		EVP_MAC_update(ctx, (const unsigned char *) ts, (size_t) tslen) &&
+		EVP_MAC_update(ctx, (const unsigned char *) ".", 1) &&
+		EVP_MAC_update(ctx, (const unsigned char *) body, body_len) &&
+		EVP_MAC_final(ctx, digest, &dlen, sizeof(digest)) &&
+		dlen == 32;
+	EVP_MAC_CTX_free(ctx);
+	if (!ok)
+	{
+		ERR_clear_error();
+		return -1;
+	}
+	memcpy(out, "v1,", 3);
+	EVP_EncodeBlock((unsigned char *) out + 3, digest, (int) dlen);
+	return 0;
+}
+
+int
+wh_signer_mac(const struct wh_signer *sg, const struct wh_part *parts, int nparts, char *out)
+{
+	EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(sg->keyed);
+	unsigned char digest[EVP_MAX_MD_SIZE];
+	size_t		dlen = 0;
+	int			ok = ctx != NULL;
+
+	out[0] = '\0';
+	for (int i = 0; ok && i < nparts; i++)
+		ok = EVP_MAC_update(ctx, (const unsigned char *) parts[i].data, parts[i].len);
+	ok = ok && EVP_MAC_final(ctx, digest, &dlen, sizeof(digest)) && dlen == 32;
+	EVP_MAC_CTX_free(ctx);
+	if (!ok)
+	{
+		ERR_clear_error();
+		return -1;
+	}
+	EVP_EncodeBlock((unsigned char *) out, digest, (int) dlen);
+	return 0;
 }
 
 int

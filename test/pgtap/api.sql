@@ -15,9 +15,10 @@ SELECT functions_are('ordersync', ARRAY['add_location', 'add_channel', 'receive_
 	'transition_changed_trigger', 'status_in_use_trigger',
 	'add_sink', 'drop_sink', 'add_route', 'drop_route', 'redeliver', 'relay_config',
 	'record_dead_letter', 'require_sink', 'check_sink_uri', 'check_sink_options', 'forecast',
-	'refresh_rollups'],
-	'ordersync has exactly the eleven order API functions, four trigger functions, ten for the relay''s sinks (no announce_relay_config since 0.3.0), forecast and refresh_rollups (0.4.0)');
-SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'ordersync'::regnamespace), 27,
+	'refresh_rollups', 'set_channel_inbound', 'inbox_receive', 'inbox_apply', 'prune_inbox',
+	'reconcile', 'channel_version'],
+	'ordersync has exactly the eleven order API functions, four trigger functions, ten for the relay''s sinks (no announce_relay_config since 0.3.0), forecast and refresh_rollups (0.4.0), and six for inbound channels (0.4.0)');
+SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'ordersync'::regnamespace), 33,
 	'no API function is overloaded');
 SELECT is(pg_get_function_arguments('ordersync.add_sink(text, text, jsonb)'::regprocedure),
 	'name text, uri text, options jsonb DEFAULT ''{}''::jsonb', 'add_sink(name text, uri text, options jsonb DEFAULT ''{}'')');
@@ -81,7 +82,8 @@ SELECT set_eq(
 	ARRAY['add_location', 'add_channel', 'receive_stock', 'set_safety_stock', 'set_hot',
 	      'set_low_stock', 'available', 'place_order', 'set_status', 'set_channel_status',
 	      'expire_reservations', 'orders_status_trigger', 'add_sink', 'drop_sink', 'add_route',
-	      'drop_route', 'redeliver', 'relay_config', 'record_dead_letter', 'refresh_rollups'],
+	      'drop_route', 'redeliver', 'relay_config', 'record_dead_letter', 'refresh_rollups',
+	      'set_channel_inbound', 'inbox_receive', 'inbox_apply', 'prune_inbox', 'reconcile'],
 	'the API functions, the sink functions and the status trigger are SECURITY DEFINER');
 SELECT is_empty(
 	$$SELECT p.oid::regprocedure FROM pg_proc p
@@ -122,13 +124,13 @@ SELECT is_empty(
 	   AND prolang <> (SELECT oid FROM pg_language WHERE lanname = 'c')
 	   AND proname NOT IN ('add_sink', 'drop_sink', 'add_route', 'drop_route', 'redeliver',
 						   'relay_config', 'record_dead_letter', 'require_sink', 'check_sink_uri',
-						   'check_sink_options')$$,
-	'every ordersync function but the sink configuration (rare, administrative) is written in C');
+						   'check_sink_options', 'set_channel_inbound', 'reconcile', 'channel_version')$$,
+	'every ordersync function but the sink and inbound configuration and reconcile() (rare, administrative) is written in C');
 SELECT volatility_is('ordersync', 'available', ARRAY['text'], 'stable', 'available is STABLE');
 SELECT is_strict('ordersync', 'available', ARRAY['text'], 'available is STRICT');
 SELECT is_empty(
 	$$SELECT oid::regprocedure FROM pg_proc WHERE pronamespace = 'ordersync'::regnamespace
-	   AND proname NOT IN ('available', 'relay_config', 'forecast') AND (provolatile <> 'v' OR proisstrict)$$,
+	   AND proname NOT IN ('available', 'relay_config', 'forecast', 'channel_version') AND (provolatile <> 'v' OR proisstrict)$$,
 	'every other function is VOLATILE and not STRICT (NULL arguments get OS004)');
 
 -- forecast(): pure computation on its arguments

@@ -70,8 +70,8 @@ SELECT set_eq(
 	    FROM pg_class c, unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER']) p(priv)
 	   WHERE c.relnamespace = 'ordersync'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
 	     AND has_table_privilege('ordersync_relay', c.oid, p.priv)$$,
-	ARRAY['sink:SELECT', 'route:SELECT', 'orders:SELECT'],
-	'relay: SELECT on sink, route and orders (for --snapshot), nothing else on any table');
+	ARRAY['sink:SELECT', 'route:SELECT', 'orders:SELECT', 'channel_inbound:SELECT'],
+	'relay: SELECT on sink, route, orders (for --snapshot) and channel_inbound (--inbound), nothing else on any table');
 SELECT is_empty(
 	$$SELECT c.relname FROM pg_class c
 	   WHERE c.relnamespace = 'ordersync'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
@@ -88,8 +88,9 @@ SELECT is_empty(
 SELECT set_eq(
 	$$SELECT oid::regprocedure::text FROM pg_proc WHERE pronamespace = 'ordersync'::regnamespace
 	   AND has_function_privilege('ordersync_relay', oid, 'EXECUTE')$$,
-	ARRAY['ordersync.relay_config()', 'ordersync.record_dead_letter(text,jsonb,text,integer)'],
-	'relay: EXECUTE on relay_config() and record_dead_letter() only');
+	ARRAY['ordersync.relay_config()', 'ordersync.record_dead_letter(text,jsonb,text,integer)',
+		  'ordersync.inbox_receive(text,text,text,jsonb,text)', 'ordersync.inbox_apply(integer,integer,integer)'],
+	'relay: EXECUTE on relay_config(), record_dead_letter(), inbox_receive() and inbox_apply() only');
 SELECT is_empty(
 	$$SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid
 	   WHERE m.member = 'ordersync_relay'::regrole$$,

@@ -24,12 +24,13 @@ SELECT is((SELECT rolcanlogin OR rolreplication OR rolsuper OR rolcreaterole OR 
 
 SELECT tables_are('ordersync', ARRAY['channel', 'location', 'sku', 'stock', 'status',
 	'transition', 'orders', 'order_line', 'reservation', 'history', 'sink', 'route', 'dead_letter',
-	'redelivery', 'rollup_hourly', 'rollup_daily_sku', 'rollup_state'],
-	'ordersync has exactly the seventeen documented tables');
+	'redelivery', 'rollup_hourly', 'rollup_daily_sku', 'rollup_state', 'channel_inbound', 'inbox',
+	'inbox_version'],
+	'ordersync has exactly the twenty documented tables');
 SELECT views_are('ordersync', ARRAY['rollup_hourly_recount', 'rollup_daily_sku_recount'],
 	'ordersync has only the views that recount the rollups');
 SELECT sequences_are('ordersync', ARRAY['orders_id_seq', 'history_id_seq', 'dead_letter_id_seq',
-	'redelivery_id_seq'],
+	'redelivery_id_seq', 'inbox_id_seq'],
 	'ordersync has only the identity sequences of orders, history, dead_letter and redelivery');
 SELECT columns_are('ordersync', 'redelivery', ARRAY['id', 'dead_letter_id', 'sink', 'event', 'requested_at',
 	'requested_by'], 'redelivery columns (the relay reads them from the stream)');
@@ -146,7 +147,8 @@ SELECT set_eq(
 	     AND a.attnum > 0 AND NOT a.attisdropped AND NOT a.attnotnull$$,
 	ARRAY['sku.low_stock_threshold', 'sku.hot_source', 'orders.customer', 'orders.expires_at', 'history.order_id', 'history.from_status',
 	      'history.to_status', 'history.sku', 'history.location', 'history.qty', 'history.reason',
-	      'dead_letter.redelivered_at'],
+	      'dead_letter.redelivered_at', 'inbox.error', 'inbox.applied_at', 'inbox.topic', 'inbox.version',
+	      'inbox.order_id', 'inbox.attempted_at'],
 	'exactly the optional columns are nullable');
 
 SELECT is((SELECT attidentity::text FROM pg_attribute WHERE attrelid = 'ordersync.orders'::regclass AND attname = 'id'),
@@ -196,7 +198,7 @@ SELECT set_eq(
 	      'ordersync.transition(from_status)->ordersync.status', 'ordersync.transition(to_status)->ordersync.status',
 	      'ordersync.orders(channel)->ordersync.channel', 'ordersync.order_line(order_id)->ordersync.orders',
 	      'ordersync.reservation(order_id,line_no)->ordersync.order_line',
-	      'ordersync.route(sink)->ordersync.sink'],
+	      'ordersync.route(sink)->ordersync.sink', 'ordersync.channel_inbound(channel)->ordersync.channel'],
 	'exactly these foreign keys (none from order_line.sku, so hot-SKU buyers do not share-lock the sku row)');
 SELECT fk_ok('ordersync', 'reservation', ARRAY['order_id', 'line_no'], 'ordersync', 'order_line', ARRAY['order_id', 'line_no'], 'reservation (order_id, line_no) references order_line');
 
@@ -221,7 +223,10 @@ SELECT set_eq(
 	      'ordersync.sink:sink_name_format', 'ordersync.sink:sink_options_object',
 	      'ordersync.route:route_pattern_format', 'ordersync.sink:sink_uri_size',
 	      'ordersync.sink:sink_options_size', 'ordersync.sku:sku_plain_text',
-	      'ordersync.orders:orders_external_id_plain_text', 'ordersync.rollup_state:rollup_state_one_row'],
+	      'ordersync.orders:orders_external_id_plain_text', 'ordersync.rollup_state:rollup_state_one_row',
+	      'ordersync.channel_inbound:channel_inbound_signature_known',
+	      'ordersync.channel_inbound:channel_inbound_format_known', 'ordersync.inbox:inbox_kind_known',
+	      'ordersync.inbox:inbox_state_known'],
 	'the documented CHECK constraints exist');
 SELECT is_empty(
 	$$SELECT conname FROM pg_constraint WHERE connamespace = 'ordersync'::regnamespace AND NOT convalidated$$,
@@ -432,7 +437,9 @@ SELECT set_eq(
 	      'ordersync.reservation', 'ordersync.history', 'ordersync.orders_id_seq',
 	      'ordersync.history_id_seq', 'ordersync.sink', 'ordersync.route', 'ordersync.dead_letter',
 	      'ordersync.dead_letter_id_seq', 'ordersync.redelivery', 'ordersync.redelivery_id_seq',
-	      'ordersync.rollup_hourly', 'ordersync.rollup_daily_sku', 'ordersync.rollup_state'],
+	      'ordersync.rollup_hourly', 'ordersync.rollup_daily_sku', 'ordersync.rollup_state',
+	      'ordersync.channel_inbound', 'ordersync.inbox', 'ordersync.inbox_version',
+	      'ordersync.inbox_id_seq'],
 	'every table and identity sequence is marked for pg_dump');
 
 SELECT * FROM finish();
