@@ -360,6 +360,25 @@ schema_ready(void)
 	return SPI_processed > 0;
 }
 
+/* one decision, in the worker's transaction (os_worker_step) */
+typedef struct Handling
+{
+	const Seen *seen;
+	TimestampTz now;
+	int			changed;
+} Handling;
+
+static void
+handle_step(void *arg)
+{
+	Handling   *h = (Handling *) arg;
+
+	if (!schema_ready())
+		return;
+	(void) SPI_execute("SET LOCAL lock_timeout = '5s'", false, 0);
+	h->changed = decide(h->seen, h->now);
+}
+
 /*
  * One SKU in its own transaction, so a storm elsewhere does not hold it
  * up; a lock it cannot get within lock_timeout, or any other error, is
@@ -368,40 +387,13 @@ schema_ready(void)
 static void
 handle(const Seen *s, TimestampTz now)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	volatile int changed = 0;
+	Handling	h = {s, now, 0};
 
-	PG_TRY();
-	{
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		SPI_connect();
-		PushActiveSnapshot(GetTransactionSnapshot());
-		pgstat_report_activity(STATE_RUNNING, "ordersync: auto-hot");
-		if (schema_ready())
-		{
-			(void) SPI_execute("SET LOCAL lock_timeout = '5s'", false, 0);
-			changed = decide(s, now);
-		}
-		SPI_finish();
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-		pgstat_report_activity(STATE_IDLE, NULL);
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		EmitErrorReport();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		pgstat_report_activity(STATE_IDLE, NULL);
+	if (!os_worker_step("ordersync: auto-hot", handle_step, &h))
 		return;
-	}
-	PG_END_TRY();
-
-	if (changed > 1)
+	if (h.changed > 1)
 		set_split(s->sku, true, now);
-	else if (changed == 1 || changed < 0)
+	else if (h.changed == 1 || h.changed < 0)
 		set_split(s->sku, false, now);
 }
 

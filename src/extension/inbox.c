@@ -1127,6 +1127,39 @@ inbox_installed(void)
 	return SPI_processed > 0;
 }
 
+/* what one step of the worker does, and whether there may be more */
+typedef struct InboxStep
+{
+	bool		pruning;
+	bool		more;
+} InboxStep;
+
+static void
+inbox_step(void *arg)
+{
+	InboxStep  *st = (InboxStep *) arg;
+
+	if (!inbox_installed())
+		return;
+	(void) SPI_execute("SET LOCAL search_path = pg_catalog, pg_temp", false, 0);
+	if (st->pruning)
+		(void) prune();
+	else
+	{
+		InboxCounts c = {0};
+
+		/*
+		 * One order per transaction (see apply_batch), committed without
+		 * waiting for the disk: the order and its inbox row's outcome are
+		 * one transaction, so a crash that loses it leaves the row
+		 * received, and it is applied again.
+		 */
+		(void) SPI_execute("SET LOCAL synchronous_commit = off", false, 0);
+		apply_batch(1, 0, 1, &c);
+		st->more = c.processed > 0 || c.applied + c.stale + c.failed > 0;
+	}
+}
+
 /*
  * One step in a transaction of its own: a batch, or the prune.  Returns
  * whether there may be more; never raises (logged, and the next tick tries
@@ -1135,54 +1168,10 @@ inbox_installed(void)
 static bool
 tick_step(bool pruning)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	volatile bool more = false;
+	InboxStep	st = {pruning, false};
 
-	PG_TRY();
-	{
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		SPI_connect();
-		PushActiveSnapshot(GetTransactionSnapshot());
-		pgstat_report_activity(STATE_RUNNING, pruning ? "ordersync: pruning the inbox"
-							   : "ordersync: applying the inbox");
-		if (inbox_installed())
-		{
-			(void) SPI_execute("SET LOCAL search_path = pg_catalog, pg_temp", false, 0);
-			if (pruning)
-				(void) prune();
-			else
-			{
-				InboxCounts c = {0};
-
-				/*
-				 * One order per transaction (see apply_batch), committed
-				 * without waiting for the disk: the order and its inbox
-				 * row's outcome are one transaction, so a crash that loses
-				 * it leaves the row received, and it is applied again.
-				 */
-				(void) SPI_execute("SET LOCAL synchronous_commit = off", false, 0);
-				apply_batch(1, 0, 1, &c);
-				more = c.processed > 0 || c.applied + c.stale + c.failed > 0;
-			}
-		}
-		SPI_finish();
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-		pgstat_report_stat(false);
-		pgstat_report_activity(STATE_IDLE, NULL);
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		EmitErrorReport();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		pgstat_report_activity(STATE_IDLE, NULL);
-		more = false;
-	}
-	PG_END_TRY();
-	return more;
+	return os_worker_step(pruning ? "ordersync: pruning the inbox" : "ordersync: applying the inbox",
+						  inbox_step, &st) && st.more;
 }
 
 long

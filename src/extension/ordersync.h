@@ -137,6 +137,7 @@ extern int	os_expire_due(int limit);
 
 /* worker.c */
 extern void os_worker_init(void);
+extern bool os_worker_step(const char *activity, void (*step) (void *arg), void *arg);
 
 /* hot_sku.c */
 extern void os_rebucket(const char *sku, int buckets);

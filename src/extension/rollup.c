@@ -385,6 +385,20 @@ rollups_installed(void)
 	return SPI_processed > 0;
 }
 
+static void
+rollup_step(void *arg)
+{
+	bool	   *more = (bool *) arg;
+	bool		full = false;
+
+	if (!rollups_installed())
+		return;
+	/* our statements name their schemas; operators follow the path */
+	(void) SPI_execute("SET LOCAL search_path = pg_catalog, pg_temp", false, 0);
+	if (refresh_step(true, &full) >= 0)
+		*more = full;
+}
+
 /*
  * One step in a transaction of its own; false when there is nothing more
  * to do now: the batch was not full, another refresh holds the state, the
@@ -394,43 +408,9 @@ rollups_installed(void)
 static bool
 tick_step(void)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	volatile bool more = false;
+	bool		more = false;
 
-	PG_TRY();
-	{
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		SPI_connect();
-		PushActiveSnapshot(GetTransactionSnapshot());
-		pgstat_report_activity(STATE_RUNNING, "ordersync: refreshing rollups");
-		if (rollups_installed())
-		{
-			bool		full = false;
-
-			/* our statements name their schemas; operators follow the path */
-			(void) SPI_execute("SET LOCAL search_path = pg_catalog, pg_temp", false, 0);
-			if (refresh_step(true, &full) >= 0)
-				more = full;
-		}
-		SPI_finish();
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-		pgstat_report_stat(false);
-		pgstat_report_activity(STATE_IDLE, NULL);
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		EmitErrorReport();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		pgstat_report_activity(STATE_IDLE, NULL);
-		more = false;
-	}
-	PG_END_TRY();
-
-	return more;
+	return os_worker_step("ordersync: refreshing rollups", rollup_step, &more) && more;
 }
 
 /*

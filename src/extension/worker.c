@@ -81,6 +81,47 @@ os_worker_init(void)
 }
 
 /* one batch in its own transaction; returns how many orders it expired */
+/*
+ * Runs step(arg) in a transaction of its own, connected to SPI, with a
+ * snapshot and the activity shown in pg_stat_activity.  The step checks
+ * that its tables exist (the extension in this database may be older than
+ * the library) and leaves its results in arg.  Returns false when the step
+ * failed: the error is logged and the transaction rolled back, and the
+ * next tick tries again, so one bad row cannot stop the worker.
+ */
+bool
+os_worker_step(const char *activity, void (*step) (void *arg), void *arg)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile bool ok = true;
+
+	PG_TRY();
+	{
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		SPI_connect();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pgstat_report_activity(STATE_RUNNING, activity);
+		step(arg);
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		pgstat_report_stat(false);
+		pgstat_report_activity(STATE_IDLE, NULL);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		pgstat_report_activity(STATE_IDLE, NULL);
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
 static int
 expire_batch_once(bool *installed)
 {

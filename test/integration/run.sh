@@ -373,8 +373,8 @@ t_errors() {
 	rc2=$?
 	if [ $rc = 1 ] && grep -q -- "--dbname and --slot are required" "$work/e6.log" &&
 		[ $rc2 = 1 ] && grep -q -- "--sink-options applies to the --sink before it" "$work/e7.log" &&
-		"$ORDERSYNCD" --help | grep -q -- "--sink=stdout" &&
-		"$ORDERSYNCD" --version | grep -q '^ordersyncd '; then
+		grep -q -- "--sink=stdout" <<<"$("$ORDERSYNCD" --help)" &&
+		grep -q '^ordersyncd ' <<<"$("$ORDERSYNCD" --version)"; then
 		pass $name
 	else
 		fail $name "exit=$rc/$rc2" "$(cat "$work/e6.log" "$work/e7.log")"
