@@ -39,7 +39,7 @@ q() { psql -X -At -v ON_ERROR_STOP=1 -d $DB -c "$1"; }
 # did not expect (a deadlock, a constraint violation...)
 bench() {
 	local name=$1 clients=$2 xacts=$3 script=$4
-	"$PGBENCH" -n -M prepared -c "$clients" -j 2 -t "$xacts" -f "$script" $DB >"$work/$name.log" 2>&1
+	"$PGBENCH" -n --verbose-errors -M prepared -c "$clients" -j 2 -t "$xacts" -f "$script" $DB >"$work/$name.log" 2>&1
 	local rc=$?
 	if [ $rc -ne 0 ] || grep -q -E 'aborted|ERROR|number of failed transactions: [1-9]' "$work/$name.log"; then
 		echo "pgbench for $name failed (exit $rc):"
