@@ -129,38 +129,6 @@ wh_signer_free(struct wh_signer *sg)
 }
 
 int
-wh_signer_sign(const struct wh_signer *sg, const char *id, int64_t timestamp,
-			   const char *body, size_t body_len, char *out)
-{
-	EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(sg->keyed);
-	char		ts[24];
-	int			tslen;
-	unsigned char digest[EVP_MAX_MD_SIZE];
-	size_t		dlen = 0;
-	int			ok;
-
-	out[0] = '\0';
-	tslen = snprintf(ts, sizeof(ts), "%" PRId64, timestamp);
-	ok = ctx != NULL &&
-		EVP_MAC_update(ctx, (const unsigned char *) id, strlen(id)) &&
-		EVP_MAC_update(ctx, (const unsigned char *) ".", 1) &&
-		EVP_MAC_update(ctx, (const unsigned char *) ts, (size_t) tslen) &&
-		EVP_MAC_update(ctx, (const unsigned char *) ".", 1) &&
-		EVP_MAC_update(ctx, (const unsigned char *) body, body_len) &&
-		EVP_MAC_final(ctx, digest, &dlen, sizeof(digest)) &&
-		dlen == 32;
-	EVP_MAC_CTX_free(ctx);
-	if (!ok)
-	{
-		ERR_clear_error();
-		return -1;
-	}
-	memcpy(out, "v1,", 3);
-	EVP_EncodeBlock((unsigned char *) out + 3, digest, (int) dlen);
-	return 0;
-}
-
-int
 wh_signer_mac(const struct wh_signer *sg, const struct wh_part *parts, int nparts, char *out)
 {
 	EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(sg->keyed);
@@ -182,51 +150,46 @@ wh_signer_mac(const struct wh_signer *sg, const struct wh_part *parts, int npart
 	return 0;
 }
 
+/* "v1,<base64 HMAC of id.timestamp.body>" through wh_signer_mac */
+int
+wh_signer_sign(const struct wh_signer *sg, const char *id, int64_t timestamp,
+			   const char *body, size_t body_len, char *out)
+{
+	char		ts[24];
+	struct wh_part parts[5];
+
+	parts[0].data = id;
+	parts[0].len = strlen(id);
+	parts[1].data = ".";
+	parts[1].len = 1;
+	parts[2].data = ts;
+	parts[2].len = (size_t) snprintf(ts, sizeof(ts), "%" PRId64, timestamp);
+	parts[3] = parts[1];
+	parts[4].data = body;
+	parts[4].len = body_len;
+	memcpy(out, "v1,", 4);
+	if (wh_signer_mac(sg, parts, 5, out + 3) != 0)
+	{
+		out[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
+/* one signature without a signer kept: keys it for this call only */
 int
 wh_sign(const unsigned char *key, size_t keylen, const char *id,
 		int64_t timestamp, const char *body, size_t body_len, char *out)
 {
-	EVP_MAC    *mac;
-	EVP_MAC_CTX *ctx = NULL;
-	OSSL_PARAM	params[2];
-	char		ts[24];
-	unsigned char digest[EVP_MAX_MD_SIZE];
-	size_t		dlen = 0;
-	int			ok = 0;
+	struct wh_signer *sg = wh_signer_new(key, keylen);
+	int			rc;
 
 	out[0] = '\0';
-	snprintf(ts, sizeof(ts), "%" PRId64, timestamp);
-
-	/*
-	 * Fetched per call: OpenSSL caches the implementation, so this is a
-	 * lookup, and it keeps the function free of global state.
-	 */
-	mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	if (mac != NULL)
-		ctx = EVP_MAC_CTX_new(mac);
-	if (ctx != NULL)
-	{
-		params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *) "SHA256", 0);
-		params[1] = OSSL_PARAM_construct_end();
-		ok = EVP_MAC_init(ctx, key, keylen, params) &&
-			EVP_MAC_update(ctx, (const unsigned char *) id, strlen(id)) &&
-			EVP_MAC_update(ctx, (const unsigned char *) ".", 1) &&
-			EVP_MAC_update(ctx, (const unsigned char *) ts, strlen(ts)) &&
-			EVP_MAC_update(ctx, (const unsigned char *) ".", 1) &&
-			EVP_MAC_update(ctx, (const unsigned char *) body, body_len) &&
-			EVP_MAC_final(ctx, digest, &dlen, sizeof(digest)) &&
-			dlen == 32;
-	}
-	EVP_MAC_CTX_free(ctx);
-	EVP_MAC_free(mac);
-	if (!ok)
-	{
-		ERR_clear_error();
+	if (sg == NULL)
 		return -1;
-	}
-	memcpy(out, "v1,", 3);
-	EVP_EncodeBlock((unsigned char *) out + 3, digest, (int) dlen);
-	return 0;
+	rc = wh_signer_sign(sg, id, timestamp, body, body_len, out);
+	wh_signer_free(sg);
+	return rc;
 }
 
 enum wh_outcome
