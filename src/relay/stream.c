@@ -488,6 +488,31 @@ confirm_progress(PGconn *conn, struct relay *r, uint64_t *last_sent, int64_t *la
 }
 
 /*
+ * What the sinks finished (a background flush, deliveries) is confirmed to
+ * the server.  False when the loop must stop: a sink failed (*rc set) or
+ * the connection did (*alive cleared).
+ */
+static bool
+progress(PGconn *conn, struct relay *r, uint64_t *last_sent, int64_t *last_status,
+		 enum stream_rc *rc, bool *alive)
+{
+	bool		advanced;
+
+	if (relay_progress(r, &advanced) != RELAY_OK)
+	{
+		log_error("%s", r->errmsg);
+		*rc = STREAM_SINK;
+		return false;
+	}
+	if (confirm_progress(conn, r, last_sent, last_status) != 0)
+	{
+		*alive = false;
+		return false;
+	}
+	return true;
+}
+
+/*
  * On the way out, give the delivery sinks a moment to finish what they
  * have, so that a restart repeats less. What they do not finish is simply
  * not confirmed.
@@ -692,21 +717,8 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 		}
 
 		/* a background flush finished, or deliveries did: confirm it */
-		{
-			bool		advanced;
-
-			if (relay_progress(r, &advanced) != RELAY_OK)
-			{
-				log_error("%s", r->errmsg);
-				rc = STREAM_SINK;
-				break;
-			}
-			if (confirm_progress(conn, r, &last_sent, &last_status) != 0)
-			{
-				alive = false;
-				break;
-			}
-		}
+		if (!progress(conn, r, &last_sent, &last_status, &rc, &alive))
+			break;
 
 		/* delivery sinks hold too much: read no more until they catch up */
 		if (delivery_backlogged(&r->dl))
@@ -774,21 +786,8 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 			delivery_poll(&r->dl, &ps);
 			last_pump = mono_ms();
 			lines_since_pump = 0;
-			{
-				bool		advanced;
-
-				if (relay_progress(r, &advanced) != RELAY_OK)
-				{
-					log_error("%s", r->errmsg);
-					rc = STREAM_SINK;
-					break;
-				}
-				if (confirm_progress(conn, r, &last_sent, &last_status) != 0)
-				{
-					alive = false;
-					break;
-				}
-			}
+			if (!progress(conn, r, &last_sent, &last_status, &rc, &alive))
+				break;
 			if (isock >= 0 && ps.fds[isock].revents && PQconsumeInput(conn) == 0)
 			{
 				log_warning("lost the replication connection: %s", PQerrorMessage(conn));
