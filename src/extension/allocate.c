@@ -144,6 +144,10 @@ line_cmp_sku(const void *a, const void *b)
 /*
  * One Need per SKU (lines sorted by SKU), with its bucket count and low
  * stock threshold; an unknown SKU is refused before anything is locked.
+ * The SKUs are looked up one by one in the index (OFFSET 0 keeps the
+ * lateral subquery a parameterized index scan): the generic plan of a plain
+ * join hashed a sequential scan of every SKU of the shop, per order (1,000
+ * SKUs: a fifth of place_order's instructions).
  */
 static Need *
 build_needs(OrderLine *lines, int n, int *nneeds)
@@ -151,7 +155,8 @@ build_needs(OrderLine *lines, int n, int *nneeds)
 	static OsPlan p = {
 		"SELECT l.ord::integer, k.buckets, k.low_stock_threshold"
 		" FROM pg_catalog.unnest($1::text[]) WITH ORDINALITY AS l(sku, ord)"
-		" LEFT JOIN ordersync.sku k ON k.sku = l.sku ORDER BY l.ord",
+		" LEFT JOIN LATERAL (SELECT k.buckets, k.low_stock_threshold FROM ordersync.sku k"
+		"  WHERE k.sku = l.sku OFFSET 0) k ON true ORDER BY l.ord",
 		1, {TEXTARRAYOID}
 	};
 	Datum	   *skus = palloc(sizeof(Datum) * n);
