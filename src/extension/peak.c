@@ -141,14 +141,14 @@ change(const char *sku, int want, double rate)
 		if (source != NULL || cur >= want)
 			return 0;			/* the operator's, auto-hot's, or split already */
 		snprintf(reason, sizeof(reason),
-				 "forecast: %.1f units expected in the next hour", rate);
+				 "forecast: %.2f units expected in the next hour", rate);
 	}
 	else
 	{
 		if (source == NULL || strcmp(source, "forecast") != 0 || cur == 1)
 			return 0;
 		snprintf(reason, sizeof(reason),
-				 "forecast: %.1f units expected in the next hour, the peak is over", rate);
+				 "forecast: %.2f units expected in the next hour, the peak is over", rate);
 	}
 
 	os_rebucket(sku, want);

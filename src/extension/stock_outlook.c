@@ -165,11 +165,11 @@ os_stock_outlook(double lead_days, double service_level, OutlookRow **rows)
 	static OsPlan p = {
 		"SELECT s.sku, s.location, s.on_hand, s.available, d.days, d.qty"
 		"  FROM (SELECT sku, location, pg_catalog.sum(on_hand)::bigint AS on_hand,"
-		"               pg_catalog.sum(pg_catalog.greatest(on_hand - reserved - safety, 0))::bigint AS available"
+		"               pg_catalog.sum(GREATEST(on_hand - reserved - safety, 0))::bigint AS available"
 		"          FROM ordersync.stock GROUP BY sku, location) s"
 		"  LEFT JOIN LATERAL ("
 		"        SELECT pg_catalog.array_agg(r.day - $1 ORDER BY r.day) AS days,"
-		"               pg_catalog.array_agg(pg_catalog.greatest(r.reserved - r.released, 0)::float8"
+		"               pg_catalog.array_agg(GREATEST(r.reserved - r.released, 0)::float8"
 		"                                    ORDER BY r.day) AS qty"
 		"          FROM ordersync.rollup_daily_sku r"
 		"         WHERE r.sku = s.sku AND r.location = s.location"
