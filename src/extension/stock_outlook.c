@@ -157,15 +157,20 @@ outlook_row(OutlookRow *r, const double *y, int n, double lead_days, double z,
 
 /*
  * Every SKU and location with a stock row, in order of SKU and location
- * (C collation).  Connected to SPI; *rows live until SPI_finish().
+ * (C collation).  Connected to SPI; *rows live until SPI_finish().  The
+ * buckets of a location can hold more than a bigint in all (see
+ * os_location_figures()): on hand and available are then the largest
+ * bigint, which no forecast demand runs out of.
  */
 int
 os_stock_outlook(double lead_days, double service_level, OutlookRow **rows)
 {
 	static OsPlan p = {
 		"SELECT s.sku, s.location, s.on_hand, s.available, d.days, d.qty"
-		"  FROM (SELECT sku, location, pg_catalog.sum(on_hand)::bigint AS on_hand,"
-		"               pg_catalog.sum(GREATEST(on_hand - reserved - safety, 0))::bigint AS available"
+		"  FROM (SELECT sku, location,"
+		"               LEAST(pg_catalog.sum(on_hand), 9223372036854775807)::bigint AS on_hand,"
+		"               LEAST(pg_catalog.sum(GREATEST(on_hand - reserved - safety, 0)),"
+		"                     9223372036854775807)::bigint AS available"
 		"          FROM ordersync.stock GROUP BY sku, location) s"
 		"  LEFT JOIN LATERAL ("
 		"        SELECT pg_catalog.array_agg(r.day - $1 ORDER BY r.day) AS days,"
