@@ -165,6 +165,7 @@ outlook_row(OutlookRow *r, const double *y, int n, double lead_days, double z,
 int
 os_stock_outlook(double lead_days, double service_level, OutlookRow **rows)
 {
+	/* one pass over the window of the rollup, hash-joined to the stock */
 	static OsPlan p = {
 		"SELECT s.sku, s.location, s.on_hand, s.available, d.days, d.qty"
 		"  FROM (SELECT sku, location,"
@@ -172,13 +173,14 @@ os_stock_outlook(double lead_days, double service_level, OutlookRow **rows)
 		"               LEAST(pg_catalog.sum(GREATEST(on_hand - reserved - safety, 0)),"
 		"                     9223372036854775807)::bigint AS available"
 		"          FROM ordersync.stock GROUP BY sku, location) s"
-		"  LEFT JOIN LATERAL ("
-		"        SELECT pg_catalog.array_agg(r.day - $1 ORDER BY r.day) AS days,"
-		"               pg_catalog.array_agg(GREATEST(r.reserved - r.released, 0)::float8"
-		"                                    ORDER BY r.day) AS qty"
-		"          FROM ordersync.rollup_daily_sku r"
-		"         WHERE r.sku = s.sku AND r.location = s.location"
-		"           AND r.day >= $1 - $2 AND r.day < $1) d ON true"
+		"  LEFT JOIN (SELECT r.sku, r.location,"
+		"                    pg_catalog.array_agg(r.day - $1 ORDER BY r.day) AS days,"
+		"                    pg_catalog.array_agg(GREATEST(r.reserved - r.released, 0)::float8"
+		"                                         ORDER BY r.day) AS qty"
+		"               FROM ordersync.rollup_daily_sku r"
+		"              WHERE r.day >= $1 - $2 AND r.day < $1"
+		"              GROUP BY r.sku, r.location) d"
+		"    ON d.sku = s.sku AND d.location = s.location"
 		" ORDER BY s.sku COLLATE \"C\", s.location COLLATE \"C\"",
 		2, {DATEOID, INT4OID}
 	};
