@@ -175,6 +175,17 @@ RESET TimeZone;
 -- six hours: 00-06 12, 06-12 3 * 2 + 3 * 12 = 42, 12-18 72, 18-24 12
 SELECT extract(hour FROM bucket_start AT TIME ZONE 'UTC') AS from_hour, round(value::numeric, 6) AS value
 FROM ordersync.forecast_orders('6 hours', 4, 'outlook-a') ORDER BY 1;
+-- the season follows the bucket and the history: a week of hours from two
+-- weeks on, else a day of hours from two days on, else none (debug1 shows it)
+SET client_min_messages = debug1;
+DELETE FROM ordersync.rollup_hourly WHERE channel = 'outlook-a' AND hour < (SELECT h FROM now_hour) - interval '15 days';
+SELECT count(*) AS buckets FROM ordersync.forecast_orders('1 hour', 24, 'outlook-a');
+DELETE FROM ordersync.rollup_hourly WHERE channel = 'outlook-a' AND hour < (SELECT h FROM now_hour) - interval '3 days';
+SELECT count(*) AS buckets FROM ordersync.forecast_orders('1 hour', 24, 'outlook-a');
+INSERT INTO ordersync.rollup_hourly (hour, channel, orders, units, revenue)
+SELECT h.h - k * interval '1 hour', 'outlook-new', 1, 1, 1 FROM now_hour h, generate_series(3, 30) k;
+SELECT count(*) AS buckets FROM ordersync.forecast_orders('1 hour', 24, 'outlook-new');
+RESET client_min_messages;
 -- a history with noise: intervals hold their forecast, nothing negative
 UPDATE ordersync.rollup_hourly SET orders = orders + (extract(epoch FROM hour)::bigint / 3600 * 7919) % 5
  WHERE channel = 'outlook-b';
