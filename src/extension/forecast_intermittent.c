@@ -148,6 +148,8 @@ tsb_run(const double *y, int n, double alpha, double beta,
 	*scored = 0;
 	for (int t = 0; t < n; t++)
 	{
+		double		e;
+
 		if ((t & 1023) == 0)
 			CHECK_FOR_INTERRUPTS();
 		if (!seen)
@@ -160,12 +162,9 @@ tsb_run(const double *y, int n, double alpha, double beta,
 			}
 			continue;
 		}
-		{
-			double		e = y[t] - p * z;
-
-			*sse += e * e;
-			(*scored)++;
-		}
+		e = y[t] - p * z;
+		*sse += e * e;
+		(*scored)++;
 		if (y[t] > 0.0)
 		{
 			p += beta * (1.0 - p);
