@@ -17,7 +17,8 @@
  *
  *	  The SKUs split this way are marked sku.hot_source = 'forecast' and
  *	  merged back into one row once their forecast falls below half the
- *	  threshold (half, so a SKU near it does not flip every check).  A SKU
+ *	  threshold (half, so a SKU near it does not flip every check), or
+ *	  once the threshold is set to 0 (off).  A SKU
  *	  the operator set (set_hot(), 'operator') or auto-hot split ('auto')
  *	  is never touched; auto-hot may grow a 'forecast' SKU whose buyers
  *	  queue anyway, and then owns it.  Each change is one history row
@@ -111,7 +112,7 @@ rate_cmp(const void *a, const void *b)
  * the buckets it had, or 0 when nothing changed.
  */
 static int
-change(const char *sku, int want, double rate)
+change(const char *sku, int want, double rate, bool off)
 {
 	static OsPlan lock = {
 		"SELECT buckets, hot_source FROM ordersync.sku WHERE sku = $1 FOR UPDATE",
@@ -147,8 +148,11 @@ change(const char *sku, int want, double rate)
 	{
 		if (source == NULL || strcmp(source, "forecast") != 0 || cur == 1)
 			return 0;
-		snprintf(reason, sizeof(reason),
-				 "forecast: %.2f units expected in the next hour, the peak is over", rate);
+		if (off)
+			snprintf(reason, sizeof(reason), "forecast: peak preparation turned off");
+		else
+			snprintf(reason, sizeof(reason),
+					 "forecast: %.2f units expected in the next hour, the peak is over", rate);
 	}
 
 	os_rebucket(sku, want);
@@ -182,22 +186,22 @@ prepare_peak(PeakChange **changes)
 		0, {0}
 	};
 	double		threshold = ordersync_peak_units_per_hour;
-	SkuRate    *rates;
+	SkuRate    *rates = NULL;
 	int			nrates;
 	int			nmarked;
 	char	  **merge;
 	PeakChange *out;
 	int			k = 0;
+	bool		off = !(threshold > 0.0);	/* then every 'forecast' SKU merges */
 
 	*changes = NULL;
-	if (!(threshold > 0.0))
-		return 0;
-
-	nrates = sku_rates(&rates);
 	nmarked = os_execute(&marked, NULL, NULL, true, 0);
+	if (off && nmarked == 0)
+		return 0;
 	merge = palloc(sizeof(char *) * Max(nmarked, 1));
 	for (int i = 0; i < nmarked; i++)
 		merge[i] = os_gettext(i, 1);
+	nrates = off ? 0 : sku_rates(&rates);
 	out = palloc(sizeof(PeakChange) * Max(nrates + nmarked, 1));
 
 	for (int i = 0; i < nrates; i++)
@@ -206,7 +210,7 @@ prepare_peak(PeakChange **changes)
 
 		if (rates[i].rate < threshold)
 			continue;
-		prev = change(rates[i].sku, ordersync_peak_buckets, rates[i].rate);
+		prev = change(rates[i].sku, ordersync_peak_buckets, rates[i].rate, false);
 		if (prev > 0)
 		{
 			out[k].sku = rates[i].sku;
@@ -219,13 +223,14 @@ prepare_peak(PeakChange **changes)
 	for (int i = 0; i < nmarked; i++)
 	{
 		SkuRate		key = {merge[i], 0.0};
-		SkuRate    *found = bsearch(&key, rates, nrates, sizeof(SkuRate), rate_cmp);
+		SkuRate    *found = nrates > 0 ?
+			bsearch(&key, rates, nrates, sizeof(SkuRate), rate_cmp) : NULL;
 		double		rate = found ? found->rate : 0.0;
 		int			prev;
 
-		if (rate >= threshold / 2)
+		if (!off && rate >= threshold / 2)
 			continue;
-		prev = change(merge[i], 1, rate);
+		prev = change(merge[i], 1, rate, off);
 		if (prev > 0)
 		{
 			out[k].sku = merge[i];

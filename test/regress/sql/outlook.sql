@@ -352,7 +352,14 @@ SELECT ordersync.set_hot('OUT-STEADY', 2);
 SET ordersync.peak_units_per_hour = 100;
 SELECT * FROM ordersync.prepare_peak();
 SELECT buckets, hot_source FROM ordersync.sku WHERE sku = 'OUT-STEADY';
+-- turned off, the SKUs split for a peak are merged back
+SET ordersync.peak_units_per_hour = 0.15;
+SELECT sku, buckets FROM ordersync.prepare_peak();
 RESET ordersync.peak_units_per_hour;
+SELECT sku, buckets, previous_buckets FROM ordersync.prepare_peak();
+SELECT sku, buckets, hot_source FROM ordersync.sku WHERE sku = 'OUT-LOW';
+SELECT sku, qty, reason FROM ordersync.history
+ WHERE action = 'set_hot' AND reason LIKE 'forecast:%' AND sku = 'OUT-LOW' ORDER BY id;
 RESET ordersync.peak_buckets;
 BEGIN;
 DELETE FROM ordersync.rollup_hourly;
