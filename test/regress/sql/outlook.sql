@@ -298,6 +298,11 @@ SELECT ordersync.check_stockouts();
 SELECT subject FROM slot_events('regress_outlook') ORDER BY subject;
 RESET ordersync.outlook_lead_time;
 SELECT ordersync.check_stockouts();
+-- routable like any event: purchasing gets exactly these
+SELECT ordersync.add_sink('outlook-purchasing', 'https://purchasing.example.com/hooks');
+SELECT ordersync.add_route('outlook-purchasing', 'inventory.stockout_predicted');
+SELECT sink, pattern FROM ordersync.route WHERE sink = 'outlook-purchasing';
+SELECT ordersync.drop_sink('outlook-purchasing');
 -- a check that rolls back leaves the state and emits nothing
 BEGIN;
 SET LOCAL ordersync.outlook_lead_time = '60d';
