@@ -14,8 +14,9 @@
  *	  buckets count as 0.  The season follows from the bucket: a week of
  *	  buckets when the history holds two weeks, else a day of them (for
  *	  buckets shorter than a day) when it holds two days; 52 for weekly
- *	  buckets with two years of history; none otherwise.  At most 20
- *	  seasons of history are used (older ones hardly change a forecast).
+ *	  buckets with two years of history; none otherwise.  At most 20 of
+ *	  the season preferred for the bucket (a week, or 52 weeks), or 500
+ *	  buckets, are read: older ones hardly change a forecast.
  *	  Orders cannot be negative: forecasts and lower bounds are at least 0.
  *
  *	  prepare_peak() (peak.c) reads the hourly profile of the next day
