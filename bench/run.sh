@@ -44,6 +44,10 @@ echo "### forecast: ordersync.forecast() vs R (snaive, HoltWinters, ets)"
 bench/forecast/run.sh || { echo "bench/forecast/run.sh FAILED"; rc=1; }
 
 echo
+echo "### outlook: Croston/SBA/TSB in C vs PL/pgSQL, stock_outlook() vs reading its rollup window"
+bench/outlook/run.sh || { echo "bench/outlook/run.sh FAILED"; rc=1; }
+
+echo
 echo "### inbound: signed order webhooks to applied orders vs place_order over libpq"
 bench/inbound/run.sh || { echo "bench/inbound/run.sh FAILED"; rc=1; }
 

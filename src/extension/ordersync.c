@@ -11,6 +11,7 @@
 #include "utils/guc.h"
 
 #include "ordersync.h"
+#include "outlook.h"
 
 PG_MODULE_MAGIC;
 
@@ -81,6 +82,7 @@ _PG_init(void)
 
 	os_worker_init();			/* its GUCs, and the worker when preloaded */
 	os_autohot_init();			/* its GUCs, and shared memory when preloaded */
+	os_outlook_init();			/* stock-out predictions, peak preparation */
 
 	MarkGUCPrefixReserved("ordersync");
 

@@ -25,6 +25,15 @@
 #define ERRCODE_OS_INVALID_INPUT			MAKE_SQLSTATE('O','S','0','0','4')
 #define ERRCODE_OS_APPEND_ONLY				MAKE_SQLSTATE('O','S','0','0','5')
 
+/* the outlook: forecasts on the shop's own data (outlook.h) */
+#define ERRCODE_OS_BAD_BUCKET				MAKE_SQLSTATE('O','S','0','1','0')
+#define ERRCODE_OS_BAD_HORIZON				MAKE_SQLSTATE('O','S','0','1','1')
+#define ERRCODE_OS_TOO_LITTLE_HISTORY		MAKE_SQLSTATE('O','S','0','1','2')
+#define ERRCODE_OS_BAD_DEMAND				MAKE_SQLSTATE('O','S','0','1','3')
+#define ERRCODE_OS_BAD_METHOD				MAKE_SQLSTATE('O','S','0','1','4')
+#define ERRCODE_OS_BAD_LEAD_TIME			MAKE_SQLSTATE('O','S','0','1','5')
+#define ERRCODE_OS_BAD_SERVICE_LEVEL		MAKE_SQLSTATE('O','S','0','1','6')
+
 /* GUCs (ordersync.c) */
 extern int	ordersync_reservation_ttl;
 extern char *ordersync_actor;

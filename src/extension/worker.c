@@ -8,7 +8,9 @@
  *	  With ordersync.auto_hot on, it also wakes every AUTOHOT_TICK_MS to
  *	  split SKUs whose buyers queue, and merge them back (autohot.c), and
  *	  every ordersync.rollup_interval it brings the rollups of
- *	  ordersync.history up to date (rollup.c).
+ *	  ordersync.history up to date (rollup.c); every
+ *	  ordersync.outlook_interval, after that, it predicts stock-outs and
+ *	  prepares SKUs for the peak (outlook.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -30,6 +32,7 @@
 
 #include "ordersync.h"
 #include "inbox.h"
+#include "outlook.h"
 #include "rollup.h"
 
 PGDLLEXPORT void ordersync_worker_main(Datum arg);
@@ -154,6 +157,7 @@ ordersync_worker_main(Datum arg)
 	bool		warned = false;
 	TimestampTz last_expiry = 0;
 	TimestampTz last_rollup = 0;
+	TimestampTz last_outlook = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -207,9 +211,20 @@ ordersync_worker_main(Datum arg)
 			os_rollup_tick();
 		}
 
+		if (ordersync_outlook_interval > 0 &&
+			(last_outlook == 0 ||
+			 TimestampDifferenceExceeds(last_outlook, GetCurrentTimestamp(),
+										ordersync_outlook_interval * 1000)))
+		{
+			last_outlook = GetCurrentTimestamp();
+			os_outlook_tick();
+		}
+
 		timeout = ordersync_auto_hot ? AUTOHOT_TICK_MS : expire_interval * 1000L;
 		if (rollup_interval > 0)
 			timeout = Min(timeout, rollup_interval * 1000L);
+		if (ordersync_outlook_interval > 0)
+			timeout = Min(timeout, ordersync_outlook_interval * 1000L);
 		timeout = Min(timeout, os_inbox_tick());	/* channels' webhooks (inbox.c) */
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 timeout, PG_WAIT_EXTENSION);

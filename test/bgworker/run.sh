@@ -8,8 +8,11 @@
 # ordersync.auto_hot_cooldown it is one row again; no unit is lost or
 # counted twice across either switch, each switch is one history row and
 # one inventory.hot_changed event, and a SKU the operator set is left alone.
-# Last, rollups: the worker keeps them equal to the recount, and killed in
+# Then rollups: the worker keeps them equal to the recount, and killed in
 # the middle of a backlog it resumes where its last commit left them.
+# Last, the outlook: the worker announces a stock-out to come once
+# (inventory.stockout_predicted), however often it checks, and splits a
+# SKU forecast to sell fast before its peak.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -188,3 +191,29 @@ for _ in $(seq 1 60); do
 done
 check rollup_resumed_after_crash "$(rollup_wait 120)" "0/0"
 check rollup_worker_restarted "$(q "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'ordersync expiry worker' AND datname = 'shop'")" "1"
+
+# --- outlook (issue 13): a SKU selling 4 a day with 20 left runs out in 5
+# days, within the lead time of 7: one event, however many checks follow;
+# at 4 / 24 units an hour it is bucketed before the peak
+q "SELECT 'slot' FROM pg_create_logical_replication_slot('bgw_outlook', 'test_decoding')" >/dev/null
+q "SELECT ordersync.receive_stock('OUTLK', 'main', 20)" >/dev/null
+q "INSERT INTO ordersync.history (at, action, sku, location, qty, actor, role)
+   SELECT ((now() AT TIME ZONE 'UTC')::date - d + time '12:00') AT TIME ZONE 'UTC', 'reserve', 'OUTLK', 'main', 4,
+          'bgworker test', current_user FROM generate_series(1, 30) d" >/dev/null
+q "ALTER SYSTEM SET ordersync.outlook_interval = 1" >/dev/null
+q "ALTER SYSTEM SET ordersync.peak_units_per_hour = 0.1" >/dev/null
+q "ALTER SYSTEM SET ordersync.peak_buckets = 4" >/dev/null
+q "SELECT pg_reload_conf()" >/dev/null
+for _ in $(seq 1 60); do
+	[ "$(q "SELECT count(*) FROM ordersync.stockout_watch WHERE sku = 'OUTLK'")" = 1 ] &&
+		[ "$(q "SELECT buckets FROM ordersync.sku WHERE sku = 'OUTLK'")" = 4 ] && break
+	sleep 0.5
+done
+check outlook_stockout_watched "$(q "SELECT sku || '/' || round(days_of_cover) FROM ordersync.stockout_watch WHERE sku = 'OUTLK'")" "OUTLK/5"
+sleep 3	# three more checks
+check outlook_stockout_event_once "$(q "SELECT count(*) FROM pg_logical_slot_get_changes('bgw_outlook', NULL, NULL)
+	WHERE data LIKE '%inventory.stockout_predicted%' AND data LIKE '%sku/OUTLK%'")" "1"
+check outlook_peak_split "$(q "SELECT buckets || '/' || hot_source || '/' || (SELECT sum(on_hand) FROM ordersync.stock WHERE sku = 'OUTLK')
+	FROM ordersync.sku WHERE sku = 'OUTLK'")" "4/forecast/20"
+check outlook_peak_history "$(q "SELECT count(*) FROM ordersync.history WHERE sku = 'OUTLK' AND action = 'set_hot' AND reason LIKE 'forecast:%'")" "1"
+q "SELECT pg_drop_replication_slot('bgw_outlook')" >/dev/null

@@ -4,7 +4,7 @@
 -- and changes nothing.  Runs as a superuser inside a transaction that run.sh
 -- rolls back.
 
-SELECT plan(256);
+SELECT plan(267);
 
 -- ---------------------------------------------------------------------------
 -- The functions
@@ -16,9 +16,10 @@ SELECT functions_are('ordersync', ARRAY['add_location', 'add_channel', 'receive_
 	'add_sink', 'drop_sink', 'add_route', 'drop_route', 'redeliver', 'relay_config',
 	'record_dead_letter', 'require_sink', 'check_sink_uri', 'check_sink_options', 'forecast',
 	'refresh_rollups', 'set_channel_inbound', 'inbox_receive', 'inbox_apply', 'prune_inbox',
-	'reconcile', 'channel_version'],
-	'ordersync has exactly the eleven order API functions, four trigger functions, ten for the relay''s sinks (no announce_relay_config since 0.3.0), forecast and refresh_rollups (0.4.0), and six for inbound channels (0.4.0)');
-SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'ordersync'::regnamespace), 33,
+	'reconcile', 'channel_version',
+	'forecast_intermittent', 'forecast_orders', 'stock_outlook', 'check_stockouts', 'prepare_peak'],
+	'ordersync has exactly the eleven order API functions, four trigger functions, ten for the relay''s sinks (no announce_relay_config since 0.3.0), forecast and refresh_rollups (0.4.0), six for inbound channels (0.4.0), and five for the outlook (0.5.0)');
+SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'ordersync'::regnamespace), 38,
 	'no API function is overloaded');
 SELECT is(pg_get_function_arguments('ordersync.add_sink(text, text, jsonb)'::regprocedure),
 	'name text, uri text, options jsonb DEFAULT ''{}''::jsonb', 'add_sink(name text, uri text, options jsonb DEFAULT ''{}'')');
@@ -83,7 +84,8 @@ SELECT set_eq(
 	      'set_low_stock', 'available', 'place_order', 'set_status', 'set_channel_status',
 	      'expire_reservations', 'orders_status_trigger', 'add_sink', 'drop_sink', 'add_route',
 	      'drop_route', 'redeliver', 'relay_config', 'record_dead_letter', 'refresh_rollups',
-	      'set_channel_inbound', 'inbox_receive', 'inbox_apply', 'prune_inbox', 'reconcile'],
+	      'set_channel_inbound', 'inbox_receive', 'inbox_apply', 'prune_inbox', 'reconcile',
+	      'check_stockouts', 'prepare_peak'],
 	'the API functions, the sink functions and the status trigger are SECURITY DEFINER');
 SELECT is_empty(
 	$$SELECT p.oid::regprocedure FROM pg_proc p
@@ -130,8 +132,36 @@ SELECT volatility_is('ordersync', 'available', ARRAY['text'], 'stable', 'availab
 SELECT is_strict('ordersync', 'available', ARRAY['text'], 'available is STRICT');
 SELECT is_empty(
 	$$SELECT oid::regprocedure FROM pg_proc WHERE pronamespace = 'ordersync'::regnamespace
-	   AND proname NOT IN ('available', 'relay_config', 'forecast', 'channel_version') AND (provolatile <> 'v' OR proisstrict)$$,
+	   AND proname NOT IN ('available', 'relay_config', 'forecast', 'channel_version', 'forecast_intermittent',
+						   'forecast_orders', 'stock_outlook') AND (provolatile <> 'v' OR proisstrict)$$,
 	'every other function is VOLATILE and not STRICT (NULL arguments get OS004)');
+
+-- the outlook (0.5.0): signatures, and each refusal with its own SQLSTATE
+SELECT is(pg_get_function_arguments('ordersync.forecast_orders(interval, integer, text)'::regprocedure),
+	'bucket interval DEFAULT ''01:00:00''::interval, horizon integer DEFAULT 48, channel text DEFAULT NULL::text',
+	'forecast_orders(bucket interval DEFAULT ''1 hour'', horizon int DEFAULT 48, channel text DEFAULT NULL)');
+SELECT is(pg_get_function_arguments('ordersync.stock_outlook(interval, float8)'::regprocedure),
+	'lead_time interval DEFAULT ''7 days''::interval, service_level double precision DEFAULT 0.95',
+	'stock_outlook(lead_time interval DEFAULT ''7 days'', service_level float8 DEFAULT 0.95)');
+SELECT is(pg_get_function_result('ordersync.stock_outlook(interval, float8)'::regprocedure),
+	'TABLE(sku text, location text, on_hand bigint, available bigint, daily_demand double precision, method text, days_of_cover double precision, projected_stockout date, safety_stock bigint, reorder_point bigint, suggested_reorder bigint)',
+	'stock_outlook returns the figures per SKU and location');
+SELECT is(pg_get_function_arguments('ordersync.forecast_intermittent(float8[], text)'::regprocedure),
+	'history double precision[], method text DEFAULT ''auto''::text',
+	'forecast_intermittent(history float8[], method text DEFAULT ''auto'')');
+SELECT function_returns('ordersync', 'check_stockouts', ARRAY[]::name[], 'integer', 'check_stockouts returns integer');
+SELECT throws_ok($$SELECT * FROM ordersync.forecast_orders('5 hours')$$, 'OS010', NULL,
+	'a bucket that does not divide a day is refused with OS010');
+SELECT throws_ok($$SELECT * FROM ordersync.forecast_orders('1 hour', 0)$$, 'OS011', NULL,
+	'a horizon out of range is refused with OS011');
+SELECT throws_ok($$SELECT * FROM ordersync.forecast_intermittent('{1,-1}')$$, 'OS013', NULL,
+	'a negative demand is refused with OS013');
+SELECT throws_ok($$SELECT * FROM ordersync.forecast_intermittent('{1,0}', 'ses')$$, 'OS014', NULL,
+	'an unknown intermittent method is refused with OS014');
+SELECT throws_ok($$SELECT * FROM ordersync.stock_outlook('1 month')$$, 'OS015', NULL,
+	'a lead time in months is refused with OS015');
+SELECT throws_ok($$SELECT * FROM ordersync.stock_outlook('7 days', 1)$$, 'OS016', NULL,
+	'a service level of 1 is refused with OS016');
 
 -- forecast(): pure computation on its arguments
 SELECT is(pg_get_function_arguments('ordersync.forecast(float8[], integer, integer, float8)'::regprocedure),

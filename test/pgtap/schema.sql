@@ -25,8 +25,8 @@ SELECT is((SELECT rolcanlogin OR rolreplication OR rolsuper OR rolcreaterole OR 
 SELECT tables_are('ordersync', ARRAY['channel', 'location', 'sku', 'stock', 'status',
 	'transition', 'orders', 'order_line', 'reservation', 'history', 'sink', 'route', 'dead_letter',
 	'redelivery', 'rollup_hourly', 'rollup_daily_sku', 'rollup_state', 'channel_inbound', 'inbox',
-	'inbox_version'],
-	'ordersync has exactly the twenty documented tables');
+	'inbox_version', 'stockout_watch'],
+	'ordersync has exactly the twenty-one documented tables');
 SELECT views_are('ordersync', ARRAY['rollup_hourly_recount', 'rollup_daily_sku_recount'],
 	'ordersync has only the views that recount the rollups');
 SELECT sequences_are('ordersync', ARRAY['orders_id_seq', 'history_id_seq', 'dead_letter_id_seq',
@@ -148,7 +148,7 @@ SELECT set_eq(
 	ARRAY['sku.low_stock_threshold', 'sku.hot_source', 'orders.customer', 'orders.expires_at', 'history.order_id', 'history.from_status',
 	      'history.to_status', 'history.sku', 'history.location', 'history.qty', 'history.reason',
 	      'dead_letter.redelivered_at', 'inbox.error', 'inbox.applied_at', 'inbox.topic', 'inbox.version',
-	      'inbox.order_id', 'inbox.attempted_at'],
+	      'inbox.order_id', 'inbox.attempted_at', 'stockout_watch.projected_stockout'],
 	'exactly the optional columns are nullable');
 
 SELECT is((SELECT attidentity::text FROM pg_attribute WHERE attrelid = 'ordersync.orders'::regclass AND attname = 'id'),
@@ -439,7 +439,7 @@ SELECT set_eq(
 	      'ordersync.dead_letter_id_seq', 'ordersync.redelivery', 'ordersync.redelivery_id_seq',
 	      'ordersync.rollup_hourly', 'ordersync.rollup_daily_sku', 'ordersync.rollup_state',
 	      'ordersync.channel_inbound', 'ordersync.inbox', 'ordersync.inbox_version',
-	      'ordersync.inbox_id_seq'],
+	      'ordersync.inbox_id_seq', 'ordersync.stockout_watch'],
 	'every table and identity sequence is marked for pg_dump');
 
 SELECT * FROM finish();
