@@ -41,9 +41,11 @@ run_suite() {
 	local name=$1
 	shift
 	local out="$work/$name.out"
+	local started=$SECONDS
 	echo "== $name"
 	"$@" 2>&1 | tee "$out"
 	local rc=${PIPESTATUS[0]}
+	echo "-- $name took $((SECONDS - started)) s"
 	tally "$out"
 	# a runner that failed without reporting a failed case still counts once
 	if [ "$rc" -ne 0 ] && ! grep -q '^FAIL: ' "$out"; then
