@@ -2,8 +2,11 @@
 # the relay (src/relay), each with its own Makefile, the way pg_repack keeps
 # lib/ and bin/ apart.
 #
-#   make            build both parts
+#   make            build both parts (one line per part; V=1: every command)
 #   make install    install the extension and ordersyncd (as root)
+#   make installcheck  the regression suite against a running server
+#                   (PGHOST, PGPORT, PGUSER: a superuser; ordersync installed)
+#   make deb        Debian packages postgresql-15-ordersync and ordersyncd in dist/
 #   make demo       throwaway cluster + a scripted flash sale, ends by itself
 #   make test       every suite on a throwaway cluster; ends "N passed, N failed"
 #   make bench      benchmarks (ratios measured side by side)
@@ -13,13 +16,38 @@
 PG_CONFIG ?= pg_config
 PARTS := src/extension $(wildcard src/relay)
 
-.PHONY: all install deps demo test bench fuzz clean
+# Quiet by default, as PostgreSQL's own `make -s`: a line per part, and the
+# compilers' warnings and errors (on stderr) as they come. V=1: every command.
+ifeq ($(V),1)
+SUB := $(MAKE) --no-print-directory
+say = :
+else
+SUB := $(MAKE) -s --no-print-directory
+say = echo
+endif
+
+.PHONY: all install installcheck deb deps demo test bench fuzz clean
 
 all:
-	@for d in $(PARTS); do $(MAKE) --no-print-directory -C $$d PG_CONFIG=$(PG_CONFIG) || exit 1; done
+	+@for d in $(PARTS); do $(say) "  BUILD    $$d"; $(SUB) -C $$d PG_CONFIG=$(PG_CONFIG) || exit 1; done
 
 install: all
-	@for d in $(PARTS); do $(MAKE) --no-print-directory -C $$d PG_CONFIG=$(PG_CONFIG) install >/dev/null || exit 1; done
+	+@for d in $(PARTS); do $(say) "  INSTALL  $$d"; $(SUB) -C $$d PG_CONFIG=$(PG_CONFIG) install >/dev/null || exit 1; done
+
+# As PGXS's installcheck: pg_regress with the server's psql against the
+# server PGHOST/PGPORT/PGUSER name; it creates (and drops first) its
+# database, ordersync_regress. The cluster needs what scripts/cluster.sh
+# sets up: wal_level = logical, max_prepared_transactions > 0, wal2json
+# among output_plugin_libraries.
+PGXS_DIR = $(dir $(shell $(PG_CONFIG) --pgxs))..
+REGRESS_OUT ?= test/regress
+installcheck:
+	$(PGXS_DIR)/test/regress/pg_regress --bindir='$(shell $(PG_CONFIG) --bindir)' \
+		--inputdir=test/regress --outputdir=$(REGRESS_OUT) \
+		--dbname=ordersync_regress --schedule=test/regress/schedule
+
+deb:
+	@scripts/deb.sh
 
 deps:
 	@scripts/deps.sh
@@ -42,4 +70,4 @@ fuzz: deps
 
 clean:
 	@for d in $(PARTS); do $(MAKE) --no-print-directory -C $$d clean; done
-	rm -rf test/regress/results test/regress/regression.* test/isolation/output_iso
+	rm -rf test/regress/results test/regress/regression.* test/isolation/output_iso dist
