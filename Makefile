@@ -4,8 +4,9 @@
 #
 #   make            build both parts (one line per part; V=1: every command)
 #   make install    install the extension and ordersyncd (as root)
-#   make installcheck  the regression suite against a running server
-#                   (PGHOST, PGPORT, PGUSER: a superuser; ordersync installed)
+#   make installcheck  the regression and isolation suites against a running
+#                   server (PGHOST, PGPORT, PGUSER: a superuser; the
+#                   extension installed where that server looks)
 #   make deb        Debian packages postgresql-15-ordersync and ordersyncd in dist/
 #   make demo       throwaway cluster + a scripted flash sale, ends by itself
 #   make test       every suite on a throwaway cluster; ends "N passed, N failed"
@@ -34,17 +35,21 @@ all:
 install: all
 	+@for d in $(PARTS); do $(say) "  INSTALL  $$d"; $(SUB) -C $$d PG_CONFIG=$(PG_CONFIG) install >/dev/null || exit 1; done
 
-# As PGXS's installcheck: pg_regress with the server's psql against the
-# server PGHOST/PGPORT/PGUSER name; it creates (and drops first) its
-# database, ordersync_regress. The cluster needs what scripts/cluster.sh
-# sets up: wal_level = logical, max_prepared_transactions > 0, wal2json
-# among output_plugin_libraries.
+# As PGXS's installcheck (REGRESS, then ISOLATION): pg_regress and
+# pg_isolation_regress with the server's psql against the server that
+# PGHOST/PGPORT/PGUSER name; they create (dropping first) their databases,
+# ordersync_regress and ordersync_isolation. The server needs what
+# scripts/cluster.sh sets up: wal_level = logical, max_prepared_transactions
+# > 0, wal2json among output_plugin_libraries.
 PGXS_DIR = $(dir $(shell $(PG_CONFIG) --pgxs))..
-REGRESS_OUT ?= test/regress
+PG_BINDIR = $(shell $(PG_CONFIG) --bindir)
 installcheck:
-	$(PGXS_DIR)/test/regress/pg_regress --bindir='$(shell $(PG_CONFIG) --bindir)' \
-		--inputdir=test/regress --outputdir=$(REGRESS_OUT) \
+	$(PGXS_DIR)/test/regress/pg_regress --bindir='$(PG_BINDIR)' \
+		--inputdir=test/regress --outputdir=test/regress \
 		--dbname=ordersync_regress --schedule=test/regress/schedule
+	$(PGXS_DIR)/test/isolation/pg_isolation_regress --bindir='$(PG_BINDIR)' \
+		--inputdir=test/isolation --outputdir=test/isolation/output_iso \
+		--dbname=ordersync_isolation --schedule=test/isolation/schedule
 
 deb:
 	@scripts/deb.sh
