@@ -24,15 +24,24 @@ trap 'rm -rf "$stage"' EXIT
 src="$stage/ordersync-$version"
 mkdir -p "$src" "$out"
 
-# the files git knows (committed or not) and new ones it does not ignore;
-# with reuse, also the ignored build outputs (objects, the relay, the .so)
-if [ "$reuse" = 1 ]; then
-	(cd "$top" && git ls-files -z --cached --others) |
-		(cd "$top" && tar -cf - --no-recursion --null -T -) | tar -xpf - -C "$src"
-else
-	(cd "$top" && git ls-files -z --cached --others --exclude-standard) |
-		(cd "$top" && tar -cf - --no-recursion --null -T -) | tar -xf - -C "$src"
-fi
+# the files git knows (committed or not, and not deleted since) and new ones
+# it does not ignore; with reuse, also the ignored build outputs (objects,
+# the relay, the .so). Outside a git checkout: the whole tree.
+list_files() {
+	local f
+	if git -C "$top" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+		if [ "$reuse" = 1 ]; then
+			git -C "$top" ls-files -z --cached --others
+		else
+			git -C "$top" ls-files -z --cached --others --exclude-standard
+		fi | while IFS= read -r -d '' f; do
+			[ -e "$top/$f" ] && printf '%s\0' "$f"
+		done
+	else
+		(cd "$top" && find . -path ./dist -prune -o ! -type d -print0)
+	fi
+}
+list_files | (cd "$top" && tar -cf - --no-recursion --null -T -) | tar -xpf - -C "$src"
 # objects of a directory that is not the source (fuzz, dist, tmp) stay out
 rm -rf "$src/dist" "$src/tmp"
 
