@@ -107,6 +107,67 @@ make_arg(const char *name, const char *value)
 	return s;
 }
 
+/*
+ * One line, already trimmed, not blank and not a comment: append its option
+ * to b. Returns 0 or an exit code after a message.
+ */
+static int
+read_line(const char *path, int lineno, char *name, const struct option *longopts,
+		  struct argv_builder *b)
+{
+	char	   *eq = strchr(name, '=');
+	char	   *value;
+	size_t		vlen;
+	const struct option *opt;
+
+	if (eq == NULL)
+	{
+		fprintf(stderr, "ordersyncd: %s:%d: expected \"name = value\", not \"%s\"\n",
+				path, lineno, name);
+		return 1;
+	}
+	*eq = '\0';
+	value = trim(eq + 1);
+	name = trim(name);
+	if (strncmp(name, "--", 2) == 0)
+		name += 2;				/* a pasted flag: --slot = x */
+	vlen = strlen(value);
+	if (vlen >= 2 && (value[0] == '"' || value[0] == '\'') && value[vlen - 1] == value[0])
+	{
+		value[vlen - 1] = '\0';
+		value++;
+	}
+	opt = find_option(longopts, name);
+	if (opt == NULL || strcmp(name, "help") == 0 || strcmp(name, "version") == 0 ||
+		strcmp(name, "config") == 0)
+	{
+		fprintf(stderr, "ordersyncd: %s:%d: unknown option \"%s\"\nHINT: names are the long "
+				"options of ordersyncd --help without \"--\", spelled out in full\n",
+				path, lineno, name);
+		return 1;
+	}
+	if (opt->has_arg == no_argument)
+	{
+		int			on = parse_bool(value);
+
+		if (on < 0)
+		{
+			fprintf(stderr, "ordersyncd: %s:%d: %s takes true or false, not \"%s\"\n",
+					path, lineno, name, value);
+			return 1;
+		}
+		if (!on)
+			return 0;
+		value = NULL;
+	}
+	if (push(b, make_arg(name, value)) != 0)
+	{
+		fprintf(stderr, "ordersyncd: out of memory reading \"%s\"\n", path);
+		return 2;
+	}
+	return 0;
+}
+
 /* Append the file's options to b. Returns 0 or an exit code after a message. */
 static int
 read_config(const char *path, const struct option *longopts, struct argv_builder *b)
@@ -118,6 +179,7 @@ read_config(const char *path, const struct option *longopts, struct argv_builder
 	struct stat st;
 	int			lineno = 0;
 	int			entries = 0;
+	int			rc = 0;
 
 	if (f == NULL)
 	{
@@ -134,14 +196,11 @@ read_config(const char *path, const struct option *longopts, struct argv_builder
 		fclose(f);
 		return 2;
 	}
-	while ((len = getline(&line, &cap, f)) >= 0)
+	while (rc == 0 && (len = getline(&line, &cap, f)) >= 0)
 	{
-		char	   *name,
-				   *value,
-				   *eq;
-		size_t		vlen;
-		const struct option *opt;
-		int			rc = 0;
+		/* before trim(), which writes NULs: one inside would end the line early */
+		bool		has_nul = strlen(line) != (size_t) len;
+		char	   *text = trim(line);
 
 		lineno++;
 		if (len > CONFIG_MAX_LINE)
@@ -150,92 +209,32 @@ read_config(const char *path, const struct option *longopts, struct argv_builder
 					CONFIG_MAX_LINE);
 			rc = 1;
 		}
-		else if (strlen(line) != (size_t) len)
+		else if (has_nul)
 		{
 			/* the rest of the line would be dropped without a word */
 			fprintf(stderr, "ordersyncd: %s:%d: the line holds a NUL byte\n", path, lineno);
 			rc = 1;
 		}
-		name = trim(line);
-		if (rc == 0 && (*name == '\0' || *name == '#'))
+		else if (text[0] == '\0' || text[0] == '#')
 			continue;
-		if (rc == 0 && (eq = strchr(name, '=')) == NULL)
-		{
-			fprintf(stderr, "ordersyncd: %s:%d: expected \"name = value\", not \"%s\"\n",
-					path, lineno, name);
-			rc = 1;
-		}
-		if (rc != 0)
-		{
-			free(line);
-			fclose(f);
-			return rc;
-		}
-		*eq = '\0';
-		value = trim(eq + 1);
-		name = trim(name);
-		if (strncmp(name, "--", 2) == 0)
-			name += 2;			/* a pasted flag: --slot = x */
-		vlen = strlen(value);
-		if (vlen >= 2 && (value[0] == '"' || value[0] == '\'') && value[vlen - 1] == value[0])
-		{
-			value[vlen - 1] = '\0';
-			value++;
-		}
-		opt = find_option(longopts, name);
-		if (opt == NULL || strcmp(name, "help") == 0 || strcmp(name, "version") == 0 ||
-			strcmp(name, "config") == 0)
-		{
-			fprintf(stderr, "ordersyncd: %s:%d: unknown option \"%s\"\nHINT: names are the long "
-					"options of ordersyncd --help without \"--\", spelled out in full\n",
-					path, lineno, name);
-			free(line);
-			fclose(f);
-			return 1;
-		}
-		if (++entries > CONFIG_MAX_ENTRIES)
+		else if (++entries > CONFIG_MAX_ENTRIES)
 		{
 			fprintf(stderr, "ordersyncd: %s:%d: more than %d options\n", path, lineno,
 					CONFIG_MAX_ENTRIES);
-			free(line);
-			fclose(f);
-			return 1;
+			rc = 1;
 		}
-		if (opt->has_arg == no_argument)
-		{
-			int			on = parse_bool(value);
-
-			if (on < 0)
-			{
-				fprintf(stderr, "ordersyncd: %s:%d: %s takes true or false, not \"%s\"\n",
-						path, lineno, name, value);
-				free(line);
-				fclose(f);
-				return 1;
-			}
-			if (on && push(b, make_arg(name, NULL)) != 0)
-				goto oom;
-		}
-		else if (push(b, make_arg(name, value)) != 0)
-			goto oom;
+		else
+			rc = read_line(path, lineno, text, longopts, b);
 	}
-	if (ferror(f))
+	if (rc == 0 && ferror(f))
 	{
 		fprintf(stderr, "ordersyncd: could not read --config file \"%s\": %s\n", path,
 				strerror(errno));
-		free(line);
-		fclose(f);
-		return 2;
+		rc = 2;
 	}
 	free(line);
 	fclose(f);
-	return 0;
-
-oom:
-	fprintf(stderr, "ordersyncd: out of memory reading \"%s\"\n", path);
-	free(line);
-	fclose(f);
-	return 2;
+	return rc;
 }
 
 int

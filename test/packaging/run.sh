@@ -32,6 +32,10 @@ fail() {
 	for l in "$@"; do printf '    %s\n' "$l"; done
 }
 started=$(date +%s)
+# how long each step took, printed at the end: the suite must stay short
+phases=
+last=$started
+phase() { local now; now=$(date +%s); phases+=" $1 $((now - last))s"; last=$now; }
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "FAIL: packaging/root (dpkg -i needs root; run make test as root)"
@@ -117,10 +121,12 @@ chmod 0644 "$cfg"
 "$relay" --config="$cfg" --config="$cfg" >/dev/null 2>"$work/err"
 if [ $? = 1 ] && grep -q "given twice" "$work/err"; then pass config_twice; else fail config_twice "$(cat "$work/err")"; fi
 
+phase config
 # --- build the packages ---
 t0=$(date +%s)
-# nostrip noautodbgsym: no debug packages to split off (half the build time)
-if DEB_BUILD_OPTIONS="nostrip noautodbgsym" ORDERSYNC_DEB_REUSE=1 ORDERSYNC_DEB_LINTIAN=0 "$top/scripts/deb.sh" "$work/dist" >"$work/deb.log" 2>&1; then
+# nostrip noautodbgsym: no debug packages to split off (half the build
+# time); no compression: the packages only travel to dpkg -i next door
+if DEB_BUILD_OPTIONS="nostrip noautodbgsym" DPKG_DEB_COMPRESSOR_TYPE=none ORDERSYNC_DEB_REUSE=1 ORDERSYNC_DEB_LINTIAN=0 "$top/scripts/deb.sh" "$work/dist" >"$work/deb.log" 2>&1; then
 	pass "build ($(($(date +%s) - t0)) s)"
 else
 	fail build "$(tail -30 "$work/deb.log")"
@@ -129,6 +135,7 @@ fi
 debs=()
 for p in "${PKGS[@]}"; do debs+=("$(ls "$work/dist/${p}"_*.deb)"); done
 
+phase build
 # --- back up what the packages will replace, then install them ---
 mkdir -p "$work/backup"
 for d in "${debs[@]}"; do
@@ -148,6 +155,7 @@ else
 	exit 1
 fi
 
+phase install
 # --- files where Debian's PostgreSQL 15 looks for them ---
 pkglib=$(/usr/lib/postgresql/15/bin/pg_config --pkglibdir)
 share=$(/usr/lib/postgresql/15/bin/pg_config --sharedir)
@@ -196,6 +204,7 @@ else
 	fail create_extension "$(cat "$work/cluster.log")"
 fi
 
+phase create_extension
 # --- the unit, offline ---
 out=$(systemd-analyze verify "$UNIT" 2>&1)
 if [ $? -eq 0 ] && ! grep -qi "ordersyncd" <<<"$out"; then
@@ -215,6 +224,7 @@ absent=()
 for h in "${hard[@]}"; do grep -q "^$h" "$UNIT" || absent+=("$h"); done
 if [ ${#absent[@]} -eq 0 ]; then pass unit_hardening; else fail unit_hardening "missing: ${absent[*]}"; fi
 
+phase unit
 # --- the relay, run as the unit runs it ---
 # ExecStart with %i expanded, as user ordersyncd, a state directory like
 # StateDirectory= makes (owned by the user, 0750) as working directory,
@@ -278,6 +288,7 @@ else
 	fail relay_stop "exit $rc; notify: $(tr '\n' ' ' <"$work/notify.out")" "$(tail -5 "$work/relay.log")"
 fi
 
+phase relay
 # --- leave the machine as it was ---
 "$top/scripts/cluster.sh" stop "$cluster" >/dev/null 2>&1
 trap - EXIT
@@ -298,4 +309,5 @@ else
 	fail restored "left: ${leftover[*]}" "$(diff <(cat "$work_keep/before.sha") <(echo "$after") | head)"
 fi
 rm -rf "$work_keep"
-echo "    packaging suite: $(($(date +%s) - started)) s"
+phase restore
+echo "    packaging suite: $(($(date +%s) - started)) s (${phases# }); load average $(cut -d' ' -f1-3 /proc/loadavg)"
