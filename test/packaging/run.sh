@@ -108,9 +108,15 @@ conf_case slot_checked 1 "\"Bad-Name\" is not a valid slot name" <<<$'dbname = x
 conf_case flag_overrides 1 "\"Flag-Wins\" is not a valid slot name" --slot=Flag-Wins <<<$'dbname = x\nslot = good'
 conf_case no_help_key 1 "unknown option \"help\"" <<<'help = true'
 conf_case false_leaves_out 1 "needs --create-slot" <<<$'dbname = x\nslot = s\nsnapshot = true\ncreate-slot = off'
-printf 'dbname = x\x00slot = y\n' >"$work/nul.conf"
-"$relay" --config="$work/nul.conf" >/dev/null 2>"$work/err"
-if [ $? = 1 ] && grep -q "NUL byte" "$work/err"; then pass config_nul_byte; else fail config_nul_byte "$(cat "$work/err")"; fi
+for where in inside first; do
+	if [ $where = inside ]; then printf 'dbname = x\x00slot = y\n'; else printf '\x00dbname = x\n'; fi >"$work/nul.conf"
+	"$relay" --config="$work/nul.conf" >/dev/null 2>"$work/err"
+	if [ $? = 1 ] && grep -q "NUL byte" "$work/err"; then
+		pass "config_nul_byte_$where"
+	else
+		fail "config_nul_byte_$where" "$(cat "$work/err")"
+	fi
+done
 "$relay" --config="$work/none.conf" >/dev/null 2>"$work/err"
 if [ $? = 2 ] && grep -q "could not open --config file" "$work/err"; then pass config_missing_file; else fail config_missing_file "$(cat "$work/err")"; fi
 echo 'dbname = x' >"$cfg"
