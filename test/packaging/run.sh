@@ -127,6 +127,18 @@ chmod 0644 "$cfg"
 "$relay" --config="$cfg" --config="$cfg" >/dev/null 2>"$work/err"
 if [ $? = 1 ] && grep -q "given twice" "$work/err"; then pass config_twice; else fail config_twice "$(cat "$work/err")"; fi
 
+
+# --- the relay builds and runs without libsystemd (service.c's calls are no-ops) ---
+rdir="$top/src/relay"
+if (cd "$rdir" && cc -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -O2 -c service.c \
+	-o "$work/service_nosd.o" && cc -o "$work/ordersyncd_nosd" $(ls ./*.o | grep -v '/service.o$') \
+	"$work/service_nosd.o" $(make -s --no-print-directory print-ldlibs | sed 's/-lsystemd//')) \
+	>"$work/nosd.log" 2>&1 && ! grep -q libsystemd <<<"$(ldd "$work/ordersyncd_nosd")" &&
+	grep -q '^ordersyncd ' <<<"$(NOTIFY_SOCKET="$work/none" WATCHDOG_USEC=1000 "$work/ordersyncd_nosd" --version)"; then
+	pass relay_without_libsystemd
+else
+	fail relay_without_libsystemd "$(cat "$work/nosd.log")"
+fi
 phase config
 # --- build the packages ---
 t0=$(date +%s)
@@ -186,7 +198,7 @@ if getent passwd ordersyncd >/dev/null && [ "$(stat -c '%U:%G %a' /etc/ordersync
 else
 	fail system_user "$(getent passwd ordersyncd) /etc/ordersync: $(stat -c '%U:%G %a' /etc/ordersync)"
 fi
-if man -l /usr/share/man/man1/ordersyncd.1.gz 2>/dev/null | grep -q -- "--config=FILE"; then
+if grep -q -- "--config=FILE" <<<"$(man -l /usr/share/man/man1/ordersyncd.1.gz 2>/dev/null)"; then
 	pass man_page
 else
 	fail man_page "man ordersyncd does not describe --config"
