@@ -51,7 +51,7 @@ installcheck:
 		--inputdir=test/isolation --outputdir=test/isolation/output_iso \
 		--dbname=ordersync_isolation --schedule=test/isolation/schedule
 
-deb:
+deb: deps
 	@scripts/deb.sh
 
 deps:
