@@ -15,6 +15,7 @@ want=(
 	nats-server libnats-dev wrk
 	clang libclang-rt-14-dev
 	python3 curl procps bc
+	debhelper dpkg-dev fakeroot lintian libsystemd-dev help2man systemd man-db
 )
 
 missing=()

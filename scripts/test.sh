@@ -5,7 +5,8 @@
 #
 # Suites: pg_regress (test/regress), isolationtester (test/isolation),
 # pgTAP (test/pgtap), load tests (test/load), and the relay's own runners
-# (test/unit, test/integration, test/fuzz) when present.  Each case is
+# (test/unit, test/integration, test/fuzz) when present, and the Debian
+# packages (test/packaging).  Each case is
 # reported as "PASS: suite/name" or "FAIL: suite/name".
 set -uo pipefail
 
@@ -98,6 +99,8 @@ for f in test/integration/sink_*.sh test/integration/attack.sh test/integration/
 	want "$(basename "$f" .sh)" && [ -x "$f" ] && run_suite "$(basename "$f" .sh)" "$f"
 done
 want fuzz && [ -x test/fuzz/run.sh ] && run_suite fuzz test/fuzz/run.sh
+# the Debian packages, installed with dpkg -i and removed again (needs root)
+want packaging && [ -x test/packaging/run.sh ] && run_suite packaging test/packaging/run.sh
 
 echo
 echo "$passed passed, $failed failed"

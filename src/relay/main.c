@@ -19,12 +19,14 @@
 #include <unistd.h>
 
 #include "backoff.h"
+#include "config_file.h"
 #include "inbound.h"
 #include "log.h"
 #include "lsn.h"
 #include "metrics.h"
 #include "options.h"
 #include "relay.h"
+#include "service.h"
 #include "sink_policy.h"
 #include "stream.h"
 
@@ -46,6 +48,10 @@ usage(FILE *out)
 			"             [--metrics-addr=127.0.0.1:9187] [--log-level=info]\n"
 			"\n"
 			"Options:\n"
+			"  --config=FILE            read options from FILE first: one \"name = value\" a\n"
+			"                           line, names are these long options without \"--\"\n"
+			"                           (create-slot = true); flags on the command line\n"
+			"                           override it\n"
 			"  --dbname=CONNINFO        connection string or URI (replication=database is added)\n"
 			"  --slot=NAME              logical replication slot (wal2json)\n"
 			"  --create-slot            create the slot if it does not exist\n"
@@ -238,14 +244,20 @@ make_sink_policy(const struct options *o, struct sink_policy *p, char *dir_buf)
 	return 0;
 }
 
-/* Sleep for ms, waking early on SIGTERM/SIGINT. */
+/* Sleep for ms, waking early on SIGTERM/SIGINT; alive for the watchdog every second. */
 static void
 sleep_ms(uint32_t ms)
 {
-	struct timespec ts = {ms / 1000, (long) (ms % 1000) * 1000000L};
+	while (ms > 0 && !stream_stop_requested)
+	{
+		uint32_t	step = ms < 1000 ? ms : 1000;
+		struct timespec ts = {step / 1000, (long) (step % 1000) * 1000000L};
 
-	while (!stream_stop_requested && nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
+		while (!stream_stop_requested && nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
+		ms -= step;
+		service_alive();
+	}
 }
 
 int
@@ -320,6 +332,8 @@ main(int argc, char **argv)
 	long		n;
 	int			exit_code = 0;
 
+	if ((c = config_file_expand(&argc, &argv, longopts)) != 0)
+		return c;
 	while ((c = getopt_long(argc, argv, "hV", longopts, NULL)) != -1)
 	{
 		switch (c)
@@ -507,6 +521,7 @@ main(int argc, char **argv)
 	}
 	if ((c = make_sink_policy(&o, &sink_policy, secret_dir)) != 0)
 		return c;
+	service_init(&o.status_interval_ms);
 
 	setup_signals();
 	/* options belong to sinks from a URI: a usage error before anything opens */
@@ -541,9 +556,11 @@ main(int argc, char **argv)
 	if (o.slot == NULL)
 	{
 		/* only receiving: the endpoint's threads do the work until a signal */
+		service_ready();
 		while (!stream_stop_requested)
 			sleep_ms(1000);
 		log_info("stopping: finishing the webhooks under way");
+		service_stopping();
 		inbound_stop();
 		metrics_stop();
 		free(sink_policy.deny);
@@ -602,6 +619,7 @@ main(int argc, char **argv)
 			rnd = (uint32_t) time(NULL);
 		delay = backoff_next(&bo, rnd);
 		log_info("reconnecting in %u ms", delay);
+		service_status("reconnecting in %u ms", delay);
 		sleep_ms(delay);
 		if (stream_stop_requested)
 			break;
@@ -612,6 +630,7 @@ main(int argc, char **argv)
 
 		log_info("stopped; last confirmed LSN %s", lsn_format(relay.durable_end, l));
 	}
+	service_stopping();
 	inbound_stop();
 	metrics_stop();
 	relay_free(&relay);

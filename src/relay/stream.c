@@ -22,6 +22,7 @@
 #include "lsn.h"
 #include "metrics.h"
 #include "pgerr.h"
+#include "service.h"
 #include "snapshot.h"
 #include "stream.h"
 #include "trust.h"
@@ -657,6 +658,8 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 		char	   *copybuf = NULL;
 		int			len;
 		int64_t		now = mono_ms();
+
+		service_loop_turn();	/* systemd: READY=1 on the first turn, then the watchdog */
 
 		if (stream_stop_requested)
 		{
