@@ -25,6 +25,17 @@
 #define ERRCODE_OS_INVALID_INPUT			MAKE_SQLSTATE('O','S','0','0','4')
 #define ERRCODE_OS_APPEND_ONLY				MAKE_SQLSTATE('O','S','0','0','5')
 
+/* compliance (compliance.c, history_chain.c and the 0.5.0 SQL): OS030-OS039 */
+#define ERRCODE_OS_ORDER_OPEN				MAKE_SQLSTATE('O','S','0','3','0')
+#define ERRCODE_OS_BAD_SELECTOR				MAKE_SQLSTATE('O','S','0','3','1')
+#define ERRCODE_OS_LEGAL_HOLD				MAKE_SQLSTATE('O','S','0','3','2')
+#define ERRCODE_OS_UNKNOWN_ORDER			MAKE_SQLSTATE('O','S','0','3','3')
+#define ERRCODE_OS_BAD_MARKET				MAKE_SQLSTATE('O','S','0','3','4')
+#define ERRCODE_OS_REASON_REQUIRED			MAKE_SQLSTATE('O','S','0','3','5')
+#define ERRCODE_OS_BAD_RETENTION			MAKE_SQLSTATE('O','S','0','3','6')
+#define ERRCODE_OS_NOT_HELD					MAKE_SQLSTATE('O','S','0','3','7')
+#define ERRCODE_OS_HISTORY_CHAIN			MAKE_SQLSTATE('O','S','0','3','8')
+
 /* GUCs (ordersync.c) */
 extern int	ordersync_reservation_ttl;
 extern char *ordersync_actor;
@@ -138,6 +149,10 @@ extern int	os_expire_due(int limit);
 /* worker.c */
 extern void os_worker_init(void);
 extern bool os_worker_step(const char *activity, void (*step) (void *arg), void *arg);
+
+/* compliance.c: retention by market, run by the worker */
+extern void os_compliance_init(void);
+extern long os_retention_tick(void);
 
 /* hot_sku.c */
 extern void os_rebucket(const char *sku, int buckets);
