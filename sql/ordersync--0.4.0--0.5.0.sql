@@ -534,7 +534,7 @@ CREATE FUNCTION ordersync.compliance_report()
 	  FROM ordersync.sink k
 	 WHERE coalesce(k.options ->> 'drop_personal_data', 'false') <> 'true'
 	   AND (k.uri ~* '^(http|amqp|nats)://'
-			OR (k.uri ~* '^kafka://' AND coalesce(k.options ->> 'security.protocol', 'plaintext')
+			OR (k.uri ~* '^kafka://' AND coalesce(k.options -> 'kafka' ->> 'security.protocol', 'plaintext')
 										NOT IN ('ssl', 'sasl_ssl')))
 	   AND substring(k.uri FROM '^[A-Za-z]+://(?:[^@/]*@)?([^/?#]*)')
 		   !~* '^((localhost|127(\.[0-9]{1,3}){3}|\[::1\])(:[0-9]+)?)(,(localhost|127(\.[0-9]{1,3}){3}|\[::1\])(:[0-9]+)?)*$'
