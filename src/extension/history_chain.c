@@ -15,9 +15,10 @@
  *	  is the last one committed.  The other chains are rare admin and
  *	  worker writes; they take a transaction advisory lock per chain.
  *
- *	  Within one transaction the last row written is remembered, so
- *	  place_order(), which writes several rows of a new order, looks the
- *	  chain up at most once.
+ *	  Within one transaction the last row written is remembered, and an
+ *	  order's "created" row starts its chain, so place_order(), which
+ *	  writes several rows of a new order, never looks a chain up; a status
+ *	  change looks up its order's chain once (one index probe).
  *
  *	  Rows written before 0.5.0 carry no hash; ordersync.history_seal says
  *	  from which id on every row must have one.
@@ -337,7 +338,16 @@ ordersync_history_chain_trigger(PG_FUNCTION_ARGS)
 	if (!key.has_order)
 		lock_chain(&key);
 
-	has_prev = chain_head(&key, &prev_id, prev_hash);
+	/*
+	 * An order's "created" row is written once, first (place_order), so it
+	 * starts the chain without a lookup: new orders, the flash-sale path,
+	 * never read history.
+	 */
+	if (key.has_order && !nulls[2] &&
+		strcmp(TextDatumGetCString(values[2]), "created") == 0)
+		has_prev = false;
+	else
+		has_prev = chain_head(&key, &prev_id, prev_hash);
 	values[12] = Int64GetDatum(prev_id);
 	nulls[12] = !has_prev;
 	row_digest(values, nulls, has_prev ? prev_hash : NULL, hash);
