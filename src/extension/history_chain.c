@@ -41,6 +41,7 @@
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/tuplestore.h"
 
 #include "ordersync.h"
@@ -81,6 +82,8 @@ static struct
 } last_row;
 
 static bool callback_registered = false;
+
+static void lock_chain(const ChainKey *k);
 
 /* a subtransaction that rolled back may have taken the remembered row along */
 static void
@@ -216,10 +219,12 @@ chain_head(const ChainKey *k, int64 *id, uint8 *hash)
 		" WHERE order_id IS NULL AND sku IS NULL AND hash IS NOT NULL ORDER BY sku DESC, id DESC LIMIT 1",
 		0, {InvalidOid}
 	};
-	Datum		v;
+	OsPlan	   *p;
+	Datum		v = (Datum) 0;
 	bool		isnull;
 	bytea	   *b;
 	int			n;
+	int			rc;
 
 	if (same_chain(k))
 	{
@@ -230,18 +235,25 @@ chain_head(const ChainKey *k, int64 *id, uint8 *hash)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "ordersync: SPI_connect failed");
+	p = k->has_order ? &by_order : k->sku ? &by_sku : &rest;
 	if (k->has_order)
-	{
 		v = Int64GetDatum(k->order_id);
-		n = os_execute(&by_order, &v, NULL, false, 1);
-	}
 	else if (k->sku)
-	{
 		v = CStringGetTextDatum(k->sku);
-		n = os_execute(&by_sku, &v, NULL, false, 1);
-	}
-	else
-		n = os_execute(&rest, NULL, NULL, false, 1);
+	os_prepare(p);
+
+	/*
+	 * The latest committed head, whatever the isolation level: the lock we
+	 * hold on the chain means its last writer has committed, but a
+	 * REPEATABLE READ snapshot may predate it (a writer that only locked
+	 * the order row does not make our update fail).
+	 */
+	rc = SPI_execute_snapshot(p->plan, &v, NULL, GetLatestSnapshot(),
+							  InvalidSnapshot, false, false, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "ordersync: cannot read the head of a history chain: %s",
+			 SPI_result_code_string(rc));
+	n = (int) SPI_processed;
 	if (n > 0)
 	{
 		*id = os_getint64(0, 1);
@@ -259,7 +271,20 @@ chain_head(const ChainKey *k, int64 *id, uint8 *hash)
 	return n > 0;
 }
 
-/* the non-order chains are written under a lock of their own */
+/*
+ * The non-order chains are written under a lock of their own.  Taken
+ * before the row's id is drawn (os_write_history calls it before its
+ * INSERT), so ids grow along each chain; the trigger takes it again for
+ * rows inserted any other way (a no-op when held).
+ */
+void
+os_history_chain_lock(const char *sku)
+{
+	ChainKey	k = {false, 0, (char *) sku};
+
+	lock_chain(&k);
+}
+
 static void
 lock_chain(const ChainKey *k)
 {

@@ -150,6 +150,9 @@ extern int	os_expire_due(int limit);
 extern void os_worker_init(void);
 extern bool os_worker_step(const char *activity, void (*step) (void *arg), void *arg);
 
+/* history_chain.c: rows without an order lock their chain before the INSERT */
+extern void os_history_chain_lock(const char *sku);
+
 /* compliance.c: retention by market, run by the worker */
 extern void os_compliance_init(void);
 extern long os_retention_tick(void);
