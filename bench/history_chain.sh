@@ -4,7 +4,7 @@
 # as bench/place_order.sh (8 clients, 2-line orders spread over many SKUs)
 # against
 #   base   a cluster with the extension built from BENCH_BASE_REF (default:
-#          the commit before the chain), in a private server copy
+#          the commit before history_chain.c), in a private server copy
 #   chain  a cluster with this tree's extension
 #   off    the same cluster with the chain trigger disabled (isolates the
 #          trigger from the 0.5.0 columns and index)
@@ -23,7 +23,9 @@ ROUNDS=${BENCH_ROUNDS:-3}
 SECS=${BENCH_SECS:-8}
 CLIENTS=8
 NSKUS=2000
-BASE_REF=${BENCH_BASE_REF:-$(git -C "$top" log --format=%H -1 -- sql/ordersync--0.4.0--0.5.0.sql | xargs -I{} git -C "$top" rev-parse {}^)}
+# default: the commit before history_chain.c was added
+first=$(git -C "$top" log --diff-filter=A --format=%H -- src/extension/history_chain.c | tail -1)
+BASE_REF=${BENCH_BASE_REF:-$(git -C "$top" rev-parse "$first^")}
 
 work=$(mktemp -d /tmp/ordersync-bench-chain.XXXXXX)
 chmod 0755 "$work"

@@ -2236,10 +2236,7 @@ ALTER TABLE ordersync.history
 COMMENT ON COLUMN ordersync.history.prev_id IS 'the previous row of this row''s chain (same order; or same SKU, or neither, for rows without an order); NULL at the start of a chain';
 COMMENT ON COLUMN ordersync.history.hash IS 'SHA-256 of the row (every other column) and of the previous row''s hash: see ordersync.verify_history()';
 
--- the chain head of an order is its row with the highest id: one index
--- probe (the index had order_id alone)
-DROP INDEX ordersync.history_order_idx;
-CREATE INDEX history_order_idx ON ordersync.history (order_id, id) WHERE order_id IS NOT NULL;
+-- (the head of an order's chain is found through history_order_idx)
 -- the chain heads of rows without an order; admin writes only, small
 CREATE INDEX history_sku_chain_idx ON ordersync.history (sku, id) WHERE order_id IS NULL;
 

@@ -18,7 +18,7 @@
  *	  Within one transaction the last row written is remembered, and an
  *	  order's "created" row starts its chain, so place_order(), which
  *	  writes several rows of a new order, never looks a chain up; a status
- *	  change looks up its order's chain once (one index probe).
+ *	  change reads its order's few rows once (history_order_idx).
  *
  *	  Rows written before 0.5.0 carry no hash; ordersync.history_seal says
  *	  from which id on every row must have one.
@@ -204,9 +204,14 @@ remember(const ChainKey *k, int64 id, const uint8 *hash)
 static bool
 chain_head(const ChainKey *k, int64 *id, uint8 *hash)
 {
+	/*
+	 * All rows of the order (a handful) through history_order_idx, the
+	 * highest id picked here: no ORDER BY ... LIMIT 1 that the planner
+	 * could answer by walking the primary key backwards.
+	 */
 	static OsPlan by_order = {
 		"SELECT id, hash FROM ordersync.history"
-		" WHERE order_id = $1 AND hash IS NOT NULL ORDER BY order_id DESC, id DESC LIMIT 1",
+		" WHERE order_id = $1 AND hash IS NOT NULL",
 		1, {INT8OID}
 	};
 	static OsPlan by_sku = {
@@ -249,15 +254,21 @@ chain_head(const ChainKey *k, int64 *id, uint8 *hash)
 	 * the order row does not make our update fail).
 	 */
 	rc = SPI_execute_snapshot(p->plan, &v, NULL, GetLatestSnapshot(),
-							  InvalidSnapshot, false, false, 1);
+							  InvalidSnapshot, false, false, k->has_order ? 0 : 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "ordersync: cannot read the head of a history chain: %s",
 			 SPI_result_code_string(rc));
 	n = (int) SPI_processed;
 	if (n > 0)
 	{
-		*id = os_getint64(0, 1);
-		b = DatumGetByteaPP(os_getdatum(0, 2, &isnull));
+		int			head = 0;
+		int			i;
+
+		for (i = 1; i < n; i++)
+			if (os_getint64(i, 1) > os_getint64(head, 1))
+				head = i;
+		*id = os_getint64(head, 1);
+		b = DatumGetByteaPP(os_getdatum(head, 2, &isnull));
 		if (VARSIZE_ANY_EXHDR(b) != PG_SHA256_DIGEST_LENGTH)
 			ereport(ERROR,
 					(errcode(ERRCODE_OS_HISTORY_CHAIN),
