@@ -211,7 +211,7 @@ retention_wait() {
 	q "$1"
 }
 check retention_erased_by_worker "$(retention_wait "SELECT count(*) FROM ordersync.orders WHERE channel = 'eu-shop' AND customer IS NOT NULL" 2)" "2"
-check retention_in_batches "$(q "SELECT count(DISTINCT xmin) >= 2 FROM ordersync.orders WHERE channel = 'eu-shop' AND erased_at IS NOT NULL")" "t"
+check retention_in_batches "$(q "SELECT count(DISTINCT xmin::text) >= 2 FROM ordersync.orders WHERE channel = 'eu-shop' AND erased_at IS NOT NULL")" "t"
 check retention_left_open_and_held "$(q "SELECT string_agg(external_id, ',' ORDER BY external_id) FROM ordersync.orders WHERE channel = 'eu-shop' AND customer IS NOT NULL")" "r-open,r5"
 q "SELECT ordersync.set_retention('eu', '0 s', '0 s')" >/dev/null
 check retention_removed_by_worker "$(retention_wait "SELECT count(*) FROM ordersync.orders WHERE channel = 'eu-shop'" 2)" "2"
