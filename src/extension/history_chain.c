@@ -58,6 +58,21 @@ static const char *const chain_columns[] = {
 	"location", "qty", "actor", "role", "reason", "prev_id"
 };
 #define N_CHAIN_COLUMNS lengthof(chain_columns)
+/* which of them are int8 or timestamptz (8 bytes); the others are text */
+static const bool chain_column_is_int8[] = {
+	true, true, false, true, false, false, false,
+	false, true, false, false, false, true
+};
+StaticAssertDecl(lengthof(chain_column_is_int8) == lengthof(chain_columns),
+				 "one type per chain column");
+
+/* attribute numbers of chain_columns and of hash, per backend */
+static struct
+{
+	Oid			relid;
+	int			natts;
+	int			attno[lengthof(chain_columns) + 1];
+} chain_atts;
 
 /* a chain: an order, a SKU's rows without order, or the rest */
 typedef struct ChainKey
@@ -140,14 +155,11 @@ row_digest(const Datum *values, const bool *nulls, const uint8 *prev_hash,
 	for (i = 0; i < N_CHAIN_COLUMNS; i++)
 	{
 		uint8		marker = nulls[i] ? 0 : 1;
-		const char *name = chain_columns[i];
 
 		put_bytes(ctx, &marker, 1);
 		if (nulls[i])
 			continue;
-		if (strcmp(name, "id") == 0 || strcmp(name, "order_id") == 0 ||
-			strcmp(name, "qty") == 0 || strcmp(name, "prev_id") == 0 ||
-			strcmp(name, "at") == 0)
+		if (chain_column_is_int8[i])
 			put_uint64(ctx, (uint64) DatumGetInt64(values[i]));
 		else
 		{
@@ -307,6 +319,29 @@ lock_chain(const ChainKey *k)
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 }
 
+/* looks the chain columns (and hash, last) of history up once per backend */
+static void
+chain_attnos(Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			i;
+
+	if (chain_atts.relid == RelationGetRelid(rel) && chain_atts.natts == desc->natts)
+		return;
+	chain_atts.relid = InvalidOid;
+	for (i = 0; i <= N_CHAIN_COLUMNS; i++)
+	{
+		const char *name = i < N_CHAIN_COLUMNS ? chain_columns[i] : "hash";
+		int			attno = SPI_fnumber(desc, name);
+
+		if (attno <= 0)
+			elog(ERROR, "ordersync: ordersync.history has no column \"%s\"", name);
+		chain_atts.attno[i] = attno;
+	}
+	chain_atts.natts = desc->natts;
+	chain_atts.relid = RelationGetRelid(rel);
+}
+
 /* values/nulls of chain_columns from a history tuple */
 static void
 deform_chain(HeapTuple tup, TupleDesc desc, Datum *values, bool *nulls)
@@ -314,14 +349,7 @@ deform_chain(HeapTuple tup, TupleDesc desc, Datum *values, bool *nulls)
 	int			i;
 
 	for (i = 0; i < N_CHAIN_COLUMNS; i++)
-	{
-		int			attno = SPI_fnumber(desc, chain_columns[i]);
-
-		if (attno <= 0)
-			elog(ERROR, "ordersync: ordersync.history has no column \"%s\"",
-				 chain_columns[i]);
-		values[i] = heap_getattr(tup, attno, desc, &nulls[i]);
-	}
+		values[i] = heap_getattr(tup, chain_atts.attno[i], desc, &nulls[i]);
 }
 
 /*
@@ -359,9 +387,8 @@ ordersync_history_chain_trigger(PG_FUNCTION_ARGS)
 
 	desc = trigdata->tg_relation->rd_att;
 	tup = trigdata->tg_trigtuple;
-	hash_attno = SPI_fnumber(desc, "hash");
-	if (hash_attno <= 0 || SPI_fnumber(desc, "prev_id") <= 0)
-		elog(ERROR, "ordersync: ordersync.history has no chain columns");
+	chain_attnos(trigdata->tg_relation);
+	hash_attno = chain_atts.attno[N_CHAIN_COLUMNS];
 	(void) heap_getattr(tup, hash_attno, desc, &isnull);
 	if (!isnull)
 		return PointerGetDatum(tup);
@@ -391,7 +418,7 @@ ordersync_history_chain_trigger(PG_FUNCTION_ARGS)
 	hb = (bytea *) palloc(VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
 	SET_VARSIZE(hb, VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
 	memcpy(VARDATA(hb), hash, PG_SHA256_DIGEST_LENGTH);
-	cols[0] = SPI_fnumber(desc, "prev_id");
+	cols[0] = chain_atts.attno[12];	/* prev_id */
 	newvals[0] = values[12];
 	newnulls[0] = nulls[12];
 	cols[1] = hash_attno;
