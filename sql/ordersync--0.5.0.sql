@@ -2376,39 +2376,45 @@ END
 $$;
 COMMENT ON FUNCTION ordersync.selected_orders(jsonb) IS 'internal: the order ids a forget_customer/customer_data selector names; refuses anything broader than one customer field or a list of ids';
 
--- Erases the personal data of one order, locked by the caller: the
--- customer object, inbox payloads and the customer in dead letters and
--- redelivery requests.  History row and customer.forgotten event.
-CREATE FUNCTION ordersync.erase_order(order_id bigint, erased_by text, reason text)
+-- Erases the personal data of orders locked by the caller: the customer
+-- object, inbox payloads and the customer in dead letters and redelivery
+-- requests, each table in one statement for the whole set (inbox and dead
+-- letters have no index by order: one scan per batch, not per order).  A
+-- history row and a customer.forgotten event per order.
+CREATE FUNCTION ordersync.erase_orders(order_ids bigint[], erased_by text, reason text)
 	RETURNS void
 	LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 	AS $$
 DECLARE
+	subjects text[] := ARRAY(SELECT 'order/' || i FROM unnest(order_ids) i);
 	o record;
 BEGIN
-	UPDATE ordersync.orders x SET customer = NULL, erased_at = now()
-	 WHERE x.id = erase_order.order_id
-	RETURNING x.id, x.channel, x.external_id INTO o;
+	UPDATE ordersync.orders x SET customer = NULL, erased_at = now() WHERE x.id = ANY (order_ids);
 	-- updates waiting in the inbox can no longer be applied from an erased payload
 	UPDATE ordersync.inbox i
-	   SET payload = jsonb_build_object('erased', erase_order.erased_by),
+	   SET payload = jsonb_build_object('erased', erase_orders.erased_by),
 		   state = CASE WHEN i.state IN ('received', 'parked') THEN 'failed' ELSE i.state END,
 		   error = CASE WHEN i.state IN ('received', 'parked')
 						THEN 'not applied: the order''s personal data was erased' ELSE i.error END
-	 WHERE i.order_id = o.id OR (i.channel = o.channel AND i.external_id = o.external_id);
+	 WHERE i.order_id = ANY (order_ids)
+		OR (i.channel, i.external_id) IN (SELECT x.channel, x.external_id FROM ordersync.orders x
+										   WHERE x.id = ANY (order_ids));
 	UPDATE ordersync.redelivery r SET event = r.event #- '{data,customer}'
 	 WHERE r.event #> '{data,customer}' IS NOT NULL
-	   AND r.dead_letter_id IN (SELECT d.id FROM ordersync.dead_letter d WHERE d.subject = 'order/' || o.id);
+	   AND r.dead_letter_id IN (SELECT d.id FROM ordersync.dead_letter d WHERE d.subject = ANY (subjects));
 	UPDATE ordersync.dead_letter d SET event = d.event #- '{data,customer}'
-	 WHERE d.subject = 'order/' || o.id AND d.event #> '{data,customer}' IS NOT NULL;
-	PERFORM ordersync.compliance_record(
-		CASE erase_order.erased_by WHEN 'request' THEN 'forgotten' ELSE 'personal_data_expired' END,
-		o.id, erase_order.reason, 'customer.forgotten',
-		jsonb_build_object('order_id', o.id, 'channel', o.channel, 'external_id', o.external_id,
-						   'erased_by', erase_order.erased_by));
+	 WHERE d.subject = ANY (subjects) AND d.event #> '{data,customer}' IS NOT NULL;
+	FOR o IN SELECT x.id, x.channel, x.external_id FROM ordersync.orders x
+			  WHERE x.id = ANY (order_ids) ORDER BY x.id LOOP
+		PERFORM ordersync.compliance_record(
+			CASE erase_orders.erased_by WHEN 'request' THEN 'forgotten' ELSE 'personal_data_expired' END,
+			o.id, erase_orders.reason, 'customer.forgotten',
+			jsonb_build_object('order_id', o.id, 'channel', o.channel, 'external_id', o.external_id,
+							   'erased_by', erase_orders.erased_by));
+	END LOOP;
 END
 $$;
-COMMENT ON FUNCTION ordersync.erase_order(bigint, text, text) IS 'internal: erases one locked order''s personal data, with its history row and customer.forgotten event';
+COMMENT ON FUNCTION ordersync.erase_orders(bigint[], text, text) IS 'internal: erases locked orders'' personal data, with a history row and a customer.forgotten event each';
 
 CREATE FUNCTION ordersync.forget_customer(selector jsonb, reason text, force boolean DEFAULT false)
 	RETURNS integer
@@ -2417,8 +2423,6 @@ CREATE FUNCTION ordersync.forget_customer(selector jsonb, reason text, force boo
 DECLARE
 	ids bigint[];
 	blocked bigint[];
-	one bigint;
-	n integer := 0;
 BEGIN
 	IF force IS NULL OR (force AND (reason IS NULL OR btrim(reason) = '')) THEN
 		RAISE EXCEPTION 'forcing an erasure needs a reason'
@@ -2449,13 +2453,11 @@ BEGIN
 				  HINT = 'Erase after they close, or pass force => true with a reason.';
 	END IF;
 
-	FOREACH one IN ARRAY ids LOOP
-		IF EXISTS (SELECT FROM ordersync.orders o WHERE o.id = one AND o.erased_at IS NULL) THEN
-			PERFORM ordersync.erase_order(one, 'request', reason);
-			n := n + 1;
-		END IF;
-	END LOOP;
-	RETURN n;
+	ids := ARRAY(SELECT o.id FROM ordersync.orders o WHERE o.id = ANY (ids) AND o.erased_at IS NULL ORDER BY o.id);
+	IF cardinality(ids) > 0 THEN
+		PERFORM ordersync.erase_orders(ids, 'request', reason);
+	END IF;
+	RETURN cardinality(ids);
 END
 $$;
 COMMENT ON FUNCTION ordersync.forget_customer(jsonb, text, boolean) IS 'erases the personal data of the orders a selector names (right to erasure), with a history row and a customer.forgotten event each; open orders only with force and a reason; returns how many orders were erased';
@@ -2601,33 +2603,47 @@ END
 $$;
 COMMENT ON FUNCTION ordersync.release_legal_hold(bigint, text) IS 'ends an order''s legal hold; a history row and an order.legal_hold event';
 
--- Removes one locked, closed order's record: lines, reservations, inbox
--- rows, dead letters and the order row.  Its history stays (it holds no
--- personal data), ending with the "purged" row.
-CREATE FUNCTION ordersync.purge_order(order_id bigint, reason text)
+-- Removes locked, closed orders' records: lines, reservations, inbox
+-- rows, dead letters and the order rows, each table in one statement.
+-- Their history stays (it holds no personal data), ending with a "purged"
+-- row each.
+CREATE FUNCTION ordersync.purge_orders(order_ids bigint[], reason text)
 	RETURNS void
 	LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 	AS $$
 DECLARE
-	o record;
+	subjects text[] := ARRAY(SELECT 'order/' || i FROM unnest(order_ids) i);
+	keep bigint[];
+	ids bigint[];
+	channels text[];
+	external_ids text[];
 BEGIN
-	SELECT x.id, x.channel, x.external_id, x.erased_at, x.customer INTO o
-	  FROM ordersync.orders x WHERE x.id = purge_order.order_id;
-	IF o.erased_at IS NULL AND o.customer IS NOT NULL THEN
-		PERFORM ordersync.erase_order(o.id, 'retention', reason);
+	keep := ARRAY(SELECT x.id FROM ordersync.orders x
+				   WHERE x.id = ANY (order_ids) AND x.erased_at IS NULL AND x.customer IS NOT NULL ORDER BY x.id);
+	IF cardinality(keep) > 0 THEN
+		PERFORM ordersync.erase_orders(keep, 'retention', reason);
 	END IF;
-	DELETE FROM ordersync.reservation r WHERE r.order_id = o.id;
-	DELETE FROM ordersync.order_line l WHERE l.order_id = o.id;
+	SELECT array_agg(x.id ORDER BY x.id), array_agg(x.channel ORDER BY x.id), array_agg(x.external_id ORDER BY x.id)
+	  INTO ids, channels, external_ids
+	  FROM ordersync.orders x WHERE x.id = ANY (order_ids);
+	DELETE FROM ordersync.reservation r WHERE r.order_id = ANY (order_ids);
+	DELETE FROM ordersync.order_line l WHERE l.order_id = ANY (order_ids);
 	DELETE FROM ordersync.inbox i
-	 WHERE i.order_id = o.id OR (i.channel = o.channel AND i.external_id = o.external_id);
-	DELETE FROM ordersync.inbox_version v WHERE v.channel = o.channel AND v.external_id = o.external_id;
-	DELETE FROM ordersync.dead_letter d WHERE d.subject = 'order/' || o.id;
-	DELETE FROM ordersync.orders x WHERE x.id = o.id;
-	PERFORM ordersync.compliance_record('purged', o.id, reason, 'order.purged',
-		jsonb_build_object('order_id', o.id, 'channel', o.channel, 'external_id', o.external_id));
+	 WHERE i.order_id = ANY (order_ids)
+		OR (i.channel, i.external_id) IN (SELECT x.channel, x.external_id FROM ordersync.orders x
+										   WHERE x.id = ANY (order_ids));
+	DELETE FROM ordersync.inbox_version v
+	 WHERE (v.channel, v.external_id) IN (SELECT x.channel, x.external_id FROM ordersync.orders x
+										   WHERE x.id = ANY (order_ids));
+	DELETE FROM ordersync.dead_letter d WHERE d.subject = ANY (subjects);
+	DELETE FROM ordersync.orders x WHERE x.id = ANY (order_ids);
+	FOR i IN 1 .. coalesce(cardinality(ids), 0) LOOP
+		PERFORM ordersync.compliance_record('purged', ids[i], purge_orders.reason, 'order.purged',
+			jsonb_build_object('order_id', ids[i], 'channel', channels[i], 'external_id', external_ids[i]));
+	END LOOP;
 END
 $$;
-COMMENT ON FUNCTION ordersync.purge_order(bigint, text) IS 'internal: removes one locked order''s record after its retention period, with a history row and an order.purged event';
+COMMENT ON FUNCTION ordersync.purge_orders(bigint[], text) IS 'internal: removes locked orders'' records after their retention period, with a history row and an order.purged event each';
 
 -- One batch of the retention rules: closed orders, not under legal hold,
 -- whose time has come; orders locked right now by anyone are skipped
@@ -2637,7 +2653,8 @@ CREATE FUNCTION ordersync.apply_retention(batch_size integer DEFAULT 100)
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 	AS $$
 DECLARE
-	o record;
+	ids bigint[];
+	g record;
 	n integer := 0;
 BEGIN
 	IF batch_size IS NULL OR batch_size < 1 OR batch_size > 10000 THEN
@@ -2646,8 +2663,10 @@ BEGIN
 				  DETAIL = format('apply_retention() was called with batch_size %s.', coalesce(batch_size::text, 'NULL')),
 				  HINT = 'Small batches keep row locks short; the default is 100.';
 	END IF;
-	FOR o IN
-		SELECT x.id, r.market, r.personal_data
+	-- a batch of closed orders whose personal data is due, locked; then per
+	-- market (the reason names its rule) one erasure of them all
+	ids := ARRAY(
+		SELECT x.id
 		  FROM ordersync.orders x
 		  JOIN ordersync.channel c ON c.id = x.channel
 		  JOIN ordersync.retention r ON r.market = c.market
@@ -2656,17 +2675,25 @@ BEGIN
 		   AND NOT s.open AND x.updated_at < now() - r.personal_data
 		   AND NOT EXISTS (SELECT FROM ordersync.order_hold h WHERE h.order_id = x.id)
 		 ORDER BY x.id LIMIT batch_size
-		   FOR NO KEY UPDATE OF x SKIP LOCKED
+		   FOR NO KEY UPDATE OF x SKIP LOCKED);
+	FOR g IN
+		SELECT r.market, r.personal_data AS period, array_agg(x.id ORDER BY x.id) AS ids
+		  FROM ordersync.orders x
+		  JOIN ordersync.channel c ON c.id = x.channel
+		  JOIN ordersync.retention r ON r.market = c.market
+		 WHERE x.id = ANY (ids)
+		 GROUP BY r.market, r.personal_data ORDER BY r.market
 	LOOP
-		PERFORM ordersync.erase_order(o.id, 'retention',
-			format('retention: market %s keeps personal data %s after an order closes', o.market, o.personal_data));
-		n := n + 1;
+		PERFORM ordersync.erase_orders(g.ids,
+			'retention', format('retention: market %s keeps personal data %s after an order closes', g.market, g.period));
 	END LOOP;
+	n := cardinality(ids);
 	IF n >= batch_size THEN
 		RETURN n;
 	END IF;
-	FOR o IN
-		SELECT x.id, r.market, r.order_records
+	-- then closed orders whose record is due
+	ids := ARRAY(
+		SELECT x.id
 		  FROM ordersync.orders x
 		  JOIN ordersync.channel c ON c.id = x.channel
 		  JOIN ordersync.retention r ON r.market = c.market
@@ -2675,12 +2702,19 @@ BEGIN
 		   AND NOT s.open AND x.updated_at < now() - r.order_records
 		   AND NOT EXISTS (SELECT FROM ordersync.order_hold h WHERE h.order_id = x.id)
 		 ORDER BY x.id LIMIT batch_size - n
-		   FOR UPDATE OF x SKIP LOCKED
+		   FOR UPDATE OF x SKIP LOCKED);
+	FOR g IN
+		SELECT r.market, r.order_records AS period, array_agg(x.id ORDER BY x.id) AS ids
+		  FROM ordersync.orders x
+		  JOIN ordersync.channel c ON c.id = x.channel
+		  JOIN ordersync.retention r ON r.market = c.market
+		 WHERE x.id = ANY (ids)
+		 GROUP BY r.market, r.order_records ORDER BY r.market
 	LOOP
-		PERFORM ordersync.purge_order(o.id,
-			format('retention: market %s keeps order records %s after an order closes', o.market, o.order_records));
-		n := n + 1;
+		PERFORM ordersync.purge_orders(g.ids,
+			format('retention: market %s keeps order records %s after an order closes', g.market, g.period));
 	END LOOP;
+	n := n + cardinality(ids);
 	RETURN n;
 END
 $$;
@@ -2753,10 +2787,10 @@ COMMENT ON FUNCTION ordersync.compliance_report() IS 'what breaks the configured
 REVOKE ALL ON ordersync.history_seal, ordersync.retention, ordersync.order_hold FROM PUBLIC;
 REVOKE ALL ON FUNCTION ordersync.history_chain_trigger(), ordersync.verify_history(),
 	ordersync.compliance_record(text, bigint, text, text, jsonb), ordersync.selected_orders(jsonb),
-	ordersync.erase_order(bigint, text, text), ordersync.forget_customer(jsonb, text, boolean),
+	ordersync.erase_orders(bigint[], text, text), ordersync.forget_customer(jsonb, text, boolean),
 	ordersync.customer_data(jsonb), ordersync.set_retention(text, interval, interval, boolean),
 	ordersync.legal_hold(bigint, text), ordersync.release_legal_hold(bigint, text),
-	ordersync.purge_order(bigint, text), ordersync.apply_retention(integer),
+	ordersync.purge_orders(bigint[], text), ordersync.apply_retention(integer),
 	ordersync.compliance_report() FROM PUBLIC;
 GRANT SELECT ON ordersync.history_seal, ordersync.retention, ordersync.order_hold
 	TO ordersync_app, ordersync_admin;

@@ -17,9 +17,9 @@ SELECT functions_are('ordersync', ARRAY['add_location', 'add_channel', 'receive_
 	'record_dead_letter', 'require_sink', 'check_sink_uri', 'check_sink_options', 'forecast',
 	'refresh_rollups', 'set_channel_inbound', 'inbox_receive', 'inbox_apply', 'prune_inbox',
 	'reconcile', 'channel_version',
-	'history_chain_trigger', 'verify_history', 'compliance_record', 'selected_orders', 'erase_order',
+	'history_chain_trigger', 'verify_history', 'compliance_record', 'selected_orders', 'erase_orders',
 	'forget_customer', 'customer_data', 'set_retention', 'legal_hold', 'release_legal_hold',
-	'purge_order', 'apply_retention', 'compliance_report'],
+	'purge_orders', 'apply_retention', 'compliance_report'],
 	'ordersync has exactly the eleven order API functions, four trigger functions, ten for the relay''s sinks (no announce_relay_config since 0.3.0), forecast and refresh_rollups (0.4.0), six for inbound channels (0.4.0) and thirteen for compliance (0.5.0)');
 SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'ordersync'::regnamespace), 46,
 	'no API function is overloaded');
@@ -130,8 +130,8 @@ SELECT is_empty(
 	   AND proname NOT IN ('add_sink', 'drop_sink', 'add_route', 'drop_route', 'redeliver',
 						   'relay_config', 'record_dead_letter', 'require_sink', 'check_sink_uri',
 						   'check_sink_options', 'set_channel_inbound', 'reconcile', 'channel_version',
-						   'selected_orders', 'erase_order', 'forget_customer', 'customer_data',
-						   'set_retention', 'legal_hold', 'release_legal_hold', 'purge_order',
+						   'selected_orders', 'erase_orders', 'forget_customer', 'customer_data',
+						   'set_retention', 'legal_hold', 'release_legal_hold', 'purge_orders',
 						   'apply_retention', 'compliance_report')$$,
 	'every ordersync function but the sink and inbound configuration and reconcile() (rare, administrative) is written in C');
 SELECT volatility_is('ordersync', 'available', ARRAY['text'], 'stable', 'available is STABLE');
@@ -187,11 +187,11 @@ SELECT ok(has_function_privilege('ordersync_app', 'ordersync.forget_customer(jso
 SELECT is_empty($$SELECT p.proname FROM pg_proc p WHERE p.pronamespace = 'ordersync'::regnamespace
 	AND p.proname IN ('verify_history', 'set_retention', 'legal_hold', 'release_legal_hold',
 					  'apply_retention', 'compliance_report', 'compliance_record', 'selected_orders',
-					  'erase_order', 'purge_order')
+					  'erase_orders', 'purge_orders')
 	AND has_function_privilege('ordersync_app', p.oid, 'EXECUTE')$$,
 	'ordersync_app may not run the admin and internal compliance functions');
 SELECT is_empty($$SELECT p.proname FROM pg_proc p WHERE p.pronamespace = 'ordersync'::regnamespace
-	AND p.proname IN ('compliance_record', 'selected_orders', 'erase_order', 'purge_order')
+	AND p.proname IN ('compliance_record', 'selected_orders', 'erase_orders', 'purge_orders')
 	AND (has_function_privilege('ordersync_admin', p.oid, 'EXECUTE')
 		 OR has_function_privilege('ordersync_relay', p.oid, 'EXECUTE'))$$,
 	'nobody may call the internal compliance functions (compliance_record writes history and events)');

@@ -268,7 +268,7 @@ SELECT is((SELECT customer FROM ordersync.orders WHERE id = :gdpr_victim), '{"em
 	'app: and nobody else''s');
 SELECT throws_ok(format($$SELECT ordersync.compliance_record('status', %s, 'x', 'order.paid', '{}')$$, :gdpr_victim),
 	'42501', NULL, 'app: cannot write history rows or events through compliance_record');
-SELECT throws_ok(format($$SELECT ordersync.purge_order(%s, 'x')$$, :gdpr_victim), '42501', NULL, 'app: cannot purge an order');
+SELECT throws_ok(format($$SELECT ordersync.purge_orders(ARRAY[%s]::bigint[], 'x')$$, :gdpr_victim), '42501', NULL, 'app: cannot purge an order');
 SELECT throws_ok($$SELECT ordersync.set_retention('eu', '0 s', '0 s')$$, '42501', NULL, 'app: cannot set a retention rule');
 SELECT throws_ok(format($$SELECT ordersync.legal_hold(%s, 'x')$$, :gdpr_victim), '42501', NULL, 'app: cannot put a legal hold');
 SELECT throws_ok($$UPDATE ordersync.orders SET customer = '{}'$$, '42501', NULL, 'app: cannot UPDATE orders.customer');

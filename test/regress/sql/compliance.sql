@@ -253,9 +253,9 @@ GRANT ordersync_app TO regress_compliance_app;
 SET ROLE regress_compliance_app;
 SELECT ordersync.compliance_record('forgotten', 1, 'x', 'customer.forgotten', '{}');
 \echo :LAST_ERROR_SQLSTATE
-SELECT ordersync.erase_order(1, 'request', 'x');
+SELECT ordersync.erase_orders('{1}', 'request', 'x');
 \echo :LAST_ERROR_SQLSTATE
-SELECT ordersync.purge_order(1, 'x');
+SELECT ordersync.purge_orders('{1}', 'x');
 \echo :LAST_ERROR_SQLSTATE
 SELECT ordersync.selected_orders('{"orders": [1]}');
 \echo :LAST_ERROR_SQLSTATE
