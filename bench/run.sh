@@ -24,6 +24,9 @@ bench/status.sh || { echo "bench/status.sh FAILED"; rc=1; }
 echo
 echo "### place_order"
 bench/place_order.sh || { echo "bench/place_order.sh FAILED"; rc=1; }
+echo
+echo "### place_order with the history hash chain (0.5.0) vs the build before it"
+bench/history_chain.sh || { echo "bench/history_chain.sh FAILED"; rc=1; }
 
 # get KEY FORMAT: a figure a benchmark appended to $results
 get() { awk -v k="$1" -v f="$2" '$1 == k { v = $2 } END { if (v == "") print "n/a"; else printf f "\n", v }' "$results"; }
@@ -34,6 +37,7 @@ printf '  status change (paid<->fulfilling), median C / PL/pgSQL:  %s in tps, %s
 printf '  cancel + release of 2 reservations, median C / PL/pgSQL: %s in tps, %s in CPU per transaction\n' \
 	"$(get cancel_ratio %.2f)" "$(get cancel_ratio_cpu %.2f)"
 printf '  place_order (2 lines, 8 clients), median tps:           %s\n' "$(get place_order_tps %.0f)"
+printf '  place_order with / without the history chain, tps:      %s\n' "$(get history_chain_ratio %.2f)"
 
 echo
 echo "### flash sale: one hot SKU (buckets) vs 10,000 SKUs vs one naive row"

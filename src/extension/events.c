@@ -151,6 +151,8 @@ os_write_history(const char *action, int64 order_id, bool has_order,
 	char	   *role = os_role_name();
 	const char *actor = (ordersync_actor && ordersync_actor[0]) ? ordersync_actor : role;
 
+	if (!has_order)
+		os_history_chain_lock(sku);	/* before the id is drawn: history_chain.c */
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = CStringGetTextDatum(action);
 	values[1] = Int64GetDatum(order_id);

@@ -83,6 +83,7 @@ _PG_init(void)
 	os_worker_init();			/* its GUCs, and the worker when preloaded */
 	os_autohot_init();			/* its GUCs, and shared memory when preloaded */
 	os_outlook_init();			/* stock-out predictions, peak preparation */
+	os_compliance_init();		/* retention GUCs (compliance.c) */
 
 	MarkGUCPrefixReserved("ordersync");
 

@@ -34,6 +34,17 @@
 #define ERRCODE_OS_BAD_LEAD_TIME			MAKE_SQLSTATE('O','S','0','1','5')
 #define ERRCODE_OS_BAD_SERVICE_LEVEL		MAKE_SQLSTATE('O','S','0','1','6')
 
+/* compliance (compliance.c, history_chain.c and the 0.5.0 SQL): OS030-OS039 */
+#define ERRCODE_OS_ORDER_OPEN				MAKE_SQLSTATE('O','S','0','3','0')
+#define ERRCODE_OS_BAD_SELECTOR				MAKE_SQLSTATE('O','S','0','3','1')
+#define ERRCODE_OS_LEGAL_HOLD				MAKE_SQLSTATE('O','S','0','3','2')
+#define ERRCODE_OS_UNKNOWN_ORDER			MAKE_SQLSTATE('O','S','0','3','3')
+#define ERRCODE_OS_BAD_MARKET				MAKE_SQLSTATE('O','S','0','3','4')
+#define ERRCODE_OS_REASON_REQUIRED			MAKE_SQLSTATE('O','S','0','3','5')
+#define ERRCODE_OS_BAD_RETENTION			MAKE_SQLSTATE('O','S','0','3','6')
+#define ERRCODE_OS_NOT_HELD					MAKE_SQLSTATE('O','S','0','3','7')
+#define ERRCODE_OS_HISTORY_CHAIN			MAKE_SQLSTATE('O','S','0','3','8')
+
 /* GUCs (ordersync.c) */
 extern int	ordersync_reservation_ttl;
 extern char *ordersync_actor;
@@ -147,6 +158,13 @@ extern int	os_expire_due(int limit);
 /* worker.c */
 extern void os_worker_init(void);
 extern bool os_worker_step(const char *activity, void (*step) (void *arg), void *arg);
+
+/* history_chain.c: rows without an order lock their chain before the INSERT */
+extern void os_history_chain_lock(const char *sku);
+
+/* compliance.c: retention by market, run by the worker */
+extern void os_compliance_init(void);
+extern long os_retention_tick(void);
 
 /* hot_sku.c */
 extern void os_rebucket(const char *sku, int buckets);

@@ -226,6 +226,7 @@ ordersync_worker_main(Datum arg)
 		if (ordersync_outlook_interval > 0)
 			timeout = Min(timeout, ordersync_outlook_interval * 1000L);
 		timeout = Min(timeout, os_inbox_tick());	/* channels' webhooks (inbox.c) */
+		timeout = Min(timeout, os_retention_tick());	/* markets' rules (compliance.c) */
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);

@@ -10,9 +10,12 @@
 # one inventory.hot_changed event, and a SKU the operator set is left alone.
 # Then rollups: the worker keeps them equal to the recount, and killed in
 # the middle of a backlog it resumes where its last commit left them.
-# Last, the outlook: the worker announces a stock-out to come once
+# Then the outlook: the worker announces a stock-out to come once
 # (inventory.stockout_predicted), however often it checks, and splits a
 # SKU forecast to sell fast before its peak.
+# Last, retention (0.5.0): the worker erases the personal data of a
+# market's closed orders and then removes them, in batches of
+# ordersync.retention_batch, leaving open and held orders alone.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -31,7 +34,8 @@ export PGOPTIONS="-c client_min_messages=warning"
 psql -X -q -d postgres -c "CREATE DATABASE shop" || exit 1
 # (ALTER SYSTEM refuses ordersync.* before the library is loaded)
 printf "%s\n" "shared_preload_libraries = 'ordersync'" "ordersync.database = 'shop'" \
-	"ordersync.expire_interval = 1" "ordersync.auto_hot_cooldown = 3" "max_connections = 120" | if [ "$(id -u)" -eq 0 ]; then
+	"ordersync.expire_interval = 1" "ordersync.auto_hot_cooldown = 3" "max_connections = 120" \
+	"ordersync.retention_interval = 1" "ordersync.retention_batch = 2" | if [ "$(id -u)" -eq 0 ]; then
 		runuser -u postgres -- tee -a "$dir/pg/data/postgresql.conf"
 	else
 		tee -a "$dir/pg/data/postgresql.conf"
@@ -217,3 +221,28 @@ check outlook_peak_split "$(q "SELECT buckets || '/' || hot_source || '/' || (SE
 	FROM ordersync.sku WHERE sku = 'OUTLK'")" "4/forecast/20"
 check outlook_peak_history "$(q "SELECT count(*) FROM ordersync.history WHERE sku = 'OUTLK' AND action = 'set_hot' AND reason LIKE 'forecast:%'")" "1"
 q "SELECT pg_drop_replication_slot('bgw_outlook')" >/dev/null
+
+# --- retention by market, applied by the worker
+q "SELECT ordersync.add_channel('eu-shop'); UPDATE ordersync.channel SET market = 'eu' WHERE id = 'eu-shop';
+   SELECT ordersync.receive_stock('R', 'main', 100)" >/dev/null
+for i in 1 2 3 4 5; do
+	q "SELECT ordersync.set_status(ordersync.place_order('eu-shop', 'r$i', '[{\"sku\": \"R\", \"qty\": 1, \"price\": \"1\"}]', '{\"email\": \"c$i@example.com\"}'), 'cancelled')" >/dev/null
+	q "SELECT ordersync.set_status(id, 'refunded') FROM ordersync.orders WHERE external_id = 'r$i'" >/dev/null
+done
+q "SELECT ordersync.place_order('eu-shop', 'r-open', '[{\"sku\": \"R\", \"qty\": 1, \"price\": \"1\"}]', '{\"email\": \"open@example.com\"}')" >/dev/null
+q "SELECT ordersync.legal_hold(id, 'audit') FROM ordersync.orders WHERE external_id = 'r5'" >/dev/null
+q "SELECT ordersync.set_retention('eu', '0 s', '1 day')" >/dev/null
+retention_wait() {
+	for _ in $(seq 1 40); do
+		[ "$(q "$1")" = "$2" ] && break
+		sleep 0.5
+	done
+	q "$1"
+}
+check retention_erased_by_worker "$(retention_wait "SELECT count(*) FROM ordersync.orders WHERE channel = 'eu-shop' AND customer IS NOT NULL" 2)" "2"
+check retention_in_batches "$(q "SELECT count(DISTINCT xmin::text) >= 2 FROM ordersync.orders WHERE channel = 'eu-shop' AND erased_at IS NOT NULL")" "t"
+check retention_left_open_and_held "$(q "SELECT string_agg(external_id, ',' ORDER BY external_id) FROM ordersync.orders WHERE channel = 'eu-shop' AND customer IS NOT NULL")" "r-open,r5"
+q "SELECT ordersync.set_retention('eu', '0 s', '0 s')" >/dev/null
+check retention_removed_by_worker "$(retention_wait "SELECT count(*) FROM ordersync.orders WHERE channel = 'eu-shop'" 2)" "2"
+check retention_history_rows "$(q "SELECT count(*) FILTER (WHERE action = 'personal_data_expired') || '/' || count(*) FILTER (WHERE action = 'purged') FROM ordersync.history")" "4/4"
+check retention_chain_intact "$(q "SELECT count(*) FROM ordersync.verify_history()")" "0"

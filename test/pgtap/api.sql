@@ -4,7 +4,7 @@
 -- and changes nothing.  Runs as a superuser inside a transaction that run.sh
 -- rolls back.
 
-SELECT plan(267);
+SELECT plan(280);
 
 -- ---------------------------------------------------------------------------
 -- The functions
@@ -17,9 +17,12 @@ SELECT functions_are('ordersync', ARRAY['add_location', 'add_channel', 'receive_
 	'record_dead_letter', 'require_sink', 'check_sink_uri', 'check_sink_options', 'forecast',
 	'refresh_rollups', 'set_channel_inbound', 'inbox_receive', 'inbox_apply', 'prune_inbox',
 	'reconcile', 'channel_version',
-	'forecast_intermittent', 'forecast_orders', 'stock_outlook', 'check_stockouts', 'prepare_peak'],
-	'ordersync has exactly the eleven order API functions, four trigger functions, ten for the relay''s sinks (no announce_relay_config since 0.3.0), forecast and refresh_rollups (0.4.0), six for inbound channels (0.4.0), and five for the outlook (0.5.0)');
-SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'ordersync'::regnamespace), 38,
+	'forecast_intermittent', 'forecast_orders', 'stock_outlook', 'check_stockouts', 'prepare_peak',
+	'history_chain_trigger', 'verify_history', 'compliance_record', 'selected_orders', 'erase_orders',
+	'forget_customer', 'customer_data', 'set_retention', 'legal_hold', 'release_legal_hold',
+	'purge_orders', 'apply_retention', 'compliance_report'],
+	'ordersync has exactly the eleven order API functions, four trigger functions, ten for the relay''s sinks (no announce_relay_config since 0.3.0), forecast and refresh_rollups (0.4.0), six for inbound channels (0.4.0), five for the outlook and thirteen for compliance (0.5.0)');
+SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'ordersync'::regnamespace), 51,
 	'no API function is overloaded');
 SELECT is(pg_get_function_arguments('ordersync.add_sink(text, text, jsonb)'::regprocedure),
 	'name text, uri text, options jsonb DEFAULT ''{}''::jsonb', 'add_sink(name text, uri text, options jsonb DEFAULT ''{}'')');
@@ -85,7 +88,9 @@ SELECT set_eq(
 	      'expire_reservations', 'orders_status_trigger', 'add_sink', 'drop_sink', 'add_route',
 	      'drop_route', 'redeliver', 'relay_config', 'record_dead_letter', 'refresh_rollups',
 	      'set_channel_inbound', 'inbox_receive', 'inbox_apply', 'prune_inbox', 'reconcile',
-	      'check_stockouts', 'prepare_peak'],
+	      'check_stockouts', 'prepare_peak',
+	      'verify_history', 'compliance_record', 'forget_customer', 'customer_data', 'set_retention',
+	      'legal_hold', 'release_legal_hold', 'apply_retention', 'compliance_report'],
 	'the API functions, the sink functions and the status trigger are SECURITY DEFINER');
 SELECT is_empty(
 	$$SELECT p.oid::regprocedure FROM pg_proc p
@@ -126,14 +131,18 @@ SELECT is_empty(
 	   AND prolang <> (SELECT oid FROM pg_language WHERE lanname = 'c')
 	   AND proname NOT IN ('add_sink', 'drop_sink', 'add_route', 'drop_route', 'redeliver',
 						   'relay_config', 'record_dead_letter', 'require_sink', 'check_sink_uri',
-						   'check_sink_options', 'set_channel_inbound', 'reconcile', 'channel_version')$$,
+						   'check_sink_options', 'set_channel_inbound', 'reconcile', 'channel_version',
+						   'selected_orders', 'erase_orders', 'forget_customer', 'customer_data',
+						   'set_retention', 'legal_hold', 'release_legal_hold', 'purge_orders',
+						   'apply_retention', 'compliance_report')$$,
 	'every ordersync function but the sink and inbound configuration and reconcile() (rare, administrative) is written in C');
 SELECT volatility_is('ordersync', 'available', ARRAY['text'], 'stable', 'available is STABLE');
 SELECT is_strict('ordersync', 'available', ARRAY['text'], 'available is STRICT');
 SELECT is_empty(
 	$$SELECT oid::regprocedure FROM pg_proc WHERE pronamespace = 'ordersync'::regnamespace
 	   AND proname NOT IN ('available', 'relay_config', 'forecast', 'channel_version', 'forecast_intermittent',
-						   'forecast_orders', 'stock_outlook') AND (provolatile <> 'v' OR proisstrict)$$,
+						   'forecast_orders', 'stock_outlook', 'selected_orders',
+						   'customer_data', 'verify_history', 'compliance_report') AND (provolatile <> 'v' OR proisstrict)$$,
 	'every other function is VOLATILE and not STRICT (NULL arguments get OS004)');
 
 -- the outlook (0.5.0): signatures, and each refusal with its own SQLSTATE
@@ -186,6 +195,40 @@ SELECT is((SELECT count(*)::int FROM ordersync.forecast('{1,2,3,4,5,6}', 0, 4)),
 	'forecast returns one row per step');
 SELECT throws_ok($$SELECT * FROM ordersync.forecast('{1,NULL,3,4,5}', 0, 4)$$, 'OS004', NULL,
 	'forecast with a NULL in the history: OS004');
+
+-- compliance (0.5.0): signatures, and who may call what
+SELECT is(pg_get_function_arguments('ordersync.forget_customer(jsonb, text, boolean)'::regprocedure),
+	'selector jsonb, reason text, force boolean DEFAULT false',
+	'forget_customer(selector jsonb, reason text, force boolean DEFAULT false)');
+SELECT function_returns('ordersync', 'forget_customer', ARRAY['jsonb', 'text', 'boolean'], 'integer', 'forget_customer returns integer');
+SELECT function_returns('ordersync', 'customer_data', ARRAY['jsonb'], 'jsonb', 'customer_data(selector jsonb) returns jsonb');
+SELECT is(pg_get_function_result('ordersync.verify_history()'::regprocedure),
+	'TABLE(history_id bigint, problem text)', 'verify_history() returns TABLE(history_id bigint, problem text)');
+SELECT is(pg_get_function_arguments('ordersync.set_retention(text, interval, interval, boolean)'::regprocedure),
+	'market text, personal_data interval, order_records interval, personal_data_to_sinks boolean DEFAULT true',
+	'set_retention(market text, personal_data interval, order_records interval, personal_data_to_sinks boolean DEFAULT true)');
+SELECT is(pg_get_function_arguments('ordersync.legal_hold(bigint, text)'::regprocedure),
+	'order_id bigint, reason text', 'legal_hold(order_id bigint, reason text)');
+SELECT is(pg_get_function_result('ordersync.compliance_report()'::regprocedure),
+	'TABLE(problem text, subject text, detail text)', 'compliance_report() returns TABLE(problem text, subject text, detail text)');
+SELECT ok(has_function_privilege('ordersync_app', 'ordersync.forget_customer(jsonb, text, boolean)', 'EXECUTE')
+	AND has_function_privilege('ordersync_app', 'ordersync.customer_data(jsonb)', 'EXECUTE'),
+	'ordersync_app may erase and export through forget_customer and customer_data');
+SELECT is_empty($$SELECT p.proname FROM pg_proc p WHERE p.pronamespace = 'ordersync'::regnamespace
+	AND p.proname IN ('verify_history', 'set_retention', 'legal_hold', 'release_legal_hold',
+					  'apply_retention', 'compliance_report', 'compliance_record', 'selected_orders',
+					  'erase_orders', 'purge_orders')
+	AND has_function_privilege('ordersync_app', p.oid, 'EXECUTE')$$,
+	'ordersync_app may not run the admin and internal compliance functions');
+SELECT is_empty($$SELECT p.proname FROM pg_proc p WHERE p.pronamespace = 'ordersync'::regnamespace
+	AND p.proname IN ('compliance_record', 'selected_orders', 'erase_orders', 'purge_orders')
+	AND (has_function_privilege('ordersync_admin', p.oid, 'EXECUTE')
+		 OR has_function_privilege('ordersync_relay', p.oid, 'EXECUTE'))$$,
+	'nobody may call the internal compliance functions (compliance_record writes history and events)');
+SELECT throws_ok($$SELECT ordersync.forget_customer('{"customer": {}}', 'x')$$, 'OS031', NULL,
+	'forget_customer with a selector that names no field: OS031');
+SELECT throws_ok($$SELECT ordersync.legal_hold(NULL, 'x')$$, 'OS033', NULL, 'legal_hold of no order: OS033');
+SELECT throws_ok($$SELECT ordersync.set_retention('EU', NULL, NULL)$$, 'OS034', NULL, 'set_retention of an invalid market: OS034');
 
 -- ---------------------------------------------------------------------------
 -- What the functions do and return

@@ -3,7 +3,7 @@
 -- and the same rules seen by login roles that try.  The login roles are created inside the
 -- transaction that run.sh rolls back, so nothing is left in the cluster.
 
-SELECT plan(216);
+SELECT plan(228);
 
 CREATE ROLE pgtap_priv_app LOGIN IN ROLE ordersync_app;
 CREATE ROLE pgtap_priv_admin LOGIN IN ROLE ordersync_admin;
@@ -251,6 +251,29 @@ SELECT throws_ok($$SELECT nextval('ordersync.orders_id_seq')$$, '42501', NULL, '
 SELECT throws_ok($$ALTER TABLE ordersync.orders DISABLE TRIGGER orders_status$$, '42501', NULL, 'app: cannot disable the status trigger');
 SELECT throws_ok($$SET session_replication_role = replica$$, '42501', NULL, 'app: cannot turn triggers off with session_replication_role');
 SELECT throws_ok($$CREATE TABLE ordersync.priv_evil (x int)$$, '42501', NULL, 'app: cannot create objects in schema ordersync');
+-- compliance (0.5.0): erasure and export through the API, nothing more
+SELECT ordersync.place_order('web', 'priv-gdpr-1', '[{"sku": "PRIV-1", "qty": 1, "price": "5"}]',
+	'{"email": "victim@example.com"}') AS gdpr_victim \gset
+SELECT ordersync.place_order('web', 'priv-gdpr-2', '[{"sku": "PRIV-1", "qty": 1, "price": "5"}]',
+	'{"email": "me@example.com"}') AS gdpr_me \gset
+SELECT throws_ok($$SELECT ordersync.forget_customer('{"customer": {"email": {"$ne": ""}}}', 'x', true)$$, 'OS031', NULL,
+	'app: forget_customer takes no operator as a value (no "everyone")');
+SELECT throws_ok($$SELECT ordersync.customer_data('{"customer": {}}')$$, 'OS031', NULL,
+	'app: customer_data refuses an empty selector (no "everyone")');
+SELECT is(jsonb_array_length(ordersync.customer_data('{"customer": {"email": "%"}}') -> 'orders'), 0,
+	'app: customer_data matches values, not patterns');
+SELECT is(ordersync.forget_customer('{"customer": {"email": "me@example.com"}}', 'my request', true), 1,
+	'app: forget_customer erases the orders it names');
+SELECT is((SELECT customer FROM ordersync.orders WHERE id = :gdpr_victim), '{"email": "victim@example.com"}'::jsonb,
+	'app: and nobody else''s');
+SELECT throws_ok(format($$SELECT ordersync.compliance_record('status', %s, 'x', 'order.paid', '{}')$$, :gdpr_victim),
+	'42501', NULL, 'app: cannot write history rows or events through compliance_record');
+SELECT throws_ok(format($$SELECT ordersync.purge_orders(ARRAY[%s]::bigint[], 'x')$$, :gdpr_victim), '42501', NULL, 'app: cannot purge an order');
+SELECT throws_ok($$SELECT ordersync.set_retention('eu', '0 s', '0 s')$$, '42501', NULL, 'app: cannot set a retention rule');
+SELECT throws_ok(format($$SELECT ordersync.legal_hold(%s, 'x')$$, :gdpr_victim), '42501', NULL, 'app: cannot put a legal hold');
+SELECT throws_ok($$UPDATE ordersync.orders SET customer = '{}'$$, '42501', NULL, 'app: cannot UPDATE orders.customer');
+SELECT throws_ok($$INSERT INTO ordersync.retention (market, updated_by) VALUES ('eu', 'x')$$, '42501', NULL, 'app: cannot write retention rules');
+SELECT throws_ok($$UPDATE ordersync.history_seal SET sealed_from = 0$$, '42501', NULL, 'app: cannot move the seal of the history');
 RESET ROLE;
 
 -- ---------------------------------------------------------------------------

@@ -25,8 +25,8 @@ SELECT is((SELECT rolcanlogin OR rolreplication OR rolsuper OR rolcreaterole OR 
 SELECT tables_are('ordersync', ARRAY['channel', 'location', 'sku', 'stock', 'status',
 	'transition', 'orders', 'order_line', 'reservation', 'history', 'sink', 'route', 'dead_letter',
 	'redelivery', 'rollup_hourly', 'rollup_daily_sku', 'rollup_state', 'channel_inbound', 'inbox',
-	'inbox_version', 'stockout_watch'],
-	'ordersync has exactly the twenty-one documented tables');
+	'inbox_version', 'stockout_watch', 'history_seal', 'retention', 'order_hold'],
+	'ordersync has exactly the twenty-four documented tables');
 SELECT views_are('ordersync', ARRAY['rollup_hourly_recount', 'rollup_daily_sku_recount'],
 	'ordersync has only the views that recount the rollups');
 SELECT sequences_are('ordersync', ARRAY['orders_id_seq', 'history_id_seq', 'dead_letter_id_seq',
@@ -59,7 +59,7 @@ SELECT hasnt_column('ordersync', 'sink', 'secret', 'sink has no column for a sec
 -- ---------------------------------------------------------------------------
 -- Columns and types
 -- ---------------------------------------------------------------------------
-SELECT columns_are('ordersync', 'channel', ARRAY['id', 'status_map', 'created_at'], 'channel columns');
+SELECT columns_are('ordersync', 'channel', ARRAY['id', 'status_map', 'created_at', 'market'], 'channel columns');
 SELECT col_type_is('ordersync', 'channel', 'id', 'text', 'channel.id is text');
 SELECT col_type_is('ordersync', 'channel', 'status_map', 'jsonb', 'channel.status_map is jsonb');
 SELECT col_type_is('ordersync', 'channel', 'created_at', 'timestamp with time zone', 'channel.created_at is timestamptz');
@@ -96,7 +96,7 @@ SELECT col_type_is('ordersync', 'transition', 'effect', 'text', 'transition.effe
 SELECT col_type_is('ordersync', 'transition', 'builtin', 'boolean', 'transition.builtin is boolean');
 
 SELECT columns_are('ordersync', 'orders', ARRAY['id', 'channel', 'external_id', 'status', 'lines',
-	'customer', 'total', 'created_at', 'updated_at', 'expires_at'], 'orders columns');
+	'customer', 'total', 'created_at', 'updated_at', 'expires_at', 'erased_at'], 'orders columns');
 SELECT col_type_is('ordersync', 'orders', 'id', 'bigint', 'orders.id is bigint');
 SELECT col_type_is('ordersync', 'orders', 'channel', 'text', 'orders.channel is text');
 SELECT col_type_is('ordersync', 'orders', 'external_id', 'text', 'orders.external_id is text');
@@ -125,7 +125,7 @@ SELECT col_type_is('ordersync', 'reservation', 'qty', 'bigint', 'reservation.qty
 SELECT col_type_is('ordersync', 'reservation', 'state', 'text', 'reservation.state is text');
 
 SELECT columns_are('ordersync', 'history', ARRAY['id', 'at', 'action', 'order_id', 'from_status',
-	'to_status', 'sku', 'location', 'qty', 'actor', 'role', 'reason'], 'history columns');
+	'to_status', 'sku', 'location', 'qty', 'actor', 'role', 'reason', 'prev_id', 'hash'], 'history columns');
 SELECT col_type_is('ordersync', 'history', 'id', 'bigint', 'history.id is bigint');
 SELECT col_type_is('ordersync', 'history', 'at', 'timestamp with time zone', 'history.at is timestamptz');
 SELECT col_type_is('ordersync', 'history', 'action', 'text', 'history.action is text');
@@ -148,7 +148,9 @@ SELECT set_eq(
 	ARRAY['sku.low_stock_threshold', 'sku.hot_source', 'orders.customer', 'orders.expires_at', 'history.order_id', 'history.from_status',
 	      'history.to_status', 'history.sku', 'history.location', 'history.qty', 'history.reason',
 	      'dead_letter.redelivered_at', 'inbox.error', 'inbox.applied_at', 'inbox.topic', 'inbox.version',
-	      'inbox.order_id', 'inbox.attempted_at', 'stockout_watch.projected_stockout'],
+	      'inbox.order_id', 'inbox.attempted_at', 'stockout_watch.projected_stockout',
+	      'channel.market', 'orders.erased_at', 'history.prev_id', 'history.hash',
+	      'retention.personal_data', 'retention.order_records'],
 	'exactly the optional columns are nullable');
 
 SELECT is((SELECT attidentity::text FROM pg_attribute WHERE attrelid = 'ordersync.orders'::regclass AND attname = 'id'),
@@ -198,7 +200,8 @@ SELECT set_eq(
 	      'ordersync.transition(from_status)->ordersync.status', 'ordersync.transition(to_status)->ordersync.status',
 	      'ordersync.orders(channel)->ordersync.channel', 'ordersync.order_line(order_id)->ordersync.orders',
 	      'ordersync.reservation(order_id,line_no)->ordersync.order_line',
-	      'ordersync.route(sink)->ordersync.sink', 'ordersync.channel_inbound(channel)->ordersync.channel'],
+	      'ordersync.route(sink)->ordersync.sink', 'ordersync.channel_inbound(channel)->ordersync.channel',
+	      'ordersync.order_hold(order_id)->ordersync.orders'],
 	'exactly these foreign keys (none from order_line.sku, so hot-SKU buyers do not share-lock the sku row)');
 SELECT fk_ok('ordersync', 'reservation', ARRAY['order_id', 'line_no'], 'ordersync', 'order_line', ARRAY['order_id', 'line_no'], 'reservation (order_id, line_no) references order_line');
 
@@ -226,7 +229,11 @@ SELECT set_eq(
 	      'ordersync.orders:orders_external_id_plain_text', 'ordersync.rollup_state:rollup_state_one_row',
 	      'ordersync.channel_inbound:channel_inbound_signature_known',
 	      'ordersync.channel_inbound:channel_inbound_format_known', 'ordersync.inbox:inbox_kind_known',
-	      'ordersync.inbox:inbox_state_known'],
+	      'ordersync.inbox:inbox_state_known',
+	      'ordersync.channel:channel_market_format', 'ordersync.retention:retention_market_format',
+	      'ordersync.retention:retention_personal_data_nonnegative',
+	      'ordersync.retention:retention_order_records_nonnegative',
+	      'ordersync.history_seal:history_seal_one_row'],
 	'the documented CHECK constraints exist');
 SELECT is_empty(
 	$$SELECT conname FROM pg_constraint WHERE connamespace = 'ordersync'::regnamespace AND NOT convalidated$$,
@@ -344,8 +351,8 @@ SELECT set_eq(
 	  WHERE c.relnamespace = 'ordersync'::regnamespace AND NOT t.tgisinternal$$,
 	ARRAY['ordersync.orders:orders_status', 'ordersync.history:history_append_only',
 	      'ordersync.history:history_no_truncate', 'ordersync.transition:transition_changed',
-	      'ordersync.status:status_in_use'],
-	'ordersync has exactly the five documented triggers');
+	      'ordersync.status:status_in_use', 'ordersync.history:history_chain'],
+	'ordersync has exactly the six documented triggers');
 SELECT trigger_is('ordersync', 'status', 'status_in_use', 'ordersync', 'status_in_use_trigger',
 	'status_in_use calls ordersync.status_in_use_trigger()');
 SELECT trigger_is('ordersync', 'orders', 'orders_status', 'ordersync', 'orders_status_trigger',
@@ -439,7 +446,8 @@ SELECT set_eq(
 	      'ordersync.dead_letter_id_seq', 'ordersync.redelivery', 'ordersync.redelivery_id_seq',
 	      'ordersync.rollup_hourly', 'ordersync.rollup_daily_sku', 'ordersync.rollup_state',
 	      'ordersync.channel_inbound', 'ordersync.inbox', 'ordersync.inbox_version',
-	      'ordersync.inbox_id_seq', 'ordersync.stockout_watch'],
+	      'ordersync.inbox_id_seq', 'ordersync.stockout_watch', 'ordersync.history_seal', 'ordersync.retention',
+	      'ordersync.order_hold'],
 	'every table and identity sequence is marked for pg_dump');
 
 SELECT * FROM finish();

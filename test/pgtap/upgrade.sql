@@ -5,7 +5,7 @@
 -- Runs as a superuser inside a transaction that run.sh rolls back, so the
 -- extension dropped and re-created here comes back as it was.
 
-SELECT plan(9);
+SELECT plan(14);
 
 -- Everything about the extension that pg_dump or a client could tell
 -- apart, without OIDs: one line per fact.
@@ -90,5 +90,29 @@ SELECT is_empty($$SELECT line FROM upgraded WHERE line ~ 'announce_relay_config|
 SELECT ok(EXISTS (SELECT FROM upgraded WHERE line ~ '^emit_message pg_logical_emit_message\(boolean,text,text\) acl=\{[^}]*\}$'
 				  AND line !~ '[{,]=X'),
 	'after the upgrade PUBLIC cannot execute pg_logical_emit_message');
+
+-- an installation with history from 0.4.0: its rows are not rewritten; the
+-- chains start at the first row 0.5.0 writes (history_seal.sealed_from)
+DROP EXTENSION ordersync;
+CREATE EXTENSION ordersync VERSION '0.4.0';
+SELECT ordersync.add_location('up-wh', 0);
+SELECT ordersync.receive_stock('UP-1', 'up-wh', 10);
+SELECT ordersync.place_order('web', 'up-1', '[{"sku": "UP-1", "qty": 1, "price": "1"}]', '{"email": "up@example.com"}') AS up_order \gset
+SELECT ordersync.set_status(:up_order, 'paid');
+CREATE TEMP TABLE up_before AS SELECT max(id) AS max_id, count(*) AS n FROM ordersync.history;
+ALTER EXTENSION ordersync UPDATE;
+SELECT is((SELECT sealed_from FROM ordersync.history_seal), (SELECT max_id + 1 FROM up_before),
+	'upgraded from 0.4.0 with data: the chains start after the last row written before');
+SELECT ordersync.set_status(:up_order, 'fulfilling');
+SELECT ordersync.forget_customer(format('{"orders": [%s]}', :up_order)::jsonb, 'upgrade test', true);
+SELECT is((SELECT count(*) FROM ordersync.history WHERE hash IS NULL), (SELECT n FROM up_before),
+	'the rows written before 0.5.0 are left as they were (no hash)');
+SELECT is((SELECT array_agg(prev_id IS NULL ORDER BY id) FROM ordersync.history WHERE order_id = :up_order AND hash IS NOT NULL),
+	ARRAY[true, false], 'an old order''s chain starts at its first row written by 0.5.0');
+SELECT is_empty($$SELECT * FROM ordersync.verify_history()$$, 'the upgraded history verifies');
+SET LOCAL session_replication_role = replica;
+UPDATE ordersync.history SET reason = 'rewritten' WHERE id = (SELECT max(id) FROM ordersync.history WHERE order_id = :up_order AND hash IS NOT NULL);
+SET LOCAL session_replication_role = origin;
+SELECT is((SELECT count(*)::int FROM ordersync.verify_history()), 1, 'an edit of a row written after the upgrade is caught');
 
 SELECT * FROM finish();
