@@ -100,6 +100,8 @@ usage(FILE *out)
 			"  --max-retained-wal=MB    warn when the slot retains more WAL (default 1024)\n"
 			"  --wal-check-interval=SECS how often to check retained WAL (default 60)\n"
 			"  --reconnect-delay-max=MS cap of the reconnect backoff (default 30000)\n"
+			"  --standby-poll=MS        while another relay holds the slot, stand by and\n"
+			"                           ask this often whether it is free (default 250)\n"
 			"  --endpos=LSN             stop once everything up to LSN is confirmed\n"
 			"  --help, --version\n"
 			"\n"
@@ -273,6 +275,7 @@ main(int argc, char **argv)
 		{"sink-options", required_argument, NULL, 12},
 		{"max-in-flight", required_argument, NULL, 13},
 		{"allow-forgeable-events", no_argument, NULL, 14},
+		{"standby-poll", required_argument, NULL, 15},
 		/* what sinks may do (sink_policy.h) */
 		{"allow-insecure-sinks", no_argument, NULL, 20},
 		{"secret-env-prefix", required_argument, NULL, 21},
@@ -298,6 +301,7 @@ main(int argc, char **argv)
 		.wal_check_interval_ms = 60000,
 		.reconnect_min_ms = 200,
 		.reconnect_max_ms = 30000,
+		.standby_poll_ms = 250,
 		.max_pending_bytes = (uint64_t) 64 << 20,
 		.secret_env_prefix = SINK_DEFAULT_ENV_PREFIX,
 		.deny_networks = SINK_DEFAULT_DENY,
@@ -425,6 +429,11 @@ main(int argc, char **argv)
 				break;
 			case 14:
 				o.allow_forgeable_events = true;
+				break;
+			case 15:
+				if (parse_int("standby-poll", optarg, 10, 60000, &n))
+					return 1;
+				o.standby_poll_ms = (int) n;
 				break;
 			case 20:
 				o.allow_insecure_sinks = true;

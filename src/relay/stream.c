@@ -24,6 +24,7 @@
 #include "pgerr.h"
 #include "snapshot.h"
 #include "stream.h"
+#include "stream_standby.h"
 #include "trust.h"
 #include "ts.h"
 
@@ -367,6 +368,10 @@ table_filters(const struct options *o, char *add, size_t addlen)
 	}
 }
 
+/*
+ * 0 streaming; -1 with *rc set; -2 another process took the slot first
+ * (another standby, between our question and this command): stand by again.
+ */
 static int
 start_replication(PGconn *conn, const struct options *o, const struct relay *r, enum stream_rc *rc)
 {
@@ -392,6 +397,14 @@ start_replication(PGconn *conn, const struct options *o, const struct relay *r, 
 			 o->slot, start, r->cfg.prefix, tables);
 	log_debug("%s", sql);
 	res = PQexec(conn, sql);
+	if (PQresultStatus(res) != PGRES_COPY_BOTH &&
+		PQresultErrorField(res, PG_DIAG_SQLSTATE) &&
+		strcmp(PQresultErrorField(res, PG_DIAG_SQLSTATE), "55006") == 0)
+	{
+		log_info("replication slot \"%s\" was taken by another process a moment ago", o->slot);
+		PQclear(res);
+		return -2;
+	}
 	if (PQresultStatus(res) != PGRES_COPY_BOTH)
 	{
 		*rc = report("could not start streaming from the slot", conn, res);
@@ -635,13 +648,43 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 		return rc;
 	}
 	if (check_server(conn, o, r, st, &rc) != 0 ||
-		check_trust(conn, o, &rc) != 0 ||
-		(!st->sinks_loaded && load_sinks(conn, r, st, &rc) != 0) ||
-		(!st->slot_ready && prepare_slot(conn, o, r, &rc) != 0) ||
-		start_replication(conn, o, r, &rc) != 0)
+		check_trust(conn, o, &rc) != 0)
 	{
 		PQfinish(conn);
 		return rc;
+	}
+	for (;;)
+	{
+		int			src;
+
+		/* another relay streams from the slot: stand by (stream_standby.h) */
+		switch (standby_wait(conn, o->slot, o->standby_poll_ms, stream_wake_fd,
+							 &stream_stop_requested))
+		{
+			case STANDBY_FREE:
+				break;
+			case STANDBY_STOP:
+				PQfinish(conn);
+				return STREAM_STOP;
+			case STANDBY_LOST:
+				log_warning("lost the connection while standing by: %s", PQerrorMessage(conn));
+				PQfinish(conn);
+				return STREAM_RETRY;
+		}
+		if ((!st->sinks_loaded && load_sinks(conn, r, st, &rc) != 0) ||
+			(!st->slot_ready && prepare_slot(conn, o, r, &rc) != 0))
+		{
+			PQfinish(conn);
+			return rc;
+		}
+		src = start_replication(conn, o, r, &rc);
+		if (src == 0)
+			break;
+		if (src == -1)
+		{
+			PQfinish(conn);
+			return rc;
+		}
 	}
 	st->slot_ready = true;
 	st->streamed_once = true;
