@@ -102,6 +102,9 @@ usage(FILE *out)
 			"  --reconnect-delay-max=MS cap of the reconnect backoff (default 30000)\n"
 			"  --standby-poll=MS        while another relay holds the slot, stand by and\n"
 			"                           ask this often whether it is free (default 250)\n"
+			"  --state-file=PATH        remember the server (system, timeline) and the last\n"
+			"                           confirmed LSN there, to notice a failover and report\n"
+			"                           what was not relayed (doc/operations.md)\n"
 			"  --endpos=LSN             stop once everything up to LSN is confirmed\n"
 			"  --help, --version\n"
 			"\n"
@@ -276,6 +279,7 @@ main(int argc, char **argv)
 		{"max-in-flight", required_argument, NULL, 13},
 		{"allow-forgeable-events", no_argument, NULL, 14},
 		{"standby-poll", required_argument, NULL, 15},
+		{"state-file", required_argument, NULL, 16},
 		/* what sinks may do (sink_policy.h) */
 		{"allow-insecure-sinks", no_argument, NULL, 20},
 		{"secret-env-prefix", required_argument, NULL, 21},
@@ -434,6 +438,9 @@ main(int argc, char **argv)
 				if (parse_int("standby-poll", optarg, 10, 60000, &n))
 					return 1;
 				o.standby_poll_ms = (int) n;
+				break;
+			case 16:
+				o.state_file = optarg;
 				break;
 			case 20:
 				o.allow_insecure_sinks = true;

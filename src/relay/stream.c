@@ -179,6 +179,9 @@ check_server(PGconn *conn, const struct options *o, struct relay *r,
 		snprintf(st->source, sizeof(st->source), "/ordersync/%s", PQgetvalue(res, 0, 3));
 		r->cfg.source = st->source;
 	}
+	/* which server this is: a failover changes the timeline (stream_failover.h) */
+	snprintf(st->server.system_id, sizeof(st->server.system_id), "%s", PQgetvalue(res, 0, 0));
+	st->server.timeline = (uint32_t) strtoul(PQgetvalue(res, 0, 1), NULL, 10);
 	PQclear(res);
 
 	res = run(conn, "SHOW server_encoding", "could not read server_encoding", rc);
@@ -622,6 +625,108 @@ end_session(PGconn *conn, struct relay *r, enum stream_rc rc, bool alive,
 	return rc;
 }
 
+/* The slot's confirmed position (0 if unknown), on a replication connection. */
+static uint64_t
+slot_confirmed(PGconn *conn, const char *slot)
+{
+	char		sql[256];
+	char	   *lit = PQescapeLiteral(conn, slot, strlen(slot));
+	PGresult   *res;
+	uint64_t	lsn = 0;
+
+	if (lit == NULL)
+		return 0;
+	snprintf(sql, sizeof(sql), "SELECT confirmed_flush_lsn FROM pg_catalog.pg_replication_slots "
+			 "WHERE slot_name = %s", lit);
+	PQfreemem(lit);
+	res = PQexec(conn, sql);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 || PQgetisnull(res, 0, 0) ||
+		lsn_parse(PQgetvalue(res, 0, 0), &lsn) != 0)
+		lsn = 0;
+	PQclear(res);
+	return lsn;
+}
+
+/*
+ * Record in --state-file that this server confirmed lsn (stream_failover.h):
+ * at once when force, else at most every STATE_SAVE_GAP_MS.
+ */
+#define STATE_SAVE_GAP_MS 1000
+
+static void
+save_state(const struct options *o, struct stream_state *st, uint64_t lsn, bool force)
+{
+	char		err[512];
+	int64_t		now = mono_ms();
+	bool		same = st->saved.known &&
+		strcmp(st->saved.system_id, st->server.system_id) == 0 &&
+		st->saved.timeline == st->server.timeline &&
+		strcmp(st->saved.slot, o->slot) == 0;
+
+	if (o->state_file == NULL || (same && lsn <= st->saved.confirmed) ||
+		(!force && now - st->state_saved_ms < STATE_SAVE_GAP_MS))
+		return;
+	snprintf(st->saved.slot, sizeof(st->saved.slot), "%s", o->slot);
+	memcpy(st->saved.system_id, st->server.system_id, sizeof(st->saved.system_id));
+	st->saved.timeline = st->server.timeline;
+	st->saved.confirmed = lsn;
+	st->saved.confirmed_at = (int64_t) time(NULL);
+	st->saved.known = true;
+	st->state_saved_ms = now;
+	if (failover_save(o->state_file, &st->saved, err, sizeof(err)) != 0)
+		log_warning("%s (after a failover the relay could not tell what it missed)", err);
+}
+
+/*
+ * Before the slot is used: is this the server and slot the relay last
+ * confirmed to? 0 to go on (*gap: report the gap once the slot exists),
+ * -1 with *rc set.
+ */
+static int
+check_failover(PGconn *conn, const struct options *o, struct stream_state *st, bool *gap,
+			   enum stream_rc *rc)
+{
+	char		err[512];
+
+	*gap = false;
+	if (o->state_file == NULL)
+		return 0;
+	if (!st->state_read)
+	{
+		if (failover_load(o->state_file, &st->saved, err, sizeof(err)) != 0)
+		{
+			log_error("%s", err);
+			*rc = STREAM_FATAL;
+			return -1;
+		}
+		st->state_read = true;
+	}
+	switch (failover_check(conn, o, &st->server, &st->saved))
+	{
+		case FAILOVER_OK:
+			return 0;
+		case FAILOVER_LOST:
+			*rc = STREAM_RETRY;
+			return -1;
+		case FAILOVER_REFUSE:
+			*rc = STREAM_FATAL;
+			return -1;
+		case FAILOVER_GAP:
+			if (st->streamed_once)
+			{
+				/* this process's position belongs to the old server: start afresh */
+				log_error("the relay exits so that a new start (systemd's Restart=) creates the "
+						  "slot and reports the gap from --state-file");
+				*rc = STREAM_FATAL;
+				return -1;
+			}
+			st->slot_ready = false;
+			*gap = true;
+			return 0;
+	}
+	return 0;
+}
+
 enum stream_rc
 stream_session(const struct options *o, struct relay *r, struct stream_state *st)
 {
@@ -656,6 +761,7 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 	for (;;)
 	{
 		int			src;
+		bool		gap;
 
 		/* another relay streams from the slot: stand by (stream_standby.h) */
 		switch (standby_wait(conn, o->slot, o->standby_poll_ms, stream_wake_fd,
@@ -671,12 +777,15 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 				PQfinish(conn);
 				return STREAM_RETRY;
 		}
-		if ((!st->sinks_loaded && load_sinks(conn, r, st, &rc) != 0) ||
+		if (check_failover(conn, o, st, &gap, &rc) != 0 ||
+			(!st->sinks_loaded && load_sinks(conn, r, st, &rc) != 0) ||
 			(!st->slot_ready && prepare_slot(conn, o, r, &rc) != 0))
 		{
 			PQfinish(conn);
 			return rc;
 		}
+		if (gap)
+			failover_report_gap(conn, o, &st->server, &st->saved);
 		src = start_replication(conn, o, r, &rc);
 		if (src == 0)
 			break;
@@ -690,6 +799,15 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 	st->streamed_once = true;
 	st->reached_streaming = true;
 	metrics_set_connected(true);
+	if (o->state_file)
+	{
+		uint64_t	at = r->durable_end;
+
+		/* a fresh start streams from the slot's position: record that */
+		if (at == 0)
+			at = slot_confirmed(conn, o->slot);
+		save_state(o, st, at, true);
+	}
 	next_wal_check = mono_ms();	/* at once: a slot that already retains a lot is news */
 	send_feedback(conn, r, false);
 	last_status = mono_ms();
@@ -762,6 +880,7 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 		/* a background flush finished, or deliveries did: confirm it */
 		if (!progress(conn, r, &last_sent, &last_status, &rc, &alive))
 			break;
+		save_state(o, st, r->durable_end, false);
 
 		/* delivery sinks hold too much: read no more until they catch up */
 		if (delivery_backlogged(&r->dl))
@@ -939,6 +1058,8 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 	pollset_free(&ps);
 
 	rc = end_session(conn, r, rc, alive, &last_sent, &last_status);
+	if (rc != STREAM_SINK)
+		save_state(o, st, r->durable_end, true);
 	PQfinish(conn);
 	PQfinish(side);
 	return rc;
