@@ -25,6 +25,7 @@
 struct series
 {
 	int			sink;
+	bool		lane;			/* sink is a delivery (lane) sink's id, not a file's */
 	char		type[160];		/* without the "ordersync." prefix */
 	uint64_t	events;
 	uint64_t	bytes;
@@ -145,8 +146,9 @@ metrics_add_sink(const char *name)
 	return id;
 }
 
-void
-metrics_event(int sink, const char *type, size_t bytes)
+/* One event of type to a sink: files and stdout (lane false) or delivery sinks. */
+static void
+count_event(int sink, bool lane, const char *type, size_t bytes)
 {
 	static int	last = -1;		/* main thread only: most events repeat a type */
 	struct series *s = NULL;
@@ -154,11 +156,13 @@ metrics_event(int sink, const char *type, size_t bytes)
 	if (sink < 0)
 		return;
 	pthread_mutex_lock(&m.lock);
-	if (last >= 0 && m.series[last].sink == sink && strcmp(m.series[last].type, type) == 0)
+	if (last >= 0 && m.series[last].sink == sink && m.series[last].lane == lane &&
+		strcmp(m.series[last].type, type) == 0)
 		s = &m.series[last];
 	for (int i = 0; s == NULL && i < m.nseries; i++)
 	{
-		if (m.series[i].sink == sink && strcmp(m.series[i].type, type) == 0)
+		if (m.series[i].sink == sink && m.series[i].lane == lane &&
+			strcmp(m.series[i].type, type) == 0)
 		{
 			s = &m.series[i];
 			last = i;
@@ -168,6 +172,7 @@ metrics_event(int sink, const char *type, size_t bytes)
 	{
 		s = &m.series[m.nseries];
 		s->sink = sink;
+		s->lane = lane;
 		snprintf(s->type, sizeof(s->type), "%s", type);
 		last = m.nseries++;
 	}
@@ -179,6 +184,18 @@ metrics_event(int sink, const char *type, size_t bytes)
 	else
 		m.overflow_events++;
 	pthread_mutex_unlock(&m.lock);
+}
+
+void
+metrics_event(int sink, const char *type, size_t bytes)
+{
+	count_event(sink, false, type, bytes);
+}
+
+void
+metrics_delivered_event(int id, const char *type, size_t bytes)
+{
+	count_event(id, true, type, bytes);
 }
 
 int
@@ -316,22 +333,24 @@ metrics_render(size_t *len)
 	buf_init(&b);
 	pthread_mutex_lock(&m.lock);
 
-	buf_append_str(&b, "# HELP ordersyncd_events_total Events written to a sink, by event type.\n"
+	buf_append_str(&b, "# HELP ordersyncd_events_total Events a sink took (file and stdout: written; delivery sinks: accepted), by event type.\n"
 				   "# TYPE ordersyncd_events_total counter\n");
 	for (int i = 0; i < m.nseries; i++)
 	{
 		buf_append_str(&b, "ordersyncd_events_total{sink=\"");
-		append_label(&b, m.sinks[m.series[i].sink]);
+		append_label(&b, m.series[i].lane ? m.lane_sinks[m.series[i].sink].name :
+					 m.sinks[m.series[i].sink]);
 		buf_append_str(&b, "\",type=\"ordersync.");
 		append_label(&b, m.series[i].type);
 		appendf(&b, "\"} %llu\n", (unsigned long long) m.series[i].events);
 	}
-	buf_append_str(&b, "# HELP ordersyncd_bytes_total Bytes written to a sink, by event type.\n"
+	buf_append_str(&b, "# HELP ordersyncd_bytes_total Bytes of the events a sink took, by event type.\n"
 				   "# TYPE ordersyncd_bytes_total counter\n");
 	for (int i = 0; i < m.nseries; i++)
 	{
 		buf_append_str(&b, "ordersyncd_bytes_total{sink=\"");
-		append_label(&b, m.sinks[m.series[i].sink]);
+		append_label(&b, m.series[i].lane ? m.lane_sinks[m.series[i].sink].name :
+					 m.sinks[m.series[i].sink]);
 		buf_append_str(&b, "\",type=\"ordersync.");
 		append_label(&b, m.series[i].type);
 		appendf(&b, "\"} %llu\n", (unsigned long long) m.series[i].bytes);

@@ -46,6 +46,8 @@ enum delivery_outcome
 };
 int metrics_register_lane_sink(const char *name);	/* id for the calls below */
 void metrics_delivery(int id, enum delivery_outcome outcome, size_t bytes);
+/* an accepted event by type: ordersyncd_events_total{sink,type} as for file sinks */
+void metrics_delivered_event(int id, const char *type, size_t bytes);
 void metrics_set_outstanding(int id, uint64_t n);
 
 /*
