@@ -27,7 +27,7 @@ cleanup() { [ -n "$own" ] && "$top/scripts/cluster.sh" stop "$own" >/dev/null 2>
 trap cleanup EXIT
 if [ -z "${PGHOST:-}" ]; then
 	own="$work/pg"
-	"$top/scripts/cluster.sh" start "$own" 26066 >"$work/cluster.log" 2>&1 ||
+	"$top/scripts/cluster.sh" start "$own" 26066 "fsync = off" >"$work/cluster.log" 2>&1 ||
 		{ cat "$work/cluster.log"; echo "FAIL: upgrade/setup (cluster)"; exit 1; }
 	eval "$("$top/scripts/cluster.sh" env "$own" 26066)"
 fi
@@ -52,24 +52,40 @@ same() {
 	{ diff -u "$work/$1.plain" "$work/$2.plain" && diff -u "$work/$1.binary" "$work/$2.binary"; } >"$work/diff"
 }
 fresh_db() {
-	local db=$1
+	local db=$1 c
 	shift
-	sql postgres "DROP DATABASE IF EXISTS $db" && sql postgres "CREATE DATABASE $db" && sql "$db" "$@"
+	sql postgres "DROP DATABASE IF EXISTS $db" && sql postgres "CREATE DATABASE $db" || return 1
+	for c in "$@"; do sql "$db" "$c" || return 1; done
 }
 
-if ! fresh_db up_fresh "CREATE EXTENSION ordersync" || ! dump up_fresh fresh; then
+# prepare NAME DB SQL...: a database with the extension as SQL leaves it,
+# dumped; NAME.ok when that worked, NAME.log either way. Run in parallel:
+# each step mostly waits for the server (fsync), not for a CPU.
+prepare() {
+	local name=$1 db=$2
+	shift 2
+	{ fresh_db "$db" "$@" && dump "$db" "$name"; } >"$work/$name.log" 2>&1 && : >"$work/$name.ok"
+}
+[ ${#versions[@]} -gt 0 ] || { echo "FAIL: upgrade/versions (no upgrade scripts found)"; exit 1; }
+# the fresh install first: it creates the extension's roles (cluster-wide),
+# which the parallel installs below would otherwise race to create
+prepare fresh up_fresh "CREATE EXTENSION ordersync"
+jobs_=()
+for v in "${versions[@]}"; do
+	prepare "from_${v//./_}" "up_${v//./_}" "CREATE EXTENSION ordersync VERSION '$v'" \
+		"ALTER EXTENSION ordersync UPDATE" &
+	jobs_+=($!)
+done
+wait "${jobs_[@]}"
+if [ ! -e "$work/fresh.ok" ] ||
+	[ "$(sql up_fresh "SELECT extversion FROM pg_extension WHERE extname = 'ordersync'")" != "$current" ]; then
 	echo "FAIL: upgrade/fresh_install ($current)"
+	sed 's/^/  /' "$work/fresh.log" | head -20
 	exit 1
 fi
-[ "$(sql up_fresh "SELECT extversion FROM pg_extension WHERE extname = 'ordersync'")" = "$current" ] ||
-	{ echo "FAIL: upgrade/fresh_install (not $current)"; exit 1; }
-[ ${#versions[@]} -gt 0 ] || { echo "FAIL: upgrade/versions (no upgrade scripts found)"; exit 1; }
 for v in "${versions[@]}"; do
 	name="from_${v//./_}"
-	db="up_${v//./_}"
-	if ! fresh_db "$db" "CREATE EXTENSION ordersync VERSION '$v'" >"$work/$name.log" 2>&1 ||
-		! sql "$db" "ALTER EXTENSION ordersync UPDATE" >>"$work/$name.log" 2>&1 ||
-		! dump "$db" "$name" 2>>"$work/$name.log"; then
+	if [ ! -e "$work/$name.ok" ]; then
 		echo "FAIL: upgrade/$name (install $v and update)"
 		sed 's/^/  /' "$work/$name.log" | head -20
 		failures=$((failures + 1))
@@ -80,8 +96,9 @@ for v in "${versions[@]}"; do
 	else
 		echo "PASS: upgrade/$name ($v -> $current: pg_dump identical, $(wc -l <"$work/$name.binary") lines)"
 	fi
-	sql postgres "DROP DATABASE $db"
+	sql postgres "DROP DATABASE IF EXISTS up_${v//./_}" &
 done
+wait
 
 # the comparison itself: one changed comment must be a difference
 if sql up_fresh "COMMENT ON TABLE ordersync.history IS 'changed'" && dump up_fresh changed &&
