@@ -101,7 +101,7 @@ usage(FILE *out)
 			"  --wal-check-interval=SECS how often to check retained WAL (default 60)\n"
 			"  --reconnect-delay-max=MS cap of the reconnect backoff (default 30000)\n"
 			"  --standby-poll=MS        while another relay holds the slot, stand by and\n"
-			"                           ask this often whether it is free (default 250)\n"
+			"                           ask this often whether it is free (default 100)\n"
 			"  --state-file=PATH        remember the server (system, timeline) and the last\n"
 			"                           confirmed LSN there, to notice a failover and report\n"
 			"                           what was not relayed (doc/operations.md)\n"
@@ -305,7 +305,7 @@ main(int argc, char **argv)
 		.wal_check_interval_ms = 60000,
 		.reconnect_min_ms = 200,
 		.reconnect_max_ms = 30000,
-		.standby_poll_ms = 250,
+		.standby_poll_ms = 100,
 		.max_pending_bytes = (uint64_t) 64 << 20,
 		.secret_env_prefix = SINK_DEFAULT_ENV_PREFIX,
 		.deny_networks = SINK_DEFAULT_DENY,

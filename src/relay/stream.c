@@ -625,28 +625,6 @@ end_session(PGconn *conn, struct relay *r, enum stream_rc rc, bool alive,
 	return rc;
 }
 
-/* The slot's confirmed position (0 if unknown), on a replication connection. */
-static uint64_t
-slot_confirmed(PGconn *conn, const char *slot)
-{
-	char		sql[256];
-	char	   *lit = PQescapeLiteral(conn, slot, strlen(slot));
-	PGresult   *res;
-	uint64_t	lsn = 0;
-
-	if (lit == NULL)
-		return 0;
-	snprintf(sql, sizeof(sql), "SELECT confirmed_flush_lsn FROM pg_catalog.pg_replication_slots "
-			 "WHERE slot_name = %s", lit);
-	PQfreemem(lit);
-	res = PQexec(conn, sql);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 || PQgetisnull(res, 0, 0) ||
-		lsn_parse(PQgetvalue(res, 0, 0), &lsn) != 0)
-		lsn = 0;
-	PQclear(res);
-	return lsn;
-}
-
 /*
  * Record in --state-file that this server confirmed lsn (stream_failover.h):
  * at once when force, else at most every STATE_SAVE_GAP_MS.
@@ -743,6 +721,7 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 	int64_t		last_pump = 0;
 	unsigned	lines_since_pump = 0;
 	struct pollset ps = {0};
+	uint64_t	slot_at = 0;
 
 	st->reached_streaming = false;
 	conn = connect_db(o, true);
@@ -786,6 +765,10 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 		}
 		if (gap)
 			failover_report_gap(conn, o, &st->server, &st->saved);
+		/* a fresh start streams from the slot's position: what to record */
+		if (o->state_file && r->durable_end == 0 &&
+			failover_slot_position(conn, o->slot, &slot_at) != 1)
+			slot_at = 0;
 		src = start_replication(conn, o, r, &rc);
 		if (src == 0)
 			break;
@@ -799,15 +782,8 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 	st->streamed_once = true;
 	st->reached_streaming = true;
 	metrics_set_connected(true);
-	if (o->state_file)
-	{
-		uint64_t	at = r->durable_end;
-
-		/* a fresh start streams from the slot's position: record that */
-		if (at == 0)
-			at = slot_confirmed(conn, o->slot);
-		save_state(o, st, at, true);
-	}
+	if (o->state_file && (r->durable_end || slot_at))
+		save_state(o, st, r->durable_end ? r->durable_end : slot_at, true);
 	next_wal_check = mono_ms();	/* at once: a slot that already retains a lot is news */
 	send_feedback(conn, r, false);
 	last_status = mono_ms();

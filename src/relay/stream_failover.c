@@ -144,9 +144,8 @@ failover_save(const char *path, const struct failover_state *fs, char *err, size
 	return 0;
 }
 
-/* The slot's confirmed position: 1 exists (*lsn set), 0 missing, -1 query failed. */
-static int
-slot_position(PGconn *conn, const char *slot, uint64_t *lsn)
+int
+failover_slot_position(PGconn *conn, const char *slot, uint64_t *lsn)
 {
 	char		sql[256];
 	char	   *lit = PQescapeLiteral(conn, slot, strlen(slot));
@@ -227,7 +226,7 @@ failover_check(PGconn *conn, const struct options *o, const struct failover_serv
 					"what it recorded (it is overwritten)", o->state_file, saved->slot, o->slot);
 		return FAILOVER_OK;
 	}
-	exists = slot_position(conn, o->slot, &slot_lsn);
+	exists = failover_slot_position(conn, o->slot, &slot_lsn);
 	if (exists < 0)
 		return FAILOVER_LOST;
 	same = strcmp(srv->system_id, saved->system_id) == 0 && srv->timeline == saved->timeline;
@@ -311,7 +310,7 @@ failover_report_gap(PGconn *conn, const struct options *o, const struct failover
 				sql[512];
 	PGresult   *res;
 
-	if (slot_position(conn, o->slot, &start) != 1)
+	if (failover_slot_position(conn, o->slot, &start) != 1)
 		start = 0;
 	lsn_format(saved->confirmed, l1);
 	lsn_format(start, l2);

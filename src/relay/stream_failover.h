@@ -54,6 +54,12 @@ int			failover_load(const char *path, struct failover_state *fs, char *err, size
 /* Write it atomically (temporary file, fsync, rename): 0 or -1 with err. */
 int			failover_save(const char *path, const struct failover_state *fs, char *err, size_t errlen);
 
+/*
+ * The slot's confirmed position, over a replication connection not yet
+ * streaming: 1 it exists (*lsn set), 0 it does not, -1 the query failed.
+ */
+int			failover_slot_position(PGconn *conn, const char *slot, uint64_t *lsn);
+
 enum failover_rc
 {
 	FAILOVER_OK = 0,			/* stream as usual */
