@@ -97,7 +97,7 @@ t_failover() {
 	# 6. --create-slot: the slot, the gap report, and what comes next is relayed
 	CONN=$SB start_relay r4 --slot=fo --create-slot --state-file="$state" --sink=file:"$work/c.jsonl"
 	for ((i = 0; i < 100; i++)); do
-		grep -q 'history rows that may have been missed' "$work/r4.log" && break
+		grep -q 'history rows that may have been missed' "$work/r4.log" 2>/dev/null && break
 		sleep 0.1
 	done
 	log=$(cat "$work/r4.log")
