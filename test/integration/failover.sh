@@ -9,7 +9,8 @@
 #   - with --create-slot, creates the slot and logs the gap report: the LSN
 #     range, where the old timeline ended, and the ordersync.history ids
 #     that may have been missed, which cover every history row the relay
-#     did not relay; then relays what comes next.
+#     did not relay; then relays what comes next;
+#   - refuses a slot dropped on the same server the same way.
 # Ports 26070 (primary), 26071 (standby). Must run as root.
 set -uo pipefail
 
@@ -122,6 +123,13 @@ t_failover() {
 	out=$(grep -c '"ordersync.order.created"' "$work/c.jsonl" 2>/dev/null)
 	[ "$WRC" = 0 ] && [ "$out" = 3 ] || bad+=("after the failover: exit $WRC, $out order.created events (want 3: batch C)")
 	grep -q '^timeline 2$' "$state" || bad+=("the state file was not moved to timeline 2")
+	# 7. a dropped slot (same server) is refused the same way, not recreated
+	psql -X -q -d "$SB" -c "SELECT pg_drop_replication_slot('fo')" >/dev/null
+	CONN=$SB start_relay r5 --slot=fo --state-file="$state" --sink=file:"$work/c.jsonl"
+	wait_exit "$RELAY" 30
+	[ "$WRC" = 2 ] && grep -q -F 'replication slot "fo" no longer exists on this server' "$work/r5.log" &&
+		grep -q -F "it was dropped" "$work/r5.log" ||
+		bad+=("dropped slot: exit $WRC, $(grep ERROR "$work/r5.log" | cut -c1-300)")
 	if [ ${#bad[@]} = 0 ]; then
 		pass $name
 		echo "  without --create-slot: $refusal..."
