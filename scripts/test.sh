@@ -98,6 +98,12 @@ done
 for f in test/integration/sink_*.sh test/integration/attack.sh test/integration/inbound.sh; do
 	want "$(basename "$f" .sh)" && [ -x "$f" ] && run_suite "$(basename "$f" .sh)" "$f"
 done
+# operations (issue 14): standby relay, primary failover, the dashboard's
+# metrics (own ports), and pg_dump of every upgrade against a fresh install
+for f in test/integration/standby.sh test/integration/failover.sh test/integration/dashboard.sh; do
+	want "$(basename "$f" .sh)" && [ -x "$f" ] && run_suite "$(basename "$f" .sh)" "$f"
+done
+want upgrade && run_suite upgrade test/upgrade/run.sh
 want fuzz && [ -x test/fuzz/run.sh ] && run_suite fuzz test/fuzz/run.sh
 # the Debian packages, installed with dpkg -i and removed again (needs root)
 want packaging && [ -x test/packaging/run.sh ] && run_suite packaging test/packaging/run.sh

@@ -441,6 +441,7 @@ delivery_lanes_reports(struct delivery *dl, struct delivery_sink *ds)
 			case SINK_ACCEPTED:
 				unhold(ds, e);
 				metrics_delivery(ds->metrics_id, DELIVERY_ACCEPTED, e->ev.body_len);
+				metrics_delivered_event(ds->metrics_id, e->ev.type, e->ev.body_len);
 				if (ds->failing)
 				{
 					log_info("sink \"%s\" accepts events again", ds->sink->name);

@@ -106,6 +106,11 @@ usage(FILE *out)
 			"  --max-retained-wal=MB    warn when the slot retains more WAL (default 1024)\n"
 			"  --wal-check-interval=SECS how often to check retained WAL (default 60)\n"
 			"  --reconnect-delay-max=MS cap of the reconnect backoff (default 30000)\n"
+			"  --standby-poll=MS        while another relay holds the slot, stand by and\n"
+			"                           ask this often whether it is free (default 100)\n"
+			"  --state-file=PATH        remember the server (system, timeline) and the last\n"
+			"                           confirmed LSN there, to notice a failover and report\n"
+			"                           what was not relayed (doc/operations.md)\n"
 			"  --endpos=LSN             stop once everything up to LSN is confirmed\n"
 			"  --help, --version\n"
 			"\n"
@@ -285,6 +290,8 @@ main(int argc, char **argv)
 		{"sink-options", required_argument, NULL, 12},
 		{"max-in-flight", required_argument, NULL, 13},
 		{"allow-forgeable-events", no_argument, NULL, 14},
+		{"standby-poll", required_argument, NULL, 15},
+		{"state-file", required_argument, NULL, 16},
 		/* what sinks may do (sink_policy.h) */
 		{"allow-insecure-sinks", no_argument, NULL, 20},
 		{"secret-env-prefix", required_argument, NULL, 21},
@@ -310,6 +317,7 @@ main(int argc, char **argv)
 		.wal_check_interval_ms = 60000,
 		.reconnect_min_ms = 200,
 		.reconnect_max_ms = 30000,
+		.standby_poll_ms = 100,
 		.max_pending_bytes = (uint64_t) 64 << 20,
 		.secret_env_prefix = SINK_DEFAULT_ENV_PREFIX,
 		.deny_networks = SINK_DEFAULT_DENY,
@@ -439,6 +447,14 @@ main(int argc, char **argv)
 				break;
 			case 14:
 				o.allow_forgeable_events = true;
+				break;
+			case 15:
+				if (parse_int("standby-poll", optarg, 10, 60000, &n))
+					return 1;
+				o.standby_poll_ms = (int) n;
+				break;
+			case 16:
+				o.state_file = optarg;
 				break;
 			case 20:
 				o.allow_insecure_sinks = true;

@@ -25,6 +25,7 @@
 struct series
 {
 	int			sink;
+	bool		lane;			/* sink is a delivery (lane) sink's id, not a file's */
 	char		type[160];		/* without the "ordersync." prefix */
 	uint64_t	events;
 	uint64_t	bytes;
@@ -63,6 +64,7 @@ static struct
 	uint64_t	transactions;
 	uint64_t	fsyncs;
 	bool		connected;
+	int			standby_holder;	/* PID holding the slot while we stand by */
 	uint64_t	confirmed_lsn;
 	uint64_t	server_lsn;
 	double		lag_seconds;
@@ -144,8 +146,9 @@ metrics_add_sink(const char *name)
 	return id;
 }
 
-void
-metrics_event(int sink, const char *type, size_t bytes)
+/* One event of type to a sink: files and stdout (lane false) or delivery sinks. */
+static void
+count_event(int sink, bool lane, const char *type, size_t bytes)
 {
 	static int	last = -1;		/* main thread only: most events repeat a type */
 	struct series *s = NULL;
@@ -153,11 +156,13 @@ metrics_event(int sink, const char *type, size_t bytes)
 	if (sink < 0)
 		return;
 	pthread_mutex_lock(&m.lock);
-	if (last >= 0 && m.series[last].sink == sink && strcmp(m.series[last].type, type) == 0)
+	if (last >= 0 && m.series[last].sink == sink && m.series[last].lane == lane &&
+		strcmp(m.series[last].type, type) == 0)
 		s = &m.series[last];
 	for (int i = 0; s == NULL && i < m.nseries; i++)
 	{
-		if (m.series[i].sink == sink && strcmp(m.series[i].type, type) == 0)
+		if (m.series[i].sink == sink && m.series[i].lane == lane &&
+			strcmp(m.series[i].type, type) == 0)
 		{
 			s = &m.series[i];
 			last = i;
@@ -167,6 +172,7 @@ metrics_event(int sink, const char *type, size_t bytes)
 	{
 		s = &m.series[m.nseries];
 		s->sink = sink;
+		s->lane = lane;
 		snprintf(s->type, sizeof(s->type), "%s", type);
 		last = m.nseries++;
 	}
@@ -178,6 +184,18 @@ metrics_event(int sink, const char *type, size_t bytes)
 	else
 		m.overflow_events++;
 	pthread_mutex_unlock(&m.lock);
+}
+
+void
+metrics_event(int sink, const char *type, size_t bytes)
+{
+	count_event(sink, false, type, bytes);
+}
+
+void
+metrics_delivered_event(int id, const char *type, size_t bytes)
+{
+	count_event(id, true, type, bytes);
 }
 
 int
@@ -243,6 +261,7 @@ SIMPLE_SETTER(metrics_reconnect, void, m.reconnects++)
 SIMPLE_SETTER(metrics_transactions, uint64_t n, m.transactions += n)
 SIMPLE_SETTER(metrics_fsync, void, m.fsyncs++)
 SIMPLE_SETTER(metrics_set_connected, bool c, m.connected = c)
+SIMPLE_SETTER(metrics_set_standby, int pid, m.standby_holder = pid)
 SIMPLE_SETTER(metrics_set_server_lsn, uint64_t lsn, if (lsn > m.server_lsn) m.server_lsn = lsn)
 SIMPLE_SETTER(metrics_set_retained_wal, int64_t b, m.retained_wal = b)
 
@@ -314,22 +333,24 @@ metrics_render(size_t *len)
 	buf_init(&b);
 	pthread_mutex_lock(&m.lock);
 
-	buf_append_str(&b, "# HELP ordersyncd_events_total Events written to a sink, by event type.\n"
+	buf_append_str(&b, "# HELP ordersyncd_events_total Events a sink took (file and stdout: written; delivery sinks: accepted), by event type.\n"
 				   "# TYPE ordersyncd_events_total counter\n");
 	for (int i = 0; i < m.nseries; i++)
 	{
 		buf_append_str(&b, "ordersyncd_events_total{sink=\"");
-		append_label(&b, m.sinks[m.series[i].sink]);
+		append_label(&b, m.series[i].lane ? m.lane_sinks[m.series[i].sink].name :
+					 m.sinks[m.series[i].sink]);
 		buf_append_str(&b, "\",type=\"ordersync.");
 		append_label(&b, m.series[i].type);
 		appendf(&b, "\"} %llu\n", (unsigned long long) m.series[i].events);
 	}
-	buf_append_str(&b, "# HELP ordersyncd_bytes_total Bytes written to a sink, by event type.\n"
+	buf_append_str(&b, "# HELP ordersyncd_bytes_total Bytes of the events a sink took, by event type.\n"
 				   "# TYPE ordersyncd_bytes_total counter\n");
 	for (int i = 0; i < m.nseries; i++)
 	{
 		buf_append_str(&b, "ordersyncd_bytes_total{sink=\"");
-		append_label(&b, m.sinks[m.series[i].sink]);
+		append_label(&b, m.series[i].lane ? m.lane_sinks[m.series[i].sink].name :
+					 m.sinks[m.series[i].sink]);
 		buf_append_str(&b, "\",type=\"ordersync.");
 		append_label(&b, m.series[i].type);
 		appendf(&b, "\"} %llu\n", (unsigned long long) m.series[i].bytes);
@@ -392,6 +413,12 @@ metrics_render(size_t *len)
 	appendf(&b, "# HELP ordersyncd_connected 1 while streaming from the server.\n"
 			"# TYPE ordersyncd_connected gauge\n"
 			"ordersyncd_connected %d\n", m.connected ? 1 : 0);
+	appendf(&b, "# HELP ordersyncd_active 1 while this relay holds the slot and streams (the active one of a pair).\n"
+			"# TYPE ordersyncd_active gauge\n"
+			"ordersyncd_active %d\n", m.connected ? 1 : 0);
+	appendf(&b, "# HELP ordersyncd_standby 1 while this relay stands by because another process holds the slot.\n"
+			"# TYPE ordersyncd_standby gauge\n"
+			"ordersyncd_standby %d\n", m.standby_holder > 0 ? 1 : 0);
 	appendf(&b, "# HELP ordersyncd_confirmed_lsn Last LSN confirmed (flushed) to the server, as a number.\n"
 			"# TYPE ordersyncd_confirmed_lsn gauge\n"
 			"ordersyncd_confirmed_lsn{lsn=\"%s\"} %llu\n",
@@ -477,6 +504,7 @@ handle(void *cls, struct MHD_Connection *conn, const char *url, const char *meth
 	enum MHD_Result ret;
 	unsigned	status = MHD_HTTP_OK;
 	const char *ctype = "text/plain; version=0.0.4; charset=utf-8";
+	const char *role = NULL;
 	char	   *body;
 	size_t		len;
 
@@ -493,25 +521,47 @@ handle(void *cls, struct MHD_Connection *conn, const char *url, const char *meth
 	}
 	else if (strcmp(url, "/metrics") == 0)
 		body = metrics_render(&len);
-	else if (strcmp(url, "/healthz") == 0)
+	else if (strcmp(url, "/healthz") == 0 || strcmp(url, "/livez") == 0)
 	{
 		bool		ok;
+		int			holder;
+		char		text[160];
 
 		pthread_mutex_lock(&m.lock);
 		ok = m.connected;
+		holder = m.standby_holder;
 		pthread_mutex_unlock(&m.lock);
-		body = strdup(ok ? "ok: streaming\n" : "not streaming: reconnecting to the server\n");
+		/*
+		 * /healthz: 200 only for the active relay (a load balancer or a
+		 * "which one works" check picks it); 503 for a standby and while
+		 * reconnecting. /livez: 200 for both roles (the process does its
+		 * job; a liveness probe must not restart a standby).
+		 */
+		if (ok)
+			snprintf(text, sizeof(text), "ok: active, streaming\n");
+		else if (holder > 0)
+			snprintf(text, sizeof(text), "standby: the slot is in use by PID %d on the server; "
+					 "taking over when it is released\n", holder);
+		else
+			snprintf(text, sizeof(text), "not streaming: reconnecting to the server\n");
+		body = strdup(text);
 		len = strlen(body);
-		status = ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
+		if (ok || (holder > 0 && url[1] == 'l'))
+			status = MHD_HTTP_OK;
+		else
+			status = MHD_HTTP_SERVICE_UNAVAILABLE;
+		role = ok ? "active" : holder > 0 ? "standby" : "reconnecting";
 	}
 	else
 	{
-		body = strdup("not found: try /metrics or /healthz\n");
+		body = strdup("not found: try /metrics, /healthz or /livez\n");
 		len = strlen(body);
 		status = MHD_HTTP_NOT_FOUND;
 	}
 	resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
 	MHD_add_response_header(resp, "Content-Type", ctype);
+	if (role)
+		MHD_add_response_header(resp, "X-Ordersyncd-Role", role);
 	ret = MHD_queue_response(conn, status, resp);
 	MHD_destroy_response(resp);
 	return ret;

@@ -31,6 +31,8 @@ void metrics_reconnect(void);
 void metrics_transactions(uint64_t n);
 void metrics_fsync(void);
 void metrics_set_connected(bool connected);
+/* another process holds the slot: its PID while this relay stands by, else 0 */
+void metrics_set_standby(int holder_pid);
 void metrics_set_confirmed(uint64_t lsn, double commit_to_durable_seconds);
 void metrics_set_server_lsn(uint64_t lsn);
 void metrics_set_retained_wal(int64_t bytes);
@@ -44,6 +46,8 @@ enum delivery_outcome
 };
 int metrics_register_lane_sink(const char *name);	/* id for the calls below */
 void metrics_delivery(int id, enum delivery_outcome outcome, size_t bytes);
+/* an accepted event by type: ordersyncd_events_total{sink,type} as for file sinks */
+void metrics_delivered_event(int id, const char *type, size_t bytes);
 void metrics_set_outstanding(int id, uint64_t n);
 
 /*

@@ -37,6 +37,8 @@ struct options
 	int			wal_check_interval_ms;
 	uint32_t	reconnect_min_ms;
 	uint32_t	reconnect_max_ms;
+	int			standby_poll_ms;	/* slot in use: ask again this often */
+	const char *state_file;		/* what the relay last saw (stream_failover.h); NULL: none */
 	uint64_t	endpos;			/* 0: run forever */
 };
 

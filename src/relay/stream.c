@@ -25,6 +25,7 @@
 #include "service.h"
 #include "snapshot.h"
 #include "stream.h"
+#include "stream_standby.h"
 #include "trust.h"
 #include "ts.h"
 
@@ -179,6 +180,9 @@ check_server(PGconn *conn, const struct options *o, struct relay *r,
 		snprintf(st->source, sizeof(st->source), "/ordersync/%s", PQgetvalue(res, 0, 3));
 		r->cfg.source = st->source;
 	}
+	/* which server this is: a failover changes the timeline (stream_failover.h) */
+	snprintf(st->server.system_id, sizeof(st->server.system_id), "%s", PQgetvalue(res, 0, 0));
+	st->server.timeline = (uint32_t) strtoul(PQgetvalue(res, 0, 1), NULL, 10);
 	PQclear(res);
 
 	res = run(conn, "SHOW server_encoding", "could not read server_encoding", rc);
@@ -368,6 +372,10 @@ table_filters(const struct options *o, char *add, size_t addlen)
 	}
 }
 
+/*
+ * 0 streaming; -1 with *rc set; -2 another process took the slot first
+ * (another standby, between our question and this command): stand by again.
+ */
 static int
 start_replication(PGconn *conn, const struct options *o, const struct relay *r, enum stream_rc *rc)
 {
@@ -393,6 +401,14 @@ start_replication(PGconn *conn, const struct options *o, const struct relay *r, 
 			 o->slot, start, r->cfg.prefix, tables);
 	log_debug("%s", sql);
 	res = PQexec(conn, sql);
+	if (PQresultStatus(res) != PGRES_COPY_BOTH &&
+		PQresultErrorField(res, PG_DIAG_SQLSTATE) &&
+		strcmp(PQresultErrorField(res, PG_DIAG_SQLSTATE), "55006") == 0)
+	{
+		log_info("replication slot \"%s\" was taken by another process a moment ago", o->slot);
+		PQclear(res);
+		return -2;
+	}
 	if (PQresultStatus(res) != PGRES_COPY_BOTH)
 	{
 		*rc = report("could not start streaming from the slot", conn, res);
@@ -610,6 +626,86 @@ end_session(PGconn *conn, struct relay *r, enum stream_rc rc, bool alive,
 	return rc;
 }
 
+/*
+ * Record in --state-file that this server confirmed lsn (stream_failover.h):
+ * at once when force, else at most every STATE_SAVE_GAP_MS.
+ */
+#define STATE_SAVE_GAP_MS 1000
+
+static void
+save_state(const struct options *o, struct stream_state *st, uint64_t lsn, bool force)
+{
+	char		err[512];
+	int64_t		now = mono_ms();
+	bool		same = st->saved.known &&
+		strcmp(st->saved.system_id, st->server.system_id) == 0 &&
+		st->saved.timeline == st->server.timeline &&
+		strcmp(st->saved.slot, o->slot) == 0;
+
+	if (o->state_file == NULL || (same && lsn <= st->saved.confirmed) ||
+		(!force && now - st->state_saved_ms < STATE_SAVE_GAP_MS))
+		return;
+	snprintf(st->saved.slot, sizeof(st->saved.slot), "%s", o->slot);
+	memcpy(st->saved.system_id, st->server.system_id, sizeof(st->saved.system_id));
+	st->saved.timeline = st->server.timeline;
+	st->saved.confirmed = lsn;
+	st->saved.confirmed_at = (int64_t) time(NULL);
+	st->saved.known = true;
+	st->state_saved_ms = now;
+	if (failover_save(o->state_file, &st->saved, err, sizeof(err)) != 0)
+		log_warning("%s (after a failover the relay could not tell what it missed)", err);
+}
+
+/*
+ * Before the slot is used: is this the server and slot the relay last
+ * confirmed to? 0 to go on (*gap: report the gap once the slot exists),
+ * -1 with *rc set.
+ */
+static int
+check_failover(PGconn *conn, const struct options *o, struct stream_state *st, bool *gap,
+			   enum stream_rc *rc)
+{
+	char		err[512];
+
+	*gap = false;
+	if (o->state_file == NULL)
+		return 0;
+	if (!st->state_read)
+	{
+		if (failover_load(o->state_file, &st->saved, err, sizeof(err)) != 0)
+		{
+			log_error("%s", err);
+			*rc = STREAM_FATAL;
+			return -1;
+		}
+		st->state_read = true;
+	}
+	switch (failover_check(conn, o, &st->server, &st->saved))
+	{
+		case FAILOVER_OK:
+			return 0;
+		case FAILOVER_LOST:
+			*rc = STREAM_RETRY;
+			return -1;
+		case FAILOVER_REFUSE:
+			*rc = STREAM_FATAL;
+			return -1;
+		case FAILOVER_GAP:
+			if (st->streamed_once)
+			{
+				/* this process's position belongs to the old server: start afresh */
+				log_error("the relay exits so that a new start (systemd's Restart=) creates the "
+						  "slot and reports the gap from --state-file");
+				*rc = STREAM_FATAL;
+				return -1;
+			}
+			st->slot_ready = false;
+			*gap = true;
+			return 0;
+	}
+	return 0;
+}
+
 enum stream_rc
 stream_session(const struct options *o, struct relay *r, struct stream_state *st)
 {
@@ -626,6 +722,7 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 	int64_t		last_pump = 0;
 	unsigned	lines_since_pump = 0;
 	struct pollset ps = {0};
+	uint64_t	slot_at = 0;
 
 	st->reached_streaming = false;
 	conn = connect_db(o, true);
@@ -636,18 +733,58 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 		return rc;
 	}
 	if (check_server(conn, o, r, st, &rc) != 0 ||
-		check_trust(conn, o, &rc) != 0 ||
-		(!st->sinks_loaded && load_sinks(conn, r, st, &rc) != 0) ||
-		(!st->slot_ready && prepare_slot(conn, o, r, &rc) != 0) ||
-		start_replication(conn, o, r, &rc) != 0)
+		check_trust(conn, o, &rc) != 0)
 	{
 		PQfinish(conn);
 		return rc;
+	}
+	for (;;)
+	{
+		int			src;
+		bool		gap;
+
+		/* another relay streams from the slot: stand by (stream_standby.h) */
+		switch (standby_wait(conn, o->slot, o->standby_poll_ms, stream_wake_fd,
+							 &stream_stop_requested))
+		{
+			case STANDBY_FREE:
+				break;
+			case STANDBY_STOP:
+				PQfinish(conn);
+				return STREAM_STOP;
+			case STANDBY_LOST:
+				log_warning("lost the connection while standing by: %s", PQerrorMessage(conn));
+				PQfinish(conn);
+				return STREAM_RETRY;
+		}
+		if (check_failover(conn, o, st, &gap, &rc) != 0 ||
+			(!st->sinks_loaded && load_sinks(conn, r, st, &rc) != 0) ||
+			(!st->slot_ready && prepare_slot(conn, o, r, &rc) != 0))
+		{
+			PQfinish(conn);
+			return rc;
+		}
+		if (gap)
+			failover_report_gap(conn, o, &st->server, &st->saved);
+		/* a fresh start streams from the slot's position: what to record */
+		if (o->state_file && r->durable_end == 0 &&
+			failover_slot_position(conn, o->slot, &slot_at) != 1)
+			slot_at = 0;
+		src = start_replication(conn, o, r, &rc);
+		if (src == 0)
+			break;
+		if (src == -1)
+		{
+			PQfinish(conn);
+			return rc;
+		}
 	}
 	st->slot_ready = true;
 	st->streamed_once = true;
 	st->reached_streaming = true;
 	metrics_set_connected(true);
+	if (o->state_file && (r->durable_end || slot_at))
+		save_state(o, st, r->durable_end ? r->durable_end : slot_at, true);
 	next_wal_check = mono_ms();	/* at once: a slot that already retains a lot is news */
 	send_feedback(conn, r, false);
 	last_status = mono_ms();
@@ -722,6 +859,7 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 		/* a background flush finished, or deliveries did: confirm it */
 		if (!progress(conn, r, &last_sent, &last_status, &rc, &alive))
 			break;
+		save_state(o, st, r->durable_end, false);
 
 		/* delivery sinks hold too much: read no more until they catch up */
 		if (delivery_backlogged(&r->dl))
@@ -899,6 +1037,8 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 	pollset_free(&ps);
 
 	rc = end_session(conn, r, rc, alive, &last_sent, &last_status);
+	if (rc != STREAM_SINK)
+		save_state(o, st, r->durable_end, true);
 	PQfinish(conn);
 	PQfinish(side);
 	return rc;

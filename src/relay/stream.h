@@ -11,6 +11,7 @@
 
 #include "options.h"
 #include "relay.h"
+#include "stream_failover.h"
 
 enum stream_rc
 {
@@ -34,6 +35,11 @@ struct stream_state
 	bool		reached_streaming;	/* the last session did */
 	bool		sinks_loaded;	/* ordersync.relay_config() read: the stream keeps it current */
 	char		source[512];
+	/* what the server is (IDENTIFY_SYSTEM) and what the relay last saw (--state-file) */
+	struct failover_server server;
+	struct failover_state saved;
+	bool		state_read;		/* --state-file read (once per process) */
+	int64_t		state_saved_ms; /* when it was last written */
 };
 
 enum stream_rc stream_session(const struct options *o, struct relay *r,

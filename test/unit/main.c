@@ -23,5 +23,6 @@ main(void)
 	failed += group_policy();
 	failed += group_control();
 	failed += group_nats();
+	failed += group_state();
 	return failed > 255 ? 255 : failed;
 }

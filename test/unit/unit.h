@@ -24,5 +24,6 @@ int group_delivery(void);
 int group_policy(void);
 int group_control(void);
 int group_nats(void);
+int group_state(void);
 
 #endif
