@@ -105,23 +105,21 @@
 
 #include <nats/nats.h>
 
-#include "backoff.h"
 #include "log.h"
 #include "sink.h"
+#include "sink_address.h"
+#include "sink_link.h"
 #include "sink_policy.h"
+#include "sink_ring.h"
+#include "sink_tls.h"
 
 #define NATS_SINK_IN_FLIGHT 1000
 #define NATS_SINK_DEFAULT_PORT 4222
 #define NATS_SINK_CONTENT_TYPE "application/cloudevents+json"
-#define NATS_SINK_SYSTEM_CA "/etc/ssl/certs/ca-certificates.crt"
 /* how often poll looks at the connection's status while events are out */
 #define NATS_SINK_STATUS_MS 100
 /* a write to a server that reads nothing gives up after this long */
 #define NATS_SINK_WRITE_DEADLINE_MS 2000
-/* a connection that stayed up this long resets the reconnect backoff */
-#define NATS_SINK_STABLE_MS 10000
-/* the same failure is logged again only after this long */
-#define NATS_SINK_LOG_REPEAT_MS 60000
 /* bytes of an answer kept (a PubAck is about 50, an error about 120) */
 #define NATS_SINK_ANSWER_MAX 512
 #define NATS_SINK_PREFIX_MAX 200
@@ -175,10 +173,7 @@ struct nats_sink
 	char	   *user;			/* NULL: none */
 	char	   *prefix;
 	char	   *stream;			/* NULL: any stream */
-	bool		tls;
-	char	   *ca_file;
-	char	   *cert_file;
-	char	   *key_file;
+	struct sink_tls tls;
 	char	   *password;		/* with user */
 	char	   *token;
 	int			cap;			/* max unacknowledged */
@@ -186,31 +181,37 @@ struct nats_sink
 	struct nats_box *box;
 
 	/* the connection */
+	struct sink_link link;		/* backoff, outage, refusal */
 	natsConnection *nc;			/* NULL when down */
 	natsSubscription *sub;
 	char		inbox[128];
 	int64_t		max_payload;
 	bool		probing;		/* one at a time until JetStream acks one */
-	int64_t		connected_ms;
 	bool		connecting;		/* the helper thread runs */
 	pthread_t	thread;
 	struct nats_attempt *attempt;
-	struct backoff bo;
-	int64_t		next_connect_ms;
-	int64_t		down_since_ms;	/* 0: delivering fine */
-	uint32_t	rnd;
 
-	char		last_log[1024];
-	int64_t		last_log_ms;
+	/* unacknowledged events by tag (the reply subject's last token) */
+	struct sink_ring ring;
+};
 
-	/* the policy refused the server's address: why; the sink delivers nothing */
-	char	   *refused;
+/* the options of this kind (sink.h); their order is the one messages list */
+static const struct sink_opt nats_options[] = {
+	{"stream", SINK_OPT_STRING, offsetof(struct nats_sink, stream), 0, 0},
+	{"password", SINK_OPT_SECRET, -1, 0, 0},
+	{"token", SINK_OPT_SECRET, -1, 0, 0},
+	SINK_TLS_OPTIONS(struct nats_sink, tls),
+	{NULL, 0, 0, 0, 0}
+};
 
-	/* unacknowledged events by tag: ring[tag % cap]; tags never repeat */
-	struct sink_event **ring;
-	uint64_t	head_tag;		/* oldest unfinished */
-	uint64_t	next_tag;
-	int			inflight;
+static const struct sink_address_form nats_form = {
+	.kind = "nats",
+	.example = "nats://host:4222/ordersync",
+	.server = "host",
+	.path = "subject prefix",
+	.example_more = " (events go to ordersync.<event type>, e.g. ordersync.order.paid)",
+	.params = "a nats sink uri is nats://host:4222/<subject prefix>, settings go into the "
+	"sink's options",
 };
 
 static void nats_conn_lost(struct nats_sink *n, const char *fmt,...)
@@ -291,25 +292,6 @@ on_sub_complete(void *closure)
 
 /* ---- small helpers ------------------------------------------------------- */
 
-static void
-nats_lower(int *timeout_ms, int64_t ms)
-{
-	if (ms < 0)
-		ms = 0;
-	if (*timeout_ms < 0 || ms < *timeout_ms)
-		*timeout_ms = (int) ms;
-}
-
-static void
-free_secret(char *p)
-{
-	if (p)
-	{
-		explicit_bzero(p, strlen(p));
-		free(p);
-	}
-}
-
 /* libnats' status with its last error text, if it has one. */
 static void
 nats_error_text(natsStatus st, char *out, size_t len)
@@ -370,185 +352,49 @@ static int
 nats_parse_uri(struct nats_sink *n, char *err, size_t errlen)
 {
 	struct sink *s = n->s;
-	const char *uri = s->uri;
-	const char *p = strstr(uri, "://");
-	const char *slash,
-			   *at,
-			   *hp,
-			   *portp = NULL;
-	char		shown[512];
-	size_t		hlen;
+	struct sink_address a;
+	int			rc = -1;
 
-	sink_redact_uri(uri, shown, sizeof(shown));
-	n->tls = nats_is_tls(uri);
-	if (p == NULL || (strncasecmp(uri, "nats://", 7) != 0 && !n->tls))
-	{
-		snprintf(err, errlen, "nats sink \"%s\": uri \"%s\" does not start with nats:// or "
-				 "nats+tls://", s->name, shown);
+	n->tls.on = nats_is_tls(s->uri);
+	if (sink_address_split(s, &nats_form, &a, err, errlen) != 0)
 		return -1;
-	}
-	p += 3;
-	if (strpbrk(p, "?#") != NULL)
+	if (strchr(a.servers, ',') != NULL)
 	{
-		snprintf(err, errlen, "nats sink \"%s\": uri \"%s\" has parameters; a nats sink uri is "
-				 "nats://host:4222/<subject prefix>, settings go into the sink's options",
-				 s->name, shown);
-		return -1;
-	}
-	slash = strchr(p, '/');
-	if (slash == NULL || slash[1] == '\0')
-	{
-		snprintf(err, errlen, "nats sink \"%s\": uri \"%s\" names no subject prefix; write "
-				 "nats://host:4222/ordersync (events go to ordersync.<event type>, e.g. "
-				 "ordersync.order.paid)", s->name, shown);
-		return -1;
-	}
-	if (memchr(p, ',', (size_t) (slash - p)) != NULL)
-	{
-		snprintf(err, errlen, "nats sink \"%s\": uri \"%s\" names several servers; a nats sink "
+		snprintf(err, errlen, "nats sink \"%s\": uri names several servers (%s); a nats sink "
 				 "connects to one (give the cluster's address, e.g. a load-balanced name)",
-				 s->name, shown);
-		return -1;
+				 s->name, a.servers);
+		goto out;
 	}
-	at = memchr(p, '@', (size_t) (slash - p));
-	if (at)
-	{
-		if (memchr(p, ':', (size_t) (at - p)) != NULL)
-		{
-			snprintf(err, errlen, "nats sink \"%s\": the uri contains a password; remove it and "
-					 "give option \"password_env\" or \"password_file\" instead", s->name);
-			return -1;
-		}
-		if (at == p)
-		{
-			snprintf(err, errlen, "nats sink \"%s\": empty user name before \"@\" in uri \"%s\"",
-					 s->name, shown);
-			return -1;
-		}
-		n->user = xstrndup(p, (size_t) (at - p));
-		p = at + 1;
-	}
-	hp = p;
-	if (*hp == '[')
-	{
-		const char *close = memchr(hp, ']', (size_t) (slash - hp));
-
-		if (close == NULL)
-		{
-			snprintf(err, errlen, "nats sink \"%s\": unclosed \"[\" in uri \"%s\"", s->name, shown);
-			return -1;
-		}
-		n->host = xstrndup(hp + 1, (size_t) (close - hp - 1));
-		if (close + 1 < slash)
-		{
-			if (close[1] != ':')
-			{
-				snprintf(err, errlen, "nats sink \"%s\": expected \":port\" after \"]\" in uri "
-						 "\"%s\"", s->name, shown);
-				return -1;
-			}
-			portp = close + 2;
-		}
-	}
-	else
-	{
-		const char *colon = memchr(hp, ':', (size_t) (slash - hp));
-
-		hlen = colon ? (size_t) (colon - hp) : (size_t) (slash - hp);
-		n->host = xstrndup(hp, hlen);
-		if (colon)
-			portp = colon + 1;
-	}
-	if (n->host[0] == '\0')
-	{
-		snprintf(err, errlen, "nats sink \"%s\": uri \"%s\" names no host; write "
-				 "nats://host:4222/ordersync", s->name, shown);
-		return -1;
-	}
-	n->port = NATS_SINK_DEFAULT_PORT;
-	if (portp)
-	{
-		long		port = 0;
-		const char *q;
-
-		for (q = portp; q < slash && *q >= '0' && *q <= '9' && port <= 65535; q++)
-			port = port * 10 + (*q - '0');
-		if (q != slash || q == portp || port < 1 || port > 65535)
-		{
-			snprintf(err, errlen, "nats sink \"%s\": bad port in uri \"%s\"; write "
-					 "nats://host:4222/ordersync", s->name, shown);
-			return -1;
-		}
-		n->port = (int) port;
-	}
-	n->prefix = xstrdup(slash + 1);
-	if (strlen(n->prefix) > NATS_SINK_PREFIX_MAX || !subject_ok(n->prefix))
+	if (sink_address_server(s, &nats_form, a.servers, NATS_SINK_DEFAULT_PORT, &n->host,
+							&n->port, err, errlen) != 0)
+		goto out;
+	if (strlen(a.path) > NATS_SINK_PREFIX_MAX || !subject_ok(a.path))
 	{
 		snprintf(err, errlen, "nats sink \"%s\": \"%.64s\" is not a valid subject prefix: use "
 				 "up to %d characters, tokens of letters, digits, \"_\" and \"-\" separated by "
 				 "single dots (no spaces, no wildcards * or >, no empty token), such as "
-				 "\"ordersync\" or \"shop.events\"", s->name, n->prefix, NATS_SINK_PREFIX_MAX);
-		return -1;
+				 "\"ordersync\" or \"shop.events\"", s->name, a.path, NATS_SINK_PREFIX_MAX);
+		goto out;
 	}
-	return 0;
-}
-
-static int
-nats_str_option(struct sink *s, const char *key, char **out, char *err, size_t errlen)
-{
-	json_object *v;
-
-	if (!s->opt.raw || !json_object_object_get_ex(s->opt.raw, key, &v))
-		return 0;
-	if (!json_object_is_type(v, json_type_string) || json_object_get_string_len(v) == 0)
-	{
-		snprintf(err, errlen, "nats sink \"%s\": option \"%s\" must be a non-empty string",
-				 s->name, key);
-		return -1;
-	}
-	*out = xstrdup(json_object_get_string(v));
-	return 0;
-}
-
-/* A file option, as resolved (inside --secret-dir for a sink from the database). */
-static int
-nats_file_option(struct sink *s, const char *key, char **out, char *err, size_t errlen)
-{
-	char		path[PATH_MAX];
-
-	if (nats_str_option(s, key, out, err, errlen) != 0)
-		return -1;
-	if (*out == NULL)
-		return 0;
-	if (sink_reference(s, key, *out, path, sizeof(path), err, errlen) != 0)
-		return -1;
-	free(*out);
-	*out = xstrdup(path);
-	return 0;
-}
-
-static bool
-has_option(const struct sink *s, const char *key)
-{
-	return s->opt.raw && json_object_object_get_ex(s->opt.raw, key, NULL);
+	n->user = a.user;
+	n->prefix = a.path;
+	a.user = a.path = NULL;
+	rc = 0;
+out:
+	sink_address_free(&a);
+	return rc;
 }
 
 static int
 nats_parse_options(struct nats_sink *n, char *err, size_t errlen)
 {
 	struct sink *s = n->s;
+	bool		password = sink_secret_given(s, "password"),
+				token = sink_secret_given(s, "token");
 
 	n->cap = s->opt.max_in_flight > 0 ? s->opt.max_in_flight : NATS_SINK_IN_FLIGHT;
-	if (has_option(s, "password") || has_option(s, "token"))
-	{
-		snprintf(err, errlen, "nats sink \"%s\": secrets are never given in the options; use "
-				 "\"password_env\"/\"password_file\" or \"token_env\"/\"token_file\"", s->name);
-		return -1;
-	}
-	if (nats_str_option(s, "stream", &n->stream, err, errlen) != 0 ||
-		nats_file_option(s, "ca_file", &n->ca_file, err, errlen) != 0 ||
-		nats_file_option(s, "cert_file", &n->cert_file, err, errlen) != 0 ||
-		nats_file_option(s, "key_file", &n->key_file, err, errlen) != 0)
+	sink_tls_init(&n->tls, n->tls.on);
+	if (sink_opts_load(s, "nats", nats_options, n, err, errlen) != 0)
 		return -1;
 	if (n->stream && (strlen(n->stream) > 255 || strpbrk(n->stream, " \t.*>/\\") != NULL))
 	{
@@ -556,34 +402,21 @@ nats_parse_options(struct nats_sink *n, char *err, size_t errlen)
 				 "spaces, dots, *, >, / or \\)", s->name, n->stream);
 		return -1;
 	}
-	if (!n->tls && (n->ca_file || n->cert_file || n->key_file))
-	{
-		snprintf(err, errlen, "nats sink \"%s\": ca_file, cert_file and key_file are for TLS; "
-				 "use a nats+tls:// uri", s->name);
+	if (sink_tls_settle(s, "nats", &n->tls, "use a nats+tls:// uri", err, errlen) != 0)
 		return -1;
-	}
-	if ((n->cert_file == NULL) != (n->key_file == NULL))
-	{
-		snprintf(err, errlen, "nats sink \"%s\": a client certificate needs both cert_file and "
-				 "key_file", s->name);
-		return -1;
-	}
-	if (n->tls && n->ca_file == NULL && access(NATS_SINK_SYSTEM_CA, R_OK) == 0)
-		n->ca_file = xstrdup(NATS_SINK_SYSTEM_CA);
-	if ((has_option(s, "password_env") || has_option(s, "password_file")) &&
-		(has_option(s, "token_env") || has_option(s, "token_file")))
+	if (password && token)
 	{
 		snprintf(err, errlen, "nats sink \"%s\": give a password (with a user in the uri) or a "
 				 "token, not both", s->name);
 		return -1;
 	}
-	if ((has_option(s, "token_env") || has_option(s, "token_file")) && n->user)
+	if (token && n->user)
 	{
 		snprintf(err, errlen, "nats sink \"%s\": a token authenticates without a user: remove "
 				 "\"%s@\" from the uri, or give a password instead of the token", s->name, n->user);
 		return -1;
 	}
-	if ((has_option(s, "password_env") || has_option(s, "password_file")) && n->user == NULL)
+	if (password && n->user == NULL)
 	{
 		snprintf(err, errlen, "nats sink \"%s\": a password needs a user: write it in the uri "
 				 "(nats://relay@host:4222/prefix)", s->name);
@@ -596,22 +429,19 @@ nats_parse_options(struct nats_sink *n, char *err, size_t errlen)
 static int
 nats_read_secrets(struct nats_sink *n, char *err, size_t errlen)
 {
-	struct sink *s = n->s;
-	char	   *v;
+	static const char *const names[] = {"password", "token"};
+	char	  **fields[] = {&n->password, &n->token};
 
-	if (has_option(s, "password_env") || has_option(s, "password_file"))
+	for (int i = 0; i < 2; i++)
 	{
-		if ((v = sink_secret(s, "password", err, errlen)) == NULL)
+		char	   *v;
+
+		if (!sink_secret_given(n->s, names[i]))
+			continue;
+		if ((v = sink_secret(n->s, names[i], err, errlen)) == NULL)
 			return -1;
-		free_secret(n->password);
-		n->password = v;
-	}
-	if (has_option(s, "token_env") || has_option(s, "token_file"))
-	{
-		if ((v = sink_secret(s, "token", err, errlen)) == NULL)
-			return -1;
-		free_secret(n->token);
-		n->token = v;
+		sink_secret_free(*fields[i]);
+		*fields[i] = v;
 	}
 	return 0;
 }
@@ -645,18 +475,19 @@ nats_make_options(struct nats_sink *n, char *err, size_t errlen)
 	step = "token";
 	if (n->token && (st = natsOptions_SetToken(o, n->token)) != NATS_OK)
 		goto fail;
-	if (n->tls)
+	if (n->tls.on)
 	{
 		step = "TLS";
 		if ((st = natsOptions_SetSecure(o, true)) != NATS_OK ||
 			(st = natsOptions_SetExpectedHostname(o, n->host)) != NATS_OK)
 			goto fail;
 		step = "ca_file (give a readable file of PEM certificates)";
-		if (n->ca_file && (st = natsOptions_LoadCATrustedCertificates(o, n->ca_file)) != NATS_OK)
+		if (n->tls.ca_file &&
+			(st = natsOptions_LoadCATrustedCertificates(o, n->tls.ca_file)) != NATS_OK)
 			goto fail;
 		step = "cert_file and key_file (give readable PEM files that belong together)";
-		if (n->cert_file &&
-			(st = natsOptions_LoadCertificatesChain(o, n->cert_file, n->key_file)) != NATS_OK)
+		if (n->tls.cert_file &&
+			(st = natsOptions_LoadCertificatesChain(o, n->tls.cert_file, n->tls.key_file)) != NATS_OK)
 			goto fail;
 	}
 	return o;
@@ -674,14 +505,11 @@ nats_free(struct nats_sink *n)
 	free(n->host);
 	free(n->user);
 	free(n->prefix);
-	free(n->stream);
-	free(n->ca_file);
-	free(n->cert_file);
-	free(n->key_file);
-	free_secret(n->password);
-	free_secret(n->token);
-	free(n->refused);
-	free(n->ring);
+	sink_opts_free(nats_options, n);
+	sink_secret_free(n->password);
+	sink_secret_free(n->token);
+	sink_link_free(&n->link);
+	sink_ring_free(&n->ring);
 	if (n->box)
 		box_unref(n->box);
 	free(n);
@@ -715,72 +543,16 @@ nats_open(struct sink *s, struct sink_host *host, char *err, size_t errlen)
 		n->box = NULL;
 		goto fail;
 	}
-	n->ring = xcalloc(sizeof(*n->ring) * (size_t) n->cap);
-	n->head_tag = n->next_tag = 1;
-	backoff_init(&n->bo, (uint32_t) s->opt.backoff_min_ms, (uint32_t) s->opt.backoff_max_ms);
-	n->rnd = (uint32_t) getpid() ^ (uint32_t) sink_now_ms();
+	sink_ring_init(&n->ring, n->cap);
+	sink_link_init(&n->link, s, "nats", "connecting again in", "events given back");
 	s->state = n;
 	log_info("nats sink \"%s\": publishing to JetStream on %s:%d%s as %s.<event type>%s%s, "
-			 "up to %d unacknowledged", s->name, n->host, n->port, n->tls ? " over TLS" : "",
+			 "up to %d unacknowledged", s->name, n->host, n->port, n->tls.on ? " over TLS" : "",
 			 n->prefix, n->stream ? ", stream " : "", n->stream ? n->stream : "", n->cap);
 	return 0;
 fail:
 	nats_free(n);
 	return -1;
-}
-
-/* ---- logging and the outage rule ----------------------------------------- */
-
-/* The same text again only once a minute (a server down for an hour). */
-static void
-nats_log_failure(struct nats_sink *n, const char *msg, const char *suffix)
-{
-	int64_t		now = sink_now_ms();
-
-	if (strcmp(n->last_log, msg) == 0 && now - n->last_log_ms < NATS_SINK_LOG_REPEAT_MS)
-	{
-		log_debug("%s%s", msg, suffix);
-		return;
-	}
-	snprintf(n->last_log, sizeof(n->last_log), "%s", msg);
-	n->last_log_ms = now;
-	log_error("%s%s", msg, suffix);
-}
-
-/* Past max_age_seconds without delivering, each failure counts against the waiting events. */
-static void
-nats_outage(struct nats_sink *n, const char *why)
-{
-	struct sink *s = n->s;
-	int64_t		now = sink_now_ms();
-	char		prefix[300];
-	size_t		plen;
-
-	if (n->down_since_ms == 0)
-		n->down_since_ms = now;
-	if (now - n->down_since_ms < s->opt.max_age_ms)
-		return;
-	/* the core's own messages name the sink already */
-	plen = (size_t) snprintf(prefix, sizeof(prefix), "nats sink \"%s\": ", s->name);
-	if (strncmp(why, prefix, plen) == 0)
-		why += plen;
-	sink_host_outage(s->host, why);
-}
-
-static void
-nats_schedule_reconnect(struct nats_sink *n, const char *why, int returned)
-{
-	int64_t		now = sink_now_ms();
-	uint32_t	delay;
-	char		suffix[96];
-
-	n->rnd = n->rnd * 1664525u + 1013904223u;
-	delay = backoff_next(&n->bo, n->rnd);
-	n->next_connect_ms = now + delay;
-	snprintf(suffix, sizeof(suffix), "; connecting again in %u ms (%d events given back)",
-			 delay, returned);
-	nats_log_failure(n, why, suffix);
-	nats_outage(n, why);
 }
 
 /* ---- the connection ------------------------------------------------------ */
@@ -797,29 +569,6 @@ nats_drop_connection(struct nats_sink *n)
 	n->nc = NULL;
 }
 
-/* Every unacknowledged event goes back to the core, oldest first. */
-static int
-nats_return_unacked(struct nats_sink *n)
-{
-	int			count = 0;
-
-	for (uint64_t t = n->head_tag; t < n->next_tag; t++)
-	{
-		struct sink_event **slot = &n->ring[t % (uint64_t) n->cap];
-
-		if (*slot)
-		{
-			sink_host_returned(n->s->host, *slot);
-			*slot = NULL;
-			count++;
-		}
-	}
-	/* tags go on rising: a late answer for one of these is recognised as old */
-	n->head_tag = n->next_tag;
-	n->inflight = 0;
-	return count;
-}
-
 static void
 nats_conn_lost(struct nats_sink *n, const char *fmt,...)
 {
@@ -831,24 +580,18 @@ nats_conn_lost(struct nats_sink *n, const char *fmt,...)
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
 	snprintf(msg, sizeof(msg), "nats sink \"%s\": %s", n->s->name, why);
-	/* a connection that worked for a while starts the backoff afresh */
-	if (sink_now_ms() - n->connected_ms >= NATS_SINK_STABLE_MS)
-		backoff_reset(&n->bo);
+	sink_link_lost(&n->link);
 	nats_drop_connection(n);
-	nats_schedule_reconnect(n, msg, nats_return_unacked(n));
+	sink_link_retry(&n->link, msg, sink_ring_return_all(&n->ring, n->s->host));
 }
 
 /* The policy refused the server's address: for good. */
 static void
 nats_refuse(struct nats_sink *n, const char *why)
 {
-	log_error("%s; the sink delivers nothing from now on: its events go to "
-			  "ordersync.dead_letter", why);
 	nats_drop_connection(n);
-	nats_return_unacked(n);
-	free(n->refused);
-	n->refused = xstrdup(why);
-	sink_host_refused(n->s->host, why);
+	sink_ring_return_all(&n->ring, n->s->host);
+	sink_link_refuse(&n->link, why);
 }
 
 /*
@@ -927,7 +670,7 @@ nats_connect_main(void *arg)
 				"token_env/token_file, against the server's authorization";
 		else if (st == NATS_SSL_ERROR || st == NATS_SECURE_CONNECTION_REQUIRED ||
 				 st == NATS_SECURE_CONNECTION_WANTED)
-			hint = n->tls ? "the server's certificate must name the host of the uri and be "
+			hint = n->tls.on ? "the server's certificate must name the host of the uri and be "
 				"signed by a CA in ca_file (default: the system's bundle); is TLS enabled on the "
 				"server?" : "the server wants TLS: use a nats+tls:// uri";
 		snprintf(a->err, sizeof(a->err), "nats sink \"%s\": cannot connect to %s:%d: %s; %s",
@@ -992,7 +735,7 @@ nats_start_connect(struct nats_sink *n)
 	if ((a->opts = nats_make_options(n, err, sizeof(err))) == NULL)
 	{
 		free(a);
-		nats_schedule_reconnect(n, err, 0);
+		sink_link_retry(&n->link, err, 0);
 		return;
 	}
 	n->box->connect_done = false;
@@ -1003,7 +746,7 @@ nats_start_connect(struct nats_sink *n)
 				 s->name, strerror(rc));
 		natsOptions_Destroy(a->opts);
 		free(a);
-		nats_schedule_reconnect(n, err, 0);
+		sink_link_retry(&n->link, err, 0);
 		return;
 	}
 	n->attempt = a;
@@ -1015,7 +758,6 @@ static void
 nats_finish_connect(struct nats_sink *n)
 {
 	struct nats_attempt *a = n->attempt;
-	struct sink *s = n->s;
 
 	pthread_join(n->thread, NULL);
 	n->connecting = false;
@@ -1024,21 +766,18 @@ nats_finish_connect(struct nats_sink *n)
 	if (a->refused)
 		nats_refuse(n, a->err);
 	else if (a->nc == NULL)
-		nats_schedule_reconnect(n, a->err, 0);
+		sink_link_retry(&n->link, a->err, 0);
 	else
 	{
+		char		where[300];
+
 		n->nc = a->nc;
 		n->sub = a->sub;
 		snprintf(n->inbox, sizeof(n->inbox), "%s", a->inbox);
 		n->max_payload = natsConnection_GetMaxPayload(n->nc);
-		n->connected_ms = sink_now_ms();
 		n->probing = true;
-		if (n->last_log[0])
-			log_info("nats sink \"%s\": connected to %s:%d; publishing the waiting events",
-					 s->name, n->host, n->port);
-		else
-			log_debug("nats sink \"%s\": connected to %s:%d", s->name, n->host, n->port);
-		n->last_log[0] = '\0';
+		snprintf(where, sizeof(where), "%s:%d", n->host, n->port);
+		sink_link_up(&n->link, where);
 	}
 	free(a);
 }
@@ -1102,15 +841,11 @@ nats_answer(struct nats_sink *n, const struct nats_answer *a)
 	char		why[1024];
 	bool		retry;
 
-	if (a->tag < n->head_tag || a->tag >= n->next_tag)
-		return;					/* of a connection given up: its events went back */
-	ev = n->ring[a->tag % (uint64_t) n->cap];
+	/* NULL: of a connection given up, its events went back */
+	ev = sink_ring_get(&n->ring, a->tag);
 	if (ev == NULL || ev->sink_tag != a->tag)
 		return;
-	n->ring[a->tag % (uint64_t) n->cap] = NULL;
-	n->inflight--;
-	while (n->head_tag < n->next_tag && n->ring[n->head_tag % (uint64_t) n->cap] == NULL)
-		n->head_tag++;
+	sink_ring_take(&n->ring, a->tag);
 
 	if (a->status[0] == '\0' && a->len > 0)
 	{
@@ -1127,8 +862,7 @@ nats_answer(struct nats_sink *n, const struct nats_answer *a)
 		sink_host_accepted(s->host, ev);
 		/* JetStream stores: the outage, if any, is over; pipeline again */
 		n->probing = false;
-		n->down_since_ms = 0;
-		backoff_reset(&n->bo);
+		sink_link_delivered(&n->link);
 		return;
 	}
 	snprintf(subject, sizeof(subject), "%s.%s", n->prefix, ev->type);
@@ -1185,8 +919,8 @@ nats_submit(struct sink *s, struct sink_event *ev)
 	natsStatus	st;
 	uint64_t	tag;
 
-	if (n->refused || n->nc == NULL || (n->probing && n->inflight > 0) ||
-		n->next_tag - n->head_tag >= (uint64_t) n->cap)
+	if (n->link.refused || n->nc == NULL || (n->probing && n->ring.n > 0) ||
+		sink_ring_full(&n->ring))
 		return SINK_BUSY;
 	if (strlen(ev->type) > 255 || !subject_ok(ev->type))
 	{
@@ -1206,7 +940,7 @@ nats_submit(struct sink *s, struct sink_event *ev)
 		sink_host_failed(s->host, ev, false, 0, why);
 		return SINK_TAKEN;
 	}
-	tag = n->next_tag;
+	tag = n->ring.next;
 	snprintf(subject, sizeof(subject), "%s.%s", n->prefix, ev->type);
 	snprintf(reply, sizeof(reply), "%s.%llu", n->inbox, (unsigned long long) tag);
 	st = natsMsg_Create(&m, subject, reply, ev->body, (int) ev->body_len);
@@ -1231,9 +965,7 @@ nats_submit(struct sink *s, struct sink_event *ev)
 	ev->sink_ms = sink_now_ms();
 	ev->sink_tag = tag;
 	ev->sink_flags = 0;
-	n->ring[tag % (uint64_t) n->cap] = ev;
-	n->next_tag++;
-	n->inflight++;
+	sink_ring_put(&n->ring, ev);
 	return SINK_TAKEN;
 }
 
@@ -1241,26 +973,25 @@ static void
 nats_prepare(struct sink *s, struct pollset *ps, int *timeout_ms)
 {
 	struct nats_sink *n = s->state;
+	struct sink_event *oldest = sink_ring_oldest(&n->ring);
 	int64_t		now = sink_now_ms();
 
-	if (n->refused)
+	if (n->link.refused)
 		return;
 	pollset_add(ps, n->box->wake[0], POLLIN);
 	if (n->connecting)
 		return;					/* the helper thread writes to the pipe */
 	if (n->nc == NULL)
 	{
-		nats_lower(timeout_ms, n->next_connect_ms - now);
+		sink_lower_timeout(timeout_ms, n->link.next_connect_ms - now);
 		return;
 	}
-	if (n->inflight > 0)
+	if (n->ring.n > 0)
 	{
-		struct sink_event *oldest = n->ring[n->head_tag % (uint64_t) n->cap];
-
 		/* no callback says the connection closed: look now and then */
-		nats_lower(timeout_ms, NATS_SINK_STATUS_MS);
+		sink_lower_timeout(timeout_ms, NATS_SINK_STATUS_MS);
 		if (oldest)
-			nats_lower(timeout_ms, oldest->sink_ms + s->opt.timeout_ms - now);
+			sink_lower_timeout(timeout_ms, oldest->sink_ms + s->opt.timeout_ms - now);
 	}
 }
 
@@ -1268,14 +999,15 @@ static void
 nats_poll(struct sink *s, const struct pollset *ps)
 {
 	struct nats_sink *n = s->state;
+	struct sink_event *oldest;
 	char		buf[256];
 	bool		done;
-	int64_t		now;
+	const char *last = NULL;
 
 	(void) ps;
 	while (read(n->box->wake[0], buf, sizeof(buf)) > 0)
 		;
-	if (n->refused)
+	if (n->link.refused)
 		return;
 	if (n->connecting)
 	{
@@ -1285,36 +1017,29 @@ nats_poll(struct sink *s, const struct pollset *ps)
 		if (!done)
 			return;
 		nats_finish_connect(n);
-		if (n->refused)
+		if (n->link.refused)
 			return;
 	}
 	/* answers first: what was acknowledged before a loss counts */
 	nats_take_answers(n);
-	now = sink_now_ms();
-	if (n->nc)
+	if (n->nc == NULL)
 	{
-		if (natsConnection_Status(n->nc) != NATS_CONN_STATUS_CONNECTED)
-		{
-			const char *last = NULL;
-
-			natsConnection_GetLastError(n->nc, &last);
-			nats_conn_lost(n, "the connection to %s:%d closed (%s): server stopped or network "
-						   "lost", n->host, n->port, last && *last ? last : "no error given");
-			return;
-		}
-		if (n->inflight > 0)
-		{
-			struct sink_event *oldest = n->ring[n->head_tag % (uint64_t) n->cap];
-
-			if (oldest && now - oldest->sink_ms > s->opt.timeout_ms)
-				nats_conn_lost(n, "no JetStream ack from %s:%d for event %s within timeout_ms "
-							   "(%d ms): the server or the stream is stuck or overloaded",
-							   n->host, n->port, oldest->id, s->opt.timeout_ms);
-		}
+		if (sink_link_due(&n->link, sink_now_ms()))
+			nats_start_connect(n);
 		return;
 	}
-	if (now >= n->next_connect_ms)
-		nats_start_connect(n);
+	if (natsConnection_Status(n->nc) != NATS_CONN_STATUS_CONNECTED)
+	{
+		natsConnection_GetLastError(n->nc, &last);
+		nats_conn_lost(n, "the connection to %s:%d closed (%s): server stopped or network "
+					   "lost", n->host, n->port, last && *last ? last : "no error given");
+		return;
+	}
+	oldest = sink_ring_oldest(&n->ring);
+	if (oldest && sink_now_ms() - oldest->sink_ms > s->opt.timeout_ms)
+		nats_conn_lost(n, "no JetStream ack from %s:%d for event %s within timeout_ms "
+					   "(%d ms): the server or the stream is stuck or overloaded",
+					   n->host, n->port, oldest->id, s->opt.timeout_ms);
 }
 
 static void
@@ -1341,11 +1066,6 @@ nats_close(struct sink *s)
 	s->state = NULL;
 }
 
-static const char *const nats_keys[] = {
-	"stream", "password_env", "password_file", "token_env", "token_file", "ca_file",
-	"cert_file", "key_file", NULL
-};
-
 static bool
 nats_claims(const char *uri)
 {
@@ -1362,7 +1082,7 @@ const struct sink_ops sink_nats_ops = {
 	.kind = "nats",
 	.lane_depth = 0,			/* one connection keeps order: pipeline (see the top) */
 	.window = NATS_SINK_IN_FLIGHT,
-	.option_keys = nats_keys,
+	.options = nats_options,
 	.claims = nats_claims,
 	.clear_text = nats_clear_text,
 	.open = nats_open,

@@ -64,6 +64,7 @@
 
 #include "sink.h"
 #include "sink_policy.h"
+#include "sink_tls.h"
 #include "log.h"
 #include "sink_webhook_sign.h"
 
@@ -146,6 +147,13 @@ struct wh_state
 	const struct pollset *polled_ps;	/* where prepare() put epfd */
 	int			polled_idx;
 	bool		curl_inited;
+};
+
+/* the options of this kind (sink.h); their order is the one messages list */
+static const struct sink_opt wh_options[] = {
+	{"secret", SINK_OPT_SECRET, -1, 0, 0},
+	{"ca_file", SINK_OPT_FILE, offsetof(struct wh_state, ca_file), 0, 0},
+	{NULL, 0, 0, 0, 0}
 };
 
 /* ---- requests --------------------------------------------------------- */
@@ -584,7 +592,6 @@ static int
 wh_open(struct sink *s, struct sink_host *h, char *err, size_t errlen)
 {
 	struct wh_state *st;
-	json_object *v;
 	CURLU	   *u;
 	CURLUcode	uc;
 	char	   *scheme = NULL,
@@ -634,34 +641,11 @@ wh_open(struct sink *s, struct sink_host *h, char *err, size_t errlen)
 		goto fail;
 	}
 
-	if (s->opt.raw && json_object_object_get_ex(s->opt.raw, "ca_file", &v))
-	{
-		const char *path = json_object_get_string(v);
-		char		resolved[PATH_MAX];
-		FILE	   *f;
+	if (sink_opts_load(s, "webhook", wh_options, st, err, errlen) != 0 ||
+		(st->ca_file && sink_tls_readable(s, "webhook", "ca_file", st->ca_file, err, errlen) != 0))
+		goto fail;
 
-		if (!json_object_is_type(v, json_type_string) || path[0] == '\0')
-		{
-			snprintf(err, errlen, "webhook sink \"%s\": option ca_file must be the path of "
-					 "a PEM file with the CA certificates to trust", s->name);
-			goto fail;
-		}
-		/* a sink from the database: the file as resolved inside --secret-dir */
-		if (sink_reference(s, "ca_file", path, resolved, sizeof(resolved), err, errlen) != 0)
-			goto fail;
-		if ((f = fopen(resolved, "r")) == NULL)
-		{
-			snprintf(err, errlen, "webhook sink \"%s\": cannot read ca_file \"%s\": %m; "
-					 "make it readable by the user ordersyncd runs as", s->name, path);
-			goto fail;
-		}
-		fclose(f);
-		st->ca_file = xstrdup(resolved);
-	}
-
-	named_secret = s->opt.raw &&
-		(json_object_object_get_ex(s->opt.raw, "secret_env", NULL) ||
-		 json_object_object_get_ex(s->opt.raw, "secret_file", NULL));
+	named_secret = sink_secret_given(s, "secret");
 	if (named_secret)
 	{
 		char		e2[512];
@@ -677,8 +661,7 @@ wh_open(struct sink *s, struct sink_host *h, char *err, size_t errlen)
 		size_t		keylen = 0;
 
 		key = wh_key_from_secret(secret, &keylen, e2, sizeof(e2));
-		explicit_bzero(secret, strlen(secret));
-		free(secret);
+		sink_secret_free(secret);
 		if (key == NULL)
 		{
 			snprintf(err, errlen, "webhook sink \"%s\": %s", s->name, e2);
@@ -748,12 +731,7 @@ wh_prepare(struct sink *s, struct pollset *ps, int *timeout_ms)
 		st->polled_ps = ps;
 	}
 	if (st->timer_at >= 0)
-	{
-		int64_t		left = st->timer_at > now ? st->timer_at - now : 0;
-
-		if (*timeout_ms < 0 || left < *timeout_ms)
-			*timeout_ms = (int) left;
-	}
+		sink_lower_timeout(timeout_ms, st->timer_at - now);
 }
 
 /* Hand curl what epoll says about its sockets. */
@@ -838,15 +816,13 @@ wh_close(struct sink *s)
 	if (st->epfd >= 0)
 		close(st->epfd);
 	wh_signer_free(st->signer);
-	free(st->ca_file);
+	sink_opts_free(wh_options, st);
 	free(st->url);
 	if (st->curl_inited)
 		curl_global_cleanup();
 	free(st);
 	s->state = NULL;
 }
-
-static const char *const wh_keys[] = {"secret_env", "secret_file", "ca_file", NULL};
 
 static bool
 wh_claims(const char *uri)
@@ -864,7 +840,7 @@ const struct sink_ops sink_webhook_ops = {
 	.kind = "webhook",
 	.lane_depth = 1,			/* one request per subject at a time */
 	.window = 64,
-	.option_keys = wh_keys,
+	.options = wh_options,
 	.claims = wh_claims,
 	.clear_text = wh_clear_text,
 	.open = wh_open,
