@@ -66,6 +66,7 @@
 #include "sink_policy.h"
 #include "sink_tls.h"
 #include "log.h"
+#include "sink_webhook_h1.h"
 #include "sink_webhook_sign.h"
 
 #define WH_WHY_LEN 1024
@@ -128,7 +129,8 @@ struct wh_sock
 struct wh_state
 {
 	struct sink *s;
-	CURLM	   *multi;
+	struct h1_client *h1;		/* http:// to an address: the lean client */
+	CURLM	   *multi;			/* else libcurl's */
 	char	   *url;			/* for messages: redacted (sink_redact_uri) */
 	char	   *ca_file;
 	struct wh_signer *signer;	/* NULL: unsigned */
@@ -192,16 +194,10 @@ static struct wh_req *
 wh_new_req(struct wh_state *st)
 {
 	struct wh_req *req = xcalloc(sizeof(*req));
-	CURL	   *e = curl_easy_init();
+	CURL	   *e = st->h1 ? NULL : curl_easy_init();
 	const struct sink_options *o = &st->s->opt;
 
-	if (e == NULL)
-	{
-		free(req);
-		return NULL;
-	}
 	req->st = st;
-	req->easy = e;
 	for (int i = 0; i < WH_NHEADERS; i++)
 	{
 		req->hname_len[i] = strlen(wh_header_name[i]);
@@ -211,6 +207,14 @@ wh_new_req(struct wh_state *st)
 	memcpy(req->hline[WH_H_CONTENT_TYPE] + req->hname_len[WH_H_CONTENT_TYPE],
 		   "application/cloudevents+json", sizeof("application/cloudevents+json"));
 	memcpy(req->hline[WH_H_SPECVERSION] + req->hname_len[WH_H_SPECVERSION], "1.0", 4);
+	if (st->h1)
+		return req;
+	if (e == NULL)
+	{
+		free(req);
+		return NULL;
+	}
+	req->easy = e;
 	curl_easy_setopt(e, CURLOPT_URL, st->s->uri);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
@@ -328,6 +332,20 @@ wh_start(struct wh_state *st, struct sink_event *ev)
 	req->resp_len = 0;
 	req->errbuf[0] = '\0';
 	req->denied[0] = '\0';
+	if (st->h1)
+	{
+		const char *lines[WH_NHEADERS];
+		int			n = 0;
+
+		/* "Expect:" only tells curl to leave that header out */
+		use[WH_H_EXPECT] = false;
+		for (int i = 0; i < WH_NHEADERS; i++)
+			if (use[i])
+				lines[n++] = req->hline[i];
+		st->in_flight++;
+		h1_post(st->h1, req, lines, n, ev->body, ev->body_len);
+		return SINK_TAKEN;
+	}
 	curl_easy_setopt(req->easy, CURLOPT_HTTPHEADER, link_headers(req, use));
 	curl_easy_setopt(req->easy, CURLOPT_POSTFIELDS, ev->body);
 	curl_easy_setopt(req->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) ev->body_len);
@@ -417,17 +435,15 @@ refusal_hint(long status)
  * status and a short, sanitized excerpt of what the receiver said.
  */
 static void
-describe_answer(struct wh_state *st, struct wh_req *req, long status, int64_t not_before,
-				char *why, size_t len)
+describe_answer(struct wh_state *st, struct wh_req *req, long status, const char *loc,
+				int64_t not_before, char *why, size_t len)
 {
 	char		excerpt[SINK_EXCERPT_MAX + 1];
 	char		where[SINK_EXCERPT_MAX + 16] = "";
-	char	   *loc = NULL;
 
 	if (sink_excerpt(req->resp, req->resp_len, excerpt, sizeof(excerpt)) == 0)
 		strcpy(excerpt, "(empty body)");
-	if (status >= 300 && status < 400 &&
-		curl_easy_getinfo(req->easy, CURLINFO_REDIRECT_URL, &loc) == CURLE_OK && loc)
+	if (status >= 300 && status < 400 && loc && loc[0])
 	{
 		char		shown[512];
 
@@ -447,23 +463,22 @@ describe_answer(struct wh_state *st, struct wh_req *req, long status, int64_t no
 				 st->url, excerpt, where, refusal_hint(status));
 }
 
-/* A transfer is over: decide what it means for its delivery. */
+/*
+ * A POST is over: decide what it means for its delivery. res is CURLE_OK
+ * when status is the receiver's answer; loc is a redirect's target.
+ */
 static void
-wh_finish(struct wh_state *st, struct wh_req *req, CURLcode res)
+wh_conclude(struct wh_state *st, struct wh_req *req, CURLcode res, long status,
+			long retry_after, const char *loc)
 {
 	struct sink_event *ev = req->ev;
 	char		why[WH_WHY_LEN];
-	long		status = 0;
-	curl_off_t	retry_after = 0;
 	int64_t		not_before = 0;
 	enum wh_outcome outcome = WH_RETRY;
 
-	curl_multi_remove_handle(st->multi, req->easy);
 	st->in_flight--;
 	if (res == CURLE_OK)
 	{
-		curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &status);
-		curl_easy_getinfo(req->easy, CURLINFO_RETRY_AFTER, &retry_after);
 		outcome = wh_classify(status);
 		if (outcome == WH_RETRY && (status == 429 || status == 503) && retry_after > 0)
 		{
@@ -474,7 +489,7 @@ wh_finish(struct wh_state *st, struct wh_req *req, CURLcode res)
 			not_before = sink_now_ms() + wait_ms;
 		}
 		if (outcome != WH_ACCEPTED)
-			describe_answer(st, req, status, not_before, why, sizeof(why));
+			describe_answer(st, req, status, loc, not_before, why, sizeof(why));
 	}
 	else if (req->denied[0])
 	{
@@ -493,6 +508,42 @@ wh_finish(struct wh_state *st, struct wh_req *req, CURLcode res)
 		sink_host_accepted(st->s->host, ev);
 	else
 		sink_host_failed(st->s->host, ev, outcome == WH_RETRY, not_before, why);
+}
+
+/* libcurl finished a transfer. */
+static void
+wh_finish(struct wh_state *st, struct wh_req *req, CURLcode res)
+{
+	long		status = 0;
+	curl_off_t	retry_after = 0;
+	char	   *loc = NULL;
+
+	curl_multi_remove_handle(st->multi, req->easy);
+	if (res == CURLE_OK)
+	{
+		curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &status);
+		curl_easy_getinfo(req->easy, CURLINFO_RETRY_AFTER, &retry_after);
+		if (status >= 300 && status < 400)
+			curl_easy_getinfo(req->easy, CURLINFO_REDIRECT_URL, &loc);
+	}
+	wh_conclude(st, req, res, status, (long) retry_after, loc);
+}
+
+/* The lean client finished a POST (see sink_webhook_h1.h). */
+static void
+wh_h1_done(void *arg, void *token, const struct h1_answer *a)
+{
+	struct wh_req *req = token;
+	size_t		n = a->body_len < sizeof(req->resp) ? a->body_len : sizeof(req->resp);
+
+	memcpy(req->resp, a->body, n);
+	req->resp_len = n;
+	if (a->denied)
+		snprintf(req->denied, sizeof(req->denied), "%.*s", (int) sizeof(req->denied) - 1, a->detail);
+	else if (a->failure)
+		snprintf(req->errbuf, sizeof(req->errbuf), "%.*s", CURL_ERROR_SIZE - 1, a->detail);
+	wh_conclude(arg, req, a->failure ? (CURLcode) a->failure : CURLE_OK, a->status,
+				a->retry_after_s, a->location);
 }
 
 /* Collect finished transfers. */
@@ -690,6 +741,12 @@ wh_open(struct sink *s, struct sink_host *h, char *err, size_t errlen)
 				 "(raise the limit on open files?)", s->name, strerror(errno));
 		goto fail;
 	}
+	if (h1_usable(s, s->uri))
+	{
+		st->h1 = h1_new(s, st->epfd, st->max_in_flight, wh_h1_done, st);
+		if (st->h1 != NULL)
+			return 0;
+	}
 	st->multi = curl_multi_init();
 	if (st->multi == NULL)
 	{
@@ -725,6 +782,19 @@ wh_prepare(struct sink *s, struct pollset *ps, int *timeout_ms)
 
 	/* one descriptor for all of curl's sockets: readable when one of them is ready */
 	st->polled_ps = NULL;
+	if (st->h1)
+	{
+		int64_t		next = h1_next_deadline(st->h1);
+
+		if (h1_connections(st->h1) > 0)
+		{
+			st->polled_idx = pollset_add(ps, st->epfd, POLLIN);
+			st->polled_ps = ps;
+		}
+		if (next >= 0)
+			sink_lower_timeout(timeout_ms, next - now);
+		return;
+	}
 	if (st->nsocks > 0)
 	{
 		st->polled_idx = pollset_add(ps, st->epfd, POLLIN);
@@ -749,6 +819,12 @@ wh_sockets(struct wh_state *st)
 		{
 			uint32_t	re = evs[i].events;
 			int			ev = 0;
+
+			if (st->h1)
+			{
+				h1_event(st->h1, &evs[i]);
+				continue;
+			}
 
 			if (re & (EPOLLIN | EPOLLPRI | EPOLLHUP))
 				ev |= CURL_CSELECT_IN;
@@ -779,6 +855,14 @@ wh_poll(struct sink *s, const struct pollset *ps)
 	st->polled_ps = NULL;
 
 	now = sink_now_ms();
+	if (st->h1)
+	{
+		int64_t		next = h1_next_deadline(st->h1);
+
+		if (next >= 0 && next <= now)
+			h1_timers(st->h1, now);
+		return;
+	}
 	if (st->timer_at >= 0 && st->timer_at <= now)
 	{
 		st->timer_at = -1;
@@ -800,12 +884,13 @@ wh_close(struct sink *s)
 	{
 		struct wh_req *req = st->reqs[i];
 
-		if (req->ev != NULL)
+		if (req->ev != NULL && st->multi)
 			curl_multi_remove_handle(st->multi, req->easy);
 		curl_easy_cleanup(req->easy);
 		free(req);
 	}
 	free(st->reqs);
+	h1_free(st->h1);
 	if (st->multi)
 		curl_multi_cleanup(st->multi);
 	while ((sk = st->socks) != NULL)
