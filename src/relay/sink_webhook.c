@@ -366,184 +366,51 @@ wh_start(struct wh_state *st, struct sink_event *ev)
 	return SINK_TAKEN;
 }
 
-/* Why a transfer failed without an HTTP answer, and what to do about it. */
+/* A POST is over: report it and make its request handle free again. */
 static void
-describe_curl_error(struct wh_state *st, struct wh_req *req, CURLcode res,
-					char *why, size_t len)
-{
-	char		detail[161];
-	const char *hint;
-
-	/* curl's text can quote the server (a TLS alert, a certificate name) */
-	if (req->errbuf[0])
-		sink_excerpt(req->errbuf, strlen(req->errbuf), detail, sizeof(detail));
-	else
-		snprintf(detail, sizeof(detail), "%s", curl_easy_strerror(res));
-	switch (res)
-	{
-		case CURLE_COULDNT_CONNECT:
-			hint = "nothing accepts connections there: start the receiver or fix the sink's URL";
-			break;
-		case CURLE_COULDNT_RESOLVE_HOST:
-			hint = "the host name does not resolve: fix the sink's URL or DNS";
-			break;
-		case CURLE_OPERATION_TIMEDOUT:
-			hint = "the receiver did not answer in time: make it answer faster or raise "
-				"the sink's timeout_ms / connect_timeout_ms";
-			break;
-		case CURLE_PEER_FAILED_VERIFICATION:
-		case CURLE_SSL_CACERT_BADFILE:
-		case CURLE_SSL_CERTPROBLEM:
-		case CURLE_SSL_CONNECT_ERROR:
-			hint = "TLS failed; certificates are always verified: give the receiver a "
-				"certificate for this host name signed by a trusted CA, or point the sink's "
-				"option ca_file at your private CA's PEM file";
-			break;
-		case CURLE_SEND_ERROR:
-		case CURLE_RECV_ERROR:
-		case CURLE_GOT_NOTHING:
-		case CURLE_PARTIAL_FILE:
-			hint = "the connection broke: the receiver crashed, restarted or closed it early";
-			break;
-		default:
-			hint = "check that the receiver is up and reachable from this host";
-			break;
-	}
-	snprintf(why, len, "POST %s failed: %s (%s); %s", st->url, detail,
-			 curl_easy_strerror(res), hint);
-}
-
-/* What to do about an answer that is not 2xx. */
-static const char *
-refusal_hint(long status)
-{
-	if (status >= 300 && status < 400)
-		return "redirects are not followed: set the sink's URL to the final address";
-	if (status == 401 || status == 403)
-		return "the receiver rejected the request's credentials: if it checks the "
-			"webhook-signature, give the sink the same secret as the receiver "
-			"(secret_env/secret_file), then SELECT ordersync.redeliver(id) the dead letters";
-	if (status == 404 || status == 405)
-		return "nothing takes POSTs at that URL: fix the sink's URL, then "
-			"SELECT ordersync.redeliver(id) the dead letters";
-	return "the receiver refused this event for good: fix the receiver (or the "
-		"data), then SELECT ordersync.redeliver(id) it";
-}
-
-/*
- * "HTTP 404 (Not Found) from URL: <excerpt>" and what follows: only the
- * status and a short, sanitized excerpt of what the receiver said.
- */
-static void
-describe_answer(struct wh_state *st, struct wh_req *req, long status, const char *loc,
-				int64_t not_before, char *why, size_t len)
-{
-	char		excerpt[SINK_EXCERPT_MAX + 1];
-	char		where[SINK_EXCERPT_MAX + 16] = "";
-
-	if (sink_excerpt(req->resp, req->resp_len, excerpt, sizeof(excerpt)) == 0)
-		strcpy(excerpt, "(empty body)");
-	if (status >= 300 && status < 400 && loc && loc[0])
-	{
-		char		shown[512];
-
-		/* where it points is the receiver's answer too: redacted and bounded */
-		sink_redact_uri(loc, shown, sizeof(shown));
-		snprintf(where, sizeof(where), " (Location: %.*s)", SINK_EXCERPT_MAX, shown);
-	}
-	if (wh_classify(status) == WH_RETRY)
-		snprintf(why, len, "HTTP %ld (%s) from %s: %s; the receiver %s%s", status,
-				 wh_status_text(status), st->url, excerpt,
-				 status == 429 ? "asks to slow down" :
-				 status == 408 ? "timed out reading the request" :
-				 "failed: look at its logs",
-				 not_before ? " (next attempt no earlier than its Retry-After)" : "");
-	else
-		snprintf(why, len, "HTTP %ld (%s) from %s: %s%s; %s", status, wh_status_text(status),
-				 st->url, excerpt, where, refusal_hint(status));
-}
-
-/*
- * A POST is over: decide what it means for its delivery. res is CURLE_OK
- * when status is the receiver's answer; loc is a redirect's target.
- */
-static void
-wh_conclude(struct wh_state *st, struct wh_req *req, CURLcode res, long status,
-			long retry_after, const char *loc)
+wh_conclude(struct wh_state *st, struct wh_req *req, const struct wh_result *r)
 {
 	struct sink_event *ev = req->ev;
-	char		why[WH_WHY_LEN];
-	int64_t		not_before = 0;
-	enum wh_outcome outcome = WH_RETRY;
 
 	st->in_flight--;
-	if (res == CURLE_OK)
-	{
-		outcome = wh_classify(status);
-		if (outcome == WH_RETRY && (status == 429 || status == 503) && retry_after > 0)
-		{
-			/* past max_age the relay gives up anyway: no point waiting longer */
-			int64_t		wait_ms = retry_after * 1000 < st->s->opt.max_age_ms ?
-				(int64_t) retry_after * 1000 : st->s->opt.max_age_ms;
-
-			not_before = sink_now_ms() + wait_ms;
-		}
-		if (outcome != WH_ACCEPTED)
-			describe_answer(st, req, status, loc, not_before, why, sizeof(why));
-	}
-	else if (req->denied[0])
-	{
-		/* the policy refused every address: no attempt will ever go there */
-		snprintf(why, sizeof(why), "%s", req->denied);
-		outcome = WH_REFUSED;
-	}
-	else
-		describe_curl_error(st, req, res, why, sizeof(why));
-
 	req->ev = NULL;
 	req->next_free = st->free_reqs;
 	st->free_reqs = req;
-
-	if (outcome == WH_ACCEPTED)
-		sink_host_accepted(st->s->host, ev);
-	else
-		sink_host_failed(st->s->host, ev, outcome == WH_RETRY, not_before, why);
+	wh_report(st->s, st->url, ev, r);
 }
 
 /* libcurl finished a transfer. */
 static void
 wh_finish(struct wh_state *st, struct wh_req *req, CURLcode res)
 {
-	long		status = 0;
+	struct wh_result r = {.failure = (int) res,.detail = req->errbuf,.body = req->resp,
+	.body_len = req->resp_len};
 	curl_off_t	retry_after = 0;
 	char	   *loc = NULL;
 
 	curl_multi_remove_handle(st->multi, req->easy);
+	if (req->denied[0])
+	{
+		r.denied = true;
+		r.detail = req->denied;
+	}
 	if (res == CURLE_OK)
 	{
-		curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &status);
+		curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &r.status);
 		curl_easy_getinfo(req->easy, CURLINFO_RETRY_AFTER, &retry_after);
-		if (status >= 300 && status < 400)
+		if (r.status >= 300 && r.status < 400)
 			curl_easy_getinfo(req->easy, CURLINFO_REDIRECT_URL, &loc);
 	}
-	wh_conclude(st, req, res, status, (long) retry_after, loc);
+	r.retry_after_s = (long) retry_after;
+	r.location = loc;
+	wh_conclude(st, req, &r);
 }
 
 /* The lean client finished a POST (see sink_webhook_h1.h). */
 static void
-wh_h1_done(void *arg, void *token, const struct h1_answer *a)
+wh_h1_done(void *arg, void *token, const struct wh_result *r)
 {
-	struct wh_req *req = token;
-	size_t		n = a->body_len < sizeof(req->resp) ? a->body_len : sizeof(req->resp);
-
-	memcpy(req->resp, a->body, n);
-	req->resp_len = n;
-	if (a->denied)
-		snprintf(req->denied, sizeof(req->denied), "%.*s", (int) sizeof(req->denied) - 1, a->detail);
-	else if (a->failure)
-		snprintf(req->errbuf, sizeof(req->errbuf), "%.*s", CURL_ERROR_SIZE - 1, a->detail);
-	wh_conclude(arg, req, a->failure ? (CURLcode) a->failure : CURLE_OK, a->status,
-				a->retry_after_s, a->location);
+	wh_conclude(arg, token, r);
 }
 
 /* Collect finished transfers. */

@@ -68,6 +68,18 @@ enum h1_body
 	H1_DONE
 };
 
+/* What became of a POST, as the connection gathers it. */
+struct h1_answer
+{
+	int			failure;		/* 0: status is the answer; else a CURLcode */
+	char		detail[512];
+	bool		denied;
+	long		status;
+	long		retry_after_s;
+	char		location[512];
+	size_t		body_len;		/* of excerpt */
+};
+
 struct h1_conn
 {
 	TAILQ_ENTRY(h1_conn) link;	/* in idle or busy */
@@ -322,6 +334,19 @@ conn_open(struct h1_client *c, struct h1_answer *a)
 
 static bool conn_write(struct h1_conn *k);
 
+/* Hand a's outcome of token's POST to the sink. */
+static void
+report(struct h1_client *c, void *token, const struct h1_answer *a, const char *body)
+{
+	struct wh_result r = {
+		.failure = a->failure,.detail = a->detail,.denied = a->denied,.status = a->status,
+		.retry_after_s = a->retry_after_s,.location = a->location[0] ? a->location : NULL,
+		.body = body,.body_len = a->body_len
+	};
+
+	c->done(c->arg, token, &r);
+}
+
 /* Report the outcome of k's request; keep k for the next one when it may. */
 static void
 finish(struct h1_conn *k, bool keep)
@@ -330,9 +355,8 @@ finish(struct h1_conn *k, bool keep)
 	void	   *token = k->token;
 
 	/* the answer lives in k: report it before k may go */
-	k->a.body = k->excerpt;
 	k->token = NULL;
-	c->done(c->arg, token, &k->a);
+	report(c, token, &k->a, k->excerpt);
 	if (keep && !k->close_after && k->in_len == 0)
 	{
 		TAILQ_REMOVE(&c->busy, k, link);
@@ -401,7 +425,7 @@ h1_post(struct h1_client *c, void *token, const char *const *lines, int nlines,
 
 		if ((k = conn_open(c, &a)) == NULL)
 		{
-			c->done(c->arg, token, &a);
+			report(c, token, &a, "");
 			return;
 		}
 	}

@@ -12,21 +12,28 @@
 
 #include "sink.h"
 
-/* What became of one POST. */
-struct h1_answer
+/* What became of one POST, from either client. */
+struct wh_result
 {
-	int			failure;		/* 0: status is the answer; else a CURLcode-like code */
-	char		detail[512];	/* the failure, for the operator */
+	int			failure;		/* 0: status is the answer; else a CURLcode */
+	const char *detail;			/* the failure, for the operator */
 	bool		denied;			/* the policy refused the address: detail says why */
 	long		status;
 	long		retry_after_s;	/* 0: none */
-	char		location[512];	/* a redirect's Location, raw */
+	const char *location;		/* a redirect's Location, or NULL */
 	const char *body;			/* the start of the answer's body */
 	size_t		body_len;
 };
 
-/* done(arg, token, answer): one POST is over; the client forgets token. */
-typedef void (*h1_done_fn) (void *arg, void *token, const struct h1_answer *a);
+/*
+ * Report r for ev to s's host: accepted, or failed (retryable or not) with
+ * the reason (sink_webhook_outcome.c). url is the sink's, redacted.
+ */
+void		wh_report(struct sink *s, const char *url, struct sink_event *ev,
+					  const struct wh_result *r);
+
+/* done(arg, token, result): one POST is over; the client forgets token. */
+typedef void (*h1_done_fn) (void *arg, void *token, const struct wh_result *r);
 
 struct h1_client;
 
