@@ -5,7 +5,7 @@
  * Why not libcurl here too: profiled in bench/sinks/webhook.sh, libcurl
  * and the allocations, environment lookups and poll() calls it makes per
  * transfer took about half of the relay's CPU per event, the relay's own
- * code a tenth. This client does per POST one writev() and usually one
+ * code a tenth. This client does per POST one sendmsg() and usually one
  * read(): every connection is registered in the sink's epoll set once,
  * edge-triggered, and stays there while it lives; requests are written
  * from buffers built in place.
@@ -491,7 +491,8 @@ conn_write(struct h1_conn *k)
 
 			iov[n++] = (struct iovec) {(char *) k->body + off, k->body_len - off};
 		}
-		w = writev(k->fd, iov, n);
+		/* sendmsg for MSG_NOSIGNAL: a receiver that closed is EPIPE, never SIGPIPE */
+		w = sendmsg(k->fd, &(struct msghdr) {.msg_iov = iov,.msg_iovlen = (size_t) n}, MSG_NOSIGNAL);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
