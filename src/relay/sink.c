@@ -1,7 +1,7 @@
 /*
  * sink.c — what every sink shares (see sink.h): the registry of kinds, the
- * host's report queue, the poll set, the common options and reading
- * secrets by reference. What a sink may be configured to do is checked in
+ * host's report queue, the poll set and the clock. Options and secrets are
+ * read in sink_options.c; what a sink may be configured to do is checked in
  * sink_policy.c.
  */
 #include <errno.h>
@@ -45,6 +45,15 @@ int64_t
 sink_now_ms(void)
 {
 	return ts_mono_usec() / 1000;
+}
+
+void
+sink_lower_timeout(int *timeout_ms, int64_t ms)
+{
+	if (ms < 0)
+		ms = 0;
+	if (*timeout_ms < 0 || ms < *timeout_ms)
+		*timeout_ms = ms > INT_MAX ? INT_MAX : (int) ms;
 }
 
 /* The kinds there are; a new sink adds its line here. */
@@ -156,154 +165,4 @@ void
 sink_host_fatal(struct sink_host *h, const char *why)
 {
 	push(h, SINK_FATAL, NULL, why);
-}
-
-/* ---- options and secrets ------------------------------------------------ */
-
-/* An integer option within [min, max]; absent keeps *out. */
-static int
-int_option(json_object *o, const char *key, int min, int max, int *out,
-		   char *err, size_t errlen)
-{
-	json_object *v;
-	int64_t		n;
-
-	if (!json_object_object_get_ex(o, key, &v))
-		return 0;
-	if (!json_object_is_type(v, json_type_int))
-	{
-		snprintf(err, errlen, "option \"%s\" must be an integer, not %s", key,
-				 json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
-		return -1;
-	}
-	n = json_object_get_int64(v);
-	if (n < min || n > max)
-	{
-		snprintf(err, errlen, "option \"%s\" is %lld; it must be between %d and %d", key,
-				 (long long) n, min, max);
-		return -1;
-	}
-	*out = (int) n;
-	return 0;
-}
-
-int
-sink_parse_options(struct sink_options *opt, json_object *raw, char *err, size_t errlen)
-{
-	json_object *v;
-
-	*opt = (struct sink_options)
-	{
-		.max_attempts = 25,
-		.max_age_ms = 3600 * 1000,
-		.backoff_min_ms = 200,
-		.backoff_max_ms = 30000,
-		.timeout_ms = 10000,
-		.connect_timeout_ms = 5000,
-		.max_in_flight = 0,
-		.drop_personal_data = false,
-		.raw = raw,
-	};
-	if (raw == NULL)
-		return 0;
-	if (!json_object_is_type(raw, json_type_object))
-	{
-		snprintf(err, errlen, "sink options must be a JSON object such as '{\"max_attempts\": 5}'");
-		return -1;
-	}
-	{
-		int			age_s = opt->max_age_ms / 1000;
-
-		if (int_option(raw, "max_attempts", 1, 1000000, &opt->max_attempts, err, errlen) ||
-			int_option(raw, "max_age_seconds", 1, 30 * 86400, &age_s, err, errlen) ||
-			int_option(raw, "backoff_min_ms", 1, 3600000, &opt->backoff_min_ms, err, errlen) ||
-			int_option(raw, "backoff_max_ms", 1, 3600000, &opt->backoff_max_ms, err, errlen) ||
-			int_option(raw, "timeout_ms", 1, 3600000, &opt->timeout_ms, err, errlen) ||
-			int_option(raw, "connect_timeout_ms", 1, 3600000, &opt->connect_timeout_ms, err, errlen) ||
-			int_option(raw, "max_in_flight", 1, 100000, &opt->max_in_flight, err, errlen))
-			return -1;
-		opt->max_age_ms = age_s * 1000;
-	}
-	if (opt->backoff_max_ms < opt->backoff_min_ms)
-		opt->backoff_max_ms = opt->backoff_min_ms;
-	if (json_object_object_get_ex(raw, "drop_personal_data", &v))
-	{
-		if (!json_object_is_type(v, json_type_boolean))
-		{
-			snprintf(err, errlen, "option \"drop_personal_data\" must be true or false");
-			return -1;
-		}
-		opt->drop_personal_data = json_object_get_boolean(v);
-	}
-	return 0;
-}
-
-char *
-sink_secret(const struct sink *s, const char *key, char *err, size_t errlen)
-{
-	char		k_env[64],
-				k_file[64];
-	char		ref[PATH_MAX];
-	json_object *v;
-
-	snprintf(k_env, sizeof(k_env), "%s_env", key);
-	snprintf(k_file, sizeof(k_file), "%s_file", key);
-	if (s->opt.raw && json_object_object_get_ex(s->opt.raw, k_env, &v))
-	{
-		const char *name = json_object_get_string(v);
-		const char *val;
-
-		if (name == NULL || sink_reference(s, k_env, name, ref, sizeof(ref), err, errlen) != 0)
-		{
-			if (name == NULL)
-				snprintf(err, errlen, "sink \"%s\": option %s must name an environment variable",
-						 s->name, k_env);
-			return NULL;
-		}
-		val = getenv(ref);
-		if (val == NULL || *val == '\0')
-		{
-			snprintf(err, errlen, "sink \"%s\": option %s names the environment variable \"%s\", "
-					 "which is not set for ordersyncd; export it before starting the relay",
-					 s->name, k_env, name);
-			return NULL;
-		}
-		return xstrdup(val);
-	}
-	if (s->opt.raw && json_object_object_get_ex(s->opt.raw, k_file, &v))
-	{
-		const char *path = json_object_get_string(v);
-		FILE	   *f;
-		char		line[4096];
-		size_t		n;
-
-		if (path == NULL || sink_reference(s, k_file, path, ref, sizeof(ref), err, errlen) != 0)
-		{
-			if (path == NULL)
-				snprintf(err, errlen, "sink \"%s\": option %s must name a file", s->name, k_file);
-			return NULL;
-		}
-		/* the resolved path: what was checked is what is read */
-		f = fopen(ref, "r");
-		if (f == NULL)
-		{
-			snprintf(err, errlen, "sink \"%s\": cannot read %s \"%s\": %s; make the file readable "
-					 "by the user ordersyncd runs as", s->name, k_file, path, strerror(errno));
-			return NULL;
-		}
-		n = fread(line, 1, sizeof(line) - 1, f);
-		fclose(f);
-		line[n] = '\0';
-		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-			line[--n] = '\0';
-		if (n == 0)
-		{
-			snprintf(err, errlen, "sink \"%s\": %s \"%s\" is empty", s->name, k_file, path);
-			return NULL;
-		}
-		return xstrdup(line);
-	}
-	snprintf(err, errlen, "sink \"%s\" has no %s: give option \"%s\" (an environment variable) "
-			 "or \"%s\" (a file)", s->name, key, k_env, k_file);
-	return NULL;
 }

@@ -220,6 +220,31 @@ struct sink_policy
 
 struct sink;
 
+/*
+ * A kind's own options, one table per kind ended by {NULL}: the allowlist
+ * sink_policy.c checks keys against, and what sink_opts_load reads into
+ * the kind's state (at offset; -1: only allowed, read by the sink itself).
+ */
+enum sink_opt_type
+{
+	SINK_OPT_STRING,			/* char *: a non-empty string */
+	SINK_OPT_FILE,				/* char *: a path, resolved by the policy */
+	SINK_OPT_BOOL,				/* bool */
+	SINK_OPT_INT,				/* int in [min, max] */
+	SINK_OPT_OBJECT,			/* json_object *, borrowed from opt.raw */
+	SINK_OPT_SECRET				/* keys name_env and name_file; never stored:
+								 * sink_secret reads it when it is needed */
+};
+
+struct sink_opt
+{
+	const char *name;
+	enum sink_opt_type type;
+	ptrdiff_t	offset;			/* offsetof(state, field), or -1 */
+	int			min,
+				max;			/* SINK_OPT_INT */
+};
+
 /* SINK_TAKEN / SINK_BUSY: what submit returns */
 #define SINK_TAKEN 0
 #define SINK_BUSY 1
@@ -234,8 +259,9 @@ struct sink_ops
 	unsigned	flags;
 	int			lane_depth;		/* events of one subject at once; 0: no limit */
 	int			window;			/* default events in flight; 0: no limit */
-	/* sink-specific option keys (sink_policy.c checks every key) */
-	const char *const *option_keys;
+	/* sink-specific options (sink_policy.c checks every key against them) */
+	const struct sink_opt *options;
+	const char *const *option_keys; /* or plain keys (test doubles) */
 
 	bool		(*claims) (const char *uri);	/* is uri one of this kind's? */
 	/* does this sink send events unencrypted (the personal-data rule)? */
@@ -307,6 +333,26 @@ void		sink_redact_uri(const char *uri, char *out, size_t outlen);
 /* Monotonic clock in ms, the one retry times are given in. */
 int64_t		sink_now_ms(void);
 
+/* prepare's rule: *timeout_ms becomes the earlier of itself (-1: none) and ms. */
+void		sink_lower_timeout(int *timeout_ms, int64_t ms);
+
+/* Is key in the sink's options? */
+bool		sink_opt_given(const struct sink *s, const char *key);
+
+/*
+ * Read the options of table that s has into state (see struct sink_opt);
+ * kind names the sink in messages (NULL: s->ops->kind). Refuses a
+ * secret's own key ("password" where "password_env" is meant). 0, or -1
+ * with err; what was read before an error is freed by sink_opts_free.
+ */
+int			sink_opts_load(const struct sink *s, const char *kind, const struct sink_opt *table,
+						   void *state, char *err, size_t errlen);
+/* Free the strings sink_opts_load put into state. */
+void		sink_opts_free(const struct sink_opt *table, void *state);
+/* Is key one of table's? Its keys as "a, b_env, b_file" for messages. */
+bool		sink_opts_allow(const struct sink_opt *table, const char *key);
+void		sink_opts_names(const struct sink_opt *table, char *out, size_t outlen);
+
 /*
  * Read a secret named by reference in the options: "<key>_env" names an
  * environment variable, "<key>_file" a file (trailing newline removed).
@@ -316,5 +362,9 @@ int64_t		sink_now_ms(void);
  * again at every read (a file may have been replaced since the sink opened).
  */
 char	   *sink_secret(const struct sink *s, const char *key, char *err, size_t errlen);
+/* Does s name the secret key ("<key>_env" or "<key>_file")? */
+bool		sink_secret_given(const struct sink *s, const char *key);
+/* Wipe and free a secret (NULL is fine). */
+void		sink_secret_free(char *secret);
 
 #endif

@@ -83,6 +83,9 @@
  * (reply texts of closes and returns) is kept only as a short, printable
  * excerpt (SINK_EXCERPT_MAX).
  *
+ * Connecting, logging in and what the broker's refusals mean are in
+ * sink_amqp_connect.c; the state both files share is in sink_amqp.h.
+ *
  * Options of this sink besides the common ones (sink.h):
  *   password_env / password_file   the password (never in the URI)
  *   declare_exchange               exchange type to declare, default none
@@ -108,120 +111,20 @@
 #include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
 
-#include "backoff.h"
-#include "sink.h"
+#include "sink_amqp.h"
 #include "sink_policy.h"
 #include "log.h"
 
-#define AMQP_SINK_CHANNEL 1
-#define AMQP_SINK_IN_FLIGHT 1000
-#define AMQP_SINK_HEARTBEAT_S 30
-#define AMQP_SINK_CONTENT_TYPE "application/cloudevents+json"
-#define AMQP_SINK_SYSTEM_CA "/etc/ssl/certs/ca-certificates.crt"
-/* the same failure is logged again only after this long */
-#define AMQP_SINK_LOG_REPEAT_MS 60000
-/* a connection that stayed up this long resets the reconnect backoff */
-#define AMQP_SINK_STABLE_MS 10000
-/*
- * What a publish takes of the socket's send buffer besides its body, at
- * most: the method, header and body frames (with the id, type, exchange
- * and content type, a few hundred bytes) and the kernel's per-segment
- * overhead, which the send buffer is accounted in.
- */
-#define AMQP_SINK_WIRE_OVERHEAD 2048
-/* frames read per work call at most, so other sinks and the stream get a turn */
-#define AMQP_SINK_READ_BUDGET 4096
-
-/*
- * What the sink keeps per event, in the event's scratch fields: sink_ms
- * when it was published on the current channel, sink_flags AMQP_RETURNED
- * once a basic.return named it (unroutable), sink_tag the return's code.
- */
-#define AMQP_RETURNED 0x1
-
-struct amqp_sink
-{
-	/* configuration */
-	char	   *host;
-	int			port;
-	char	   *vhost;
-	char	   *user;
-	char	   *password;
-	bool		tls;
-	char	   *ca_file;
-	char	   *cert_file;
-	char	   *key_file;
-	bool		verify_peer;
-	char	   *exchange;
-	char	   *declare_type;	/* NULL: passive declare only */
-	int			heartbeat_s;
-	int			cap;			/* max unconfirmed */
-
-	/* the connection */
-	amqp_connection_state_t conn;	/* NULL when down */
-	int			fd;
-	int			heartbeat;		/* negotiated, seconds */
-	bool		blocked;		/* connection.blocked by the broker */
-	bool		want_write;		/* socket was full: wait for POLLOUT */
-	size_t		room;			/* send buffer bytes publishes may still take */
-	bool		corked;			/* TCP_CORK is on: lifted in prepare */
-	const struct pollset *polled_ps;	/* where prepare put fd, for poll */
-	int			polled_idx;
-	int64_t		connected_ms;
-	int64_t		last_rx_ms;
-	struct backoff bo;
-	int64_t		next_connect_ms;
-	int64_t		down_since_ms;	/* 0 = delivering fine */
-	uint32_t	rnd;
-
-	/* reading a basic.return: its header, then its body */
-	int			ret_state;		/* 0 none, 1 header next, 2 body */
-	uint64_t	ret_left;
-	uint16_t	ret_code;
-	char		ret_text[128];
-
-	/* logging the same problem once a minute only */
-	char		last_log[1024];
-	int64_t		last_log_ms;
-
-	/* the policy refused the broker's address: why; the sink delivers nothing */
-	char	   *refused;
-
-	/* unconfirmed events, by delivery tag: ring[tag % cap] */
-	struct sink_event **ring;
-	uint64_t	head_tag;		/* oldest unfinished tag */
-	uint64_t	next_tag;		/* tag of the next publish */
+/* the options of this kind (sink.h); their order is the one messages list */
+static const struct sink_opt amqp_options[] = {
+	{"password", SINK_OPT_SECRET, -1, 0, 0},
+	SINK_TLS_OPTIONS(struct amqp_sink, tls),
+	{"verify_peer", SINK_OPT_BOOL, offsetof(struct amqp_sink, tls.verify_peer), 0, 0},
+	{"declare_exchange", SINK_OPT_STRING, offsetof(struct amqp_sink, declare_type), 0, 0},
+	{"heartbeat_seconds", SINK_OPT_INT, offsetof(struct amqp_sink, heartbeat_s), 0, 3600},
+	{NULL, 0, 0, 0, 0}
 };
 
-static void amqp_conn_lost(struct sink *s, const char *fmt,...)
-			__attribute__((format(printf, 2, 3)));
-
-static void
-amqp_free_secret(char *p)
-{
-	if (p)
-	{
-		explicit_bzero(p, strlen(p));
-		free(p);
-	}
-}
-
-static struct timeval
-amqp_tv(int ms)
-{
-	struct timeval tv = {.tv_sec = ms / 1000,.tv_usec = (ms % 1000) * 1000};
-
-	return tv;
-}
-
-static void
-amqp_lower(int *timeout_ms, int64_t ms)
-{
-	if (ms < 0)
-		ms = 0;
-	if (*timeout_ms < 0 || ms < *timeout_ms)
-		*timeout_ms = (int) ms;
-}
 
 /* ---- configuration ----------------------------------------------------- */
 
@@ -246,40 +149,6 @@ amqp_pct_decode(char *str)
 			*w++ = *r;
 	}
 	*w = '\0';
-	return 0;
-}
-
-static int
-amqp_str_option(struct sink *s, const char *key, char **out, char *err, size_t errlen)
-{
-	json_object *v;
-
-	if (!s->opt.raw || !json_object_object_get_ex(s->opt.raw, key, &v))
-		return 0;
-	if (!json_object_is_type(v, json_type_string) || json_object_get_string_len(v) == 0)
-	{
-		snprintf(err, errlen, "amqp sink \"%s\": option \"%s\" must be a non-empty string",
-				 s->name, key);
-		return -1;
-	}
-	*out = xstrdup(json_object_get_string(v));
-	return 0;
-}
-
-/* A file option, as resolved (inside --secret-dir for a sink from the database). */
-static int
-amqp_file_option(struct sink *s, const char *key, char **out, char *err, size_t errlen)
-{
-	char		path[PATH_MAX];
-
-	if (amqp_str_option(s, key, out, err, errlen) != 0)
-		return -1;
-	if (*out == NULL)
-		return 0;				/* not given */
-	if (sink_reference(s, key, *out, path, sizeof(path), err, errlen) != 0)
-		return -1;
-	free(*out);
-	*out = xstrdup(path);
 	return 0;
 }
 
@@ -351,7 +220,7 @@ amqp_parse_uri(struct sink *s, struct amqp_sink *a, char *err, size_t errlen)
 	a->port = ci.port;
 	a->vhost = xstrdup(ci.vhost);
 	a->user = xstrdup(ci.user);
-	a->tls = ci.ssl != 0;
+	a->tls.on = ci.ssl != 0;
 	if (query && amqp_parse_query(s, a, query, err, errlen) != 0)
 		goto out;
 	if (a->exchange == NULL || a->exchange[0] == '\0')
@@ -369,24 +238,11 @@ out:
 static int
 amqp_parse_options(struct sink *s, struct amqp_sink *a, char *err, size_t errlen)
 {
-	json_object *raw = s->opt.raw,
-			   *v;
-
 	a->heartbeat_s = AMQP_SINK_HEARTBEAT_S;
-	a->verify_peer = true;
 	/* the kind's window (confirms want a wide one) unless max_in_flight says */
 	a->cap = s->opt.max_in_flight > 0 ? s->opt.max_in_flight : AMQP_SINK_IN_FLIGHT;
-	if (raw && json_object_object_get_ex(raw, "password", &v))
-	{
-		snprintf(err, errlen, "amqp sink \"%s\": option \"password\" is not accepted: secrets are "
-				 "never stored in the options; use \"password_env\" (an environment variable) or "
-				 "\"password_file\" (a file)", s->name);
-		return -1;
-	}
-	if (amqp_str_option(s, "declare_exchange", &a->declare_type, err, errlen) != 0 ||
-		amqp_file_option(s, "ca_file", &a->ca_file, err, errlen) != 0 ||
-		amqp_file_option(s, "cert_file", &a->cert_file, err, errlen) != 0 ||
-		amqp_file_option(s, "key_file", &a->key_file, err, errlen) != 0)
+	sink_tls_init(&a->tls, a->tls.on);
+	if (sink_opts_load(s, "amqp", amqp_options, a, err, errlen) != 0)
 		return -1;
 	if (a->declare_type && strcmp(a->declare_type, "topic") != 0 &&
 		strcmp(a->declare_type, "direct") != 0 && strcmp(a->declare_type, "fanout") != 0 &&
@@ -397,55 +253,16 @@ amqp_parse_options(struct sink *s, struct amqp_sink *a, char *err, size_t errlen
 				 s->name, a->declare_type);
 		return -1;
 	}
-	if (raw && json_object_object_get_ex(raw, "heartbeat_seconds", &v))
-	{
-		if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0 ||
-			json_object_get_int64(v) > 3600)
-		{
-			snprintf(err, errlen, "amqp sink \"%s\": heartbeat_seconds must be an integer "
-					 "between 0 (off) and 3600", s->name);
-			return -1;
-		}
-		a->heartbeat_s = (int) json_object_get_int64(v);
-	}
-	if (raw && json_object_object_get_ex(raw, "verify_peer", &v))
-	{
-		if (!json_object_is_type(v, json_type_boolean))
-		{
-			snprintf(err, errlen, "amqp sink \"%s\": verify_peer must be true or false", s->name);
-			return -1;
-		}
-		a->verify_peer = json_object_get_boolean(v);
-	}
-	if (!a->tls && (a->ca_file || a->cert_file || a->key_file ||
-					(raw && json_object_object_get_ex(raw, "verify_peer", &v))))
-	{
-		snprintf(err, errlen, "amqp sink \"%s\": ca_file, cert_file, key_file and verify_peer "
-				 "are for TLS; use an amqps:// URI (port 5671 by default)", s->name);
-		return -1;
-	}
-	if ((a->cert_file == NULL) != (a->key_file == NULL))
-	{
-		snprintf(err, errlen, "amqp sink \"%s\": a client certificate needs both cert_file "
-				 "and key_file", s->name);
-		return -1;
-	}
-	if (a->tls && a->ca_file == NULL && access(AMQP_SINK_SYSTEM_CA, R_OK) == 0)
-		a->ca_file = xstrdup(AMQP_SINK_SYSTEM_CA);
-	return 0;
+	return sink_tls_settle(s, "amqp", &a->tls, "use an amqps:// URI (port 5671 by default)",
+						   err, errlen);
 }
 
-/* The password: by reference only; guest's default when there is no user. */
-static int
-amqp_read_password(struct sink *s, struct amqp_sink *a, char *err, size_t errlen)
+int
+amqp_sink_read_password(struct sink *s, struct amqp_sink *a, char *err, size_t errlen)
 {
-	json_object *v;
-	bool		given = s->opt.raw &&
-		(json_object_object_get_ex(s->opt.raw, "password_env", &v) ||
-		 json_object_object_get_ex(s->opt.raw, "password_file", &v));
 	char	   *pw;
 
-	if (!given && strcmp(a->user, "guest") == 0)
+	if (!sink_secret_given(s, "password") && strcmp(a->user, "guest") == 0)
 	{
 		/* RabbitMQ's built-in user, for a broker on localhost */
 		a->password = xstrdup("guest");
@@ -454,7 +271,7 @@ amqp_read_password(struct sink *s, struct amqp_sink *a, char *err, size_t errlen
 	pw = sink_secret(s, "password", err, errlen);
 	if (pw == NULL)
 		return -1;
-	amqp_free_secret(a->password);
+	sink_secret_free(a->password);
 	a->password = pw;
 	return 0;
 }
@@ -465,14 +282,11 @@ amqp_free_config(struct amqp_sink *a)
 	free(a->host);
 	free(a->vhost);
 	free(a->user);
-	amqp_free_secret(a->password);
-	free(a->ca_file);
-	free(a->cert_file);
-	free(a->key_file);
+	sink_secret_free(a->password);
+	sink_opts_free(amqp_options, a);
 	free(a->exchange);
-	free(a->declare_type);
-	free(a->refused);
-	free(a->ring);
+	sink_link_free(&a->link);
+	sink_ring_free(&a->ring);
 	free(a);
 }
 
@@ -484,65 +298,19 @@ amqp_open(struct sink *s, struct sink_host *host, char *err, size_t errlen)
 	s->host = host;
 	if (amqp_parse_uri(s, a, err, errlen) != 0 ||
 		amqp_parse_options(s, a, err, errlen) != 0 ||
-		amqp_read_password(s, a, err, errlen) != 0)
+		amqp_sink_read_password(s, a, err, errlen) != 0)
 	{
 		amqp_free_config(a);
 		return -1;
 	}
-	a->ring = xcalloc(sizeof(*a->ring) * (size_t) a->cap);
+	sink_ring_init(&a->ring, a->cap);
 	a->fd = -1;
-	a->head_tag = a->next_tag = 1;
-	backoff_init(&a->bo, (uint32_t) s->opt.backoff_min_ms, (uint32_t) s->opt.backoff_max_ms);
-	a->rnd = (uint32_t) getpid() ^ (uint32_t) sink_now_ms();
+	sink_link_init(&a->link, s, "amqp", "reconnecting in", "events waiting");
 	s->state = a;
 	log_info("amqp sink \"%s\": publishing to exchange \"%s\" on %s:%d vhost \"%s\" as \"%s\"%s, "
 			 "routing key = event type, up to %d unconfirmed", s->name, a->exchange, a->host,
-			 a->port, a->vhost, a->user, a->tls ? " over TLS" : "", a->cap);
+			 a->port, a->vhost, a->user, a->tls.on ? " over TLS" : "", a->cap);
 	return 0;
-}
-
-/* ---- unconfirmed events ---------------------------------------------- */
-
-/*
- * The connection is gone: every unconfirmed event goes back to the core,
- * which publishes them again, in each subject's order. Returns how many.
- */
-static uint64_t
-amqp_return_unconfirmed(struct sink *s)
-{
-	struct amqp_sink *a = s->state;
-	uint64_t	n = 0;
-
-	for (uint64_t t = a->head_tag; t < a->next_tag; t++)
-	{
-		struct sink_event **slot = &a->ring[t % (uint64_t) a->cap];
-
-		if (*slot)
-		{
-			(*slot)->sink_flags = 0;
-			sink_host_returned(s->host, *slot);
-			*slot = NULL;
-			n++;
-		}
-	}
-	a->head_tag = a->next_tag = 1;
-	return n;
-}
-
-/* ---- logging ----------------------------------------------------------- */
-
-/* rabbitmq-c's text, with the system's reason for a socket error */
-static const char *
-amqp_status_text(int rc, int err)
-{
-	static char buf[256];
-
-	if ((rc == AMQP_STATUS_SOCKET_ERROR || rc == AMQP_STATUS_TCP_ERROR) && err != 0 &&
-		err != EINPROGRESS)
-		snprintf(buf, sizeof(buf), "%s (%s)", amqp_error_string2(rc), strerror(err));
-	else
-		snprintf(buf, sizeof(buf), "%s", amqp_error_string2(rc));
-	return buf;
 }
 
 /* the reply code of a basic.return, by name */
@@ -558,396 +326,6 @@ amqp_return_name(int code)
 		default:
 			return "returned";
 	}
-}
-
-/*
- * Log a failure; the same text again only once a minute (a broker that is
- * down for an hour should not write thousands of identical lines). The
- * suffix (retry delay) is not part of the comparison.
- */
-static void
-amqp_log_failure(struct amqp_sink *a, const char *msg, const char *suffix)
-{
-	int64_t		now = sink_now_ms();
-
-	if (strcmp(a->last_log, msg) == 0 && now - a->last_log_ms < AMQP_SINK_LOG_REPEAT_MS)
-	{
-		log_debug("%s%s", msg, suffix);
-		return;
-	}
-	snprintf(a->last_log, sizeof(a->last_log), "%s", msg);
-	a->last_log_ms = now;
-	log_error("%s%s", msg, suffix);
-}
-
-/* ---- the connection ---------------------------------------------------- */
-
-static void
-amqp_drop_connection(struct amqp_sink *a)
-{
-	if (a->conn)
-		amqp_destroy_connection(a->conn);
-	a->conn = NULL;
-	a->fd = -1;
-	a->blocked = false;
-	a->want_write = false;
-	a->room = 0;
-	a->corked = false;
-	a->polled_ps = NULL;
-	a->ret_state = 0;
-}
-
-/*
- * The broker could not be reached (or would not take anything) since
- * down_since_ms. Past max_age_seconds, each further failure counts as a
- * failed attempt of every waiting event; the core dead-letters them when
- * the attempts or the age run out.
- */
-static void
-amqp_outage(struct sink *s, const char *why)
-{
-	struct amqp_sink *a = s->state;
-	int64_t		now = sink_now_ms();
-	char		prefix[300];
-	size_t		plen;
-
-	if (a->down_since_ms == 0)
-		a->down_since_ms = now;
-	if (now - a->down_since_ms < s->opt.max_age_ms)
-		return;
-	/* the core's own messages name the sink already */
-	plen = (size_t) snprintf(prefix, sizeof(prefix), "amqp sink \"%s\": ", s->name);
-	if (strncmp(why, prefix, plen) == 0)
-		why += plen;
-	sink_host_outage(s->host, why);
-}
-
-/* Schedule the next connection attempt; why is what went wrong. */
-static void
-amqp_schedule_reconnect(struct sink *s, const char *why, uint64_t returned)
-{
-	struct amqp_sink *a = s->state;
-	int64_t		now = sink_now_ms();
-	uint32_t	delay;
-	char		suffix[96];
-
-	a->rnd = a->rnd * 1664525u + 1013904223u;
-	delay = backoff_next(&a->bo, a->rnd);
-	a->next_connect_ms = now + delay;
-	snprintf(suffix, sizeof(suffix), "; reconnecting in %u ms (%llu events waiting)", delay,
-			 (unsigned long long) returned);
-	amqp_log_failure(a, why, suffix);
-	amqp_outage(s, why);
-}
-
-static void
-amqp_conn_lost(struct sink *s, const char *fmt,...)
-{
-	struct amqp_sink *a = s->state;
-	char		why[512];
-	char		msg[640];
-	va_list		ap;
-	int64_t		now = sink_now_ms();
-
-	va_start(ap, fmt);
-	vsnprintf(why, sizeof(why), fmt, ap);
-	va_end(ap);
-	snprintf(msg, sizeof(msg), "amqp sink \"%s\": %s", s->name, why);
-	/* a connection that worked for a while starts the backoff afresh */
-	if (now - a->connected_ms >= AMQP_SINK_STABLE_MS)
-		backoff_reset(&a->bo);
-	amqp_drop_connection(a);
-	amqp_schedule_reconnect(s, msg, amqp_return_unconfirmed(s));
-}
-
-/* Text the broker sent, as a short printable excerpt (it may end in a dead letter). */
-static void
-amqp_server_text(amqp_bytes_t b, char *out, size_t outsize)
-{
-	sink_excerpt((const char *) b.bytes, b.len, out,
-				  outsize < SINK_EXCERPT_MAX + 1 ? outsize : SINK_EXCERPT_MAX + 1);
-}
-
-/* "404 NOT_FOUND - no exchange 'x' in vhost '/'" from a server's close */
-static void
-amqp_reply_text(amqp_rpc_reply_t r, char *buf, size_t len, int *code)
-{
-	*code = 0;
-	switch (r.reply_type)
-	{
-		case AMQP_RESPONSE_NORMAL:
-			snprintf(buf, len, "ok");
-			break;
-		case AMQP_RESPONSE_NONE:
-			snprintf(buf, len, "no reply from the broker");
-			break;
-		case AMQP_RESPONSE_LIBRARY_EXCEPTION:
-			snprintf(buf, len, "%s", amqp_error_string2(r.library_error));
-			break;
-		case AMQP_RESPONSE_SERVER_EXCEPTION:
-			if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD)
-			{
-				amqp_connection_close_t *m = r.reply.decoded;
-
-				*code = m->reply_code;
-				amqp_server_text(m->reply_text, buf, len);
-			}
-			else if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD)
-			{
-				amqp_channel_close_t *m = r.reply.decoded;
-
-				*code = m->reply_code;
-				amqp_server_text(m->reply_text, buf, len);
-			}
-			else
-				snprintf(buf, len, "unexpected method 0x%08x from the broker", r.reply.id);
-			break;
-	}
-}
-
-/* Why a step of connecting failed, and what to do about it. */
-static void
-amqp_setup_error(struct sink *s, const char *step, amqp_rpc_reply_t r, char *msg, size_t len)
-{
-	struct amqp_sink *a = s->state;
-	char		text[256];
-	int			code;
-
-	amqp_reply_text(r, text, sizeof(text), &code);
-	if (code == 403 && strcmp(step, "login") == 0)
-		snprintf(msg, len, "amqp sink \"%s\": RabbitMQ at %s:%d refused the login of user \"%s\" "
-				 "(%d %s): check the user name in the URI and the password in password_env/"
-				 "password_file (rabbitmqctl authenticate_user USER PASSWORD tells)",
-				 s->name, a->host, a->port, a->user, code, text);
-	else if (code == 530 || (code == 403 && strcmp(step, "vhost") == 0))
-		snprintf(msg, len, "amqp sink \"%s\": cannot open vhost \"%s\" as \"%s\" (%d %s): create "
-				 "it (rabbitmqctl add_vhost NAME) and give the user rights on it (rabbitmqctl "
-				 "set_permissions -p NAME USER '.*' '.*' '.*'); in the URI the vhost \"/\" is "
-				 "written %%2f", s->name, a->vhost, a->user, code, text);
-	else if (code == 404 && strcmp(step, "exchange") == 0)
-		snprintf(msg, len, "amqp sink \"%s\": exchange \"%s\" does not exist in vhost \"%s\" "
-				 "(%d %s): create it as a durable exchange (e.g. type topic, with your "
-				 "deployment tooling or: rabbitmqadmin declare exchange name=%s type=topic "
-				 "durable=true), or set the sink option {\"declare_exchange\": \"topic\"} to let "
-				 "ordersyncd declare it", s->name, a->exchange, a->vhost, code, text, a->exchange);
-	else if (code == 406 && strcmp(step, "exchange") == 0)
-		snprintf(msg, len, "amqp sink \"%s\": exchange \"%s\" exists with other settings than "
-				 "declare_exchange \"%s\", durable (%d %s): use its actual type in "
-				 "declare_exchange, or leave declare_exchange out to use it as it is",
-				 s->name, a->exchange, a->declare_type, code, text);
-	else if (code == 403)
-		snprintf(msg, len, "amqp sink \"%s\": user \"%s\" may not use exchange \"%s\" in vhost "
-				 "\"%s\" (%d %s): grant it configure/write rights (rabbitmqctl set_permissions)",
-				 s->name, a->user, a->exchange, a->vhost, code, text);
-	else if (code)
-		snprintf(msg, len, "amqp sink \"%s\": %s on %s:%d failed: %d %s", s->name, step,
-				 a->host, a->port, code, text);
-	else
-		snprintf(msg, len, "amqp sink \"%s\": %s on %s:%d failed: %s; is RabbitMQ running and "
-				 "reachable there?", s->name, step, a->host, a->port, text);
-}
-
-/* The policy refused the broker's address: for good (see the top of the file). */
-static void
-amqp_refuse(struct sink *s, const char *why)
-{
-	struct amqp_sink *a = s->state;
-
-	log_error("%s; the sink delivers nothing from now on: its events go to "
-			  "ordersync.dead_letter", why);
-	amqp_drop_connection(a);
-	amqp_return_unconfirmed(s);
-	free(a->refused);
-	a->refused = xstrdup(why);
-	sink_host_refused(s->host, why);
-}
-
-/* The address the socket is connected to must be one the policy allows. */
-static int
-amqp_check_connected(struct sink *s, char *why, size_t whylen)
-{
-	struct amqp_sink *a = s->state;
-	struct sockaddr_storage peer;
-	socklen_t	len = sizeof(peer);
-
-	if (getpeername(amqp_get_sockfd(a->conn), (struct sockaddr *) &peer, &len) != 0)
-	{
-		snprintf(why, whylen, "amqp sink \"%s\": cannot tell where the connection to %s:%d "
-				 "leads (getpeername: %s)", s->name, a->host, a->port, strerror(errno));
-		return -1;
-	}
-	return sink_check_peer(s, (struct sockaddr *) &peer, why, whylen);
-}
-
-/*
- * Connect, log in, open the channel in confirm mode and check (or declare)
- * the exchange. Synchronous, each step bounded by connect_timeout_ms.
- */
-static void
-amqp_connect(struct sink *s)
-{
-	struct amqp_sink *a = s->state;
-	struct timeval tv = amqp_tv(s->opt.connect_timeout_ms);
-	amqp_socket_t *sock;
-	amqp_rpc_reply_t r;
-	amqp_table_entry_t caps[2],
-				props[2];
-	amqp_table_t client;
-	char		msg[1024];
-	char		err[512];
-	char		conn_name[300];
-	int			rc;
-
-	/* a password file may have been rotated since the last connection */
-	if (s->opt.raw && (json_object_object_get_ex(s->opt.raw, "password_env", NULL) ||
-					   json_object_object_get_ex(s->opt.raw, "password_file", NULL)))
-	{
-		char	   *pw = sink_secret(s, "password", err, sizeof(err));
-
-		if (pw)
-		{
-			amqp_free_secret(a->password);
-			a->password = pw;
-		}
-	}
-
-	a->conn = amqp_new_connection();
-	if (a->conn == NULL)
-	{
-		snprintf(msg, sizeof(msg), "amqp sink \"%s\": out of memory for a connection", s->name);
-		goto fail;
-	}
-	sock = a->tls ? amqp_ssl_socket_new(a->conn) : amqp_tcp_socket_new(a->conn);
-	if (sock == NULL)
-	{
-		snprintf(msg, sizeof(msg), "amqp sink \"%s\": cannot create a%s socket", s->name,
-				 a->tls ? " TLS" : "");
-		goto fail;
-	}
-	if (a->tls)
-	{
-		amqp_ssl_socket_set_verify_peer(sock, a->verify_peer);
-		amqp_ssl_socket_set_verify_hostname(sock, a->verify_peer);
-		if (a->ca_file && amqp_ssl_socket_set_cacert(sock, a->ca_file) != AMQP_STATUS_OK)
-		{
-			snprintf(msg, sizeof(msg), "amqp sink \"%s\": cannot load the CA certificates in "
-					 "ca_file \"%s\": give a readable PEM file", s->name, a->ca_file);
-			goto fail;
-		}
-		if (a->cert_file && amqp_ssl_socket_set_key(sock, a->cert_file, a->key_file) != AMQP_STATUS_OK)
-		{
-			snprintf(msg, sizeof(msg), "amqp sink \"%s\": cannot load the client certificate "
-					 "\"%s\" with key \"%s\": give readable PEM files that belong together",
-					 s->name, a->cert_file, a->key_file);
-			goto fail;
-		}
-	}
-	amqp_set_handshake_timeout(a->conn, &tv);
-	amqp_set_rpc_timeout(a->conn, &tv);
-	/* refused addresses: before connecting when the name says so */
-	if (sink_check_host(s, a->host, a->port, msg, sizeof(msg)) != 0)
-	{
-		amqp_refuse(s, msg);
-		return;
-	}
-	errno = 0;
-	rc = amqp_socket_open_noblock(sock, a->host, a->port, &tv);
-	if (rc != AMQP_STATUS_OK)
-	{
-		const char *hint = "; is RabbitMQ running and listening there?";
-
-		if (rc == AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED)
-			hint = ": the broker's certificate does not name this host (rabbitmq-c compares "
-				"DNS names, not IP addresses: use the host name the certificate has)";
-		else if (rc == AMQP_STATUS_SSL_PEER_VERIFY_FAILED)
-			hint = ": the broker's certificate is not signed by a CA in ca_file (give the CA "
-				"that signed it with {\"ca_file\": \"/path/ca.pem\"})";
-		else if (rc == AMQP_STATUS_SSL_CONNECTION_FAILED || rc == AMQP_STATUS_SSL_ERROR)
-			hint = ": TLS handshake failed; is that RabbitMQ's TLS listener (5671 by default, "
-				"amqp:// for the plain one)?";
-		snprintf(msg, sizeof(msg), "amqp sink \"%s\": cannot connect to %s:%d: %s%s", s->name,
-				 a->host, a->port, amqp_status_text(rc, errno), hint);
-		goto fail;
-	}
-
-	/* ... and where it did connect, before the login sends anything */
-	if (amqp_check_connected(s, msg, sizeof(msg)) != 0)
-	{
-		amqp_refuse(s, msg);
-		return;
-	}
-
-	/*
-	 * connection.blocked: RabbitMQ tells us when an alarm stops publishers,
-	 * instead of just not reading (which would block in basic.publish).
-	 */
-	caps[0].key = amqp_cstring_bytes("connection.blocked");
-	caps[0].value.kind = AMQP_FIELD_KIND_BOOLEAN;
-	caps[0].value.value.boolean = 1;
-	caps[1].key = amqp_cstring_bytes("authentication_failure_close");
-	caps[1].value.kind = AMQP_FIELD_KIND_BOOLEAN;
-	caps[1].value.value.boolean = 1;
-	snprintf(conn_name, sizeof(conn_name), "ordersyncd %s", s->name);
-	props[0].key = amqp_cstring_bytes("capabilities");
-	props[0].value.kind = AMQP_FIELD_KIND_TABLE;
-	props[0].value.value.table.num_entries = 2;
-	props[0].value.value.table.entries = caps;
-	props[1].key = amqp_cstring_bytes("connection_name");
-	props[1].value.kind = AMQP_FIELD_KIND_UTF8;
-	props[1].value.value.bytes = amqp_cstring_bytes(conn_name);
-	client.num_entries = 2;
-	client.entries = props;
-	r = amqp_login_with_properties(a->conn, a->vhost, 0, AMQP_DEFAULT_FRAME_SIZE, a->heartbeat_s,
-								   &client, AMQP_SASL_METHOD_PLAIN, a->user, a->password);
-	if (r.reply_type != AMQP_RESPONSE_NORMAL)
-	{
-		int			code;
-
-		amqp_reply_text(r, err, sizeof(err), &code);
-		amqp_setup_error(s, code == 530 || (code == 403 && strstr(err, "vhost")) ? "vhost" : "login",
-						 r, msg, sizeof(msg));
-		goto fail;
-	}
-	amqp_channel_open(a->conn, AMQP_SINK_CHANNEL);
-	r = amqp_get_rpc_reply(a->conn);
-	if (r.reply_type != AMQP_RESPONSE_NORMAL)
-	{
-		amqp_setup_error(s, "opening a channel", r, msg, sizeof(msg));
-		goto fail;
-	}
-	amqp_confirm_select(a->conn, AMQP_SINK_CHANNEL);
-	r = amqp_get_rpc_reply(a->conn);
-	if (r.reply_type != AMQP_RESPONSE_NORMAL)
-	{
-		amqp_setup_error(s, "confirm.select", r, msg, sizeof(msg));
-		goto fail;
-	}
-	amqp_exchange_declare(a->conn, AMQP_SINK_CHANNEL, amqp_cstring_bytes(a->exchange),
-						  a->declare_type ? amqp_cstring_bytes(a->declare_type) : amqp_empty_bytes,
-						  a->declare_type == NULL, 1, 0, 0, amqp_empty_table);
-	r = amqp_get_rpc_reply(a->conn);
-	if (r.reply_type != AMQP_RESPONSE_NORMAL)
-	{
-		amqp_setup_error(s, "exchange", r, msg, sizeof(msg));
-		goto fail;
-	}
-
-	a->fd = amqp_get_sockfd(a->conn);
-	a->heartbeat = amqp_get_heartbeat(a->conn);
-	a->connected_ms = a->last_rx_ms = sink_now_ms();
-	a->head_tag = a->next_tag = 1;
-	if (a->last_log[0])
-		log_info("amqp sink \"%s\": connected to %s:%d vhost \"%s\", exchange \"%s\"%s; "
-				 "publishing the waiting events", s->name, a->host, a->port, a->vhost,
-				 a->exchange, a->declare_type ? " (declared)" : "");
-	else
-		log_debug("amqp sink \"%s\": connected to %s:%d", s->name, a->host, a->port);
-	a->last_log[0] = '\0';
-	return;
-
-fail:
-	amqp_drop_connection(a);
-	amqp_schedule_reconnect(s, msg, 0);
 }
 
 /* ---- publishing and confirms ------------------------------------------- */
@@ -998,8 +376,8 @@ amqp_submit(struct sink *s, struct sink_event *ev)
 	size_t		need = ev->body_len + AMQP_SINK_WIRE_OVERHEAD;
 	int			rc;
 
-	if (a->refused || a->conn == NULL || a->blocked || a->want_write ||
-		a->next_tag - a->head_tag >= (uint64_t) a->cap)
+	if (a->link.refused || a->conn == NULL || a->blocked || a->want_write ||
+		sink_ring_full(&a->ring))
 		return SINK_BUSY;
 	/* AMQP short strings: a longer routing key or id can never be sent */
 	if (strlen(ev->type) > 255 || strlen(ev->id) > 255)
@@ -1030,15 +408,14 @@ amqp_submit(struct sink *s, struct sink_event *ev)
 	if (rc != AMQP_STATUS_OK)
 	{
 		/* not on the wire (or not all of it): the core keeps it */
-		amqp_conn_lost(s, "publishing to %s:%d failed: %s", a->host, a->port,
-					   amqp_status_text(rc, errno));
+		amqp_sink_lost(s, "publishing to %s:%d failed: %s", a->host, a->port,
+					   amqp_sink_status_text(rc, errno));
 		return SINK_BUSY;
 	}
 	a->room -= need;
 	ev->sink_ms = sink_now_ms();
 	ev->sink_flags = 0;
-	a->ring[a->next_tag % (uint64_t) a->cap] = ev;
-	a->next_tag++;
+	sink_ring_put(&a->ring, ev);
 	return SINK_TAKEN;
 }
 
@@ -1072,37 +449,26 @@ static void
 amqp_confirm(struct sink *s, uint64_t tag, bool multiple, bool ack)
 {
 	struct amqp_sink *a = s->state;
-	uint64_t	from,
-				to;
+	struct sink_ring *r = &a->ring;
 
 	if (multiple && tag == 0)
-		tag = a->next_tag - 1;
-	if (tag >= a->next_tag || tag < a->head_tag)
+		tag = r->next - 1;
+	if (tag >= r->next || tag < r->head)
 	{
 		log_debug("amqp sink \"%s\": confirm for unknown delivery tag %llu ignored", s->name,
 				  (unsigned long long) tag);
 		return;
 	}
-	from = multiple ? a->head_tag : tag;
-	to = tag;
-	for (uint64_t t = from; t <= to; t++)
+	for (uint64_t t = multiple ? r->head : tag; t <= tag; t++)
 	{
-		struct sink_event **slot = &a->ring[t % (uint64_t) a->cap];
-		struct sink_event *ev = *slot;
+		struct sink_event *ev = sink_ring_take(r, t);
 
-		if (ev == NULL)
-			continue;
-		*slot = NULL;
-		amqp_finish(s, ev, ack);
+		if (ev)
+			amqp_finish(s, ev, ack);
 	}
-	while (a->head_tag < a->next_tag && a->ring[a->head_tag % (uint64_t) a->cap] == NULL)
-		a->head_tag++;
+	/* the broker takes events: the outage, if any, is over */
 	if (ack)
-	{
-		/* the broker takes events: the outage, if any, is over */
-		a->down_since_ms = 0;
-		backoff_reset(&a->bo);
-	}
+		sink_link_delivered(&a->link);
 }
 
 /* A basic.return's header names the message: mark that delivery returned. */
@@ -1111,9 +477,9 @@ amqp_mark_returned(struct sink *s, amqp_bytes_t id)
 {
 	struct amqp_sink *a = s->state;
 
-	for (uint64_t t = a->head_tag; t < a->next_tag; t++)
+	for (uint64_t t = a->ring.head; t < a->ring.next; t++)
 	{
-		struct sink_event *ev = a->ring[t % (uint64_t) a->cap];
+		struct sink_event *ev = sink_ring_get(&a->ring, t);
 
 		if (ev && !(ev->sink_flags & AMQP_RETURNED) && strlen(ev->id) == id.len &&
 			memcmp(ev->id, id.bytes, id.len) == 0)
@@ -1157,7 +523,7 @@ amqp_handle_method(struct sink *s, amqp_frame_t *f)
 				/* the message itself follows: a header frame, then its body */
 				a->ret_state = 1;
 				a->ret_code = ret->reply_code;
-				amqp_server_text(ret->reply_text, a->ret_text, sizeof(a->ret_text));
+				amqp_sink_server_text(ret->reply_text, a->ret_text, sizeof(a->ret_text));
 				break;
 			}
 		case AMQP_CHANNEL_CLOSE_METHOD:
@@ -1167,14 +533,14 @@ amqp_handle_method(struct sink *s, amqp_frame_t *f)
 				int			code = c->reply_code;
 				char		text[256];
 
-				amqp_server_text(c->reply_text, text, sizeof(text));
+				amqp_sink_server_text(c->reply_text, text, sizeof(text));
 				amqp_send_method(a->conn, AMQP_SINK_CHANNEL, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
 				if (code == 404)
-					amqp_conn_lost(s, "RabbitMQ closed the channel: %d %s (was exchange \"%s\" "
+					amqp_sink_lost(s, "RabbitMQ closed the channel: %d %s (was exchange \"%s\" "
 								   "deleted? create it again, or set {\"declare_exchange\": "
 								   "\"topic\"})", code, text, a->exchange);
 				else
-					amqp_conn_lost(s, "RabbitMQ closed the channel: %d %s", code, text);
+					amqp_sink_lost(s, "RabbitMQ closed the channel: %d %s", code, text);
 				break;
 			}
 		case AMQP_CONNECTION_CLOSE_METHOD:
@@ -1184,9 +550,9 @@ amqp_handle_method(struct sink *s, amqp_frame_t *f)
 				int			code = c->reply_code;
 				char		text[256];
 
-				amqp_server_text(c->reply_text, text, sizeof(text));
+				amqp_sink_server_text(c->reply_text, text, sizeof(text));
 				amqp_send_method(a->conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
-				amqp_conn_lost(s, "RabbitMQ closed the connection: %d %s%s", code, text,
+				amqp_sink_lost(s, "RabbitMQ closed the connection: %d %s%s", code, text,
 							   code == 320 ? " (broker shutting down or connection closed by "
 							   "an operator)" : "");
 				break;
@@ -1197,7 +563,7 @@ amqp_handle_method(struct sink *s, amqp_frame_t *f)
 				char		reason[SINK_EXCERPT_MAX + 1];
 
 				a->blocked = true;
-				amqp_server_text(b->reason, reason, sizeof(reason));
+				amqp_sink_server_text(b->reason, reason, sizeof(reason));
 				log_warning("amqp sink \"%s\": RabbitMQ blocks publishers (%s): its memory or "
 							"disk alarm is on; events wait until it clears (free disk space or "
 							"memory on the broker, or add consumers)", s->name, reason);
@@ -1272,8 +638,8 @@ amqp_read(struct sink *s, const struct pollset *ps)
 			break;
 		if (rc != AMQP_STATUS_OK)
 		{
-			amqp_conn_lost(s, "connection to %s:%d lost: %s", a->host, a->port,
-						   amqp_status_text(rc, errno));
+			amqp_sink_lost(s, "connection to %s:%d lost: %s", a->host, a->port,
+						   amqp_sink_status_text(rc, errno));
 			return;
 		}
 		a->last_rx_ms = sink_now_ms();
@@ -1290,12 +656,13 @@ amqp_prepare(struct sink *s, struct pollset *ps, int *timeout_ms)
 {
 	struct amqp_sink *a = s->state;
 	int64_t		now = sink_now_ms();
+	struct sink_event *oldest = sink_ring_oldest(&a->ring);
 
-	if (a->refused)
+	if (a->link.refused)
 		return;
 	if (a->conn == NULL)
 	{
-		amqp_lower(timeout_ms, a->next_connect_ms - now);
+		sink_lower_timeout(timeout_ms, a->link.next_connect_ms - now);
 		return;
 	}
 	/* the burst is over: what it corked goes out before the relay waits */
@@ -1305,17 +672,12 @@ amqp_prepare(struct sink *s, struct pollset *ps, int *timeout_ms)
 	a->polled_ps = ps;
 	/* frames rabbitmq-c already read are invisible to poll */
 	if (amqp_data_in_buffer(a->conn) || amqp_frames_enqueued(a->conn))
-		amqp_lower(timeout_ms, 0);
+		sink_lower_timeout(timeout_ms, 0);
 	/* heartbeats are sent from poll; and the checks of poll below */
 	if (a->heartbeat > 0)
-		amqp_lower(timeout_ms, a->heartbeat * 1000 / 4);
-	if (a->head_tag < a->next_tag)
-	{
-		struct sink_event *ev = a->ring[a->head_tag % (uint64_t) a->cap];
-
-		if (ev)
-			amqp_lower(timeout_ms, ev->sink_ms + s->opt.timeout_ms - now);
-	}
+		sink_lower_timeout(timeout_ms, a->heartbeat * 1000 / 4);
+	if (oldest)
+		sink_lower_timeout(timeout_ms, oldest->sink_ms + s->opt.timeout_ms - now);
 }
 
 static void
@@ -1323,22 +685,23 @@ amqp_poll(struct sink *s, const struct pollset *ps)
 {
 	struct amqp_sink *a = s->state;
 	int64_t		now = sink_now_ms();
+	struct sink_event *oldest;
 
-	if (a->refused)
+	if (a->link.refused)
 		return;
 	/*
 	 * Up since the last poll with nothing unconfirmed: the core had its
 	 * chance to publish, so any outage is over. (Not right after a
 	 * reconnect: the events that waited have not been offered yet.)
 	 */
-	if (a->conn && a->head_tag == a->next_tag)
-		a->down_since_ms = 0;
+	if (a->conn && a->ring.n == 0)
+		a->link.down_since_ms = 0;
 	a->want_write = false;
 	if (a->conn == NULL)
 	{
-		if (now < a->next_connect_ms)
+		if (!sink_link_due(&a->link, now))
 			return;
-		amqp_connect(s);
+		amqp_sink_connect(s);
 		if (a->conn == NULL)
 			return;
 	}
@@ -1348,23 +711,16 @@ amqp_poll(struct sink *s, const struct pollset *ps)
 	now = sink_now_ms();
 	if (a->heartbeat > 0 && now - a->last_rx_ms > 2000LL * a->heartbeat)
 	{
-		amqp_conn_lost(s, "nothing heard from %s:%d for %lld s (heartbeat %d s): network or "
+		amqp_sink_lost(s, "nothing heard from %s:%d for %lld s (heartbeat %d s): network or "
 					   "broker down", a->host, a->port, (long long) (now - a->last_rx_ms) / 1000,
 					   a->heartbeat);
 		return;
 	}
-	if (!a->blocked && a->head_tag < a->next_tag)
-	{
-		struct sink_event *ev = a->ring[a->head_tag % (uint64_t) a->cap];
-
-		if (ev && now - ev->sink_ms > s->opt.timeout_ms)
-		{
-			amqp_conn_lost(s, "no publisher confirm from %s:%d for event %s within timeout_ms "
-						   "(%d ms): the broker is stuck or overloaded", a->host, a->port, ev->id,
-						   s->opt.timeout_ms);
-			return;
-		}
-	}
+	oldest = sink_ring_oldest(&a->ring);
+	if (!a->blocked && oldest && now - oldest->sink_ms > s->opt.timeout_ms)
+		amqp_sink_lost(s, "no publisher confirm from %s:%d for event %s within timeout_ms "
+					   "(%d ms): the broker is stuck or overloaded", a->host, a->port, oldest->id,
+					   s->opt.timeout_ms);
 }
 
 static void
@@ -1376,23 +732,18 @@ amqp_close(struct sink *s)
 		return;
 	if (a->conn)
 	{
-		struct timeval tv = amqp_tv(1000);
+		struct timeval tv = amqp_sink_tv(1000);
 
 		/* say goodbye so the broker does not log an abrupt disconnect */
 		amqp_set_rpc_timeout(a->conn, &tv);
 		amqp_channel_close(a->conn, AMQP_SINK_CHANNEL, AMQP_REPLY_SUCCESS);
 		amqp_connection_close(a->conn, AMQP_REPLY_SUCCESS);
-		amqp_drop_connection(a);
+		amqp_sink_drop(a);
 	}
 	/* unconfirmed events are simply not reported: the stream sends them again */
 	amqp_free_config(a);
 	s->state = NULL;
 }
-
-static const char *const amqp_keys[] = {
-	"password_env", "password_file", "ca_file", "cert_file", "key_file", "verify_peer",
-	"declare_exchange", "heartbeat_seconds", NULL
-};
 
 static bool
 amqp_claims(const char *uri)
@@ -1410,7 +761,7 @@ const struct sink_ops sink_amqp_ops = {
 	.kind = "amqp",
 	.lane_depth = 0,			/* one channel keeps order: pipeline */
 	.window = AMQP_SINK_IN_FLIGHT,
-	.option_keys = amqp_keys,
+	.options = amqp_options,
 	.claims = amqp_claims,
 	.clear_text = amqp_clear_text,
 	.open = amqp_open,

@@ -85,7 +85,9 @@
 
 #include "log.h"
 #include "sink.h"
+#include "sink_address.h"
 #include "sink_policy.h"
+#include "sink_tls.h"
 
 /* Wait at most this long while records are with librdkafka (safety net). */
 #define KAFKA_POLL_MS 100
@@ -132,6 +134,28 @@ struct kafka
 	char		denied[512];
 	atomic_bool deny_noted;		/* denied is set: checked without the lock */
 	bool		refused;		/* the relay's thread has seen it: no producer again */
+
+	/* options, while the producer's configuration is made */
+	struct sink_tls tls;		/* files as resolved; handed to librdkafka */
+	json_object *properties;	/* option "kafka" */
+};
+
+/* the options of this kind (sink.h); their order is the one messages list */
+static const struct sink_opt kafka_options[] = {
+	{"password", SINK_OPT_SECRET, -1, 0, 0},
+	SINK_TLS_OPTIONS(struct kafka, tls),
+	{"kafka", SINK_OPT_OBJECT, offsetof(struct kafka, properties), 0, 0},
+	{NULL, 0, 0, 0, 0}
+};
+
+static const struct sink_address_form kafka_form = {
+	.kind = "kafka",
+	.example = "kafka://host1:9092,host2:9092/topic",
+	.server = "broker",
+	.path = "topic",
+	.example_more = "",
+	.params = "a kafka sink uri is kafka://brokers/topic, librdkafka properties go into the "
+	"option {\"kafka\": {\"linger.ms\": 20}}",
 };
 
 static void kafka_close(struct sink *s);
@@ -562,16 +586,6 @@ kafka_submit(struct sink *s, struct sink_event *ev)
 	return SINK_TAKEN;
 }
 
-/* *t = the earlier of *t (-1: none yet) and v ms from now */
-static void
-lower(int *t, int64_t v)
-{
-	if (v < 0)
-		v = 0;
-	if (*t < 0 || v < *t)
-		*t = (int) v;
-}
-
 /* Must the queue be served at the next poll, whenever it was served last? */
 static bool
 urgent(struct kafka *k)
@@ -589,9 +603,9 @@ kafka_prepare(struct sink *s, struct pollset *ps, int *timeout_ms)
 	if (k->refused)
 		return;
 	if (k->rk && (k->fatal || k->purge || atomic_load_explicit(&k->deny_noted, memory_order_relaxed)))
-		lower(timeout_ms, 0);
+		sink_lower_timeout(timeout_ms, 0);
 	if (k->rk == NULL)
-		lower(timeout_ms, k->remake_at - now);
+		sink_lower_timeout(timeout_ms, k->remake_at - now);
 	/*
 	 * Records in flight and served a moment ago: come back when the next
 	 * serve is due, reports that arrive meanwhile wait for it (the pipe is
@@ -599,13 +613,13 @@ kafka_prepare(struct sink *s, struct pollset *ps, int *timeout_ms)
 	 */
 	if (k->nsent > 0 && !urgent(k) && now - k->served_ms < KAFKA_SERVE_MS)
 	{
-		lower(timeout_ms, k->served_ms + KAFKA_SERVE_MS - now);
+		sink_lower_timeout(timeout_ms, k->served_ms + KAFKA_SERVE_MS - now);
 		return;
 	}
 	pollset_add(ps, k->wake[0], POLLIN);
 	/* reports wake us through the pipe; this also runs the overdue check */
 	if (k->nsent > 0)
-		lower(timeout_ms, KAFKA_POLL_MS);
+		sink_lower_timeout(timeout_ms, KAFKA_POLL_MS);
 }
 
 static void
@@ -704,80 +718,38 @@ check_property(struct kafka *k, const char *key, const char *val, char *err, siz
 static int
 parse_uri(struct kafka *k, char **brokers, char **user, char *err, size_t errlen)
 {
-	const char *uri = k->s->uri;
-	const char *p = uri + strlen("kafka://");
-	char		shown[512];
-	const char *slash;
-	const char *at;
+	struct sink *s = k->s;
+	struct sink_address a;
 	const char *topic;
 	size_t		tlen;
 
 	*brokers = *user = NULL;
-	sink_redact_uri(uri, shown, sizeof(shown));
-	if (strncasecmp(uri, "kafka://", 8) != 0)
-	{
-		snprintf(err, errlen, "kafka sink \"%s\": uri \"%s\" does not start with kafka://",
-				 k->s->name, shown);
+	if (sink_address_split(s, &kafka_form, &a, err, errlen) != 0)
 		return -1;
-	}
-	slash = strchr(p, '/');
-	if (slash == NULL || slash[1] == '\0')
-	{
-		snprintf(err, errlen, "kafka sink \"%s\": uri \"%s\" names no topic; write "
-				 "kafka://host1:9092,host2:9092/topic", k->s->name, shown);
-		return -1;
-	}
-	topic = slash + 1;
+	topic = a.path;
 	tlen = strlen(topic);
-	if (strpbrk(topic, "?#") != NULL)
-	{
-		snprintf(err, errlen, "kafka sink \"%s\": uri \"%s\" has parameters; a kafka sink uri is "
-				 "kafka://brokers/topic, librdkafka properties go into the option "
-				 "{\"kafka\": {\"linger.ms\": 20}}", k->s->name, shown);
-		return -1;
-	}
 	if (tlen > 249 || strspn(topic, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 							 "0123456789._-") != tlen ||
 		strcmp(topic, ".") == 0 || strcmp(topic, "..") == 0)
 	{
 		snprintf(err, errlen, "kafka sink \"%s\": \"%s\" is not a valid topic name: use up to "
-				 "249 letters, digits, \".\", \"_\" and \"-\"", k->s->name, topic);
+				 "249 letters, digits, \".\", \"_\" and \"-\"", s->name, topic);
+		sink_address_free(&a);
 		return -1;
 	}
-	at = memchr(p, '@', (size_t) (slash - p));
-	if (at)
-	{
-		if (memchr(p, ':', (size_t) (at - p)) != NULL)
+	for (const char *b = a.servers;; b++)
+		if ((*b == ',' || *b == '\0') && (b == a.servers || b[-1] == ','))
 		{
-			snprintf(err, errlen, "kafka sink \"%s\": the uri contains a password; remove it "
-					 "and give option \"password_env\" or \"password_file\" instead", k->s->name);
+			snprintf(err, errlen, "kafka sink \"%s\": empty broker in \"%s\"; separate "
+					 "brokers with single commas", s->name, a.servers);
+			sink_address_free(&a);
 			return -1;
 		}
-		if (at == p)
-		{
-			snprintf(err, errlen, "kafka sink \"%s\": empty user name before \"@\" in uri \"%s\"",
-					 k->s->name, shown);
-			return -1;
-		}
-		p = at + 1;
-	}
-	if (p == slash)
-	{
-		snprintf(err, errlen, "kafka sink \"%s\": uri \"%s\" names no broker; write "
-				 "kafka://host1:9092,host2:9092/topic", k->s->name, shown);
-		return -1;
-	}
-	for (const char *b = p; b <= slash; b++)
-		if ((*b == ',' || b == slash) && (b == p || b[-1] == ','))
-		{
-			snprintf(err, errlen, "kafka sink \"%s\": empty broker in \"%.*s\"; separate "
-					 "brokers with single commas", k->s->name, (int) (slash - p), p);
-			return -1;
-		}
-	if (at)
-		*user = xstrndup(uri + 8, (size_t) (at - (uri + 8)));
-	*brokers = xstrndup(p, (size_t) (slash - p));
-	k->topic = xstrdup(topic);
+		else if (*b == '\0')
+			break;
+	k->topic = a.path;
+	*brokers = a.servers;
+	*user = a.user;
 	return 0;
 }
 
@@ -786,14 +758,12 @@ static int
 set_password(struct kafka *k, char *err, size_t errlen)
 {
 	struct sink *s = k->s;
-	json_object *v;
 	char		proto[64] = "plaintext";
 	size_t		plen = sizeof(proto);
 	char	   *pw;
 	int			bad;
 
-	if (s->opt.raw == NULL || (!json_object_object_get_ex(s->opt.raw, "password_env", &v) &&
-							   !json_object_object_get_ex(s->opt.raw, "password_file", &v)))
+	if (!sink_secret_given(s, "password"))
 		return 0;
 	pw = sink_secret(s, "password", err, errlen);
 	if (pw == NULL)
@@ -805,13 +775,11 @@ set_password(struct kafka *k, char *err, size_t errlen)
 				 "is \"%s\", which sends none; set for instance {\"kafka\": "
 				 "{\"security.protocol\": \"sasl_ssl\", \"sasl.mechanisms\": \"SCRAM-SHA-512\", "
 				 "\"sasl.username\": \"relay\"}}", s->name, proto);
-		explicit_bzero(pw, strlen(pw));
-		free(pw);
+		sink_secret_free(pw);
 		return -1;
 	}
 	bad = rd_kafka_conf_set(k->conf, "sasl.password", pw, err, errlen) != RD_KAFKA_CONF_OK;
-	explicit_bzero(pw, strlen(pw));
-	free(pw);
+	sink_secret_free(pw);
 	if (bad)
 	{
 		/* librdkafka's text could quote it: say less */
@@ -825,32 +793,23 @@ set_password(struct kafka *k, char *err, size_t errlen)
 static int
 set_files(struct kafka *k, char *err, size_t errlen)
 {
-	static const char *const map[][2] = {
-		{"ca_file", "ssl.ca.location"},
-		{"cert_file", "ssl.certificate.location"},
-		{"key_file", "ssl.key.location"},
+	const struct
+	{
+		const char *option;
+		const char *property;
+		const char *path;
+	}			map[] = {
+		{"ca_file", "ssl.ca.location", k->tls.ca_file},
+		{"cert_file", "ssl.certificate.location", k->tls.cert_file},
+		{"key_file", "ssl.key.location", k->tls.key_file},
 	};
-	struct sink *s = k->s;
 
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
 	{
-		json_object *v;
-		char		path[PATH_MAX],
-					from[32];
+		char		from[32];
 
-		if (s->opt.raw == NULL || !json_object_object_get_ex(s->opt.raw, map[i][0], &v))
-			continue;
-		snprintf(from, sizeof(from), "option \"%s\"", map[i][0]);
-		if (!json_object_is_type(v, json_type_string) ||
-			sink_reference(s, map[i][0], json_object_get_string(v), path, sizeof(path),
-							err, errlen) != 0)
-		{
-			if (!json_object_is_type(v, json_type_string))
-				snprintf(err, errlen, "kafka sink \"%s\": option %s must be a path", s->name,
-						 map[i][0]);
-			return -1;
-		}
-		if (conf_set(k, map[i][1], path, from, err, errlen) != 0)
+		snprintf(from, sizeof(from), "option \"%s\"", map[i].option);
+		if (map[i].path && conf_set(k, map[i].property, map[i].path, from, err, errlen) != 0)
 			return -1;
 	}
 	return 0;
@@ -860,7 +819,6 @@ static int
 configure(struct kafka *k, char *err, size_t errlen)
 {
 	struct sink *s = k->s;
-	json_object *kopt = NULL;
 	char	   *brokers,
 			   *user;
 	char		num[32];
@@ -892,15 +850,12 @@ configure(struct kafka *k, char *err, size_t errlen)
 		conf_set(k, "sasl.kerberos.min.time.before.relogin", "0", "default", err, errlen))
 		goto out;
 
-	if (s->opt.raw && json_object_object_get_ex(s->opt.raw, "kafka", &kopt))
+	sink_tls_init(&k->tls, false);
+	if (sink_opts_load(s, "kafka", kafka_options, k, err, errlen) != 0)
+		goto out;
+	if (k->properties)
 	{
-		if (!json_object_is_type(kopt, json_type_object))
-		{
-			snprintf(err, errlen, "kafka sink \"%s\": option \"kafka\" must be an object of "
-					 "librdkafka properties such as {\"linger.ms\": 20}", s->name);
-			goto out;
-		}
-		json_object_object_foreach(kopt, key, val)
+		json_object_object_foreach(k->properties, key, val)
 		{
 			const char *txt;
 
@@ -982,14 +937,11 @@ kafka_close(struct sink *s)
 	if (k->wake[1] >= 0)
 		close(k->wake[1]);
 	free(k->topic);
+	sink_opts_free(kafka_options, k);
 	pthread_mutex_destroy(&k->deny_lock);
 	free(k);
 	s->state = NULL;
 }
-
-static const char *const kafka_keys[] = {
-	"password_env", "password_file", "ca_file", "cert_file", "key_file", "kafka", NULL
-};
 
 static bool
 kafka_claims(const char *uri)
@@ -1017,7 +969,7 @@ const struct sink_ops sink_kafka_ops = {
 	.kind = "kafka",
 	.lane_depth = 0,			/* a partition keeps order: pipeline */
 	.window = 0,				/* librdkafka's queue bounds it (SINK_BUSY when full) */
-	.option_keys = kafka_keys,
+	.options = kafka_options,
 	.claims = kafka_claims,
 	.clear_text = kafka_clear_text,
 	.open = kafka_open,

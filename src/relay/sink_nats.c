@@ -103,228 +103,30 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
-#include <nats/nats.h>
-
-#include "backoff.h"
 #include "log.h"
-#include "sink.h"
+#include "sink_address.h"
+#include "sink_nats.h"
 #include "sink_policy.h"
 
-#define NATS_SINK_IN_FLIGHT 1000
-#define NATS_SINK_DEFAULT_PORT 4222
-#define NATS_SINK_CONTENT_TYPE "application/cloudevents+json"
-#define NATS_SINK_SYSTEM_CA "/etc/ssl/certs/ca-certificates.crt"
-/* how often poll looks at the connection's status while events are out */
-#define NATS_SINK_STATUS_MS 100
-/* a write to a server that reads nothing gives up after this long */
-#define NATS_SINK_WRITE_DEADLINE_MS 2000
-/* a connection that stayed up this long resets the reconnect backoff */
-#define NATS_SINK_STABLE_MS 10000
-/* the same failure is logged again only after this long */
-#define NATS_SINK_LOG_REPEAT_MS 60000
-/* bytes of an answer kept (a PubAck is about 50, an error about 120) */
-#define NATS_SINK_ANSWER_MAX 512
-#define NATS_SINK_PREFIX_MAX 200
-
-/* ---- the mailbox: libnats' threads write, the relay's thread reads ------ */
-
-/* One answer on the inbox: the tag is the last token of its subject. */
-struct nats_answer
-{
-	uint64_t	tag;
-	char		status[8];		/* the "Status" header ("503"), or "" */
-	char	   *data;
-	int			len;
+/* the options of this kind (sink.h); their order is the one messages list */
+static const struct sink_opt nats_options[] = {
+	{"stream", SINK_OPT_STRING, offsetof(struct nats_sink, stream), 0, 0},
+	{"password", SINK_OPT_SECRET, -1, 0, 0},
+	{"token", SINK_OPT_SECRET, -1, 0, 0},
+	SINK_TLS_OPTIONS(struct nats_sink, tls),
+	{NULL, 0, 0, 0, 0}
 };
 
-/*
- * Shared with libnats' threads, so reference counted: the sink holds one
- * reference and every live subscription one (dropped by its on-complete
- * callback, after which libnats never calls on_reply for it again).
- */
-struct nats_box
-{
-	pthread_mutex_t lock;
-	int			refs;
-	int			wake[2];		/* [1]: "look"; [0] in the relay's poll */
-	struct nats_answer *answers;
-	int			n;
-	int			cap;
-	bool		connect_done;	/* the helper thread has finished */
+static const struct sink_address_form nats_form = {
+	.kind = "nats",
+	.example = "nats://host:4222/ordersync",
+	.server = "host",
+	.path = "subject prefix",
+	.example_more = " (events go to ordersync.<event type>, e.g. ordersync.order.paid)",
+	.params = "a nats sink uri is nats://host:4222/<subject prefix>, settings go into the "
+	"sink's options",
 };
 
-/* A connection attempt, owned by the helper thread until poll joins it. */
-struct nats_attempt
-{
-	struct nats_sink *n;
-	natsOptions *opts;
-	natsConnection *nc;
-	natsSubscription *sub;
-	char		inbox[128];
-	bool		refused;
-	char		err[1024];
-};
-
-struct nats_sink
-{
-	struct sink *s;
-
-	/* configuration */
-	char	   *host;
-	int			port;
-	char	   *user;			/* NULL: none */
-	char	   *prefix;
-	char	   *stream;			/* NULL: any stream */
-	bool		tls;
-	char	   *ca_file;
-	char	   *cert_file;
-	char	   *key_file;
-	char	   *password;		/* with user */
-	char	   *token;
-	int			cap;			/* max unacknowledged */
-
-	struct nats_box *box;
-
-	/* the connection */
-	natsConnection *nc;			/* NULL when down */
-	natsSubscription *sub;
-	char		inbox[128];
-	int64_t		max_payload;
-	bool		probing;		/* one at a time until JetStream acks one */
-	int64_t		connected_ms;
-	bool		connecting;		/* the helper thread runs */
-	pthread_t	thread;
-	struct nats_attempt *attempt;
-	struct backoff bo;
-	int64_t		next_connect_ms;
-	int64_t		down_since_ms;	/* 0: delivering fine */
-	uint32_t	rnd;
-
-	char		last_log[1024];
-	int64_t		last_log_ms;
-
-	/* the policy refused the server's address: why; the sink delivers nothing */
-	char	   *refused;
-
-	/* unacknowledged events by tag: ring[tag % cap]; tags never repeat */
-	struct sink_event **ring;
-	uint64_t	head_tag;		/* oldest unfinished */
-	uint64_t	next_tag;
-	int			inflight;
-};
-
-static void nats_conn_lost(struct nats_sink *n, const char *fmt,...)
-			__attribute__((format(printf, 2, 3)));
-
-static void
-box_unref(struct nats_box *b)
-{
-	int			left;
-
-	pthread_mutex_lock(&b->lock);
-	left = --b->refs;
-	pthread_mutex_unlock(&b->lock);
-	if (left > 0)
-		return;
-	for (int i = 0; i < b->n; i++)
-		free(b->answers[i].data);
-	free(b->answers);
-	close(b->wake[0]);
-	close(b->wake[1]);
-	pthread_mutex_destroy(&b->lock);
-	free(b);
-}
-
-static void
-box_wake(struct nats_box *b)
-{
-	/* full pipe: a wake-up is pending anyway */
-	(void) !write(b->wake[1], "n", 1);
-}
-
-/* An answer on the inbox (a subscription thread of libnats). */
-static void
-on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
-{
-	struct nats_box *b = closure;
-	const char *subj = natsMsg_GetSubject(msg);
-	const char *dot = subj ? strrchr(subj, '.') : NULL;
-	const char *status = NULL;
-	struct nats_answer a = {0};
-	int			len = natsMsg_GetDataLength(msg);
-
-	(void) nc;
-	(void) sub;
-	if (dot == NULL)
-	{
-		natsMsg_Destroy(msg);
-		return;
-	}
-	a.tag = strtoull(dot + 1, NULL, 10);
-	if (natsMsgHeader_Get(msg, "Status", &status) == NATS_OK && status)
-		snprintf(a.status, sizeof(a.status), "%s", status);
-	if (len > NATS_SINK_ANSWER_MAX)
-		len = NATS_SINK_ANSWER_MAX;
-	a.len = len;
-	a.data = xmalloc((size_t) len + 1);
-	memcpy(a.data, natsMsg_GetData(msg), (size_t) len);
-	a.data[len] = '\0';
-	natsMsg_Destroy(msg);
-
-	pthread_mutex_lock(&b->lock);
-	if (b->n == b->cap)
-	{
-		b->cap = b->cap ? b->cap * 2 : 256;
-		b->answers = xrealloc(b->answers, sizeof(*b->answers) * (size_t) b->cap);
-	}
-	b->answers[b->n++] = a;
-	pthread_mutex_unlock(&b->lock);
-	box_wake(b);
-}
-
-/* The subscription is closed and on_reply has returned for good. */
-static void
-on_sub_complete(void *closure)
-{
-	box_unref(closure);
-}
-
-/* ---- small helpers ------------------------------------------------------- */
-
-static void
-nats_lower(int *timeout_ms, int64_t ms)
-{
-	if (ms < 0)
-		ms = 0;
-	if (*timeout_ms < 0 || ms < *timeout_ms)
-		*timeout_ms = (int) ms;
-}
-
-static void
-free_secret(char *p)
-{
-	if (p)
-	{
-		explicit_bzero(p, strlen(p));
-		free(p);
-	}
-}
-
-/* libnats' status with its last error text, if it has one. */
-static void
-nats_error_text(natsStatus st, char *out, size_t len)
-{
-	const char *last = nats_GetLastError(NULL);
-	const char *text = natsStatus_GetText(st);
-
-	/* "(conn.c:2088): No server available for connection": without the place */
-	if (last && last[0] == '(' && strstr(last, "): "))
-		last = strstr(last, "): ") + 3;
-	if (last && *last && strcmp(last, text) != 0)
-		snprintf(out, len, "%s: %s", text, last);
-	else
-		snprintf(out, len, "%s", text);
-}
 
 /* One token of a subject as the sink writes them: [A-Za-z0-9_-]+ */
 static bool
@@ -370,185 +172,49 @@ static int
 nats_parse_uri(struct nats_sink *n, char *err, size_t errlen)
 {
 	struct sink *s = n->s;
-	const char *uri = s->uri;
-	const char *p = strstr(uri, "://");
-	const char *slash,
-			   *at,
-			   *hp,
-			   *portp = NULL;
-	char		shown[512];
-	size_t		hlen;
+	struct sink_address a;
+	int			rc = -1;
 
-	sink_redact_uri(uri, shown, sizeof(shown));
-	n->tls = nats_is_tls(uri);
-	if (p == NULL || (strncasecmp(uri, "nats://", 7) != 0 && !n->tls))
-	{
-		snprintf(err, errlen, "nats sink \"%s\": uri \"%s\" does not start with nats:// or "
-				 "nats+tls://", s->name, shown);
+	n->tls.on = nats_is_tls(s->uri);
+	if (sink_address_split(s, &nats_form, &a, err, errlen) != 0)
 		return -1;
-	}
-	p += 3;
-	if (strpbrk(p, "?#") != NULL)
+	if (strchr(a.servers, ',') != NULL)
 	{
-		snprintf(err, errlen, "nats sink \"%s\": uri \"%s\" has parameters; a nats sink uri is "
-				 "nats://host:4222/<subject prefix>, settings go into the sink's options",
-				 s->name, shown);
-		return -1;
-	}
-	slash = strchr(p, '/');
-	if (slash == NULL || slash[1] == '\0')
-	{
-		snprintf(err, errlen, "nats sink \"%s\": uri \"%s\" names no subject prefix; write "
-				 "nats://host:4222/ordersync (events go to ordersync.<event type>, e.g. "
-				 "ordersync.order.paid)", s->name, shown);
-		return -1;
-	}
-	if (memchr(p, ',', (size_t) (slash - p)) != NULL)
-	{
-		snprintf(err, errlen, "nats sink \"%s\": uri \"%s\" names several servers; a nats sink "
+		snprintf(err, errlen, "nats sink \"%s\": uri names several servers (%s); a nats sink "
 				 "connects to one (give the cluster's address, e.g. a load-balanced name)",
-				 s->name, shown);
-		return -1;
+				 s->name, a.servers);
+		goto out;
 	}
-	at = memchr(p, '@', (size_t) (slash - p));
-	if (at)
-	{
-		if (memchr(p, ':', (size_t) (at - p)) != NULL)
-		{
-			snprintf(err, errlen, "nats sink \"%s\": the uri contains a password; remove it and "
-					 "give option \"password_env\" or \"password_file\" instead", s->name);
-			return -1;
-		}
-		if (at == p)
-		{
-			snprintf(err, errlen, "nats sink \"%s\": empty user name before \"@\" in uri \"%s\"",
-					 s->name, shown);
-			return -1;
-		}
-		n->user = xstrndup(p, (size_t) (at - p));
-		p = at + 1;
-	}
-	hp = p;
-	if (*hp == '[')
-	{
-		const char *close = memchr(hp, ']', (size_t) (slash - hp));
-
-		if (close == NULL)
-		{
-			snprintf(err, errlen, "nats sink \"%s\": unclosed \"[\" in uri \"%s\"", s->name, shown);
-			return -1;
-		}
-		n->host = xstrndup(hp + 1, (size_t) (close - hp - 1));
-		if (close + 1 < slash)
-		{
-			if (close[1] != ':')
-			{
-				snprintf(err, errlen, "nats sink \"%s\": expected \":port\" after \"]\" in uri "
-						 "\"%s\"", s->name, shown);
-				return -1;
-			}
-			portp = close + 2;
-		}
-	}
-	else
-	{
-		const char *colon = memchr(hp, ':', (size_t) (slash - hp));
-
-		hlen = colon ? (size_t) (colon - hp) : (size_t) (slash - hp);
-		n->host = xstrndup(hp, hlen);
-		if (colon)
-			portp = colon + 1;
-	}
-	if (n->host[0] == '\0')
-	{
-		snprintf(err, errlen, "nats sink \"%s\": uri \"%s\" names no host; write "
-				 "nats://host:4222/ordersync", s->name, shown);
-		return -1;
-	}
-	n->port = NATS_SINK_DEFAULT_PORT;
-	if (portp)
-	{
-		long		port = 0;
-		const char *q;
-
-		for (q = portp; q < slash && *q >= '0' && *q <= '9' && port <= 65535; q++)
-			port = port * 10 + (*q - '0');
-		if (q != slash || q == portp || port < 1 || port > 65535)
-		{
-			snprintf(err, errlen, "nats sink \"%s\": bad port in uri \"%s\"; write "
-					 "nats://host:4222/ordersync", s->name, shown);
-			return -1;
-		}
-		n->port = (int) port;
-	}
-	n->prefix = xstrdup(slash + 1);
-	if (strlen(n->prefix) > NATS_SINK_PREFIX_MAX || !subject_ok(n->prefix))
+	if (sink_address_server(s, &nats_form, a.servers, NATS_SINK_DEFAULT_PORT, &n->host,
+							&n->port, err, errlen) != 0)
+		goto out;
+	if (strlen(a.path) > NATS_SINK_PREFIX_MAX || !subject_ok(a.path))
 	{
 		snprintf(err, errlen, "nats sink \"%s\": \"%.64s\" is not a valid subject prefix: use "
 				 "up to %d characters, tokens of letters, digits, \"_\" and \"-\" separated by "
 				 "single dots (no spaces, no wildcards * or >, no empty token), such as "
-				 "\"ordersync\" or \"shop.events\"", s->name, n->prefix, NATS_SINK_PREFIX_MAX);
-		return -1;
+				 "\"ordersync\" or \"shop.events\"", s->name, a.path, NATS_SINK_PREFIX_MAX);
+		goto out;
 	}
-	return 0;
-}
-
-static int
-nats_str_option(struct sink *s, const char *key, char **out, char *err, size_t errlen)
-{
-	json_object *v;
-
-	if (!s->opt.raw || !json_object_object_get_ex(s->opt.raw, key, &v))
-		return 0;
-	if (!json_object_is_type(v, json_type_string) || json_object_get_string_len(v) == 0)
-	{
-		snprintf(err, errlen, "nats sink \"%s\": option \"%s\" must be a non-empty string",
-				 s->name, key);
-		return -1;
-	}
-	*out = xstrdup(json_object_get_string(v));
-	return 0;
-}
-
-/* A file option, as resolved (inside --secret-dir for a sink from the database). */
-static int
-nats_file_option(struct sink *s, const char *key, char **out, char *err, size_t errlen)
-{
-	char		path[PATH_MAX];
-
-	if (nats_str_option(s, key, out, err, errlen) != 0)
-		return -1;
-	if (*out == NULL)
-		return 0;
-	if (sink_reference(s, key, *out, path, sizeof(path), err, errlen) != 0)
-		return -1;
-	free(*out);
-	*out = xstrdup(path);
-	return 0;
-}
-
-static bool
-has_option(const struct sink *s, const char *key)
-{
-	return s->opt.raw && json_object_object_get_ex(s->opt.raw, key, NULL);
+	n->user = a.user;
+	n->prefix = a.path;
+	a.user = a.path = NULL;
+	rc = 0;
+out:
+	sink_address_free(&a);
+	return rc;
 }
 
 static int
 nats_parse_options(struct nats_sink *n, char *err, size_t errlen)
 {
 	struct sink *s = n->s;
+	bool		password = sink_secret_given(s, "password"),
+				token = sink_secret_given(s, "token");
 
 	n->cap = s->opt.max_in_flight > 0 ? s->opt.max_in_flight : NATS_SINK_IN_FLIGHT;
-	if (has_option(s, "password") || has_option(s, "token"))
-	{
-		snprintf(err, errlen, "nats sink \"%s\": secrets are never given in the options; use "
-				 "\"password_env\"/\"password_file\" or \"token_env\"/\"token_file\"", s->name);
-		return -1;
-	}
-	if (nats_str_option(s, "stream", &n->stream, err, errlen) != 0 ||
-		nats_file_option(s, "ca_file", &n->ca_file, err, errlen) != 0 ||
-		nats_file_option(s, "cert_file", &n->cert_file, err, errlen) != 0 ||
-		nats_file_option(s, "key_file", &n->key_file, err, errlen) != 0)
+	sink_tls_init(&n->tls, n->tls.on);
+	if (sink_opts_load(s, "nats", nats_options, n, err, errlen) != 0)
 		return -1;
 	if (n->stream && (strlen(n->stream) > 255 || strpbrk(n->stream, " \t.*>/\\") != NULL))
 	{
@@ -556,34 +222,21 @@ nats_parse_options(struct nats_sink *n, char *err, size_t errlen)
 				 "spaces, dots, *, >, / or \\)", s->name, n->stream);
 		return -1;
 	}
-	if (!n->tls && (n->ca_file || n->cert_file || n->key_file))
-	{
-		snprintf(err, errlen, "nats sink \"%s\": ca_file, cert_file and key_file are for TLS; "
-				 "use a nats+tls:// uri", s->name);
+	if (sink_tls_settle(s, "nats", &n->tls, "use a nats+tls:// uri", err, errlen) != 0)
 		return -1;
-	}
-	if ((n->cert_file == NULL) != (n->key_file == NULL))
-	{
-		snprintf(err, errlen, "nats sink \"%s\": a client certificate needs both cert_file and "
-				 "key_file", s->name);
-		return -1;
-	}
-	if (n->tls && n->ca_file == NULL && access(NATS_SINK_SYSTEM_CA, R_OK) == 0)
-		n->ca_file = xstrdup(NATS_SINK_SYSTEM_CA);
-	if ((has_option(s, "password_env") || has_option(s, "password_file")) &&
-		(has_option(s, "token_env") || has_option(s, "token_file")))
+	if (password && token)
 	{
 		snprintf(err, errlen, "nats sink \"%s\": give a password (with a user in the uri) or a "
 				 "token, not both", s->name);
 		return -1;
 	}
-	if ((has_option(s, "token_env") || has_option(s, "token_file")) && n->user)
+	if (token && n->user)
 	{
 		snprintf(err, errlen, "nats sink \"%s\": a token authenticates without a user: remove "
 				 "\"%s@\" from the uri, or give a password instead of the token", s->name, n->user);
 		return -1;
 	}
-	if ((has_option(s, "password_env") || has_option(s, "password_file")) && n->user == NULL)
+	if (password && n->user == NULL)
 	{
 		snprintf(err, errlen, "nats sink \"%s\": a password needs a user: write it in the uri "
 				 "(nats://relay@host:4222/prefix)", s->name);
@@ -593,79 +246,24 @@ nats_parse_options(struct nats_sink *n, char *err, size_t errlen)
 }
 
 /* Read the password or token (by reference); at open and before each connection. */
-static int
-nats_read_secrets(struct nats_sink *n, char *err, size_t errlen)
+int
+nats_sink_read_secrets(struct nats_sink *n, char *err, size_t errlen)
 {
-	struct sink *s = n->s;
-	char	   *v;
+	static const char *const names[] = {"password", "token"};
+	char	  **fields[] = {&n->password, &n->token};
 
-	if (has_option(s, "password_env") || has_option(s, "password_file"))
+	for (int i = 0; i < 2; i++)
 	{
-		if ((v = sink_secret(s, "password", err, errlen)) == NULL)
+		char	   *v;
+
+		if (!sink_secret_given(n->s, names[i]))
+			continue;
+		if ((v = sink_secret(n->s, names[i], err, errlen)) == NULL)
 			return -1;
-		free_secret(n->password);
-		n->password = v;
-	}
-	if (has_option(s, "token_env") || has_option(s, "token_file"))
-	{
-		if ((v = sink_secret(s, "token", err, errlen)) == NULL)
-			return -1;
-		free_secret(n->token);
-		n->token = v;
+		sink_secret_free(*fields[i]);
+		*fields[i] = v;
 	}
 	return 0;
-}
-
-/* The options of one connection, all but the servers (the helper thread adds them). */
-static natsOptions *
-nats_make_options(struct nats_sink *n, char *err, size_t errlen)
-{
-	struct sink *s = n->s;
-	natsOptions *o = NULL;
-	natsStatus	st;
-	char		name[300];
-	char		text[512];
-	const char *step = "options";
-
-	snprintf(name, sizeof(name), "ordersyncd %s", s->name);
-	if ((st = natsOptions_Create(&o)) != NATS_OK ||
-		(st = natsOptions_SetName(o, name)) != NATS_OK ||
-		(st = natsOptions_SetTimeout(o, s->opt.connect_timeout_ms)) != NATS_OK ||
-		/* reconnecting is ours (see the top of the file) */
-		(st = natsOptions_SetAllowReconnect(o, false)) != NATS_OK ||
-		(st = natsOptions_SetIgnoreDiscoveredServers(o, true)) != NATS_OK ||
-		(st = natsOptions_SetNoRandomize(o, true)) != NATS_OK ||
-		(st = natsOptions_SetPingInterval(o, 10000)) != NATS_OK ||
-		(st = natsOptions_SetMaxPingsOut(o, 3)) != NATS_OK ||
-		(st = natsOptions_SetWriteDeadline(o, NATS_SINK_WRITE_DEADLINE_MS)) != NATS_OK)
-		goto fail;
-	step = "user and password";
-	if (n->user && (st = natsOptions_SetUserInfo(o, n->user, n->password)) != NATS_OK)
-		goto fail;
-	step = "token";
-	if (n->token && (st = natsOptions_SetToken(o, n->token)) != NATS_OK)
-		goto fail;
-	if (n->tls)
-	{
-		step = "TLS";
-		if ((st = natsOptions_SetSecure(o, true)) != NATS_OK ||
-			(st = natsOptions_SetExpectedHostname(o, n->host)) != NATS_OK)
-			goto fail;
-		step = "ca_file (give a readable file of PEM certificates)";
-		if (n->ca_file && (st = natsOptions_LoadCATrustedCertificates(o, n->ca_file)) != NATS_OK)
-			goto fail;
-		step = "cert_file and key_file (give readable PEM files that belong together)";
-		if (n->cert_file &&
-			(st = natsOptions_LoadCertificatesChain(o, n->cert_file, n->key_file)) != NATS_OK)
-			goto fail;
-	}
-	return o;
-fail:
-	nats_error_text(st, text, sizeof(text));
-	snprintf(err, errlen, "nats sink \"%s\": cannot set up the connection's %s: %s", s->name,
-			 step, text);
-	natsOptions_Destroy(o);
-	return NULL;
 }
 
 static void
@@ -674,16 +272,13 @@ nats_free(struct nats_sink *n)
 	free(n->host);
 	free(n->user);
 	free(n->prefix);
-	free(n->stream);
-	free(n->ca_file);
-	free(n->cert_file);
-	free(n->key_file);
-	free_secret(n->password);
-	free_secret(n->token);
-	free(n->refused);
-	free(n->ring);
+	sink_opts_free(nats_options, n);
+	sink_secret_free(n->password);
+	sink_secret_free(n->token);
+	sink_link_free(&n->link);
+	sink_ring_free(&n->ring);
 	if (n->box)
-		box_unref(n->box);
+		nats_sink_box_unref(n->box);
 	free(n);
 }
 
@@ -696,10 +291,10 @@ nats_open(struct sink *s, struct sink_host *host, char *err, size_t errlen)
 	n->s = s;
 	s->host = host;
 	if (nats_parse_uri(n, err, errlen) != 0 || nats_parse_options(n, err, errlen) != 0 ||
-		nats_read_secrets(n, err, errlen) != 0)
+		nats_sink_read_secrets(n, err, errlen) != 0)
 		goto fail;
 	/* the TLS files are loaded now, so a bad one is reported at once */
-	if ((probe = nats_make_options(n, err, errlen)) == NULL)
+	if ((probe = nats_sink_options(n, err, errlen)) == NULL)
 		goto fail;
 	natsOptions_Destroy(probe);
 
@@ -715,332 +310,16 @@ nats_open(struct sink *s, struct sink_host *host, char *err, size_t errlen)
 		n->box = NULL;
 		goto fail;
 	}
-	n->ring = xcalloc(sizeof(*n->ring) * (size_t) n->cap);
-	n->head_tag = n->next_tag = 1;
-	backoff_init(&n->bo, (uint32_t) s->opt.backoff_min_ms, (uint32_t) s->opt.backoff_max_ms);
-	n->rnd = (uint32_t) getpid() ^ (uint32_t) sink_now_ms();
+	sink_ring_init(&n->ring, n->cap);
+	sink_link_init(&n->link, s, "nats", "connecting again in", "events given back");
 	s->state = n;
 	log_info("nats sink \"%s\": publishing to JetStream on %s:%d%s as %s.<event type>%s%s, "
-			 "up to %d unacknowledged", s->name, n->host, n->port, n->tls ? " over TLS" : "",
+			 "up to %d unacknowledged", s->name, n->host, n->port, n->tls.on ? " over TLS" : "",
 			 n->prefix, n->stream ? ", stream " : "", n->stream ? n->stream : "", n->cap);
 	return 0;
 fail:
 	nats_free(n);
 	return -1;
-}
-
-/* ---- logging and the outage rule ----------------------------------------- */
-
-/* The same text again only once a minute (a server down for an hour). */
-static void
-nats_log_failure(struct nats_sink *n, const char *msg, const char *suffix)
-{
-	int64_t		now = sink_now_ms();
-
-	if (strcmp(n->last_log, msg) == 0 && now - n->last_log_ms < NATS_SINK_LOG_REPEAT_MS)
-	{
-		log_debug("%s%s", msg, suffix);
-		return;
-	}
-	snprintf(n->last_log, sizeof(n->last_log), "%s", msg);
-	n->last_log_ms = now;
-	log_error("%s%s", msg, suffix);
-}
-
-/* Past max_age_seconds without delivering, each failure counts against the waiting events. */
-static void
-nats_outage(struct nats_sink *n, const char *why)
-{
-	struct sink *s = n->s;
-	int64_t		now = sink_now_ms();
-	char		prefix[300];
-	size_t		plen;
-
-	if (n->down_since_ms == 0)
-		n->down_since_ms = now;
-	if (now - n->down_since_ms < s->opt.max_age_ms)
-		return;
-	/* the core's own messages name the sink already */
-	plen = (size_t) snprintf(prefix, sizeof(prefix), "nats sink \"%s\": ", s->name);
-	if (strncmp(why, prefix, plen) == 0)
-		why += plen;
-	sink_host_outage(s->host, why);
-}
-
-static void
-nats_schedule_reconnect(struct nats_sink *n, const char *why, int returned)
-{
-	int64_t		now = sink_now_ms();
-	uint32_t	delay;
-	char		suffix[96];
-
-	n->rnd = n->rnd * 1664525u + 1013904223u;
-	delay = backoff_next(&n->bo, n->rnd);
-	n->next_connect_ms = now + delay;
-	snprintf(suffix, sizeof(suffix), "; connecting again in %u ms (%d events given back)",
-			 delay, returned);
-	nats_log_failure(n, why, suffix);
-	nats_outage(n, why);
-}
-
-/* ---- the connection ------------------------------------------------------ */
-
-static void
-nats_drop_connection(struct nats_sink *n)
-{
-	/* the subscription's on-complete callback drops its box reference */
-	if (n->sub)
-		natsSubscription_Destroy(n->sub);
-	if (n->nc)
-		natsConnection_Destroy(n->nc);
-	n->sub = NULL;
-	n->nc = NULL;
-}
-
-/* Every unacknowledged event goes back to the core, oldest first. */
-static int
-nats_return_unacked(struct nats_sink *n)
-{
-	int			count = 0;
-
-	for (uint64_t t = n->head_tag; t < n->next_tag; t++)
-	{
-		struct sink_event **slot = &n->ring[t % (uint64_t) n->cap];
-
-		if (*slot)
-		{
-			sink_host_returned(n->s->host, *slot);
-			*slot = NULL;
-			count++;
-		}
-	}
-	/* tags go on rising: a late answer for one of these is recognised as old */
-	n->head_tag = n->next_tag;
-	n->inflight = 0;
-	return count;
-}
-
-static void
-nats_conn_lost(struct nats_sink *n, const char *fmt,...)
-{
-	char		why[512];
-	char		msg[640];
-	va_list		ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, sizeof(why), fmt, ap);
-	va_end(ap);
-	snprintf(msg, sizeof(msg), "nats sink \"%s\": %s", n->s->name, why);
-	/* a connection that worked for a while starts the backoff afresh */
-	if (sink_now_ms() - n->connected_ms >= NATS_SINK_STABLE_MS)
-		backoff_reset(&n->bo);
-	nats_drop_connection(n);
-	nats_schedule_reconnect(n, msg, nats_return_unacked(n));
-}
-
-/* The policy refused the server's address: for good. */
-static void
-nats_refuse(struct nats_sink *n, const char *why)
-{
-	log_error("%s; the sink delivers nothing from now on: its events go to "
-			  "ordersync.dead_letter", why);
-	nats_drop_connection(n);
-	nats_return_unacked(n);
-	free(n->refused);
-	n->refused = xstrdup(why);
-	sink_host_refused(n->s->host, why);
-}
-
-/*
- * The helper thread: resolve, check every address against the policy,
- * connect to exactly those, subscribe to a fresh inbox. Touches only the
- * attempt, the sink's configuration (read only) and the box.
- */
-static void *
-nats_connect_main(void *arg)
-{
-	struct nats_attempt *a = arg;
-	struct nats_sink *n = a->n;
-	struct addrinfo hints = {.ai_family = AF_UNSPEC,.ai_socktype = SOCK_STREAM};
-	struct addrinfo *res = NULL;
-	char		service[16];
-	char	   *urls[16];
-	int			nurls = 0;
-	natsInbox  *inbox = NULL;
-	natsStatus	st;
-	char		text[512];
-	char		subj[160];
-	int			rc;
-
-	snprintf(service, sizeof(service), "%d", n->port);
-	rc = getaddrinfo(n->host, service, &hints, &res);
-	if (rc != 0)
-	{
-		snprintf(a->err, sizeof(a->err), "nats sink \"%s\": cannot resolve host \"%s\": %s",
-				 n->s->name, n->host, gai_strerror(rc));
-		goto done;
-	}
-	for (struct addrinfo *ai = res; ai && nurls < 16; ai = ai->ai_next)
-	{
-		char		addr[INET6_ADDRSTRLEN];
-		char		url[INET6_ADDRSTRLEN + 32];
-		const void *raw = ai->ai_family == AF_INET6 ?
-			(const void *) &((struct sockaddr_in6 *) ai->ai_addr)->sin6_addr :
-			(const void *) &((struct sockaddr_in *) ai->ai_addr)->sin_addr;
-		bool		dup = false;
-
-		if (sink_check_peer(n->s, ai->ai_addr, a->err, sizeof(a->err)) != 0)
-		{
-			a->refused = true;
-			goto done;
-		}
-		if (inet_ntop(ai->ai_family, raw, addr, sizeof(addr)) == NULL)
-			continue;
-		snprintf(url, sizeof(url), ai->ai_family == AF_INET6 ? "nats://[%s]:%d" : "nats://%s:%d",
-				 addr, n->port);
-		for (int i = 0; i < nurls; i++)
-			dup = dup || strcmp(urls[i], url) == 0;
-		if (!dup)
-			urls[nurls++] = xstrdup(url);
-	}
-	if (nurls == 0)
-	{
-		snprintf(a->err, sizeof(a->err), "nats sink \"%s\": host \"%s\" has no IPv4 or IPv6 "
-				 "address", n->s->name, n->host);
-		goto done;
-	}
-	if ((st = natsOptions_SetServers(a->opts, (const char **) urls, nurls)) != NATS_OK)
-	{
-		nats_error_text(st, text, sizeof(text));
-		snprintf(a->err, sizeof(a->err), "nats sink \"%s\": libnats refused the addresses of "
-				 "\"%s\": %s", n->s->name, n->host, text);
-		goto done;
-	}
-	st = natsConnection_Connect(&a->nc, a->opts);
-	if (st != NATS_OK)
-	{
-		const char *hint = "is nats-server running and listening there?";
-
-		nats_error_text(st, text, sizeof(text));
-		if (st == NATS_NOT_PERMITTED || strcasestr(text, "authorization"))
-			hint = "check the user in the uri and password_env/password_file, or "
-				"token_env/token_file, against the server's authorization";
-		else if (st == NATS_SSL_ERROR || st == NATS_SECURE_CONNECTION_REQUIRED ||
-				 st == NATS_SECURE_CONNECTION_WANTED)
-			hint = n->tls ? "the server's certificate must name the host of the uri and be "
-				"signed by a CA in ca_file (default: the system's bundle); is TLS enabled on the "
-				"server?" : "the server wants TLS: use a nats+tls:// uri";
-		snprintf(a->err, sizeof(a->err), "nats sink \"%s\": cannot connect to %s:%d: %s; %s",
-				 n->s->name, n->host, n->port, text, hint);
-		a->nc = NULL;
-		goto done;
-	}
-	if ((st = natsInbox_Create(&inbox)) != NATS_OK)
-		goto sub_fail;
-	snprintf(a->inbox, sizeof(a->inbox), "%s", (const char *) inbox);
-	natsInbox_Destroy(inbox);
-	snprintf(subj, sizeof(subj), "%s.*", a->inbox);
-	pthread_mutex_lock(&n->box->lock);
-	n->box->refs++;				/* the subscription's, until on_sub_complete */
-	pthread_mutex_unlock(&n->box->lock);
-	st = natsConnection_Subscribe(&a->sub, a->nc, subj, on_reply, n->box);
-	if (st != NATS_OK)
-	{
-		box_unref(n->box);		/* no subscription: no on-complete */
-		goto sub_fail;
-	}
-	/* if this fails the subscription is gone already: its reference is kept (leaked) */
-	if ((st = natsSubscription_SetOnCompleteCB(a->sub, on_sub_complete, n->box)) != NATS_OK)
-		goto sub_fail;
-	goto done;
-sub_fail:
-	nats_error_text(st, text, sizeof(text));
-	snprintf(a->err, sizeof(a->err), "nats sink \"%s\": connected to %s:%d but cannot subscribe "
-			 "to its reply inbox: %s; the relay's user needs permission to subscribe to "
-			 "_INBOX.>", n->s->name, n->host, n->port, text);
-	if (a->sub)
-		natsSubscription_Destroy(a->sub);
-	if (a->nc)
-		natsConnection_Destroy(a->nc);
-	a->sub = NULL;
-	a->nc = NULL;
-done:
-	if (res)
-		freeaddrinfo(res);
-	for (int i = 0; i < nurls; i++)
-		free(urls[i]);
-	pthread_mutex_lock(&n->box->lock);
-	n->box->connect_done = true;
-	pthread_mutex_unlock(&n->box->lock);
-	box_wake(n->box);
-	return NULL;
-}
-
-static void
-nats_start_connect(struct nats_sink *n)
-{
-	struct sink *s = n->s;
-	struct nats_attempt *a;
-	char		err[1024];
-	int			rc;
-
-	/* a secret file may have been rotated since the last connection */
-	if (nats_read_secrets(n, err, sizeof(err)) != 0)
-		log_warning("%s; connecting with the one read before", err);
-	a = xcalloc(sizeof(*a));
-	a->n = n;
-	if ((a->opts = nats_make_options(n, err, sizeof(err))) == NULL)
-	{
-		free(a);
-		nats_schedule_reconnect(n, err, 0);
-		return;
-	}
-	n->box->connect_done = false;
-	rc = pthread_create(&n->thread, NULL, nats_connect_main, a);
-	if (rc != 0)
-	{
-		snprintf(err, sizeof(err), "nats sink \"%s\": cannot start a thread to connect: %s",
-				 s->name, strerror(rc));
-		natsOptions_Destroy(a->opts);
-		free(a);
-		nats_schedule_reconnect(n, err, 0);
-		return;
-	}
-	n->attempt = a;
-	n->connecting = true;
-}
-
-/* The helper thread has finished: take its connection, or its failure. */
-static void
-nats_finish_connect(struct nats_sink *n)
-{
-	struct nats_attempt *a = n->attempt;
-	struct sink *s = n->s;
-
-	pthread_join(n->thread, NULL);
-	n->connecting = false;
-	n->attempt = NULL;
-	natsOptions_Destroy(a->opts);
-	if (a->refused)
-		nats_refuse(n, a->err);
-	else if (a->nc == NULL)
-		nats_schedule_reconnect(n, a->err, 0);
-	else
-	{
-		n->nc = a->nc;
-		n->sub = a->sub;
-		snprintf(n->inbox, sizeof(n->inbox), "%s", a->inbox);
-		n->max_payload = natsConnection_GetMaxPayload(n->nc);
-		n->connected_ms = sink_now_ms();
-		n->probing = true;
-		if (n->last_log[0])
-			log_info("nats sink \"%s\": connected to %s:%d; publishing the waiting events",
-					 s->name, n->host, n->port);
-		else
-			log_debug("nats sink \"%s\": connected to %s:%d", s->name, n->host, n->port);
-		n->last_log[0] = '\0';
-	}
-	free(a);
 }
 
 /* ---- answers ------------------------------------------------------------- */
@@ -1102,15 +381,11 @@ nats_answer(struct nats_sink *n, const struct nats_answer *a)
 	char		why[1024];
 	bool		retry;
 
-	if (a->tag < n->head_tag || a->tag >= n->next_tag)
-		return;					/* of a connection given up: its events went back */
-	ev = n->ring[a->tag % (uint64_t) n->cap];
+	/* NULL: of a connection given up, its events went back */
+	ev = sink_ring_get(&n->ring, a->tag);
 	if (ev == NULL || ev->sink_tag != a->tag)
 		return;
-	n->ring[a->tag % (uint64_t) n->cap] = NULL;
-	n->inflight--;
-	while (n->head_tag < n->next_tag && n->ring[n->head_tag % (uint64_t) n->cap] == NULL)
-		n->head_tag++;
+	sink_ring_take(&n->ring, a->tag);
 
 	if (a->status[0] == '\0' && a->len > 0)
 	{
@@ -1127,8 +402,7 @@ nats_answer(struct nats_sink *n, const struct nats_answer *a)
 		sink_host_accepted(s->host, ev);
 		/* JetStream stores: the outage, if any, is over; pipeline again */
 		n->probing = false;
-		n->down_since_ms = 0;
-		backoff_reset(&n->bo);
+		sink_link_delivered(&n->link);
 		return;
 	}
 	snprintf(subject, sizeof(subject), "%s.%s", n->prefix, ev->type);
@@ -1185,8 +459,8 @@ nats_submit(struct sink *s, struct sink_event *ev)
 	natsStatus	st;
 	uint64_t	tag;
 
-	if (n->refused || n->nc == NULL || (n->probing && n->inflight > 0) ||
-		n->next_tag - n->head_tag >= (uint64_t) n->cap)
+	if (n->link.refused || n->nc == NULL || (n->probing && n->ring.n > 0) ||
+		sink_ring_full(&n->ring))
 		return SINK_BUSY;
 	if (strlen(ev->type) > 255 || !subject_ok(ev->type))
 	{
@@ -1206,7 +480,7 @@ nats_submit(struct sink *s, struct sink_event *ev)
 		sink_host_failed(s->host, ev, false, 0, why);
 		return SINK_TAKEN;
 	}
-	tag = n->next_tag;
+	tag = n->ring.next;
 	snprintf(subject, sizeof(subject), "%s.%s", n->prefix, ev->type);
 	snprintf(reply, sizeof(reply), "%s.%llu", n->inbox, (unsigned long long) tag);
 	st = natsMsg_Create(&m, subject, reply, ev->body, (int) ev->body_len);
@@ -1224,16 +498,14 @@ nats_submit(struct sink *s, struct sink_event *ev)
 		char		text[512];
 
 		/* not published: the core keeps it */
-		nats_error_text(st, text, sizeof(text));
-		nats_conn_lost(n, "publishing to %s:%d failed: %s", n->host, n->port, text);
+		nats_sink_error_text(st, text, sizeof(text));
+		nats_sink_lost(n, "publishing to %s:%d failed: %s", n->host, n->port, text);
 		return SINK_BUSY;
 	}
 	ev->sink_ms = sink_now_ms();
 	ev->sink_tag = tag;
 	ev->sink_flags = 0;
-	n->ring[tag % (uint64_t) n->cap] = ev;
-	n->next_tag++;
-	n->inflight++;
+	sink_ring_put(&n->ring, ev);
 	return SINK_TAKEN;
 }
 
@@ -1241,26 +513,25 @@ static void
 nats_prepare(struct sink *s, struct pollset *ps, int *timeout_ms)
 {
 	struct nats_sink *n = s->state;
+	struct sink_event *oldest = sink_ring_oldest(&n->ring);
 	int64_t		now = sink_now_ms();
 
-	if (n->refused)
+	if (n->link.refused)
 		return;
 	pollset_add(ps, n->box->wake[0], POLLIN);
 	if (n->connecting)
 		return;					/* the helper thread writes to the pipe */
 	if (n->nc == NULL)
 	{
-		nats_lower(timeout_ms, n->next_connect_ms - now);
+		sink_lower_timeout(timeout_ms, n->link.next_connect_ms - now);
 		return;
 	}
-	if (n->inflight > 0)
+	if (n->ring.n > 0)
 	{
-		struct sink_event *oldest = n->ring[n->head_tag % (uint64_t) n->cap];
-
 		/* no callback says the connection closed: look now and then */
-		nats_lower(timeout_ms, NATS_SINK_STATUS_MS);
+		sink_lower_timeout(timeout_ms, NATS_SINK_STATUS_MS);
 		if (oldest)
-			nats_lower(timeout_ms, oldest->sink_ms + s->opt.timeout_ms - now);
+			sink_lower_timeout(timeout_ms, oldest->sink_ms + s->opt.timeout_ms - now);
 	}
 }
 
@@ -1268,14 +539,15 @@ static void
 nats_poll(struct sink *s, const struct pollset *ps)
 {
 	struct nats_sink *n = s->state;
+	struct sink_event *oldest;
 	char		buf[256];
 	bool		done;
-	int64_t		now;
+	const char *last = NULL;
 
 	(void) ps;
 	while (read(n->box->wake[0], buf, sizeof(buf)) > 0)
 		;
-	if (n->refused)
+	if (n->link.refused)
 		return;
 	if (n->connecting)
 	{
@@ -1284,37 +556,30 @@ nats_poll(struct sink *s, const struct pollset *ps)
 		pthread_mutex_unlock(&n->box->lock);
 		if (!done)
 			return;
-		nats_finish_connect(n);
-		if (n->refused)
+		nats_sink_finish_connect(n);
+		if (n->link.refused)
 			return;
 	}
 	/* answers first: what was acknowledged before a loss counts */
 	nats_take_answers(n);
-	now = sink_now_ms();
-	if (n->nc)
+	if (n->nc == NULL)
 	{
-		if (natsConnection_Status(n->nc) != NATS_CONN_STATUS_CONNECTED)
-		{
-			const char *last = NULL;
-
-			natsConnection_GetLastError(n->nc, &last);
-			nats_conn_lost(n, "the connection to %s:%d closed (%s): server stopped or network "
-						   "lost", n->host, n->port, last && *last ? last : "no error given");
-			return;
-		}
-		if (n->inflight > 0)
-		{
-			struct sink_event *oldest = n->ring[n->head_tag % (uint64_t) n->cap];
-
-			if (oldest && now - oldest->sink_ms > s->opt.timeout_ms)
-				nats_conn_lost(n, "no JetStream ack from %s:%d for event %s within timeout_ms "
-							   "(%d ms): the server or the stream is stuck or overloaded",
-							   n->host, n->port, oldest->id, s->opt.timeout_ms);
-		}
+		if (sink_link_due(&n->link, sink_now_ms()))
+			nats_sink_start_connect(n);
 		return;
 	}
-	if (now >= n->next_connect_ms)
-		nats_start_connect(n);
+	if (natsConnection_Status(n->nc) != NATS_CONN_STATUS_CONNECTED)
+	{
+		natsConnection_GetLastError(n->nc, &last);
+		nats_sink_lost(n, "the connection to %s:%d closed (%s): server stopped or network "
+					   "lost", n->host, n->port, last && *last ? last : "no error given");
+		return;
+	}
+	oldest = sink_ring_oldest(&n->ring);
+	if (oldest && sink_now_ms() - oldest->sink_ms > s->opt.timeout_ms)
+		nats_sink_lost(n, "no JetStream ack from %s:%d for event %s within timeout_ms "
+					   "(%d ms): the server or the stream is stuck or overloaded",
+					   n->host, n->port, oldest->id, s->opt.timeout_ms);
 }
 
 static void
@@ -1336,15 +601,10 @@ nats_close(struct sink *s)
 		free(n->attempt);
 	}
 	/* unacknowledged events are simply not reported: the stream sends them again */
-	nats_drop_connection(n);
+	nats_sink_drop(n);
 	nats_free(n);
 	s->state = NULL;
 }
-
-static const char *const nats_keys[] = {
-	"stream", "password_env", "password_file", "token_env", "token_file", "ca_file",
-	"cert_file", "key_file", NULL
-};
 
 static bool
 nats_claims(const char *uri)
@@ -1362,7 +622,7 @@ const struct sink_ops sink_nats_ops = {
 	.kind = "nats",
 	.lane_depth = 0,			/* one connection keeps order: pipeline (see the top) */
 	.window = NATS_SINK_IN_FLIGHT,
-	.option_keys = nats_keys,
+	.options = nats_options,
 	.claims = nats_claims,
 	.clear_text = nats_clear_text,
 	.open = nats_open,

@@ -72,10 +72,14 @@ check_keys(const struct sink *s, char *err, size_t errlen)
 					b[256];
 
 		(void) val;
-		if (sink_in_list(common_keys, key) || sink_in_list(own, key))
+		if (sink_in_list(common_keys, key) || sink_in_list(own, key) ||
+			sink_opts_allow(s->ops->options, key))
 			continue;
 		join(common_keys, a, sizeof(a));
-		join(own, b, sizeof(b));
+		if (s->ops->options)
+			sink_opts_names(s->ops->options, b, sizeof(b));
+		else
+			join(own, b, sizeof(b));
 		snprintf(err, errlen, "sink \"%s\": unknown option \"%.64s\" for %s sinks; the options "
 				 "are %s, %s", s->name, key, kind, a, b);
 		return -1;

@@ -308,7 +308,7 @@ static const char *const secret_suffixes[] = {
 bool
 sink_in_list(const char *const *list, const char *s)
 {
-	for (int i = 0; list[i]; i++)
+	for (int i = 0; list && list[i]; i++)
 		if (strcmp(list[i], s) == 0)
 			return true;
 	return false;

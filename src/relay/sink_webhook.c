@@ -64,7 +64,9 @@
 
 #include "sink.h"
 #include "sink_policy.h"
+#include "sink_tls.h"
 #include "log.h"
+#include "sink_webhook_h1.h"
 #include "sink_webhook_sign.h"
 
 #define WH_WHY_LEN 1024
@@ -127,7 +129,8 @@ struct wh_sock
 struct wh_state
 {
 	struct sink *s;
-	CURLM	   *multi;
+	struct h1_client *h1;		/* http:// to an address: the lean client */
+	CURLM	   *multi;			/* else libcurl's */
 	char	   *url;			/* for messages: redacted (sink_redact_uri) */
 	char	   *ca_file;
 	struct wh_signer *signer;	/* NULL: unsigned */
@@ -146,6 +149,13 @@ struct wh_state
 	const struct pollset *polled_ps;	/* where prepare() put epfd */
 	int			polled_idx;
 	bool		curl_inited;
+};
+
+/* the options of this kind (sink.h); their order is the one messages list */
+static const struct sink_opt wh_options[] = {
+	{"secret", SINK_OPT_SECRET, -1, 0, 0},
+	{"ca_file", SINK_OPT_FILE, offsetof(struct wh_state, ca_file), 0, 0},
+	{NULL, 0, 0, 0, 0}
 };
 
 /* ---- requests --------------------------------------------------------- */
@@ -184,16 +194,10 @@ static struct wh_req *
 wh_new_req(struct wh_state *st)
 {
 	struct wh_req *req = xcalloc(sizeof(*req));
-	CURL	   *e = curl_easy_init();
+	CURL	   *e = st->h1 ? NULL : curl_easy_init();
 	const struct sink_options *o = &st->s->opt;
 
-	if (e == NULL)
-	{
-		free(req);
-		return NULL;
-	}
 	req->st = st;
-	req->easy = e;
 	for (int i = 0; i < WH_NHEADERS; i++)
 	{
 		req->hname_len[i] = strlen(wh_header_name[i]);
@@ -203,6 +207,14 @@ wh_new_req(struct wh_state *st)
 	memcpy(req->hline[WH_H_CONTENT_TYPE] + req->hname_len[WH_H_CONTENT_TYPE],
 		   "application/cloudevents+json", sizeof("application/cloudevents+json"));
 	memcpy(req->hline[WH_H_SPECVERSION] + req->hname_len[WH_H_SPECVERSION], "1.0", 4);
+	if (st->h1)
+		return req;
+	if (e == NULL)
+	{
+		free(req);
+		return NULL;
+	}
+	req->easy = e;
 	curl_easy_setopt(e, CURLOPT_URL, st->s->uri);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
@@ -320,6 +332,20 @@ wh_start(struct wh_state *st, struct sink_event *ev)
 	req->resp_len = 0;
 	req->errbuf[0] = '\0';
 	req->denied[0] = '\0';
+	if (st->h1)
+	{
+		const char *lines[WH_NHEADERS];
+		int			n = 0;
+
+		/* "Expect:" only tells curl to leave that header out */
+		use[WH_H_EXPECT] = false;
+		for (int i = 0; i < WH_NHEADERS; i++)
+			if (use[i])
+				lines[n++] = req->hline[i];
+		st->in_flight++;
+		h1_post(st->h1, req, lines, n, ev->body, ev->body_len);
+		return SINK_TAKEN;
+	}
 	curl_easy_setopt(req->easy, CURLOPT_HTTPHEADER, link_headers(req, use));
 	curl_easy_setopt(req->easy, CURLOPT_POSTFIELDS, ev->body);
 	curl_easy_setopt(req->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) ev->body_len);
@@ -340,151 +366,51 @@ wh_start(struct wh_state *st, struct sink_event *ev)
 	return SINK_TAKEN;
 }
 
-/* Why a transfer failed without an HTTP answer, and what to do about it. */
+/* A POST is over: report it and make its request handle free again. */
 static void
-describe_curl_error(struct wh_state *st, struct wh_req *req, CURLcode res,
-					char *why, size_t len)
-{
-	char		detail[161];
-	const char *hint;
-
-	/* curl's text can quote the server (a TLS alert, a certificate name) */
-	if (req->errbuf[0])
-		sink_excerpt(req->errbuf, strlen(req->errbuf), detail, sizeof(detail));
-	else
-		snprintf(detail, sizeof(detail), "%s", curl_easy_strerror(res));
-	switch (res)
-	{
-		case CURLE_COULDNT_CONNECT:
-			hint = "nothing accepts connections there: start the receiver or fix the sink's URL";
-			break;
-		case CURLE_COULDNT_RESOLVE_HOST:
-			hint = "the host name does not resolve: fix the sink's URL or DNS";
-			break;
-		case CURLE_OPERATION_TIMEDOUT:
-			hint = "the receiver did not answer in time: make it answer faster or raise "
-				"the sink's timeout_ms / connect_timeout_ms";
-			break;
-		case CURLE_PEER_FAILED_VERIFICATION:
-		case CURLE_SSL_CACERT_BADFILE:
-		case CURLE_SSL_CERTPROBLEM:
-		case CURLE_SSL_CONNECT_ERROR:
-			hint = "TLS failed; certificates are always verified: give the receiver a "
-				"certificate for this host name signed by a trusted CA, or point the sink's "
-				"option ca_file at your private CA's PEM file";
-			break;
-		case CURLE_SEND_ERROR:
-		case CURLE_RECV_ERROR:
-		case CURLE_GOT_NOTHING:
-		case CURLE_PARTIAL_FILE:
-			hint = "the connection broke: the receiver crashed, restarted or closed it early";
-			break;
-		default:
-			hint = "check that the receiver is up and reachable from this host";
-			break;
-	}
-	snprintf(why, len, "POST %s failed: %s (%s); %s", st->url, detail,
-			 curl_easy_strerror(res), hint);
-}
-
-/* What to do about an answer that is not 2xx. */
-static const char *
-refusal_hint(long status)
-{
-	if (status >= 300 && status < 400)
-		return "redirects are not followed: set the sink's URL to the final address";
-	if (status == 401 || status == 403)
-		return "the receiver rejected the request's credentials: if it checks the "
-			"webhook-signature, give the sink the same secret as the receiver "
-			"(secret_env/secret_file), then SELECT ordersync.redeliver(id) the dead letters";
-	if (status == 404 || status == 405)
-		return "nothing takes POSTs at that URL: fix the sink's URL, then "
-			"SELECT ordersync.redeliver(id) the dead letters";
-	return "the receiver refused this event for good: fix the receiver (or the "
-		"data), then SELECT ordersync.redeliver(id) it";
-}
-
-/*
- * "HTTP 404 (Not Found) from URL: <excerpt>" and what follows: only the
- * status and a short, sanitized excerpt of what the receiver said.
- */
-static void
-describe_answer(struct wh_state *st, struct wh_req *req, long status, int64_t not_before,
-				char *why, size_t len)
-{
-	char		excerpt[SINK_EXCERPT_MAX + 1];
-	char		where[SINK_EXCERPT_MAX + 16] = "";
-	char	   *loc = NULL;
-
-	if (sink_excerpt(req->resp, req->resp_len, excerpt, sizeof(excerpt)) == 0)
-		strcpy(excerpt, "(empty body)");
-	if (status >= 300 && status < 400 &&
-		curl_easy_getinfo(req->easy, CURLINFO_REDIRECT_URL, &loc) == CURLE_OK && loc)
-	{
-		char		shown[512];
-
-		/* where it points is the receiver's answer too: redacted and bounded */
-		sink_redact_uri(loc, shown, sizeof(shown));
-		snprintf(where, sizeof(where), " (Location: %.*s)", SINK_EXCERPT_MAX, shown);
-	}
-	if (wh_classify(status) == WH_RETRY)
-		snprintf(why, len, "HTTP %ld (%s) from %s: %s; the receiver %s%s", status,
-				 wh_status_text(status), st->url, excerpt,
-				 status == 429 ? "asks to slow down" :
-				 status == 408 ? "timed out reading the request" :
-				 "failed: look at its logs",
-				 not_before ? " (next attempt no earlier than its Retry-After)" : "");
-	else
-		snprintf(why, len, "HTTP %ld (%s) from %s: %s%s; %s", status, wh_status_text(status),
-				 st->url, excerpt, where, refusal_hint(status));
-}
-
-/* A transfer is over: decide what it means for its delivery. */
-static void
-wh_finish(struct wh_state *st, struct wh_req *req, CURLcode res)
+wh_conclude(struct wh_state *st, struct wh_req *req, const struct wh_result *r)
 {
 	struct sink_event *ev = req->ev;
-	char		why[WH_WHY_LEN];
-	long		status = 0;
-	curl_off_t	retry_after = 0;
-	int64_t		not_before = 0;
-	enum wh_outcome outcome = WH_RETRY;
 
-	curl_multi_remove_handle(st->multi, req->easy);
 	st->in_flight--;
-	if (res == CURLE_OK)
-	{
-		curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &status);
-		curl_easy_getinfo(req->easy, CURLINFO_RETRY_AFTER, &retry_after);
-		outcome = wh_classify(status);
-		if (outcome == WH_RETRY && (status == 429 || status == 503) && retry_after > 0)
-		{
-			/* past max_age the relay gives up anyway: no point waiting longer */
-			int64_t		wait_ms = retry_after * 1000 < st->s->opt.max_age_ms ?
-				(int64_t) retry_after * 1000 : st->s->opt.max_age_ms;
-
-			not_before = sink_now_ms() + wait_ms;
-		}
-		if (outcome != WH_ACCEPTED)
-			describe_answer(st, req, status, not_before, why, sizeof(why));
-	}
-	else if (req->denied[0])
-	{
-		/* the policy refused every address: no attempt will ever go there */
-		snprintf(why, sizeof(why), "%s", req->denied);
-		outcome = WH_REFUSED;
-	}
-	else
-		describe_curl_error(st, req, res, why, sizeof(why));
-
 	req->ev = NULL;
 	req->next_free = st->free_reqs;
 	st->free_reqs = req;
+	wh_report(st->s, st->url, ev, r);
+}
 
-	if (outcome == WH_ACCEPTED)
-		sink_host_accepted(st->s->host, ev);
-	else
-		sink_host_failed(st->s->host, ev, outcome == WH_RETRY, not_before, why);
+/* libcurl finished a transfer. */
+static void
+wh_finish(struct wh_state *st, struct wh_req *req, CURLcode res)
+{
+	struct wh_result r = {.failure = (int) res,.detail = req->errbuf,.body = req->resp,
+	.body_len = req->resp_len};
+	curl_off_t	retry_after = 0;
+	char	   *loc = NULL;
+
+	curl_multi_remove_handle(st->multi, req->easy);
+	if (req->denied[0])
+	{
+		r.denied = true;
+		r.detail = req->denied;
+	}
+	if (res == CURLE_OK)
+	{
+		curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &r.status);
+		curl_easy_getinfo(req->easy, CURLINFO_RETRY_AFTER, &retry_after);
+		if (r.status >= 300 && r.status < 400)
+			curl_easy_getinfo(req->easy, CURLINFO_REDIRECT_URL, &loc);
+	}
+	r.retry_after_s = (long) retry_after;
+	r.location = loc;
+	wh_conclude(st, req, &r);
+}
+
+/* The lean client finished a POST (see sink_webhook_h1.h). */
+static void
+wh_h1_done(void *arg, void *token, const struct wh_result *r)
+{
+	wh_conclude(arg, token, r);
 }
 
 /* Collect finished transfers. */
@@ -584,7 +510,6 @@ static int
 wh_open(struct sink *s, struct sink_host *h, char *err, size_t errlen)
 {
 	struct wh_state *st;
-	json_object *v;
 	CURLU	   *u;
 	CURLUcode	uc;
 	char	   *scheme = NULL,
@@ -634,34 +559,11 @@ wh_open(struct sink *s, struct sink_host *h, char *err, size_t errlen)
 		goto fail;
 	}
 
-	if (s->opt.raw && json_object_object_get_ex(s->opt.raw, "ca_file", &v))
-	{
-		const char *path = json_object_get_string(v);
-		char		resolved[PATH_MAX];
-		FILE	   *f;
+	if (sink_opts_load(s, "webhook", wh_options, st, err, errlen) != 0 ||
+		(st->ca_file && sink_tls_readable(s, "webhook", "ca_file", st->ca_file, err, errlen) != 0))
+		goto fail;
 
-		if (!json_object_is_type(v, json_type_string) || path[0] == '\0')
-		{
-			snprintf(err, errlen, "webhook sink \"%s\": option ca_file must be the path of "
-					 "a PEM file with the CA certificates to trust", s->name);
-			goto fail;
-		}
-		/* a sink from the database: the file as resolved inside --secret-dir */
-		if (sink_reference(s, "ca_file", path, resolved, sizeof(resolved), err, errlen) != 0)
-			goto fail;
-		if ((f = fopen(resolved, "r")) == NULL)
-		{
-			snprintf(err, errlen, "webhook sink \"%s\": cannot read ca_file \"%s\": %m; "
-					 "make it readable by the user ordersyncd runs as", s->name, path);
-			goto fail;
-		}
-		fclose(f);
-		st->ca_file = xstrdup(resolved);
-	}
-
-	named_secret = s->opt.raw &&
-		(json_object_object_get_ex(s->opt.raw, "secret_env", NULL) ||
-		 json_object_object_get_ex(s->opt.raw, "secret_file", NULL));
+	named_secret = sink_secret_given(s, "secret");
 	if (named_secret)
 	{
 		char		e2[512];
@@ -677,8 +579,7 @@ wh_open(struct sink *s, struct sink_host *h, char *err, size_t errlen)
 		size_t		keylen = 0;
 
 		key = wh_key_from_secret(secret, &keylen, e2, sizeof(e2));
-		explicit_bzero(secret, strlen(secret));
-		free(secret);
+		sink_secret_free(secret);
 		if (key == NULL)
 		{
 			snprintf(err, errlen, "webhook sink \"%s\": %s", s->name, e2);
@@ -706,6 +607,12 @@ wh_open(struct sink *s, struct sink_host *h, char *err, size_t errlen)
 		snprintf(err, errlen, "webhook sink \"%s\": cannot create an epoll set: %s "
 				 "(raise the limit on open files?)", s->name, strerror(errno));
 		goto fail;
+	}
+	if (h1_usable(s, s->uri))
+	{
+		st->h1 = h1_new(s, st->epfd, st->max_in_flight, wh_h1_done, st);
+		if (st->h1 != NULL)
+			return 0;
 	}
 	st->multi = curl_multi_init();
 	if (st->multi == NULL)
@@ -742,18 +649,26 @@ wh_prepare(struct sink *s, struct pollset *ps, int *timeout_ms)
 
 	/* one descriptor for all of curl's sockets: readable when one of them is ready */
 	st->polled_ps = NULL;
+	if (st->h1)
+	{
+		int64_t		next = h1_next_deadline(st->h1);
+
+		if (h1_connections(st->h1) > 0)
+		{
+			st->polled_idx = pollset_add(ps, st->epfd, POLLIN);
+			st->polled_ps = ps;
+		}
+		if (next >= 0)
+			sink_lower_timeout(timeout_ms, next - now);
+		return;
+	}
 	if (st->nsocks > 0)
 	{
 		st->polled_idx = pollset_add(ps, st->epfd, POLLIN);
 		st->polled_ps = ps;
 	}
 	if (st->timer_at >= 0)
-	{
-		int64_t		left = st->timer_at > now ? st->timer_at - now : 0;
-
-		if (*timeout_ms < 0 || left < *timeout_ms)
-			*timeout_ms = (int) left;
-	}
+		sink_lower_timeout(timeout_ms, st->timer_at - now);
 }
 
 /* Hand curl what epoll says about its sockets. */
@@ -771,6 +686,12 @@ wh_sockets(struct wh_state *st)
 		{
 			uint32_t	re = evs[i].events;
 			int			ev = 0;
+
+			if (st->h1)
+			{
+				h1_event(st->h1, &evs[i]);
+				continue;
+			}
 
 			if (re & (EPOLLIN | EPOLLPRI | EPOLLHUP))
 				ev |= CURL_CSELECT_IN;
@@ -801,6 +722,14 @@ wh_poll(struct sink *s, const struct pollset *ps)
 	st->polled_ps = NULL;
 
 	now = sink_now_ms();
+	if (st->h1)
+	{
+		int64_t		next = h1_next_deadline(st->h1);
+
+		if (next >= 0 && next <= now)
+			h1_timers(st->h1, now);
+		return;
+	}
 	if (st->timer_at >= 0 && st->timer_at <= now)
 	{
 		st->timer_at = -1;
@@ -822,12 +751,13 @@ wh_close(struct sink *s)
 	{
 		struct wh_req *req = st->reqs[i];
 
-		if (req->ev != NULL)
+		if (req->ev != NULL && st->multi)
 			curl_multi_remove_handle(st->multi, req->easy);
 		curl_easy_cleanup(req->easy);
 		free(req);
 	}
 	free(st->reqs);
+	h1_free(st->h1);
 	if (st->multi)
 		curl_multi_cleanup(st->multi);
 	while ((sk = st->socks) != NULL)
@@ -838,15 +768,13 @@ wh_close(struct sink *s)
 	if (st->epfd >= 0)
 		close(st->epfd);
 	wh_signer_free(st->signer);
-	free(st->ca_file);
+	sink_opts_free(wh_options, st);
 	free(st->url);
 	if (st->curl_inited)
 		curl_global_cleanup();
 	free(st);
 	s->state = NULL;
 }
-
-static const char *const wh_keys[] = {"secret_env", "secret_file", "ca_file", NULL};
 
 static bool
 wh_claims(const char *uri)
@@ -864,7 +792,7 @@ const struct sink_ops sink_webhook_ops = {
 	.kind = "webhook",
 	.lane_depth = 1,			/* one request per subject at a time */
 	.window = 64,
-	.option_keys = wh_keys,
+	.options = wh_options,
 	.claims = wh_claims,
 	.clear_text = wh_clear_text,
 	.open = wh_open,
