@@ -81,6 +81,8 @@ _PG_init(void)
 
 	os_worker_init();			/* its GUCs, and the worker when preloaded */
 	os_autohot_init();			/* its GUCs, and shared memory when preloaded */
+	os_stuck_init();			/* ordersync.stuck_interval */
+	os_refusal_init();			/* refusal counters in shared memory when preloaded */
 
 	MarkGUCPrefixReserved("ordersync");
 

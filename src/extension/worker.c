@@ -154,6 +154,7 @@ ordersync_worker_main(Datum arg)
 	bool		warned = false;
 	TimestampTz last_expiry = 0;
 	TimestampTz last_rollup = 0;
+	TimestampTz last_stuck = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -205,12 +206,14 @@ ordersync_worker_main(Datum arg)
 		{
 			last_rollup = GetCurrentTimestamp();
 			os_rollup_tick();
+			os_refusal_tick();	/* demand turned away (refusal.c) */
 		}
 
 		timeout = ordersync_auto_hot ? AUTOHOT_TICK_MS : expire_interval * 1000L;
 		if (rollup_interval > 0)
 			timeout = Min(timeout, rollup_interval * 1000L);
 		timeout = Min(timeout, os_inbox_tick());	/* channels' webhooks (inbox.c) */
+		timeout = Min(timeout, os_stuck_tick(&last_stuck));	/* stuck orders (stuck.c) */
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
