@@ -292,6 +292,12 @@ CREATE FUNCTION ordersync.sell_through(days integer DEFAULT 30)
 $$;
 COMMENT ON FUNCTION ordersync.sell_through(integer) IS 'per SKU over the last days UTC days: units sold (shipped - returned), on hand now, sell-through = sold / (sold + on hand), and the OS001 refusals and units turned away';
 
+-- The refresh is one statement over a batch of 50,000 history rows whose
+-- estimated cost (the gaps are guessed large) makes JIT compile it every
+-- time: seconds of compilation for a statement that runs in a fraction of
+-- that.  The worker turns JIT off for its step too (rollup.c).
+ALTER FUNCTION ordersync.refresh_rollups() SET jit = off;
+
 -- The new rollups are counted from the whole history, like the first
 -- ones were: an upgrade from 0.4.0 starts every rollup again from id 0, so
 -- the next refresh (the worker's, or refresh_rollups()) recounts all of
