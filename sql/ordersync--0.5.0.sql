@@ -2469,8 +2469,8 @@ COMMENT ON FUNCTION ordersync.flush_refusals() IS 'adds the OS001 refusals count
 
 -- sell_through(days): per SKU, what sold against what was there to sell
 CREATE FUNCTION ordersync.sell_through(days integer DEFAULT 30)
-	RETURNS TABLE (sku text, units_sold bigint, on_hand bigint, sell_through numeric,
-				   refusals bigint, units_refused bigint)
+	RETURNS TABLE (sku text, units_sold numeric, on_hand numeric, sell_through numeric,
+				   refusals numeric, units_refused numeric)
 	LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 	AS $$
 	WITH sold AS (
@@ -2482,9 +2482,10 @@ CREATE FUNCTION ordersync.sell_through(days integer DEFAULT 30)
 		SELECT d.sku, sum(d.refusals) AS r, sum(d.units) AS u FROM ordersync.demand_refused d
 		 WHERE d.day > (now() AT TIME ZONE 'UTC')::date - days GROUP BY 1
 	)
-	SELECT k.sku, coalesce(sold.n, 0)::bigint, coalesce(here.n, 0)::bigint,
+	-- sums as numeric: a SKU's stock over its locations may pass bigint
+	SELECT k.sku, coalesce(sold.n, 0), coalesce(here.n, 0),
 		   round(coalesce(sold.n, 0) / nullif(coalesce(sold.n, 0) + coalesce(here.n, 0), 0), 4),
-		   coalesce(refused.r, 0)::bigint, coalesce(refused.u, 0)::bigint
+		   coalesce(refused.r, 0), coalesce(refused.u, 0)
 	  FROM ordersync.sku k
 	  LEFT JOIN sold ON sold.sku = k.sku
 	  LEFT JOIN here ON here.sku = k.sku
