@@ -8,8 +8,11 @@
 # ordersync.auto_hot_cooldown it is one row again; no unit is lost or
 # counted twice across either switch, each switch is one history row and
 # one inventory.hot_changed event, and a SKU the operator set is left alone.
-# Last, rollups: the worker keeps them equal to the recount, and killed in
+# Then rollups: the worker keeps them equal to the recount, and killed in
 # the middle of a backlog it resumes where its last commit left them.
+# Last, analytics: OS001 refusals under concurrent buyers are counted in
+# shared memory and flushed by the worker exactly, and the worker flags
+# orders stuck past their SLA once each, with one order.stuck event.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -188,3 +191,49 @@ for _ in $(seq 1 60); do
 done
 check rollup_resumed_after_crash "$(rollup_wait 120)" "0/0"
 check rollup_worker_restarted "$(q "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'ordersync expiry worker' AND datname = 'shop'")" "1"
+
+# --- demand turned away (issue 13 item 5): 8 sessions try 6 one-unit and
+# 6 two-unit orders each for 10 units of RF; every OS001 is counted once,
+# with its units, and the refused orders wrote nothing
+q "SELECT ordersync.receive_stock('RF', 'main', 10)" >/dev/null
+q "SELECT 'init' FROM pg_create_logical_replication_slot('bgw_stuck', 'wal2json')" >/dev/null
+pids=()
+for c in 1 2 3 4 5 6 7 8; do
+	for i in 1 2 3 4 5 6; do
+		echo "SELECT ordersync.place_order('web', 'rf-$c-$i-a', '[{\"sku\": \"RF\", \"qty\": 1, \"price\": \"1\"}]');"
+		echo "SELECT ordersync.place_order('web', 'rf-$c-$i-b', '[{\"sku\": \"RF\", \"qty\": 2, \"price\": \"1\"}]');"
+	done | psql -X -q -At -d shop >/dev/null 2>"$dir/rf.$c.err" &
+	pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p"; done
+refused=$(cat "$dir"/rf.*.err | grep -c 'insufficient stock for SKU "RF"' || true)
+units=$(cat "$dir"/rf.*.err | grep -o 'requested [0-9]*' | awk '{ s += $2 } END { print s + 0 }')
+placed=$(q "SELECT count(*) FROM ordersync.orders WHERE external_id LIKE 'rf-%'")
+check refusals_all_answered "$((refused + placed))" "96"
+check refused_orders_wrote_nothing "$(q "SELECT count(*) FROM ordersync.history h JOIN ordersync.orders o ON o.id = h.order_id
+	WHERE o.external_id LIKE 'rf-%'") $(q "SELECT sum(qty) + ordersync.available('RF') FROM ordersync.order_line l
+	JOIN ordersync.orders o ON o.id = l.order_id WHERE o.external_id LIKE 'rf-%'")" "$((placed * 2)) 10"
+for _ in $(seq 1 40); do
+	[ "$(q "SELECT coalesce(sum(refusals), 0) FROM ordersync.demand_refused WHERE sku = 'RF'")" = "$refused" ] && break
+	sleep 0.25
+done
+check refusals_flushed_exactly "$(q "SELECT coalesce(sum(refusals), 0) || ' ' || coalesce(sum(units), 0) FROM ordersync.demand_refused WHERE sku = 'RF'")" \
+	"$refused $units"
+# nothing is left to flush: a flush by hand adds nothing more
+check refusals_flush_idempotent "$(q "SELECT ordersync.flush_refusals()")" "0"
+
+# --- stuck orders: pending past a 1 s SLA, flagged by the worker once each
+q "SELECT ordersync.set_sla('pending', '1 second')" >/dev/null
+q "ALTER SYSTEM SET ordersync.stuck_interval = 1" >/dev/null
+q "SELECT pg_reload_conf()" >/dev/null
+want=$(q "SELECT count(*) FROM ordersync.orders WHERE status = 'pending'")
+for _ in $(seq 1 40); do
+	[ "$(q "SELECT count(*) FROM ordersync.order_stuck WHERE status = 'pending'")" = "$want" ] && break
+	sleep 0.25
+done
+sleep 2.5	# two more rounds of the worker: nothing flagged twice
+check stuck_flagged_by_worker "$(q "SELECT count(*) FROM ordersync.order_stuck WHERE status = 'pending'")" "$want"
+check stuck_event_once_per_order "$(q "SELECT count(*) || ' ' || count(DISTINCT c->>'subject') FROM pg_logical_slot_get_changes('bgw_stuck', NULL, NULL,
+	     'format-version', '2', 'add-msg-prefixes', 'ordersync') g, LATERAL (SELECT (g.data::jsonb->>'content')::jsonb AS c) m
+	   WHERE g.data::jsonb->>'action' = 'M' AND c->>'type' = 'order.stuck'")" "$want $want"
+q "SELECT pg_drop_replication_slot('bgw_stuck')" >/dev/null
