@@ -83,6 +83,7 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 /* the flush of this transaction, in TopTransactionContext */
 static Flushed *pending = NULL;
 static int	npending = 0;
+static int	pending_level = 0;	/* the (sub)transaction level that flushed */
 static bool callback_registered = false;
 
 static void
@@ -233,6 +234,19 @@ refusal_xact_callback(XactEvent event, void *arg)
 	}
 }
 
+/* a flush in a subtransaction that rolls back wrote nothing: forget it */
+static void
+refusal_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						 SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB && npending > 0 &&
+		GetCurrentTransactionNestLevel() <= pending_level)
+	{
+		pending = NULL;
+		npending = 0;
+	}
+}
+
 /*
  * flush_refusals() -> refusals added to ordersync.demand_refused
  *
@@ -312,10 +326,12 @@ ordersync_flush_refusals(PG_FUNCTION_ARGS)
 	if (!callback_registered)
 	{
 		RegisterXactCallback(refusal_xact_callback, NULL);
+		RegisterSubXactCallback(refusal_subxact_callback, NULL);
 		callback_registered = true;
 	}
 	pending = mine;
 	npending = n;
+	pending_level = GetCurrentTransactionNestLevel();
 
 	PG_RETURN_INT64(total);
 }
