@@ -18,6 +18,13 @@
  *		warehouse) and returned ("restock"), and units_sold = shipped -
  *		returned, by the day each movement happened.
  *
+ *	  Since 0.5.0 the same statement keeps the analytics (doc/analytics.md):
+ *	  a histogram of the time spent in each status per day, transition,
+ *	  location and channel (rollup_status_time), the funnel per creation day
+ *	  and channel (rollup_funnel), and stock levels and stock-out spans per
+ *	  SKU and location (rollup_stock_level, rollup_stockout), each with a
+ *	  *_recount view that defines it.
+ *
  *	  They are written by ordersync.refresh_rollups() and, with ordersync
  *	  preloaded, by the background worker every ordersync.rollup_interval,
  *	  never by place_order() or a status change: one counter row per hour

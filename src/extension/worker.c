@@ -8,7 +8,9 @@
  *	  With ordersync.auto_hot on, it also wakes every AUTOHOT_TICK_MS to
  *	  split SKUs whose buyers queue, and merge them back (autohot.c), and
  *	  every ordersync.rollup_interval it brings the rollups of
- *	  ordersync.history up to date (rollup.c).
+ *	  ordersync.history up to date (rollup.c) and flushes the OS001 refusal
+ *	  counters (refusal.c); every ordersync.stuck_interval it flags orders
+ *	  stuck past their status's SLA (stuck.c).
  *
  *-------------------------------------------------------------------------
  */
