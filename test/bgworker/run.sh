@@ -192,6 +192,14 @@ done
 check rollup_resumed_after_crash "$(rollup_wait 120)" "0/0"
 check rollup_worker_restarted "$(q "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'ordersync expiry worker' AND datname = 'shop'")" "1"
 
+# the analytics kept by the same refresh equal their recounts after the crash
+check analytics_after_crash "$(q "SELECT (SELECT count(*) FROM ((TABLE ordersync.rollup_status_time EXCEPT ALL TABLE ordersync.rollup_status_time_recount)
+	  UNION ALL (TABLE ordersync.rollup_status_time_recount EXCEPT ALL TABLE ordersync.rollup_status_time)) s)
+	+ (SELECT count(*) FROM ((TABLE ordersync.rollup_funnel EXCEPT ALL TABLE ordersync.rollup_funnel_recount)
+	  UNION ALL (TABLE ordersync.rollup_funnel_recount EXCEPT ALL TABLE ordersync.rollup_funnel)) f)
+	+ (SELECT count(*) FROM ((TABLE ordersync.rollup_stockout EXCEPT ALL TABLE ordersync.rollup_stockout_recount)
+	  UNION ALL (TABLE ordersync.rollup_stockout_recount EXCEPT ALL TABLE ordersync.rollup_stockout)) o)")" "0"
+
 # --- demand turned away (issue 13 item 5): 8 sessions try 6 one-unit and
 # 6 two-unit orders each for 10 units of RF; every OS001 is counted once,
 # with its units, and the refused orders wrote nothing
