@@ -197,7 +197,7 @@ SQL
 	slow=$(val "SELECT from_status || ' -> ' || to_status || ' at ' || location FROM ordersync.status_times(now() - interval '1 day', now())
 	             WHERE channel = 'web' ORDER BY p95 DESC, transitions DESC LIMIT 1")
 	[ -n "$slow" ] || fail "status_times() found no transition"
-	echo "  slowest: $slow (p95 within 4.4%, from per-day histograms kept by the rollup refresh)"
+	echo "  slowest: $slow (p95 within 4.5%, from per-day histograms kept by the rollup refresh)"
 	show "SELECT day, channel, created, paid, shipped, delivered, cancelled, expired, paid_rate, cancellation_rate
 	        FROM ordersync.funnel WHERE channel = 'web' ORDER BY day DESC LIMIT 3"
 }

@@ -2232,7 +2232,7 @@ COMMENT ON COLUMN ordersync.status.sla IS 'an order in this status for longer is
 -- location and channel: bin b holds the durations d (milliseconds) with
 -- 2^(b/8) <= d < 2^((b+1)/8) (bin 0 also holds d < 1 ms).  A quantile
 -- read from it is the exact percentile_disc's bin, shown as the bin's
--- geometric middle: within 4.4% of it.
+-- geometric middle: within 4.5% of it.
 CREATE TABLE ordersync.rollup_status_time (
 	day			date NOT NULL,
 	from_status	text NOT NULL,
@@ -2430,7 +2430,7 @@ CREATE FUNCTION ordersync.status_times(since timestamptz DEFAULT pg_catalog.now(
 	 GROUP BY 1, 2, 3, 4
 	 ORDER BY 1, 2, 3, 4
 $$;
-COMMENT ON FUNCTION ordersync.status_times(timestamptz, timestamptz) IS 'time spent in from_status before to_status per location and channel, over the UTC days from since''s to until''s: p50, p95, p99 (within 4.4%) and the exact mean; as of the last rollup refresh';
+COMMENT ON FUNCTION ordersync.status_times(timestamptz, timestamptz) IS 'time spent in from_status before to_status per location and channel, over the UTC days from since''s to until''s: p50, p95, p99 (within 4.5%) and the exact mean; as of the last rollup refresh';
 
 -- stockout_hours(since, until): hours without anything available to sell
 CREATE FUNCTION ordersync.stockout_hours(since timestamptz DEFAULT pg_catalog.now() - interval '7 days',
