@@ -7,11 +7,16 @@
 # slot created before the sale.  Exits non-zero when anything differs from
 # what ordersync promises (e.g. not exactly 10 sold).  Then ordersyncd relays
 # the events as CloudEvents, and routes order events to a signed webhook
-# (port 25466), with a dead letter and its redelivery.
+# (port 25466), with a dead letter and its redelivery.  Last, it looks ahead:
+# four weeks of synthetic hourly orders, the forecast of the last 24 hours
+# made from what came before, drawn against what happened, and the slowest
+# transition of the day.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-PORT=25465
+# ORDERSYNC_DEMO_PORT, ORDERSYNC_DEMO_HOOK_PORT: other ports than the fixed ones
+PORT=${ORDERSYNC_DEMO_PORT:-25465}
+HOOK_PORT=${ORDERSYNC_DEMO_HOOK_PORT:-25466}
 SKU=SNEAKER-LTD
 BUYERS=25
 UNITS=10
@@ -89,7 +94,7 @@ relay_section() {
 # from test/integration), a refused event lands in dead letters and is
 # redelivered after the receiver is fixed.
 sinks_section() {
-	local hook=25466 endpos n rc=0 dl
+	local hook=$HOOK_PORT endpos n rc=0 dl
 	relay_usable || return 0
 	command -v python3 >/dev/null || return 0
 	section "10. Routing: order events to the warehouse's webhook, signed, without personal data"
@@ -133,6 +138,68 @@ for l in open(sys.argv[1]):
 	grep -q '"ordersync.order.cancelled"' "$work/hook.jsonl" || fail "the redelivered event did not arrive"
 	kill "$hook_pid" 2>/dev/null || true
 	wait "$hook_pid" 2>/dev/null || true
+}
+
+# ---- looking ahead (issue 13): the next 24 hours' orders, forecast from
+# four weeks of hourly history, against what happened; and where orders wait
+forecast_section() {
+	local base
+	section "12. Looking ahead: yesterday's forecast of the last 24 hours against what happened"
+	psql -X -q -v ON_ERROR_STOP=1 -v channel=web -f "$top/bench/analytics/demo_history.sql" >/dev/null ||
+		fail "cannot write the synthetic history"
+	val "SELECT ordersync.refresh_rollups()" >/dev/null
+	echo "  $(val "SELECT count(*) FROM ordersync.orders WHERE external_id LIKE 'SYN-%'") orders over four weeks (synthetic, hourly cycle, busier weekends) + the sale above;"
+	echo "  forecast(orders per hour up to 24 h ago, season 24, horizon 24, level 0.8) vs the rollup's counts:"
+	base=$(val "SELECT date_trunc('hour', now()) - interval '23 hours'")
+	psql -X -q -At -v ON_ERROR_STOP=1 >"$work/forecast" <<SQL
+CREATE TEMP TABLE fc AS
+WITH hrs AS (
+	SELECT g AS hour FROM generate_series(timestamptz '$base' - interval '27 days', timestamptz '$base' + interval '23 hours', interval '1 hour') g
+), cnt AS (
+	SELECT hrs.hour, coalesce(sum(r.orders), 0)::float8 AS n
+	  FROM hrs LEFT JOIN ordersync.rollup_hourly r ON r.hour = hrs.hour AND r.channel = 'web'
+	 GROUP BY 1
+), f AS (
+	SELECT f.* FROM ordersync.forecast((SELECT array_agg(n ORDER BY hour) FROM cnt WHERE hour < '$base'), 24, 24, 0.8) f
+)
+SELECT c.hour, c.n AS actual, f.value AS forecast, greatest(f.lower, 0) AS lower, f.upper
+  FROM (SELECT cnt.*, row_number() OVER (ORDER BY hour) AS step FROM cnt WHERE hour >= '$base') c
+  JOIN f ON f.step = c.step;
+-- one line per hour: the actual orders as a bar, the forecast as a mark
+WITH s AS (SELECT 44 / greatest(max(greatest(actual, upper)), 1) AS k FROM fc)
+SELECT format('  %s  %s %4s  %5s [%s-%s]%s', to_char(hour, 'HH24:00'),
+	   (SELECT string_agg(CASE WHEN i = greatest(1, round(forecast * s.k)::int) THEN '┃'
+							   WHEN i <= round(actual * s.k) THEN '█' ELSE ' ' END, '' ORDER BY i)
+		  FROM generate_series(1, 45) i),
+	   actual, round(forecast::numeric, 1), round(lower::numeric), round(upper::numeric),
+	   CASE WHEN hour = date_trunc('hour', now()) THEN '  (this hour, so far)' ELSE '' END)
+  FROM fc, s ORDER BY hour;
+-- sparklines, and how good it was (the current hour is not over: left out)
+WITH m AS (SELECT greatest(max(actual), max(forecast)) AS top FROM fc),
+sp AS (SELECT string_agg(substr('▁▂▃▄▅▆▇█', 1 + least(7, floor(forecast / m.top * 8)::int), 1), '' ORDER BY hour) AS f,
+			  string_agg(substr('▁▂▃▄▅▆▇█', 1 + least(7, floor(actual / m.top * 8)::int), 1), '' ORDER BY hour) AS a
+		 FROM fc, m)
+SELECT format(E'\n  forecast %s\n  actual   %s', f, a) FROM sp;
+SELECT format('  over the 23 complete hours: mean absolute error %s orders/hour (mean %s), %s of 23 inside the 80%% interval',
+			  round(avg(abs(actual - forecast))::numeric, 1), round(avg(actual)::numeric, 1),
+			  count(*) FILTER (WHERE actual BETWEEN lower AND upper))
+  FROM fc WHERE hour < date_trunc('hour', now());
+SQL
+	[ "$(grep -c ' \[' "$work/forecast")" -eq 24 ] || { cat "$work/forecast"; fail "the forecast did not give 24 hours"; }
+	echo "  hour   orders (█ actual, ┃ forecast)                 actual  forecast [80%]"
+	cat "$work/forecast"
+
+	section "13. Where orders wait: the slowest transition of the last day (status_times, from the rollups)"
+	show "SELECT from_status || ' -> ' || to_status AS transition, location, transitions,
+	             date_trunc('second', p50) AS p50, date_trunc('second', p95) AS p95, date_trunc('second', p99) AS p99
+	        FROM ordersync.status_times(now() - interval '1 day', now())
+	       WHERE channel = 'web' ORDER BY p95 DESC, transitions DESC LIMIT 3"
+	slow=$(val "SELECT from_status || ' -> ' || to_status || ' at ' || location FROM ordersync.status_times(now() - interval '1 day', now())
+	             WHERE channel = 'web' ORDER BY p95 DESC, transitions DESC LIMIT 1")
+	[ -n "$slow" ] || fail "status_times() found no transition"
+	echo "  slowest: $slow (p95 within 4.5%, from per-day histograms kept by the rollup refresh)"
+	show "SELECT day, channel, created, paid, shipped, delivered, cancelled, expired, paid_rate, cancellation_rate
+	        FROM ordersync.funnel WHERE channel = 'web' ORDER BY day DESC LIMIT 3"
 }
 
 section "1. A throwaway PostgreSQL 15 on port $PORT, with the extension"
@@ -273,6 +340,8 @@ if psql -X -q "host=$PGHOST port=$PGPORT user=mallory dbname=$PGDATABASE" \
 fi
 sed 's/^/  /' "$work/forge.err"
 echo "  (the relay also refuses to run where anyone but superusers could: ordersyncd checks at connect)"
+
+forecast_section
 
 echo
 echo "demo OK: $UNITS of $BUYERS buyers served, no unit oversold; the cluster is removed now."

@@ -665,6 +665,7 @@ refuse(Need *needs, int nneeds)
 
 		for (int r = 0; r < needs[k].nrows; r++)
 			available = add_saturating(available, needs[k].rows[r].free);
+		os_refusal_count(needs[k].sku, needs[k].requested, available);
 		if (available < needs[k].requested)
 			ereport(ERROR,
 					(errcode(ERRCODE_OS_INSUFFICIENT_STOCK),

@@ -84,6 +84,8 @@ _PG_init(void)
 	os_autohot_init();			/* its GUCs, and shared memory when preloaded */
 	os_outlook_init();			/* stock-out predictions, peak preparation */
 	os_compliance_init();		/* retention GUCs (compliance.c) */
+	os_stuck_init();			/* ordersync.stuck_interval */
+	os_refusal_init();			/* refusal counters in shared memory when preloaded */
 
 	MarkGUCPrefixReserved("ordersync");
 

@@ -45,6 +45,11 @@
 #define ERRCODE_OS_NOT_HELD					MAKE_SQLSTATE('O','S','0','3','7')
 #define ERRCODE_OS_HISTORY_CHAIN			MAKE_SQLSTATE('O','S','0','3','8')
 
+/* analytics (issue 13): OS020-OS029; OS020 and OS021 are raised in SQL */
+#define ERRCODE_OS_UNKNOWN_STATUS			MAKE_SQLSTATE('O','S','0','2','0')
+#define ERRCODE_OS_INVALID_SLA				MAKE_SQLSTATE('O','S','0','2','1')
+#define ERRCODE_OS_FLUSH_NOT_PREPARABLE		MAKE_SQLSTATE('O','S','0','2','2')
+
 /* GUCs (ordersync.c) */
 extern int	ordersync_reservation_ttl;
 extern char *ordersync_actor;
@@ -177,5 +182,14 @@ extern TimestampTz os_autohot_clock(void);
 extern void os_autohot_waited(const char *sku, TimestampTz started);
 extern void os_autohot_busy(const char *sku);
 extern void os_autohot_tick(void);
+
+/* refusal.c: OS001 refusals counted in shared memory (demand turned away) */
+extern void os_refusal_init(void);
+extern void os_refusal_count(const char *sku, int64 requested, int64 available);
+extern void os_refusal_tick(void);
+
+/* stuck.c: orders stuck past their status's SLA */
+extern void os_stuck_init(void);
+extern long os_stuck_tick(TimestampTz *last);
 
 #endif							/* ORDERSYNC_H */

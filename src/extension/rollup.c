@@ -18,6 +18,13 @@
  *		warehouse) and returned ("restock"), and units_sold = shipped -
  *		returned, by the day each movement happened.
  *
+ *	  Since 0.5.0 the same statement keeps the analytics (doc/analytics.md):
+ *	  a histogram of the time spent in each status per day, transition,
+ *	  location and channel (rollup_status_time), the funnel per creation day
+ *	  and channel (rollup_funnel), and stock levels and stock-out spans per
+ *	  SKU and location (rollup_stock_level, rollup_stockout), each with a
+ *	  *_recount view that defines it.
+ *
  *	  They are written by ordersync.refresh_rollups() and, with ordersync
  *	  preloaded, by the background worker every ordersync.rollup_interval,
  *	  never by place_order() or a status change: one counter row per hour
@@ -237,6 +244,166 @@ read_fence(int64 *fence_id, Datum *xacts)
 }
 
 /*
+ * Whether this database has the extension at 0.5.0 or later, whose
+ * refresh also keeps the analytics rollups (the library may be newer than
+ * the extension installed here).
+ */
+static bool
+analytics_installed(void)
+{
+	static OsPlan p = {
+		"SELECT pg_catalog.to_regclass('ordersync.rollup_stockout') IS NOT NULL",
+		0, {InvalidOid}
+	};
+
+	(void) os_execute(&p, NULL, NULL, true, 1);
+	return os_getbool(0, 1);
+}
+
+/* the new rows, and the 0.4.0 rollups of them ($1 high_id, $2 gaps, $3 the batch) */
+#define ROLLUP_NEW_AND_COUNTS \
+		"WITH above AS (" \
+		"  SELECT h.id, h.at, h.action, h.order_id, h.sku, h.location, h.qty," \
+		"         h.from_status, h.to_status" \
+		"    FROM ordersync.history h WHERE h.id > $1 ORDER BY h.id LIMIT $3" \
+		"), late AS (" \
+		"  SELECT h.id, h.at, h.action, h.order_id, h.sku, h.location, h.qty," \
+		"         h.from_status, h.to_status" \
+		"    FROM pg_catalog.unnest($2) g(r)" \
+		"    JOIN ordersync.history h" \
+		"      ON h.id >= pg_catalog.lower(g.r) AND h.id < pg_catalog.upper(g.r)" \
+		"), new AS (" \
+		"  SELECT * FROM above UNION ALL SELECT * FROM late" \
+		"), hourly AS (" \
+		"  INSERT INTO ordersync.rollup_hourly AS t (hour, channel, orders, units, revenue)" \
+		"  SELECT pg_catalog.date_trunc('hour', n.at, 'UTC'), o.channel," \
+		"         pg_catalog.count(*), pg_catalog.sum(l.units), pg_catalog.sum(o.total)" \
+		"    FROM new n JOIN ordersync.orders o ON o.id = n.order_id" \
+		"    CROSS JOIN LATERAL (SELECT coalesce(pg_catalog.sum(ol.qty), 0) AS units" \
+		"                          FROM ordersync.order_line ol WHERE ol.order_id = o.id) l" \
+		"   WHERE n.action = 'created'" \
+		"   GROUP BY 1, 2" \
+		"  ON CONFLICT (hour, channel) DO UPDATE" \
+		"     SET orders = t.orders + excluded.orders, units = t.units + excluded.units," \
+		"         revenue = t.revenue + excluded.revenue" \
+		"  RETURNING 1" \
+		"), daily AS (" \
+		"  INSERT INTO ordersync.rollup_daily_sku AS t" \
+		"         (day, sku, location, reserved, released, shipped, returned)" \
+		"  SELECT (n.at AT TIME ZONE 'UTC')::pg_catalog.date, n.sku, n.location," \
+		"         coalesce(pg_catalog.sum(n.qty) FILTER (WHERE n.action = 'reserve'), 0)," \
+		"         coalesce(pg_catalog.sum(n.qty) FILTER (WHERE n.action = 'release'), 0)," \
+		"         coalesce(pg_catalog.sum(n.qty) FILTER (WHERE n.action = 'consume'), 0)," \
+		"         coalesce(pg_catalog.sum(n.qty) FILTER (WHERE n.action = 'restock'), 0)" \
+		"    FROM new n" \
+		"   WHERE n.action IN ('reserve', 'release', 'consume', 'restock')" \
+		"   GROUP BY 1, 2, 3" \
+		"  ON CONFLICT (day, sku, location) DO UPDATE" \
+		"     SET reserved = t.reserved + excluded.reserved," \
+		"         released = t.released + excluded.released," \
+		"         shipped = t.shipped + excluded.shipped," \
+		"         returned = t.returned + excluded.returned" \
+		"  RETURNING 1"
+
+/* since 0.5.0: time in status, the funnel, stock levels and stock-outs (doc/analytics.md) */
+#define ROLLUP_ANALYTICS \
+		"), st AS (" \
+		"  SELECT n.at, n.from_status, n.to_status, o.channel, p.location, p.ms" \
+		"    FROM new n JOIN ordersync.orders o ON o.id = n.order_id" \
+		"    CROSS JOIN LATERAL (" \
+		"      SELECT pg_catalog.min(e.location) FILTER (WHERE e.action = 'reserve') AS location," \
+		"             pg_catalog.round(extract(epoch FROM n.at - (pg_catalog.array_agg(e.at ORDER BY e.id DESC)" \
+		"                  FILTER (WHERE e.action IN ('created', 'status')))[1]) * 1000)::bigint AS ms" \
+		"        FROM ordersync.history e WHERE e.order_id = n.order_id AND e.id < n.id) p" \
+		"   WHERE n.action = 'status'" \
+		"), status_time AS (" \
+		"  INSERT INTO ordersync.rollup_status_time AS t" \
+		"         (day, from_status, to_status, location, channel, bin, transitions, total_ms)" \
+		"  SELECT (s.at AT TIME ZONE 'UTC')::pg_catalog.date, s.from_status, s.to_status," \
+		"         coalesce(s.location, ''), s.channel," \
+		"         CASE WHEN s.ms < 1 THEN 0" \
+		"              ELSE pg_catalog.floor(8 * pg_catalog.ln(s.ms::float8) / pg_catalog.ln(2::float8))::integer END," \
+		"         pg_catalog.count(*), pg_catalog.sum(s.ms)" \
+		"    FROM st s WHERE s.ms IS NOT NULL" \
+		"   GROUP BY 1, 2, 3, 4, 5, 6" \
+		"  ON CONFLICT (day, from_status, to_status, location, channel, bin) DO UPDATE" \
+		"     SET transitions = t.transitions + excluded.transitions," \
+		"         total_ms = t.total_ms + excluded.total_ms" \
+		"  RETURNING 1" \
+		"), funnel AS (" \
+		"  INSERT INTO ordersync.rollup_funnel AS t" \
+		"         (day, channel, created, paid, shipped, delivered, cancelled, expired)" \
+		"  SELECT (o.created_at AT TIME ZONE 'UTC')::pg_catalog.date, o.channel," \
+		"         pg_catalog.count(*) FILTER (WHERE n.action = 'created')," \
+		"         pg_catalog.count(*) FILTER (WHERE n.action = 'status' AND n.to_status = 'paid')," \
+		"         pg_catalog.count(*) FILTER (WHERE n.action = 'status' AND n.to_status = 'shipped')," \
+		"         pg_catalog.count(*) FILTER (WHERE n.action = 'status' AND n.to_status = 'delivered')," \
+		"         pg_catalog.count(*) FILTER (WHERE n.action = 'status' AND n.to_status = 'cancelled')," \
+		"         pg_catalog.count(*) FILTER (WHERE n.action = 'status' AND n.to_status = 'expired')" \
+		"    FROM new n JOIN ordersync.orders o ON o.id = n.order_id" \
+		"   WHERE n.action = 'created'" \
+		"      OR (n.action = 'status' AND n.to_status IN ('paid', 'shipped', 'delivered', 'cancelled', 'expired'))" \
+		"   GROUP BY 1, 2" \
+		"  ON CONFLICT (day, channel) DO UPDATE" \
+		"     SET created = t.created + excluded.created, paid = t.paid + excluded.paid," \
+		"         shipped = t.shipped + excluded.shipped, delivered = t.delivered + excluded.delivered," \
+		"         cancelled = t.cancelled + excluded.cancelled, expired = t.expired + excluded.expired" \
+		"  RETURNING 1" \
+		"), mv AS (" \
+		"  SELECT n.id, n.at, n.action, n.sku, n.location, n.qty," \
+		"         CASE WHEN n.action IN ('receive', 'release', 'restock') THEN n.qty" \
+		"              WHEN n.action = 'reserve' THEN -n.qty ELSE 0 END AS d," \
+		"         coalesce(l.unreserved, 0) AS u0, coalesce(l.safety, 0) AS s0" \
+		"    FROM new n LEFT JOIN ordersync.rollup_stock_level l" \
+		"      ON l.sku = n.sku AND l.location = n.location" \
+		"   WHERE n.action IN ('receive', 'reserve', 'release', 'consume', 'restock', 'safety')" \
+		"     AND n.sku IS NOT NULL AND n.location IS NOT NULL" \
+		"), run AS (" \
+		"  SELECT m.*, m.u0 + pg_catalog.sum(m.d) OVER w AS u," \
+		"         pg_catalog.count(*) FILTER (WHERE m.action = 'safety') OVER w AS sg" \
+		"    FROM mv m WINDOW w AS (PARTITION BY m.sku, m.location ORDER BY m.id)" \
+		"), lvl AS (" \
+		"  SELECT r.*, CASE WHEN r.sg = 0 THEN r.s0 ELSE pg_catalog.max(r.qty)" \
+		"              FILTER (WHERE r.action = 'safety') OVER (PARTITION BY r.sku, r.location, r.sg) END AS s" \
+		"    FROM run r" \
+		"), flip AS (" \
+		"  SELECT v.sku, v.location, v.id, v.at, v.u - v.s > 0 AS avail," \
+		"         coalesce(pg_catalog.lag(v.u - v.s > 0) OVER w, v.u0 - v.s0 > 0) AS before" \
+		"    FROM lvl v WINDOW w AS (PARTITION BY v.sku, v.location ORDER BY v.id)" \
+		"), edge AS (" \
+		"  SELECT f.sku, f.location, f.id, f.at, f.avail," \
+		"         pg_catalog.lead(f.at) OVER w AS next_at, pg_catalog.row_number() OVER w AS k" \
+		"    FROM flip f WHERE f.avail <> f.before" \
+		"  WINDOW w AS (PARTITION BY f.sku, f.location ORDER BY f.id)" \
+		"), outs AS (" \
+		"  INSERT INTO ordersync.rollup_stockout (sku, location, started_id, started_at, ended_at)" \
+		"  SELECT e.sku, e.location, e.id, e.at, e.next_at FROM edge e WHERE NOT e.avail" \
+		"  RETURNING 1" \
+		"), backs AS (" \
+		"  UPDATE ordersync.rollup_stockout t SET ended_at = e.at FROM edge e" \
+		"   WHERE e.avail AND e.k = 1 AND t.sku = e.sku AND t.location = e.location" \
+		"     AND t.ended_at IS NULL" \
+		"  RETURNING 1" \
+		"), levels AS (" \
+		"  INSERT INTO ordersync.rollup_stock_level AS t (sku, location, unreserved, safety)" \
+		"  SELECT DISTINCT ON (v.sku, v.location) v.sku, v.location, v.u, v.s" \
+		"    FROM lvl v ORDER BY v.sku, v.location, v.id DESC" \
+		"  ON CONFLICT (sku, location) DO UPDATE" \
+		"     SET unreserved = excluded.unreserved, safety = excluded.safety" \
+		"  RETURNING 1"
+
+/* rows added, rows above high_id, the new high_id and the new gaps */
+#define ROLLUP_RESULT \
+		" SELECT (SELECT pg_catalog.count(*) FROM new)," \
+		"        (SELECT pg_catalog.count(*) FROM above)," \
+		"        coalesce((SELECT pg_catalog.max(id) FROM above), $1)," \
+		"        ($2 - coalesce((SELECT pg_catalog.range_agg(pg_catalog.int8range(id, id, '[]'))" \
+		"                          FROM late), '{}'))" \
+		"        + coalesce((SELECT pg_catalog.range_agg(s.r) FROM" \
+		"                    (SELECT pg_catalog.int8range(coalesce(pg_catalog.lag(id) OVER (ORDER BY id), $1) + 1, id) AS r" \
+		"                       FROM above) s WHERE NOT pg_catalog.isempty(s.r)), '{}')"
+
+/*
  * One refresh step (see the top of the file) in the caller's transaction
  * and SPI connection.  Returns the number of history rows added, or -1
  * when skip_locked is set and another refresh holds the state; *more says
@@ -249,56 +416,12 @@ refresh_step(bool skip_locked, bool *more)
 	 * $1 high_id, $2 gaps, $3 the batch.  One statement, so one snapshot
 	 * for the rows taken, the rollups and the new gaps.
 	 */
-	static OsPlan add = {
-		"WITH above AS ("
-		"  SELECT h.id, h.at, h.action, h.order_id, h.sku, h.location, h.qty"
-		"    FROM ordersync.history h WHERE h.id > $1 ORDER BY h.id LIMIT $3"
-		"), late AS ("
-		"  SELECT h.id, h.at, h.action, h.order_id, h.sku, h.location, h.qty"
-		"    FROM pg_catalog.unnest($2) g(r)"
-		"    JOIN ordersync.history h"
-		"      ON h.id >= pg_catalog.lower(g.r) AND h.id < pg_catalog.upper(g.r)"
-		"), new AS ("
-		"  SELECT * FROM above UNION ALL SELECT * FROM late"
-		"), hourly AS ("
-		"  INSERT INTO ordersync.rollup_hourly AS t (hour, channel, orders, units, revenue)"
-		"  SELECT pg_catalog.date_trunc('hour', n.at, 'UTC'), o.channel,"
-		"         pg_catalog.count(*), pg_catalog.sum(l.units), pg_catalog.sum(o.total)"
-		"    FROM new n JOIN ordersync.orders o ON o.id = n.order_id"
-		"    CROSS JOIN LATERAL (SELECT coalesce(pg_catalog.sum(ol.qty), 0) AS units"
-		"                          FROM ordersync.order_line ol WHERE ol.order_id = o.id) l"
-		"   WHERE n.action = 'created'"
-		"   GROUP BY 1, 2"
-		"  ON CONFLICT (hour, channel) DO UPDATE"
-		"     SET orders = t.orders + excluded.orders, units = t.units + excluded.units,"
-		"         revenue = t.revenue + excluded.revenue"
-		"  RETURNING 1"
-		"), daily AS ("
-		"  INSERT INTO ordersync.rollup_daily_sku AS t"
-		"         (day, sku, location, reserved, released, shipped, returned)"
-		"  SELECT (n.at AT TIME ZONE 'UTC')::pg_catalog.date, n.sku, n.location,"
-		"         coalesce(pg_catalog.sum(n.qty) FILTER (WHERE n.action = 'reserve'), 0),"
-		"         coalesce(pg_catalog.sum(n.qty) FILTER (WHERE n.action = 'release'), 0),"
-		"         coalesce(pg_catalog.sum(n.qty) FILTER (WHERE n.action = 'consume'), 0),"
-		"         coalesce(pg_catalog.sum(n.qty) FILTER (WHERE n.action = 'restock'), 0)"
-		"    FROM new n"
-		"   WHERE n.action IN ('reserve', 'release', 'consume', 'restock')"
-		"   GROUP BY 1, 2, 3"
-		"  ON CONFLICT (day, sku, location) DO UPDATE"
-		"     SET reserved = t.reserved + excluded.reserved,"
-		"         released = t.released + excluded.released,"
-		"         shipped = t.shipped + excluded.shipped,"
-		"         returned = t.returned + excluded.returned"
-		"  RETURNING 1"
-		")"
-		" SELECT (SELECT pg_catalog.count(*) FROM new),"
-		"        (SELECT pg_catalog.count(*) FROM above),"
-		"        coalesce((SELECT pg_catalog.max(id) FROM above), $1),"
-		"        ($2 - coalesce((SELECT pg_catalog.range_agg(pg_catalog.int8range(id, id, '[]'))"
-		"                          FROM late), '{}'))"
-		"        + coalesce((SELECT pg_catalog.range_agg(s.r) FROM"
-		"                    (SELECT pg_catalog.int8range(coalesce(pg_catalog.lag(id) OVER (ORDER BY id), $1) + 1, id) AS r"
-		"                       FROM above) s WHERE NOT pg_catalog.isempty(s.r)), '{}')",
+	static OsPlan add04 = {
+		ROLLUP_NEW_AND_COUNTS ")" ROLLUP_RESULT,
+		3, {INT8OID, INT8MULTIRANGEOID, INT8OID}
+	};
+	static OsPlan add05 = {
+		ROLLUP_NEW_AND_COUNTS ROLLUP_ANALYTICS ")" ROLLUP_RESULT,
 		3, {INT8OID, INT8MULTIRANGEOID, INT8OID}
 	};
 	static OsPlan save = {
@@ -332,7 +455,7 @@ refresh_step(bool skip_locked, bool *more)
 	args[0] = Int64GetDatum(high);
 	args[1] = gaps;
 	args[2] = Int64GetDatum(ROLLUP_BATCH);
-	if (os_execute(&add, args, NULL, false, 0) != 1)
+	if (os_execute(analytics_installed() ? &add05 : &add04, args, NULL, false, 0) != 1)
 		elog(ERROR, "ordersync: the rollup statement returned no row");
 	added = os_getint64(0, 1);
 	above = os_getint64(0, 2);
@@ -395,6 +518,8 @@ rollup_step(void *arg)
 		return;
 	/* our statements name their schemas; operators follow the path */
 	(void) SPI_execute("SET LOCAL search_path = pg_catalog, pg_temp", false, 0);
+	/* seconds of JIT compilation for a statement that runs in less */
+	(void) SPI_execute("SET LOCAL jit = off", false, 0);
 	if (refresh_step(true, &full) >= 0)
 		*more = full;
 }

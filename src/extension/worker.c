@@ -8,9 +8,12 @@
  *	  With ordersync.auto_hot on, it also wakes every AUTOHOT_TICK_MS to
  *	  split SKUs whose buyers queue, and merge them back (autohot.c), and
  *	  every ordersync.rollup_interval it brings the rollups of
- *	  ordersync.history up to date (rollup.c); every
- *	  ordersync.outlook_interval, after that, it predicts stock-outs and
- *	  prepares SKUs for the peak (outlook.c).
+ *	  ordersync.history up to date (rollup.c) and flushes the OS001 refusal
+ *	  counters (refusal.c); every ordersync.stuck_interval it flags orders
+ *	  stuck past their status's SLA (stuck.c); every
+ *	  ordersync.outlook_interval it predicts stock-outs and prepares SKUs
+ *	  for the peak (outlook.c); every ordersync.retention_interval it applies
+ *	  the markets' retention rules in batches (compliance.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -158,6 +161,7 @@ ordersync_worker_main(Datum arg)
 	TimestampTz last_expiry = 0;
 	TimestampTz last_rollup = 0;
 	TimestampTz last_outlook = 0;
+	TimestampTz last_stuck = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -209,6 +213,7 @@ ordersync_worker_main(Datum arg)
 		{
 			last_rollup = GetCurrentTimestamp();
 			os_rollup_tick();
+			os_refusal_tick();	/* demand turned away (refusal.c) */
 		}
 
 		if (ordersync_outlook_interval > 0 &&
@@ -227,6 +232,7 @@ ordersync_worker_main(Datum arg)
 			timeout = Min(timeout, ordersync_outlook_interval * 1000L);
 		timeout = Min(timeout, os_inbox_tick());	/* channels' webhooks (inbox.c) */
 		timeout = Min(timeout, os_retention_tick());	/* markets' rules (compliance.c) */
+		timeout = Min(timeout, os_stuck_tick(&last_stuck));	/* stuck orders (stuck.c) */
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);

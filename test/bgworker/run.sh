@@ -10,6 +10,9 @@
 # one inventory.hot_changed event, and a SKU the operator set is left alone.
 # Then rollups: the worker keeps them equal to the recount, and killed in
 # the middle of a backlog it resumes where its last commit left them.
+# Then analytics: OS001 refusals under concurrent buyers are counted in
+# shared memory and flushed by the worker exactly, and the worker flags
+# orders stuck past their SLA once each, with one order.stuck event.
 # Then the outlook: the worker announces a stock-out to come once
 # (inventory.stockout_predicted), however often it checks, and splits a
 # SKU forecast to sell fast before its peak.
@@ -195,6 +198,60 @@ for _ in $(seq 1 60); do
 done
 check rollup_resumed_after_crash "$(rollup_wait 120)" "0/0"
 check rollup_worker_restarted "$(q "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'ordersync expiry worker' AND datname = 'shop'")" "1"
+
+# the analytics kept by the same refresh equal their recounts after the crash
+check analytics_after_crash "$(q "SELECT (SELECT count(*) FROM ((TABLE ordersync.rollup_status_time EXCEPT ALL TABLE ordersync.rollup_status_time_recount)
+	  UNION ALL (TABLE ordersync.rollup_status_time_recount EXCEPT ALL TABLE ordersync.rollup_status_time)) s)
+	+ (SELECT count(*) FROM ((TABLE ordersync.rollup_funnel EXCEPT ALL TABLE ordersync.rollup_funnel_recount)
+	  UNION ALL (TABLE ordersync.rollup_funnel_recount EXCEPT ALL TABLE ordersync.rollup_funnel)) f)
+	+ (SELECT count(*) FROM ((TABLE ordersync.rollup_stockout EXCEPT ALL TABLE ordersync.rollup_stockout_recount)
+	  UNION ALL (TABLE ordersync.rollup_stockout_recount EXCEPT ALL TABLE ordersync.rollup_stockout)) o)")" "0"
+
+# --- demand turned away (issue 13 item 5): 8 sessions try 6 one-unit and
+# 6 two-unit orders each for 10 units of RF; every OS001 is counted once,
+# with its units, and the refused orders wrote nothing
+q "SELECT ordersync.receive_stock('RF', 'main', 10)" >/dev/null
+q "SELECT 'init' FROM pg_create_logical_replication_slot('bgw_stuck', 'wal2json')" >/dev/null
+pids=()
+for c in 1 2 3 4 5 6 7 8; do
+	for i in 1 2 3 4 5 6; do
+		echo "SELECT ordersync.place_order('web', 'rf-$c-$i-a', '[{\"sku\": \"RF\", \"qty\": 1, \"price\": \"1\"}]');"
+		echo "SELECT ordersync.place_order('web', 'rf-$c-$i-b', '[{\"sku\": \"RF\", \"qty\": 2, \"price\": \"1\"}]');"
+	done | psql -X -q -At -d shop >/dev/null 2>"$dir/rf.$c.err" &
+	pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p"; done
+refused=$(cat "$dir"/rf.*.err | grep -c 'insufficient stock for SKU "RF"' || true)
+units=$(cat "$dir"/rf.*.err | grep -o 'requested [0-9]*' | awk '{ s += $2 } END { print s + 0 }')
+placed=$(q "SELECT count(*) FROM ordersync.orders WHERE external_id LIKE 'rf-%'")
+check refusals_all_answered "$((refused + placed))" "96"
+check refused_orders_wrote_nothing "$(q "SELECT count(*) FROM ordersync.history h JOIN ordersync.orders o ON o.id = h.order_id
+	WHERE o.external_id LIKE 'rf-%'") $(q "SELECT sum(qty) + ordersync.available('RF') FROM ordersync.order_line l
+	JOIN ordersync.orders o ON o.id = l.order_id WHERE o.external_id LIKE 'rf-%'")" "$((placed * 2)) 10"
+for _ in $(seq 1 40); do
+	[ "$(q "SELECT coalesce(sum(refusals), 0) FROM ordersync.demand_refused WHERE sku = 'RF'")" = "$refused" ] && break
+	sleep 0.25
+done
+check refusals_flushed_exactly "$(q "SELECT coalesce(sum(refusals), 0) || ' ' || coalesce(sum(units), 0) FROM ordersync.demand_refused WHERE sku = 'RF'")" \
+	"$refused $units"
+# nothing is left to flush: a flush by hand adds nothing more
+check refusals_flush_idempotent "$(q "SELECT ordersync.flush_refusals()")" "0"
+
+# --- stuck orders: pending past a 1 s SLA, flagged by the worker once each
+q "SELECT ordersync.set_sla('pending', '1 second')" >/dev/null
+q "ALTER SYSTEM SET ordersync.stuck_interval = 1" >/dev/null
+q "SELECT pg_reload_conf()" >/dev/null
+want=$(q "SELECT count(*) FROM ordersync.orders WHERE status = 'pending'")
+for _ in $(seq 1 40); do
+	[ "$(q "SELECT count(*) FROM ordersync.order_stuck WHERE status = 'pending'")" = "$want" ] && break
+	sleep 0.25
+done
+sleep 2.5	# two more rounds of the worker: nothing flagged twice
+check stuck_flagged_by_worker "$(q "SELECT count(*) FROM ordersync.order_stuck WHERE status = 'pending'")" "$want"
+check stuck_event_once_per_order "$(q "SELECT count(*) || ' ' || count(DISTINCT c->>'subject') FROM pg_logical_slot_get_changes('bgw_stuck', NULL, NULL,
+	     'format-version', '2', 'add-msg-prefixes', 'ordersync') g, LATERAL (SELECT (g.data::jsonb->>'content')::jsonb AS c) m
+	   WHERE g.data::jsonb->>'action' = 'M' AND c->>'type' = 'order.stuck'")" "$want $want"
+q "SELECT pg_drop_replication_slot('bgw_stuck')" >/dev/null
 
 # --- outlook (issue 13): a SKU selling 4 a day with 20 left runs out in 5
 # days, within the lead time of 7: one event, however many checks follow;

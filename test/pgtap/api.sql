@@ -4,7 +4,7 @@
 -- and changes nothing.  Runs as a superuser inside a transaction that run.sh
 -- rolls back.
 
-SELECT plan(280);
+SELECT plan(289);
 
 -- ---------------------------------------------------------------------------
 -- The functions
@@ -20,9 +20,10 @@ SELECT functions_are('ordersync', ARRAY['add_location', 'add_channel', 'receive_
 	'forecast_intermittent', 'forecast_orders', 'stock_outlook', 'check_stockouts', 'prepare_peak',
 	'history_chain_trigger', 'verify_history', 'compliance_record', 'selected_orders', 'erase_orders',
 	'forget_customer', 'customer_data', 'set_retention', 'legal_hold', 'release_legal_hold',
-	'purge_orders', 'apply_retention', 'compliance_report'],
-	'ordersync has exactly the eleven order API functions, four trigger functions, ten for the relay''s sinks (no announce_relay_config since 0.3.0), forecast and refresh_rollups (0.4.0), six for inbound channels (0.4.0), five for the outlook and thirteen for compliance (0.5.0)');
-SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'ordersync'::regnamespace), 51,
+	'purge_orders', 'apply_retention', 'compliance_report',
+	'set_sla', 'flag_stuck_orders', 'status_times', 'stockout_hours', 'flush_refusals', 'sell_through'],
+	'ordersync has exactly the eleven order API functions, four trigger functions, ten for the relay''s sinks (no announce_relay_config since 0.3.0), forecast and refresh_rollups (0.4.0), six for inbound channels (0.4.0), five for the outlook, thirteen for compliance and six for analytics (0.5.0)');
+SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'ordersync'::regnamespace), 57,
 	'no API function is overloaded');
 SELECT is(pg_get_function_arguments('ordersync.add_sink(text, text, jsonb)'::regprocedure),
 	'name text, uri text, options jsonb DEFAULT ''{}''::jsonb', 'add_sink(name text, uri text, options jsonb DEFAULT ''{}'')');
@@ -90,7 +91,8 @@ SELECT set_eq(
 	      'set_channel_inbound', 'inbox_receive', 'inbox_apply', 'prune_inbox', 'reconcile',
 	      'check_stockouts', 'prepare_peak',
 	      'verify_history', 'compliance_record', 'forget_customer', 'customer_data', 'set_retention',
-	      'legal_hold', 'release_legal_hold', 'apply_retention', 'compliance_report'],
+	      'legal_hold', 'release_legal_hold', 'apply_retention', 'compliance_report',
+	      'set_sla', 'flag_stuck_orders', 'status_times', 'stockout_hours', 'flush_refusals', 'sell_through'],
 	'the API functions, the sink functions and the status trigger are SECURITY DEFINER');
 SELECT is_empty(
 	$$SELECT p.oid::regprocedure FROM pg_proc p
@@ -134,15 +136,17 @@ SELECT is_empty(
 						   'check_sink_options', 'set_channel_inbound', 'reconcile', 'channel_version',
 						   'selected_orders', 'erase_orders', 'forget_customer', 'customer_data',
 						   'set_retention', 'legal_hold', 'release_legal_hold', 'purge_orders',
-						   'apply_retention', 'compliance_report')$$,
-	'every ordersync function but the sink and inbound configuration and reconcile() (rare, administrative) is written in C');
+						   'apply_retention', 'compliance_report',
+						   'set_sla', 'status_times', 'stockout_hours', 'sell_through')$$,
+	'every ordersync function but the sink and inbound configuration, reconcile() (rare, administrative), the compliance functions (SQL over a few rows each), set_sla() and the analytics readers (one SQL query over the rollups each) is written in C');
 SELECT volatility_is('ordersync', 'available', ARRAY['text'], 'stable', 'available is STABLE');
 SELECT is_strict('ordersync', 'available', ARRAY['text'], 'available is STRICT');
 SELECT is_empty(
 	$$SELECT oid::regprocedure FROM pg_proc WHERE pronamespace = 'ordersync'::regnamespace
 	   AND proname NOT IN ('available', 'relay_config', 'forecast', 'channel_version', 'forecast_intermittent',
 						   'forecast_orders', 'stock_outlook', 'selected_orders',
-						   'customer_data', 'verify_history', 'compliance_report') AND (provolatile <> 'v' OR proisstrict)$$,
+						   'customer_data', 'verify_history', 'compliance_report',
+						   'status_times', 'stockout_hours', 'sell_through') AND (provolatile <> 'v' OR proisstrict)$$,
 	'every other function is VOLATILE and not STRICT (NULL arguments get OS004)');
 
 -- the outlook (0.5.0): signatures, and each refusal with its own SQLSTATE
@@ -171,6 +175,25 @@ SELECT throws_ok($$SELECT * FROM ordersync.stock_outlook('1 month')$$, 'OS015', 
 	'a lead time in months is refused with OS015');
 SELECT throws_ok($$SELECT * FROM ordersync.stock_outlook('7 days', 1)$$, 'OS016', NULL,
 	'a service level of 1 is refused with OS016');
+
+-- analytics (0.5.0): the readers are STABLE, the writers VOLATILE
+SELECT is(pg_get_function_arguments('ordersync.set_sla(text, interval)'::regprocedure),
+	'status text, sla interval', 'set_sla(status text, sla interval)');
+SELECT is(pg_get_function_arguments('ordersync.status_times(timestamptz, timestamptz)'::regprocedure),
+	'since timestamp with time zone DEFAULT (now() - ''7 days''::interval), until timestamp with time zone DEFAULT now()',
+	'status_times(since timestamptz DEFAULT now() - 7 days, until timestamptz DEFAULT now())');
+SELECT is(pg_get_function_result('ordersync.status_times(timestamptz, timestamptz)'::regprocedure),
+	'TABLE(from_status text, to_status text, location text, channel text, transitions bigint, p50 interval, p95 interval, p99 interval, mean interval)',
+	'status_times returns p50, p95, p99 and the mean per transition, location and channel');
+SELECT is(pg_get_function_arguments('ordersync.stockout_hours(timestamptz, timestamptz)'::regprocedure),
+	'since timestamp with time zone DEFAULT (now() - ''7 days''::interval), until timestamp with time zone DEFAULT now()',
+	'stockout_hours(since timestamptz DEFAULT now() - 7 days, until timestamptz DEFAULT now())');
+SELECT is(pg_get_function_arguments('ordersync.sell_through(integer)'::regprocedure),
+	'days integer DEFAULT 30', 'sell_through(days integer DEFAULT 30)');
+SELECT is(pg_get_function_result('ordersync.flag_stuck_orders()'::regprocedure), 'bigint', 'flag_stuck_orders() returns bigint');
+SELECT volatility_is('ordersync', 'status_times', ARRAY['timestamp with time zone', 'timestamp with time zone'], 'stable', 'status_times is STABLE');
+SELECT volatility_is('ordersync', 'stockout_hours', ARRAY['timestamp with time zone', 'timestamp with time zone'], 'stable', 'stockout_hours is STABLE');
+SELECT volatility_is('ordersync', 'sell_through', ARRAY['integer'], 'stable', 'sell_through is STABLE');
 
 -- forecast(): pure computation on its arguments
 SELECT is(pg_get_function_arguments('ordersync.forecast(float8[], integer, integer, float8)'::regprocedure),

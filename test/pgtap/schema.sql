@@ -25,10 +25,13 @@ SELECT is((SELECT rolcanlogin OR rolreplication OR rolsuper OR rolcreaterole OR 
 SELECT tables_are('ordersync', ARRAY['channel', 'location', 'sku', 'stock', 'status',
 	'transition', 'orders', 'order_line', 'reservation', 'history', 'sink', 'route', 'dead_letter',
 	'redelivery', 'rollup_hourly', 'rollup_daily_sku', 'rollup_state', 'channel_inbound', 'inbox',
-	'inbox_version', 'stockout_watch', 'history_seal', 'retention', 'order_hold'],
-	'ordersync has exactly the twenty-four documented tables');
-SELECT views_are('ordersync', ARRAY['rollup_hourly_recount', 'rollup_daily_sku_recount'],
-	'ordersync has only the views that recount the rollups');
+	'inbox_version', 'stockout_watch', 'history_seal', 'retention', 'order_hold',
+	'rollup_status_time', 'rollup_funnel', 'rollup_stock_level', 'rollup_stockout',
+	'order_stuck', 'demand_refused'],
+	'ordersync has exactly the thirty documented tables');
+SELECT views_are('ordersync', ARRAY['rollup_hourly_recount', 'rollup_daily_sku_recount',
+	'rollup_status_time_recount', 'rollup_funnel_recount', 'rollup_stockout_recount', 'funnel', 'stuck_orders'],
+	'ordersync has only the views that recount the rollups, and the funnel and stuck orders (0.5.0)');
 SELECT sequences_are('ordersync', ARRAY['orders_id_seq', 'history_id_seq', 'dead_letter_id_seq',
 	'redelivery_id_seq', 'inbox_id_seq'],
 	'ordersync has only the identity sequences of orders, history, dead_letter and redelivery');
@@ -84,7 +87,7 @@ SELECT col_type_is('ordersync', 'stock', 'on_hand', 'bigint', 'stock.on_hand is 
 SELECT col_type_is('ordersync', 'stock', 'reserved', 'bigint', 'stock.reserved is bigint');
 SELECT col_type_is('ordersync', 'stock', 'safety', 'bigint', 'stock.safety is bigint');
 
-SELECT columns_are('ordersync', 'status', ARRAY['name', 'open', 'builtin'], 'status columns');
+SELECT columns_are('ordersync', 'status', ARRAY['name', 'open', 'builtin', 'sla'], 'status columns');
 SELECT col_type_is('ordersync', 'status', 'name', 'text', 'status.name is text');
 SELECT col_type_is('ordersync', 'status', 'open', 'boolean', 'status.open is boolean');
 SELECT col_type_is('ordersync', 'status', 'builtin', 'boolean', 'status.builtin is boolean');
@@ -150,7 +153,8 @@ SELECT set_eq(
 	      'dead_letter.redelivered_at', 'inbox.error', 'inbox.applied_at', 'inbox.topic', 'inbox.version',
 	      'inbox.order_id', 'inbox.attempted_at', 'stockout_watch.projected_stockout',
 	      'channel.market', 'orders.erased_at', 'history.prev_id', 'history.hash',
-	      'retention.personal_data', 'retention.order_records'],
+	      'retention.personal_data', 'retention.order_records',
+	      'status.sla', 'rollup_stockout.ended_at'],
 	'exactly the optional columns are nullable');
 
 SELECT is((SELECT attidentity::text FROM pg_attribute WHERE attrelid = 'ordersync.orders'::regclass AND attname = 'id'),
@@ -233,7 +237,7 @@ SELECT set_eq(
 	      'ordersync.channel:channel_market_format', 'ordersync.retention:retention_market_format',
 	      'ordersync.retention:retention_personal_data_nonnegative',
 	      'ordersync.retention:retention_order_records_nonnegative',
-	      'ordersync.history_seal:history_seal_one_row'],
+	      'ordersync.history_seal:history_seal_one_row', 'ordersync.status:status_sla_positive'],
 	'the documented CHECK constraints exist');
 SELECT is_empty(
 	$$SELECT conname FROM pg_constraint WHERE connamespace = 'ordersync'::regnamespace AND NOT convalidated$$,
@@ -447,7 +451,9 @@ SELECT set_eq(
 	      'ordersync.rollup_hourly', 'ordersync.rollup_daily_sku', 'ordersync.rollup_state',
 	      'ordersync.channel_inbound', 'ordersync.inbox', 'ordersync.inbox_version',
 	      'ordersync.inbox_id_seq', 'ordersync.stockout_watch', 'ordersync.history_seal', 'ordersync.retention',
-	      'ordersync.order_hold'],
+	      'ordersync.order_hold', 'ordersync.rollup_status_time', 'ordersync.rollup_funnel',
+	      'ordersync.rollup_stock_level', 'ordersync.rollup_stockout', 'ordersync.order_stuck',
+	      'ordersync.demand_refused'],
 	'every table and identity sequence is marked for pg_dump');
 
 SELECT * FROM finish();
