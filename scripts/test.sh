@@ -25,7 +25,8 @@ cluster="$work/pg"
 passed=0
 failed=0
 
-cleanup() { scripts/cluster.sh stop "$cluster" >/dev/null 2>&1; rm -rf "$work"; }
+# ORDERSYNC_TEST_KEEP=1 keeps the work directory (results, logs) for a look
+cleanup() { scripts/cluster.sh stop "$cluster" >/dev/null 2>&1; [ "${ORDERSYNC_TEST_KEEP:-}" = 1 ] || rm -rf "$work"; }
 trap cleanup EXIT
 
 # count PASS:/FAIL: lines a suite printed on stdout (also shown as they come)

@@ -203,12 +203,19 @@ SELECT count(*) AS events, count(DISTINCT subject) AS orders, min(type) AS type,
   FROM slot_events('regress_compliance');
 SELECT action, reason FROM ordersync.history WHERE order_id = :eve1 ORDER BY id DESC LIMIT 1;
 
+-- an order flagged stuck (analytics: ordersync.order_stuck) is removed all the same
+SELECT ordersync.set_sla(status, '1 microsecond') FROM ordersync.orders WHERE id = :eve1;
+SELECT ordersync.flag_stuck_orders() > 0 AS flagged;
+SELECT ordersync.set_sla(status, NULL) FROM ordersync.orders WHERE id = :eve1;
+SELECT count(*) AS eve_stuck FROM ordersync.order_stuck WHERE order_id = :eve1;
+
 -- order records: eve's order is removed, its history stays and verifies
 SELECT ordersync.release_legal_hold(:bob1, 'audit closed');
 SELECT ordersync.set_retention('eu', '0 s', '0 s');
 SELECT ordersync.apply_retention(100) AS handled;
 SELECT id = :ada2 AS ada2_open FROM ordersync.orders WHERE channel = 'eu-shop';
 SELECT count(*) AS lines_left FROM ordersync.order_line WHERE order_id IN (:ada1, :bob1, :eve1);
+SELECT count(*) AS stuck_left FROM ordersync.order_stuck WHERE order_id = :eve1;
 SELECT order_id = :bob1 AS bob, action FROM ordersync.history
  WHERE order_id IN (:bob1, :eve1) AND action IN ('purged', 'personal_data_expired', 'legal_hold_released')
  ORDER BY id;
