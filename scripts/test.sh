@@ -29,7 +29,7 @@ failed=0
 cleanup() { scripts/cluster.sh stop "$cluster" >/dev/null 2>&1; [ "${ORDERSYNC_TEST_KEEP:-}" = 1 ] || rm -rf "$work"; }
 trap cleanup EXIT
 
-# count PASS:/FAIL: lines a suite printed on stdout (also shown as they come)
+# count PASS:/FAIL: lines of a suite's report
 tally() {
 	local out=$1
 	local p f
@@ -39,21 +39,37 @@ tally() {
 	failed=$((failed + f))
 }
 
-run_suite() {
+# suite_report NAME CMD...: runs one suite and prints its report: the
+# runner's output, a FAIL line when it failed without reporting a failed
+# case (so that it still counts once), and how long it took
+suite_report() {
 	local name=$1
 	shift
-	local out="$work/$name.out"
-	local started=$SECONDS
+	local started=$SECONDS rc
 	echo "== $name"
-	"$@" 2>&1 | tee "$out"
-	local rc=${PIPESTATUS[0]}
-	echo "-- $name took $((SECONDS - started)) s"
-	tally "$out"
-	# a runner that failed without reporting a failed case still counts once
-	if [ "$rc" -ne 0 ] && ! grep -q '^FAIL: ' "$out"; then
+	"$@" >"$work/$name.raw" 2>&1 &
+	local pid=$!
+	tail -n +1 -s 0.2 -f --pid=$pid "$work/$name.raw" 2>/dev/null
+	wait $pid
+	rc=$?
+	if [ "$rc" -ne 0 ] && ! grep -q '^FAIL: ' "$work/$name.raw"; then
 		echo "FAIL: $name (runner exited $rc)"
-		failed=$((failed + 1))
 	fi
+	echo "-- $name took $((SECONDS - started)) s"
+}
+
+# run_suite NAME CMD...: one suite now, its report shown as it comes
+run_suite() {
+	suite_report "$@" | tee "$work/$1.out"
+	tally "$work/$1.out"
+}
+
+# in_lane NAME CMD...: one suite of a lane (below), its report shown whole
+# once it has run, so that the reports of two lanes do not interleave
+in_lane() {
+	suite_report "$@" >"$work/$1.out"
+	echo "$1" >>"$work/lane_suites"
+	flock "$work/print.lock" cat "$work/$1.out"
 }
 
 scripts/cluster.sh start "$cluster" "$PORT" || { echo "0 passed, 1 failed"; exit 1; }
@@ -91,21 +107,42 @@ want load && run_suite load test/load/run.sh
 want bgworker && run_suite bgworker test/bgworker/run.sh
 
 export ORDERSYNCD="$top/src/relay/ordersyncd"
-for s in unit integration; do
-	want "$s" && [ -x "test/$s/run.sh" ] && run_suite "$s" "test/$s/run.sh"
-done
-# the delivery sinks, each against its real server (own cluster and ports),
-# the attacker suite and the inbound receiver
-for f in test/integration/sink_*.sh test/integration/attack.sh test/integration/inbound.sh; do
-	want "$(basename "$f" .sh)" && [ -x "$f" ] && run_suite "$(basename "$f" .sh)" "$f"
-done
-# operations (issue 14): standby relay, primary failover, the dashboard's
-# metrics (own ports), and pg_dump of every upgrade against a fresh install
-for f in test/integration/standby.sh test/integration/failover.sh test/integration/dashboard.sh; do
-	want "$(basename "$f" .sh)" && [ -x "$f" ] && run_suite "$(basename "$f" .sh)" "$f"
-done
-want upgrade && run_suite upgrade test/upgrade/run.sh
-want fuzz && [ -x test/fuzz/run.sh ] && run_suite fuzz test/fuzz/run.sh
+# The relay's suites run in two lanes at once: each starts its own cluster,
+# brokers and receivers on ports of its own, and most of their time is
+# spent waiting (timeouts, restarts, kill -9 and recovery), so one lane
+# alone left the two cores half idle.  The broker suites (RabbitMQ, NATS,
+# Kafka) share lane B; the unit tests and the fuzzer, which build against
+# the relay's library, share lane A.  ORDERSYNC_TEST_LANES=1 runs them one
+# after the other.
+lane_a() {
+	for s in unit integration; do
+		want "$s" && [ -x "test/$s/run.sh" ] && in_lane "$s" "test/$s/run.sh"
+	done
+	# the attacker suite, the inbound receiver, the standby relay, the
+	# dashboard's metrics and pg_dump of every upgrade against a fresh install
+	for f in test/integration/attack.sh test/integration/inbound.sh test/integration/standby.sh \
+		test/integration/dashboard.sh; do
+		want "$(basename "$f" .sh)" && [ -x "$f" ] && in_lane "$(basename "$f" .sh)" "$f"
+	done
+	want upgrade && in_lane upgrade test/upgrade/run.sh
+	want fuzz && [ -x test/fuzz/run.sh ] && in_lane fuzz test/fuzz/run.sh
+}
+lane_b() {
+	# the delivery sinks, each against its real server, and primary failover
+	for f in test/integration/sink_*.sh test/integration/failover.sh; do
+		want "$(basename "$f" .sh)" && [ -x "$f" ] && in_lane "$(basename "$f" .sh)" "$f"
+	done
+}
+: >"$work/lane_suites"
+if [ "${ORDERSYNC_TEST_LANES:-2}" = 1 ]; then
+	lane_a
+	lane_b
+else
+	lane_a &
+	lane_b &
+	wait
+fi
+while read -r s; do tally "$work/$s.out"; done <"$work/lane_suites"
 # the Debian packages, installed with dpkg -i and removed again (needs root)
 want packaging && [ -x test/packaging/run.sh ] && run_suite packaging test/packaging/run.sh
 
