@@ -286,33 +286,21 @@ set_split(const char *sku, bool split, TimestampTz now)
 static int
 decide(const Seen *s, TimestampTz now)
 {
-	static OsPlan lock = {
-		"SELECT buckets, hot_source FROM ordersync.sku WHERE sku = $1 FOR UPDATE",
-		1, {TEXTOID}
-	};
-	static OsPlan mark = {
-		"UPDATE ordersync.sku SET hot_source = $2 WHERE sku = $1",
-		2, {TEXTOID, TEXTOID}
-	};
-	Datum		v = CStringGetTextDatum(s->sku);
-	Datum		values[2];
-	char		nulls[2] = {' ', ' '};
 	int			cur;
 	int			want;
 	char	   *source;
-	bool		isnull;
 	char		reason[200];
-	StringInfoData data;
-	bool		first = true;
 
-	if (os_execute(&lock, &v, NULL, false, 1) == 0)
+	if (!os_hot_lock(s->sku, &cur, &source))
 		return 0;
-	cur = DatumGetInt32(os_getdatum(0, 1, &isnull));
-	(void) os_getdatum(0, 2, &isnull);
-	source = isnull ? NULL : os_gettext(0, 2);
 	if (source != NULL && strcmp(source, "operator") == 0)
 		return -1;				/* the operator's now: never ours again */
 
+	/*
+	 * A queue splits any SKU but the operator's further, one split ahead of
+	 * its peak (peak.c) too; only what auto-hot split is merged back when
+	 * quiet: a SKU bucketed before its peak is quiet until the peak comes.
+	 */
 	if (s->queue >= auto_hot_queue)
 	{
 		want = bucket_count(cur + s->queue);
@@ -321,7 +309,7 @@ decide(const Seen *s, TimestampTz now)
 		snprintf(reason, sizeof(reason),
 				 "auto: %.0f buyers queued on average", s->queue);
 	}
-	else if (cur > 1 && source != NULL &&
+	else if (cur > 1 && source != NULL && strcmp(source, "auto") == 0 &&
 			 TimestampDifferenceExceeds(s->last_busy, now, auto_hot_cooldown * 1000))
 	{
 		want = 1;
@@ -330,22 +318,7 @@ decide(const Seen *s, TimestampTz now)
 	else
 		return 0;
 
-	os_rebucket(s->sku, want);
-	values[0] = v;
-	values[1] = CStringGetTextDatum("auto");
-	nulls[1] = want > 1 ? ' ' : 'n';
-	(void) os_execute(&mark, values, nulls, false, 0);
-	os_write_history("set_hot", 0, false, NULL, NULL, s->sku, NULL, want, true, reason);
-
-	initStringInfo(&data);
-	appendStringInfoChar(&data, '{');
-	json_add_text(&data, &first, "sku", s->sku);
-	json_add_int64(&data, &first, "buckets", want);
-	json_add_int64(&data, &first, "previous_buckets", cur);
-	json_add_text(&data, &first, "source", "auto");
-	json_add_text(&data, &first, "reason", reason);
-	appendStringInfoChar(&data, '}');
-	os_emit_event("inventory.hot_changed", "sku", s->sku, &data);
+	os_hot_change(s->sku, cur, want, "auto", reason);
 	return want;
 }
 

@@ -11,7 +11,9 @@
  *	  Buyers waiting meanwhile see the result when it commits (allocate.c
  *	  looks again for new rows).  The auto-hot worker (autohot.c) re-buckets
  *	  the same way; set_hot() marks the SKU as the operator's, which the
- *	  worker then leaves alone.
+ *	  worker then leaves alone.  Automatic changes (auto-hot, and peak
+ *	  preparation in peak.c) lock and record themselves through
+ *	  os_hot_lock() and os_hot_change() below.
  *
  *-------------------------------------------------------------------------
  */
@@ -19,6 +21,7 @@
 
 #include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 #include "utils/builtins.h"
 
 #include "ordersync.h"
@@ -220,4 +223,63 @@ ordersync_set_low_stock(PG_FUNCTION_ARGS)
 	SPI_finish();
 
 	PG_RETURN_VOID();
+}
+
+/*
+ * Locks a SKU's row before an automatic change of its buckets and reads its
+ * bucket count and who set it (*source NULL: nobody).  False when the SKU
+ * is gone.  Caller is connected to SPI.
+ */
+bool
+os_hot_lock(const char *sku, int *buckets, char **source)
+{
+	static OsPlan lock = {
+		"SELECT buckets, hot_source FROM ordersync.sku WHERE sku = $1 FOR UPDATE",
+		1, {TEXTOID}
+	};
+	Datum		v = CStringGetTextDatum(sku);
+	bool		isnull;
+
+	if (os_execute(&lock, &v, NULL, false, 1) == 0)
+		return false;
+	*buckets = DatumGetInt32(os_getdatum(0, 1, &isnull));
+	(void) os_getdatum(0, 2, &isnull);
+	*source = isnull ? NULL : os_gettext(0, 2);
+	return true;
+}
+
+/*
+ * An automatic change of a SKU locked by os_hot_lock(), from buckets "from"
+ * to "to": re-buckets it, marks it as source's (nobody's once back to one
+ * bucket), and records it with a history row and an inventory.hot_changed
+ * event carrying the reason.
+ */
+void
+os_hot_change(const char *sku, int from, int to, const char *source, const char *reason)
+{
+	static OsPlan mark = {
+		"UPDATE ordersync.sku SET hot_source = $2 WHERE sku = $1",
+		2, {TEXTOID, TEXTOID}
+	};
+	Datum		values[2];
+	char		nulls[2] = {' ', to > 1 ? ' ' : 'n'};
+	StringInfoData data;
+	bool		first = true;
+
+	os_rebucket(sku, to);
+	values[0] = CStringGetTextDatum(sku);
+	values[1] = CStringGetTextDatum(source);
+	(void) os_execute(&mark, values, nulls, false, 0);
+	os_write_history("set_hot", 0, false, NULL, NULL, sku, NULL, to, true, reason);
+
+	initStringInfo(&data);
+	appendStringInfoChar(&data, '{');
+	json_add_text(&data, &first, "sku", sku);
+	json_add_int64(&data, &first, "buckets", to);
+	json_add_int64(&data, &first, "previous_buckets", from);
+	json_add_text(&data, &first, "source", source);
+	json_add_text(&data, &first, "reason", reason);
+	appendStringInfoChar(&data, '}');
+	os_emit_event("inventory.hot_changed", "sku", sku, &data);
+	pfree(data.data);
 }

@@ -173,6 +173,9 @@ extern long os_retention_tick(void);
 
 /* hot_sku.c */
 extern void os_rebucket(const char *sku, int buckets);
+extern bool os_hot_lock(const char *sku, int *buckets, char **source);
+extern void os_hot_change(const char *sku, int from, int to, const char *source,
+						  const char *reason);
 
 /* autohot.c: the worker ticks every AUTOHOT_TICK_MS when auto-hot is on */
 #define AUTOHOT_TICK_MS 250

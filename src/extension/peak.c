@@ -114,29 +114,12 @@ rate_cmp(const void *a, const void *b)
 static int
 change(const char *sku, int want, double rate, bool off)
 {
-	static OsPlan lock = {
-		"SELECT buckets, hot_source FROM ordersync.sku WHERE sku = $1 FOR UPDATE",
-		1, {TEXTOID}
-	};
-	static OsPlan mark = {
-		"UPDATE ordersync.sku SET hot_source = $2 WHERE sku = $1",
-		2, {TEXTOID, TEXTOID}
-	};
-	Datum		v = CStringGetTextDatum(sku);
-	Datum		values[2];
-	char		nulls[2] = {' ', want > 1 ? ' ' : 'n'};
-	bool		isnull;
 	int			cur;
 	char	   *source;
 	char		reason[200];
-	StringInfoData data;
-	bool		first = true;
 
-	if (os_execute(&lock, &v, NULL, false, 1) == 0)
+	if (!os_hot_lock(sku, &cur, &source))
 		return 0;
-	cur = DatumGetInt32(os_getdatum(0, 1, &isnull));
-	(void) os_getdatum(0, 2, &isnull);
-	source = isnull ? NULL : os_gettext(0, 2);
 	if (want > 1)
 	{
 		if (source != NULL || cur >= want)
@@ -154,23 +137,7 @@ change(const char *sku, int want, double rate, bool off)
 			snprintf(reason, sizeof(reason),
 					 "forecast: %.2f units expected in the next hour, the peak is over", rate);
 	}
-
-	os_rebucket(sku, want);
-	values[0] = v;
-	values[1] = CStringGetTextDatum("forecast");
-	(void) os_execute(&mark, values, nulls, false, 0);
-	os_write_history("set_hot", 0, false, NULL, NULL, sku, NULL, want, true, reason);
-
-	initStringInfo(&data);
-	appendStringInfoChar(&data, '{');
-	json_add_text(&data, &first, "sku", sku);
-	json_add_int64(&data, &first, "buckets", want);
-	json_add_int64(&data, &first, "previous_buckets", cur);
-	json_add_text(&data, &first, "source", "forecast");
-	json_add_text(&data, &first, "reason", reason);
-	appendStringInfoChar(&data, '}');
-	os_emit_event("inventory.hot_changed", "sku", sku, &data);
-	pfree(data.data);
+	os_hot_change(sku, cur, want, "forecast", reason);
 	return cur;
 }
 
