@@ -42,6 +42,8 @@ printf '  place_order with / without the history chain, tps:      %s\n' "$(get h
 echo
 echo "### flash sale: one hot SKU (buckets) vs 10,000 SKUs vs one naive row"
 bench/hot_sku/run.sh || { echo "bench/hot_sku/run.sh FAILED"; rc=1; }
+echo "instructions per place_order (callgrind, load-independent), spread over 1,000 SKUs and hot:"
+bench/hot_sku/instructions.sh || { echo "bench/hot_sku/instructions.sh FAILED"; rc=1; }
 
 echo
 echo "### forecast: ordersync.forecast() vs R (snaive, HoltWinters, ets)"

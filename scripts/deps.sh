@@ -12,7 +12,7 @@ want=(
 	libjson-c-dev libyajl-dev libmicrohttpd-dev libcmocka-dev libcurl4-openssl-dev
 	libssl-dev librdkafka-dev librabbitmq-dev uthash-dev libsimdjson-dev
 	kcat rabbitmq-server amqp-tools
-	nats-server libnats-dev wrk
+	nats-server libnats-dev wrk valgrind
 	clang libclang-rt-14-dev
 	python3 curl procps bc
 	debhelper dpkg-dev fakeroot lintian libsystemd-dev help2man systemd man-db
