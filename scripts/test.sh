@@ -47,7 +47,9 @@ suite_report() {
 	shift
 	local started=$SECONDS rc
 	echo "== $name"
-	"$@" >"$work/$name.raw" 2>&1 &
+	# the file exists before tail opens it: tail gives up on a missing one
+	: >"$work/$name.raw"
+	"$@" >>"$work/$name.raw" 2>&1 &
 	local pid=$!
 	tail -n +1 -s 0.2 -f --pid=$pid "$work/$name.raw" 2>/dev/null
 	wait $pid
