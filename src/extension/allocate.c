@@ -822,7 +822,8 @@ apply(int64 order_id, Need *need, OrderLine *lines)
 		}
 		if (qty > 0)
 		{
-			if (need->buckets > 1)
+			if (need->buckets > 1 &&
+				!os_hot_figures_reserve(need->sku, need->rows[r].location, qty, &fig))
 				os_location_figures(need->sku, need->rows[r].location, &fig);
 			os_stock_record("reserve", "inventory.reserved", order_id, true,
 							need->sku, need->rows[r].location, qty, &fig, NULL);

@@ -86,6 +86,7 @@ _PG_init(void)
 	os_compliance_init();		/* retention GUCs (compliance.c) */
 	os_stuck_init();			/* ordersync.stuck_interval */
 	os_refusal_init();			/* refusal counters in shared memory when preloaded */
+	os_hot_figures_init();		/* hot SKUs' event figures, shared when preloaded */
 
 	MarkGUCPrefixReserved("ordersync");
 

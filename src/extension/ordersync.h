@@ -132,6 +132,14 @@ extern void os_stock_record(const char *action, const char *event_type,
 							const char *location, int64 qty,
 							const StockFigures *fig, const char *reason);
 extern bool os_sku_available(const char *sku, int64 *available);
+
+/* hot_figures.c */
+extern int	ordersync_hot_figures_age;
+extern void os_hot_figures_init(void);
+extern bool os_hot_figures_reserve(const char *sku, const char *location,
+								   int64 qty, StockFigures *out);
+extern void os_hot_figures_keep(const char *sku, const char *location,
+								const StockFigures *fig);
 extern void os_stock_thresholds(const char *sku, int64 after, int64 taken,
 								int64 threshold, bool has_threshold);
 extern void os_stock_overflow(const char *sku, const char *location,

@@ -156,6 +156,7 @@ os_location_figures(const char *sku, const char *location, StockFigures *out)
 	out->on_hand = os_getint64(0, 1);
 	out->reserved = os_getint64(0, 2);
 	out->available = os_getint64(0, 3);
+	os_hot_figures_keep(sku, location, out);
 }
 
 /* one movement at one location: a history row and an inventory.* event */

@@ -16,6 +16,8 @@
 # Then the outlook: the worker announces a stock-out to come once
 # (inventory.stockout_predicted), however often it checks, and splits a
 # SKU forecast to sell fast before its peak.
+# Then a hot SKU's event figures kept in shared memory between sums are
+# exact in every event across sessions, rollbacks and receipts.
 # Last, retention (0.5.0): the worker erases the personal data of a
 # market's closed orders and then removes them, in batches of
 # ordersync.retention_batch, leaving open and held orders alone.
@@ -277,7 +279,58 @@ check outlook_stockout_event_once "$(q "SELECT count(*) FROM pg_logical_slot_get
 check outlook_peak_split "$(q "SELECT buckets || '/' || hot_source || '/' || (SELECT sum(on_hand) FROM ordersync.stock WHERE sku = 'OUTLK')
 	FROM ordersync.sku WHERE sku = 'OUTLK'")" "4/forecast/20"
 check outlook_peak_history "$(q "SELECT count(*) FROM ordersync.history WHERE sku = 'OUTLK' AND action = 'set_hot' AND reason LIKE 'forecast:%'")" "1"
+# buyers busy on its buckets (no leases, each holding its bucket 50 ms:
+# they wait for each other long enough for auto-hot to track the SKU; a
+# queue threshold out of reach keeps it from splitting further), then quiet
+# past the cool-down: auto-hot merges back only what it split itself, so
+# the SKU bucketed for its peak stays bucketed
+q "SELECT ordersync.receive_stock('OUTLK', 'main', 100000)" >/dev/null
+q "ALTER SYSTEM SET ordersync.auto_hot_queue = 100000" >/dev/null
+q "SELECT pg_reload_conf()" >/dev/null
+printf "%s\n" "BEGIN;" "SELECT try_buy('OUTLK');" "SELECT pg_sleep(0.05);" "COMMIT;" >"$dir/outlk.sql"
+PGOPTIONS="$PGOPTIONS -c ordersync.hot_lease=0" "$PGBENCH" -n -c 8 -j 2 -T 3 -f "$dir/outlk.sql" shop >"$dir/outlk.log" 2>&1
+q "ALTER SYSTEM RESET ordersync.auto_hot_queue" >/dev/null
+q "SELECT pg_reload_conf()" >/dev/null
+check outlook_peak_busy_not_resplit "$(q "SELECT buckets || '/' || hot_source FROM ordersync.sku WHERE sku = 'OUTLK'")" "4/forecast"
+sleep 5	# the cool-down is 3 s here
+check outlook_peak_split_kept_after_busy "$(q "SELECT buckets || '/' || hot_source FROM ordersync.sku WHERE sku = 'OUTLK'")" "4/forecast"
 q "SELECT pg_drop_replication_slot('bgw_outlook')" >/dev/null
+
+# --- a hot SKU's event figures, kept in shared memory between sums
+# (hot_figures.c): with a long ordersync.hot_figures_age every reservation
+# below adds to the kept sum instead of reading the rows, and each event
+# must still report exactly the stock the rows hold: across sessions, after
+# a rollback, a savepoint rolled back, a receipt and a multi-line order.
+q "SELECT ordersync.receive_stock('FIG', 'main', 1000); SELECT ordersync.set_hot('FIG', 4)" >/dev/null
+q "SELECT 'slot' FROM pg_create_logical_replication_slot('bgw_fig', 'test_decoding')" >/dev/null
+fig() { PGOPTIONS="$PGOPTIONS -c ordersync.hot_figures_age=10000" q "$1" >/dev/null; }
+buy() { fig "SELECT ordersync.place_order('web', '$1', '[{\"sku\": \"FIG\", \"qty\": $2, \"price\": \"1\"}]')"; }
+buy f1 3
+buy f2 2
+fig "BEGIN; SELECT ordersync.place_order('web', 'f-gone', '[{\"sku\": \"FIG\", \"qty\": 50, \"price\": \"1\"}]'); ROLLBACK"
+buy f3 1
+fig "BEGIN; SAVEPOINT s; SELECT ordersync.place_order('web', 'f-sp', '[{\"sku\": \"FIG\", \"qty\": 40, \"price\": \"1\"}]');
+     ROLLBACK TO s; SELECT ordersync.place_order('web', 'f4', '[{\"sku\": \"FIG\", \"qty\": 4, \"price\": \"1\"}]'); COMMIT"
+fig "SELECT ordersync.receive_stock('FIG', 'main', 100)"
+buy f5 5
+fig "SELECT ordersync.place_order('web', 'f6', '[{\"sku\": \"FIG\", \"qty\": 6, \"price\": \"1\"}, {\"sku\": \"A\", \"qty\": 1, \"price\": \"1\"}]')"
+# each reservation event against what was reserved up to it, in order
+check hot_figures_exact "$(q "SELECT string_agg(e->>'on_hand' || '/' || (e->>'reserved') || '/' || (e->>'available'), ' ' ORDER BY n)
+	FROM (SELECT n, substring(data FROM 'content:(.*)$')::jsonb->'data' e
+	      FROM pg_logical_slot_get_changes('bgw_fig', NULL, NULL) WITH ORDINALITY c(lsn, xid, data, n)
+	      WHERE data LIKE '%inventory.reserved%sku/FIG%') s")" \
+	"1000/3/997 1000/5/995 1000/6/994 1000/10/990 1100/15/1085 1100/21/1079"
+# the kept sum serves: a change made behind ordersync's back (not a stock
+# movement) is not seen until the next sum
+q "UPDATE ordersync.stock SET on_hand = on_hand + 7 WHERE sku = 'FIG' AND bucket = 0" >/dev/null
+buy f7 1
+check hot_figures_served_from_kept_sum "$(q "SELECT e->>'on_hand' FROM (SELECT substring(data FROM 'content:(.*)$')::jsonb->'data' e
+	FROM pg_logical_slot_get_changes('bgw_fig', NULL, NULL) WHERE data LIKE '%inventory.reserved%sku/FIG%') s")" "1100"
+# with ordersync.hot_figures_age = 0 every event sums the rows
+q "SET ordersync.hot_figures_age = 0; SELECT ordersync.place_order('web', 'f8', '[{\"sku\": \"FIG\", \"qty\": 1, \"price\": \"1\"}]')" >/dev/null
+check hot_figures_age_0_sums "$(q "SELECT e->>'on_hand' || '/' || (e->>'reserved') FROM (SELECT substring(data FROM 'content:(.*)$')::jsonb->'data' e
+	FROM pg_logical_slot_get_changes('bgw_fig', NULL, NULL) WHERE data LIKE '%inventory.reserved%sku/FIG%') s")" "1107/23"
+q "SELECT pg_drop_replication_slot('bgw_fig')" >/dev/null
 
 # --- retention by market, applied by the worker
 q "SELECT ordersync.add_channel('eu-shop'); UPDATE ordersync.channel SET market = 'eu' WHERE id = 'eu-shop';
