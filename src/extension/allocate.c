@@ -83,6 +83,7 @@
  */
 #include "postgres.h"
 
+#include "access/transam.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "common/int.h"
@@ -92,6 +93,7 @@
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "ordersync.h"
@@ -124,6 +126,7 @@ typedef struct Need
 	int			first_line;		/* lines[first_line .. end_line) */
 	int			end_line;
 	bool		all_rows;		/* rows holds every row of the SKU */
+	bool		changed;		/* a plain SKU's row changed since the call began */
 	Row		   *rows;
 	int			nrows;
 	int			rowcap;
@@ -246,12 +249,13 @@ static void
 lock_all(Need *need)
 {
 	static OsPlan p = {
-		"SELECT s.location, s.bucket, l.priority, s.on_hand - s.reserved - s.safety"
+		"SELECT s.location, s.bucket, l.priority, s.on_hand - s.reserved - s.safety, s.xmin"
 		" FROM ordersync.stock s JOIN ordersync.location l ON l.id = s.location"
 		" WHERE s.sku = $1 ORDER BY s.location COLLATE \"C\", s.bucket FOR UPDATE OF s",
 		1, {TEXTOID}
 	};
 	Datum		v = CStringGetTextDatum(need->sku);
+	Snapshot	call = GetActiveSnapshot();
 
 	/*
 	 * A plain SKU's queue is what auto-hot looks for.  A hot SKU's buyers
@@ -263,8 +267,24 @@ lock_all(Need *need)
 
 	os_autohot_waited(need->sku, started);
 	need->nrows = 0;
+	need->changed = false;
 	for (int i = 0; i < n; i++)
+	{
+		bool		isnull;
+		TransactionId xmin = DatumGetTransactionId(os_getdatum(i, 5, &isnull));
+
 		add_row(need, SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
+
+		/*
+		 * A row version the call's snapshot does not see was written while
+		 * we waited for it: by another buyer, or by a re-bucketing that
+		 * made the SKU hot, whose new buckets this statement cannot see.
+		 * apply() then looks whether the location is one row still.
+		 */
+		if (TransactionIdIsNormal(xmin) && !TransactionIdIsCurrentTransactionId(xmin) &&
+			XidInMVCCSnapshot(xmin, call))
+			need->changed = true;
+	}
 	need->all_rows = true;
 }
 
@@ -763,6 +783,25 @@ plan_lease(Need *need, const int64 *row_qty, int64 *extra, bool *update_lease)
 	return from;
 }
 
+/*
+ * Whether a SKU we found as one row at a location has more rows there now:
+ * split into buckets while we waited for the row, when the row's figures
+ * are one bucket's, not the location's.
+ */
+static bool
+rebucketed(const char *sku, const char *location)
+{
+	static OsPlan p = {
+		"SELECT 1 FROM ordersync.stock WHERE sku = $1 AND location = $2 AND bucket <> 0 LIMIT 1",
+		2, {TEXTOID, TEXTOID}
+	};
+	Datum		values[2];
+
+	values[0] = CStringGetTextDatum(sku);
+	values[1] = CStringGetTextDatum(location);
+	return os_execute(&p, values, NULL, false, 1) == 1;
+}
+
 /* writes the reservations, moves the stock and records it all */
 static void
 apply(int64 order_id, Need *need, OrderLine *lines)
@@ -822,8 +861,9 @@ apply(int64 order_id, Need *need, OrderLine *lines)
 		}
 		if (qty > 0)
 		{
-			if (need->buckets > 1 &&
-				!os_hot_figures_reserve(need->sku, need->rows[r].location, qty, &fig))
+			if (need->buckets > 1 ?
+				!os_hot_figures_reserve(need->sku, need->rows[r].location, qty, &fig) :
+				need->changed && rebucketed(need->sku, need->rows[r].location))
 				os_location_figures(need->sku, need->rows[r].location, &fig);
 			os_stock_record("reserve", "inventory.reserved", order_id, true,
 							need->sku, need->rows[r].location, qty, &fig, NULL);

@@ -303,8 +303,18 @@ decide(const Seen *s, TimestampTz now)
 	 */
 	if (s->queue >= auto_hot_queue)
 	{
+		/*
+		 * The first split is sized to the buyers queued.  A split SKU
+		 * doubles only when as many buyers queue as it has buckets: a few
+		 * waiting for one bucket each cost less than twice the rows (each
+		 * a bucket, and a lease per buyer, to read and re-bucket).  Sized
+		 * up on any queue, 128 buyers went on to 256 buckets and sold at
+		 * 0.79 of spread throughput, where 64 buckets gave 1.0.
+		 */
+		if (cur > 1 && s->queue < cur)
+			return 0;
 		want = bucket_count(cur + s->queue);
-		if (want < cur * 2)
+		if (want <= cur)
 			return 0;
 		snprintf(reason, sizeof(reason),
 				 "auto: %.0f buyers queued on average", s->queue);
