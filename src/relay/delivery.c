@@ -365,25 +365,6 @@ delivery_has_remote_sinks(const struct delivery *dl)
 	return false;
 }
 
-/*
- * A pump can only refill what came back, and with few events in flight
- * they come back soon: 16 requests to a fast receiver are answered while
- * the stream parses a few dozen lines, and pumping only every 256 lines
- * left the connections idle most of the time (bench/sinks/webhook.sh, 16
- * connections). With many in flight a pump per line in flight keeps the
- * window full at a fraction of the poll() calls.
- */
-unsigned
-delivery_pump_lines(const struct delivery *dl)
-{
-	uint64_t	inflight = 0;
-
-	for (int i = 0; i < dl->nsinks; i++)
-		inflight += (uint64_t) dl->sinks[i]->inflight;
-	return inflight < DELIVERY_PUMP_MIN ? DELIVERY_PUMP_MIN :
-		inflight > DELIVERY_PUMP_MAX ? DELIVERY_PUMP_MAX : (unsigned) inflight;
-}
-
 const char *
 delivery_fatal(const struct delivery *dl)
 {

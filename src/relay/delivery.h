@@ -208,14 +208,6 @@ bool		delivery_backlogged(const struct delivery *dl);
 /* Sinks besides files and stdout (worth pumping on a busy stream). */
 bool		delivery_has_remote_sinks(const struct delivery *dl);
 
-/*
- * On a busy stream, pump the sinks after this many lines: about one line
- * per event in flight, between DELIVERY_PUMP_MIN and DELIVERY_PUMP_MAX.
- */
-#define DELIVERY_PUMP_MIN 16
-#define DELIVERY_PUMP_MAX 256
-unsigned	delivery_pump_lines(const struct delivery *dl);
-
 /* NULL, or why the relay must stop (a file sink's write or fsync failed). */
 const char *delivery_fatal(const struct delivery *dl);
 

@@ -1027,9 +1027,7 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 		PQfreemem(copybuf);
 
 		/* a busy stream never waits in poll(): let the delivery sinks work now and then */
-		if (delivery_has_remote_sinks(&r->dl) &&
-			((++lines_since_pump >= DELIVERY_PUMP_MIN &&
-			  lines_since_pump >= delivery_pump_lines(&r->dl)) || now - last_pump >= 5))
+		if (delivery_has_remote_sinks(&r->dl) && (++lines_since_pump >= 256 || now - last_pump >= 5))
 		{
 			delivery_pump(&r->dl, 0);
 			last_pump = now;
