@@ -300,12 +300,12 @@ for nsubj in 1 16 256; do
 done
 kill -TERM "$rpid"
 wait "$rpid" 2>/dev/null
-read -r _ acc _ ref _ ooo <"$work/receiver.out"
+read -r _ acc _ ref _ ooo _ wooo <"$work/receiver.out"
 markers=1					# bench.end events: one at the end, one after the Python part
 [ "$PY_EVENTS" -gt 0 ] && markers=2
 want=$((3 * ROUNDS * (EVENTS + markers) + wrk_accepted))
 echo "C receiver: $acc requests accepted (want $want, $wrk_accepted of them wrk's), $ref bad signatures," \
-	"$ooo out of per-subject order"
+	"$ooo out of per-subject order ($wooo of them wrk's)"
 echo "(RATIO = events/s of the webhook sink / events/s of the file sink on the same WAL; us/ev = relay CPU"
 echo " user+system per event; times run from the relay's start until the sink has every event;"
 echo " conns = the relay's requests in flight = wrk's connections; WRK RATIO = webhook ev/s / wrk req/s"
@@ -342,7 +342,7 @@ if [ "$SLOW_EVENTS" -gt 0 ]; then
 	for s in "${slots[@]}"; do sql "SELECT pg_drop_replication_slot('$s')" >/dev/null; done
 	kill -TERM "$spid"
 	wait "$spid" 2>/dev/null
-	read -r _ sacc _ sref _ sooo <"$work/slow.out"
+	read -r _ sacc _ sref _ sooo _ <"$work/slow.out"
 	st=$(median <"$work/s.secs")
 	ceiling=$(echo "$SLOW_IN_FLIGHT * 1000 / $SLOW_MS" | bc -l)
 	printf "%-34s %10s %14s %8s %14s\n" "slow receiver (${SLOW_MS} ms)" "events/s" "in-flight/${SLOW_MS}ms" RATIO "out of order"

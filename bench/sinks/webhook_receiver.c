@@ -13,7 +13,9 @@
  *
  *   webhook_receiver PORT SECRET [DELAY_MS]   (runs until SIGTERM/SIGINT)
  *
- * On exit it prints one line: "accepted N refused M out_of_order K".
+ * On exit it prints one line: "accepted N refused M out_of_order K wrk W",
+ * W of the K out of order on wrk's paths (/wrk/...): a request wrk sent
+ * again on a new connection counts as out of order too.
  * Answers 204 to a good request, 401 to a bad signature; GET /count gives
  * the number accepted so far.
  *
@@ -47,7 +49,8 @@ static unsigned char key[256];
 static int	keylen;
 static atomic_long accepted,
 			refused,
-			out_of_order;
+			out_of_order,
+			wrk_out_of_order;
 static struct MHD_Response *ok_resp,
 		   *bad_resp;
 
@@ -188,7 +191,11 @@ check_order(const char *url, const char *body)
 	pthread_mutex_lock(&order_lock);
 	if (strcmp(last[slot].subject, key) == 0 &&
 		(lsn < last[slot].lsn || (lsn == last[slot].lsn && ord <= last[slot].ordinal)))
+	{
 		atomic_fetch_add(&out_of_order, 1);
+		if (strncmp(url, "/wrk/", 5) == 0)
+			atomic_fetch_add(&wrk_out_of_order, 1);
+	}
 	snprintf(last[slot].subject, sizeof(last[slot].subject), "%s", key);
 	last[slot].lsn = lsn;
 	last[slot].ordinal = ord;
@@ -405,7 +412,7 @@ main(int argc, char **argv)
 		pthread_join(timer, NULL);
 	}
 	MHD_stop_daemon(d);
-	printf("accepted %ld refused %ld out_of_order %ld\n", atomic_load(&accepted),
-		   atomic_load(&refused), atomic_load(&out_of_order));
+	printf("accepted %ld refused %ld out_of_order %ld wrk %ld\n", atomic_load(&accepted),
+		   atomic_load(&refused), atomic_load(&out_of_order), atomic_load(&wrk_out_of_order));
 	return 0;
 }

@@ -57,17 +57,12 @@ void
 amqp_sink_lost(struct sink *s, const char *fmt,...)
 {
 	struct amqp_sink *a = s->state;
-	char		why[512];
-	char		msg[640];
 	va_list		ap;
 
-	va_start(ap, fmt);
-	vsnprintf(why, sizeof(why), fmt, ap);
-	va_end(ap);
-	snprintf(msg, sizeof(msg), "amqp sink \"%s\": %s", s->name, why);
-	sink_link_lost(&a->link);
 	amqp_sink_drop(a);
-	sink_link_retry(&a->link, msg, sink_ring_return_all(&a->ring, s->host));
+	va_start(ap, fmt);
+	sink_link_down(&a->link, &a->ring, fmt, ap);
+	va_end(ap);
 }
 
 /* Text the broker sent, as a short printable excerpt (it may end in a dead letter). */

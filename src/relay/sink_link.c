@@ -98,6 +98,18 @@ sink_link_lost(struct sink_link *l)
 }
 
 void
+sink_link_down(struct sink_link *l, struct sink_ring *ring, const char *fmt, va_list ap)
+{
+	char		why[512];
+	char		msg[640];
+
+	vsnprintf(why, sizeof(why), fmt, ap);
+	snprintf(msg, sizeof(msg), "%s sink \"%s\": %s", l->kind, l->s->name, why);
+	sink_link_lost(l);
+	sink_link_retry(l, msg, sink_ring_return_all(ring, l->s->host));
+}
+
+void
 sink_link_up(struct sink_link *l, const char *where)
 {
 	l->connected_ms = sink_now_ms();

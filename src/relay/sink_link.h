@@ -7,11 +7,13 @@
 #ifndef ORDERSYNCD_SINK_LINK_H
 #define ORDERSYNCD_SINK_LINK_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "backoff.h"
 #include "sink.h"
+#include "sink_ring.h"
 
 struct sink_link
 {
@@ -48,6 +50,14 @@ void		sink_link_retry(struct sink_link *l, const char *why, long count);
  * the backoff afresh.
  */
 void		sink_link_lost(struct sink_link *l);
+
+/*
+ * The connection was lost and the sink has dropped it: every event on ring
+ * goes back to the host, and the next attempt is set (sink_link_lost,
+ * sink_link_retry) with the reason fmt, ap, logged as 'kind sink "name": ...'.
+ */
+void		sink_link_down(struct sink_link *l, struct sink_ring *ring, const char *fmt, va_list ap)
+			__attribute__((format(printf, 3, 0)));
 
 /* Connected: log it (at info after failures), remember when. */
 void		sink_link_up(struct sink_link *l, const char *where);

@@ -180,17 +180,12 @@ nats_sink_drop(struct nats_sink *n)
 void
 nats_sink_lost(struct nats_sink *n, const char *fmt,...)
 {
-	char		why[512];
-	char		msg[640];
 	va_list		ap;
 
-	va_start(ap, fmt);
-	vsnprintf(why, sizeof(why), fmt, ap);
-	va_end(ap);
-	snprintf(msg, sizeof(msg), "nats sink \"%s\": %s", n->s->name, why);
-	sink_link_lost(&n->link);
 	nats_sink_drop(n);
-	sink_link_retry(&n->link, msg, sink_ring_return_all(&n->ring, n->s->host));
+	va_start(ap, fmt);
+	sink_link_down(&n->link, &n->ring, fmt, ap);
+	va_end(ap);
 }
 
 /* The policy refused the server's address: for good. */

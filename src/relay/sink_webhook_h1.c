@@ -18,246 +18,40 @@
  * connection when a kept connection turns out closed before any byte of
  * the answer (the receiver deduplicates by webhook-id).
  *
- * Answers are read as RFC 9112 says: a status line, headers, then a body
- * by Content-Length, chunked, or until the connection closes; 1xx answers
- * are skipped. Only the start of a body is kept (SINK_EXCERPT_MAX), for
- * the reason of a refusal. Every address is checked against the policy
- * (sink_check_peer) before the socket is connected.
+ * Every address is checked against the policy (sink_check_peer) before
+ * the socket is connected. Answers are read in sink_webhook_h1_answer.c,
+ * the URL in sink_webhook_h1_url.c.
  */
-#define _GNU_SOURCE				/* memmem, strcasestr */
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/queue.h>
-#include <sys/socket.h>
 #include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
 
 #include "sink_policy.h"
-#include "sink_webhook_h1.h"
-
-/* a request's head: the request line, Host, the sink's header lines */
-#define H1_HEAD_MAX 8192
-/* an answer's status line and headers must fit */
-#define H1_IN_MAX 16384
-
-enum h1_state
-{
-	H1_CONNECTING,
-	H1_IDLE,
-	H1_BUSY
-};
-
-/* how the body of the answer ends */
-enum h1_body
-{
-	H1_HEAD,					/* still reading the headers */
-	H1_LENGTH,					/* left bytes */
-	H1_CHUNK_SIZE,				/* a chunk-size line */
-	H1_CHUNK_DATA,				/* left bytes, then CRLF */
-	H1_CHUNK_END,				/* the CRLF after a chunk */
-	H1_TRAILER,					/* trailer lines up to an empty one */
-	H1_UNTIL_CLOSE,
-	H1_DONE
-};
-
-/* What became of a POST, as the connection gathers it. */
-struct h1_answer
-{
-	int			failure;		/* 0: status is the answer; else a CURLcode */
-	char		detail[512];
-	bool		denied;
-	long		status;
-	long		retry_after_s;
-	char		location[512];
-	size_t		body_len;		/* of excerpt */
-};
-
-struct h1_conn
-{
-	TAILQ_ENTRY(h1_conn) link;	/* in idle or busy */
-	struct h1_client *c;
-	int			fd;
-	enum h1_state state;
-	bool		reused;			/* answered a request before */
-	void	   *token;
-	int64_t		deadline;
-
-	/* the request */
-	char		head[H1_HEAD_MAX];
-	size_t		head_len;
-	const char *body;
-	size_t		body_len;
-	size_t		sent;
-
-	/* the answer */
-	char		in[H1_IN_MAX];
-	size_t		in_len;
-	bool		got_any;
-	enum h1_body body_state;
-	uint64_t	left;
-	bool		close_after;
-	struct h1_answer a;
-	char		excerpt[SINK_EXCERPT_MAX];
-};
-
-TAILQ_HEAD(h1_conn_list, h1_conn);
-
-struct h1_client
-{
-	struct sink *s;
-	int			epfd;
-	int			max_conns;
-	int			nconns;
-	h1_done_fn	done;
-	void	   *arg;
-	struct sockaddr_storage addr;
-	socklen_t	addrlen;
-	char		host[80];		/* "127.0.0.1 port 8080", for messages */
-	char	   *prefix;			/* "POST /path HTTP/1.1\r\nHost: h:p\r\n..." */
-	size_t		prefix_len;
-	struct h1_conn_list idle;	/* most recently used first */
-	struct h1_conn_list busy;	/* connecting or waiting for an answer */
-};
-
-/* ---- the URL -------------------------------------------------------------- */
-
-static bool
-proxy_in_environment(void)
-{
-	static const char *const vars[] = {"http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY", NULL};
-
-	for (int i = 0; vars[i]; i++)
-	{
-		const char *v = getenv(vars[i]);
-
-		if (v && *v)
-			return true;
-	}
-	return false;
-}
-
-/* host without brackets into out; false when it is not an address literal */
-static bool
-literal_host(CURLU *u, struct sockaddr_storage *ss, char *out, size_t outlen)
-{
-	char	   *host = NULL;
-	bool		ok = false;
-
-	if (curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host)
-	{
-		size_t		n = strlen(host);
-
-		if (host[0] == '[' && n > 2 && host[n - 1] == ']')
-			snprintf(out, outlen, "%.*s", (int) (n - 2), host + 1);
-		else
-			snprintf(out, outlen, "%s", host);
-		ok = strchr(out, '%') == NULL && sink_host_literal(out, ss);
-	}
-	curl_free(host);
-	return ok;
-}
-
-bool
-h1_usable(const struct sink *s, const char *url)
-{
-	CURLU	   *u = curl_url();
-	char	   *scheme = NULL,
-			   *user = NULL;
-	struct sockaddr_storage ss;
-	char		host[256];
-	bool		ok;
-
-	if (u == NULL)
-		return false;
-	ok = curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-		curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
-		strcmp(scheme, "http") == 0 &&
-		curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_NO_USER &&
-		literal_host(u, &ss, host, sizeof(host)) &&
-		/* curl honours http_proxy for trusted sinks: so must the choice */
-		!(s->trusted && proxy_in_environment());
-	curl_free(scheme);
-	curl_free(user);
-	curl_url_cleanup(u);
-	return ok;
-}
-
-/* The request line and Host, once per client. */
-static bool
-build_prefix(struct h1_client *c)
-{
-	CURLU	   *u = curl_url();
-	char	   *path = NULL,
-			   *query = NULL,
-			   *port = NULL;
-	char		host[256];
-	bool		v6;
-	int			portnum;
-	size_t		cap;
-
-	if (u == NULL || curl_url_set(u, CURLUPART_URL, c->s->uri, 0) != CURLUE_OK ||
-		!literal_host(u, &c->addr, host, sizeof(host)) ||
-		curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK ||
-		curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK)
-	{
-		curl_free(path);
-		curl_free(port);
-		curl_url_cleanup(u);
-		return false;
-	}
-	if (curl_url_get(u, CURLUPART_QUERY, &query, 0) != CURLUE_OK)
-		query = NULL;
-	portnum = atoi(port);
-	snprintf(c->host, sizeof(c->host), "%.60s port %d", host, portnum);
-	v6 = c->addr.ss_family == AF_INET6;
-	if (v6)
-	{
-		((struct sockaddr_in6 *) &c->addr)->sin6_port = htons((uint16_t) portnum);
-		c->addrlen = sizeof(struct sockaddr_in6);
-	}
-	else
-	{
-		((struct sockaddr_in *) &c->addr)->sin_port = htons((uint16_t) portnum);
-		c->addrlen = sizeof(struct sockaddr_in);
-	}
-	cap = strlen(path) + (query ? strlen(query) : 0) + strlen(host) + 128;
-	c->prefix = xmalloc(cap);
-	c->prefix_len = (size_t) snprintf(c->prefix, cap,
-									  "POST %s%s%s HTTP/1.1\r\nHost: %s%s%s%s%s\r\n"
-									  "User-Agent: ordersyncd\r\nAccept: */*\r\n",
-									  path, query ? "?" : "", query ? query : "",
-									  v6 ? "[" : "", host, v6 ? "]" : "",
-									  portnum == 80 ? "" : ":", portnum == 80 ? "" : port);
-	curl_free(path);
-	curl_free(query);
-	curl_free(port);
-	curl_url_cleanup(u);
-	return true;
-}
+#include "sink_webhook_h1_conn.h"
 
 /* ---- connections ---------------------------------------------------------- */
 
 struct h1_client *
-h1_new(struct sink *s, int epfd, int max_conns, h1_done_fn done, void *arg)
+h1_new(struct sink *s, int epfd, int max_conns, int idle_ms, h1_done_fn done, void *arg)
 {
 	struct h1_client *c = xcalloc(sizeof(*c));
 
 	c->s = s;
 	c->epfd = epfd;
 	c->max_conns = max_conns;
+	c->idle_ms = idle_ms;
 	c->done = done;
 	c->arg = arg;
 	TAILQ_INIT(&c->idle);
 	TAILQ_INIT(&c->busy);
-	if (!build_prefix(c))
+	if (!h1_prefix(c))
 	{
 		free(c);
 		return NULL;
@@ -362,6 +156,7 @@ finish(struct h1_conn *k, bool keep)
 		TAILQ_REMOVE(&c->busy, k, link);
 		k->state = H1_IDLE;
 		k->reused = true;
+		k->idle_since = sink_now_ms();
 		TAILQ_INSERT_HEAD(&c->idle, k, link);
 	}
 	else
@@ -405,11 +200,29 @@ start(struct h1_conn *k, void *token, const char *const *lines, int nlines,
 								   c->s->opt.connect_timeout_ms : c->s->opt.timeout_ms);
 }
 
+/*
+ * Close the connections idle for idle_ms or longer: a receiver closes idle
+ * connections after a while of its own (Apache, Node.js: 5 s), and a POST
+ * sent as the close crosses it fails. The idle list runs from the most
+ * recently used, so the stale ones are at its tail.
+ */
+static void
+drop_stale(struct h1_client *c, int64_t now)
+{
+	struct h1_conn *k;
+
+	while ((k = TAILQ_LAST(&c->idle, h1_conn_list)) != NULL && now - k->idle_since >= c->idle_ms)
+		conn_close(k);
+}
+
 void
 h1_post(struct h1_client *c, void *token, const char *const *lines, int nlines,
 		const char *body, size_t body_len)
 {
-	struct h1_conn *k = TAILQ_FIRST(&c->idle);
+	struct h1_conn *k;
+
+	drop_stale(c, sink_now_ms());
+	k = TAILQ_FIRST(&c->idle);
 
 	if (k != NULL)
 	{
@@ -510,191 +323,6 @@ conn_write(struct h1_conn *k)
 	return true;
 }
 
-/* ---- answers -------------------------------------------------------------- */
-
-static bool
-header_is(const char *line, size_t len, const char *name, const char **value)
-{
-	size_t		n = strlen(name);
-
-	if (len <= n || strncasecmp(line, name, n) != 0 || line[n] != ':')
-		return false;
-	*value = line + n + 1;
-	while (**value == ' ' || **value == '\t')
-		(*value)++;
-	return true;
-}
-
-/* Parse the status line and headers (in[0..end), CRLFs included). -1: malformed. */
-static int
-parse_head(struct h1_conn *k, size_t end)
-{
-	char	   *p = k->in;
-	char	   *stop = k->in + end;
-	int			minor = 1;
-	bool		chunked = false,
-				length = false,
-				keep_alive = false;
-
-	if (sscanf(p, "HTTP/1.%d %3ld", &minor, &k->a.status) != 2 || k->a.status < 100 ||
-		k->a.status > 999)
-		return -1;
-	p = memchr(p, '\n', (size_t) (stop - p)) + 1;
-	while (p < stop)
-	{
-		char	   *eol = memchr(p, '\n', (size_t) (stop - p));
-		size_t		len = (size_t) (eol - p);
-		const char *v;
-		char		val[600];
-
-		if (len > 0 && p[len - 1] == '\r')
-			len--;
-		if (len == 0)
-			break;
-		snprintf(val, sizeof(val), "%.*s", (int) len, p);
-		if (header_is(val, strlen(val), "content-length", &v))
-		{
-			length = true;
-			k->left = strtoull(v, NULL, 10);
-		}
-		else if (header_is(val, strlen(val), "transfer-encoding", &v))
-			chunked = strcasestr(v, "chunked") != NULL;
-		else if (header_is(val, strlen(val), "connection", &v))
-		{
-			k->close_after = k->close_after || strcasestr(v, "close") != NULL;
-			keep_alive = strcasestr(v, "keep-alive") != NULL;
-		}
-		else if (header_is(val, strlen(val), "retry-after", &v))
-		{
-			if (*v >= '0' && *v <= '9')
-				k->a.retry_after_s = strtol(v, NULL, 10);
-			else
-			{
-				/* an HTTP date: seconds from now, as curl reports it */
-				time_t		t = curl_getdate(v, NULL);
-				time_t		now = time(NULL);
-
-				k->a.retry_after_s = t > now ? (long) (t - now) : 0;
-			}
-		}
-		else if (header_is(val, strlen(val), "location", &v))
-			snprintf(k->a.location, sizeof(k->a.location), "%s", v);
-		p = eol + 1;
-	}
-	if (minor == 0 && !keep_alive)
-		k->close_after = true;
-	if (k->a.status < 200 || k->a.status == 204 || k->a.status == 304)
-		k->body_state = k->a.status < 200 ? H1_HEAD : H1_DONE;
-	else if (chunked)
-		k->body_state = H1_CHUNK_SIZE;
-	else if (length)
-		k->body_state = k->left > 0 ? H1_LENGTH : H1_DONE;
-	else
-	{
-		k->body_state = H1_UNTIL_CLOSE;
-		k->close_after = true;
-	}
-	return 0;
-}
-
-/* Body bytes: the start is kept, the rest dropped. */
-static void
-keep_body(struct h1_conn *k, const char *data, size_t n)
-{
-	size_t		room = sizeof(k->excerpt) - k->a.body_len;
-	size_t		take = n < room ? n : room;
-
-	memcpy(k->excerpt + k->a.body_len, data, take);
-	k->a.body_len += take;
-}
-
-/*
- * Take what in[] holds as far as it goes; consumed bytes leave the
- * buffer. -1: malformed answer.
- */
-static int
-parse(struct h1_conn *k)
-{
-	size_t		at = 0;
-
-	while (k->body_state != H1_DONE)
-	{
-		char	   *avail = k->in + at;
-		size_t		n = k->in_len - at;
-		char	   *nl;
-
-		if (k->body_state == H1_HEAD)
-		{
-			char	   *end = memmem(avail, n, "\r\n\r\n", 4);
-
-			if (end == NULL)
-				break;
-			/* the headers are parsed where they are: move them to the start */
-			if (at > 0)
-			{
-				memmove(k->in, avail, n);
-				k->in_len = n;
-				at = 0;
-				end = memmem(k->in, k->in_len, "\r\n\r\n", 4);
-			}
-			if (parse_head(k, (size_t) (end - k->in) + 4) != 0)
-				return -1;
-			at = (size_t) (end - k->in) + 4;
-			if (k->a.status < 200)
-			{
-				/* 100 Continue and friends: the real answer follows */
-				k->a.status = 0;
-				k->a.location[0] = '\0';
-				k->a.retry_after_s = 0;
-			}
-			continue;
-		}
-		if (k->body_state == H1_LENGTH || k->body_state == H1_CHUNK_DATA ||
-			k->body_state == H1_UNTIL_CLOSE)
-		{
-			size_t		take = k->body_state == H1_UNTIL_CLOSE || n < k->left ? n : (size_t) k->left;
-
-			keep_body(k, avail, take);
-			at += take;
-			if (k->body_state != H1_UNTIL_CLOSE)
-			{
-				k->left -= take;
-				if (k->left == 0)
-					k->body_state = k->body_state == H1_LENGTH ? H1_DONE : H1_CHUNK_END;
-			}
-			if (take == n)
-				break;
-			continue;
-		}
-		/* the line-based states */
-		if ((nl = memchr(avail, '\n', n)) == NULL)
-			break;
-		at += (size_t) (nl - avail) + 1;
-		if (k->body_state == H1_CHUNK_SIZE)
-		{
-			char	   *endp;
-
-			k->left = strtoull(avail, &endp, 16);
-			if (endp == avail)
-				return -1;
-			k->body_state = k->left > 0 ? H1_CHUNK_DATA : H1_TRAILER;
-		}
-		else if (k->body_state == H1_CHUNK_END)
-			k->body_state = H1_CHUNK_SIZE;
-		else if (nl == avail || (nl == avail + 1 && avail[0] == '\r'))
-			k->body_state = H1_DONE;	/* the empty line after the trailers */
-	}
-	if (at > 0)
-	{
-		memmove(k->in, k->in + at, k->in_len - at);
-		k->in_len -= at;
-	}
-	if (k->body_state != H1_DONE && k->in_len == sizeof(k->in))
-		return -1;				/* headers (or a line) larger than the buffer */
-	return 0;
-}
-
-/* Read what is there; finish the request when its answer is complete. */
 static void
 conn_read(struct h1_conn *k)
 {
@@ -740,7 +368,7 @@ conn_read(struct h1_conn *k)
 		}
 		k->got_any = true;
 		k->in_len += (size_t) r;
-		if (parse(k) != 0)
+		if (h1_parse(k) != 0)
 		{
 			fail(k, CURLE_WEIRD_SERVER_REPLY, "the answer is not HTTP/1.1 this client can read");
 			return;
@@ -806,6 +434,7 @@ h1_timers(struct h1_client *c, int64_t now)
 	struct h1_conn *k,
 			   *next;
 
+	drop_stale(c, now);
 	for (k = TAILQ_FIRST(&c->busy); k != NULL; k = next)
 	{
 		next = TAILQ_NEXT(k, link);

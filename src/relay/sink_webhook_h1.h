@@ -46,9 +46,11 @@ bool		h1_usable(const struct sink *s, const char *url);
 
 /*
  * A client for s->uri holding at most max_conns connections, watched in
- * epfd (events carry the connection in data.ptr).
+ * epfd (events carry the connection in data.ptr). A connection idle for
+ * idle_ms is closed instead of reused: the receiver may have closed it.
  */
-struct h1_client *h1_new(struct sink *s, int epfd, int max_conns, h1_done_fn done, void *arg);
+struct h1_client *h1_new(struct sink *s, int epfd, int max_conns, int idle_ms,
+						 h1_done_fn done, void *arg);
 void		h1_free(struct h1_client *c);
 
 /*

@@ -5,7 +5,8 @@
 # 503, a 400 that becomes a dead letter and is redelivered, wrong and right
 # secrets, routes changed while the relay runs, drop_personal_data, and
 # kill -9 of the relay while the receiver is slow, and a webhook given on the
-# command line (unsigned; a missing secret stops the start), over https with
+# command line (unsigned; a missing secret stops the start; connections idle
+# for idle_timeout_ms closed, not reused), over https with
 # a private CA (ca_file) and without it (certificate refused). What the
 # database may not configure (dsink_policy.c): sinks written straight into
 # ordersync.sink by a superuser with a secret in the query, a variable
@@ -313,6 +314,48 @@ t_cli() {
 	fi
 }
 
+# ---- 6b. a connection idle for idle_timeout_ms is not reused -------------
+# The receiver forgets a connection idle for 800 ms (as a load balancer
+# drops an idle flow: no FIN, no answer). The sink closes connections idle
+# for 400 ms, so the orders after a pause go out on new connections, all on
+# their first attempt; reusing a forgotten one would time out (max_attempts
+# 1: a dead letter, missing at the receiver). A database of its own: the
+# main database's sinks would be delivered by this relay too.
+t_idle() {
+	local name=webhook_idle l0 e1 e2 res timeouts i
+	if ! new_db idle || ! recv_start r7 $R2 ""; then
+		fail $name "no database idle, or the receiver could not listen on $R2"
+		return
+	fi
+	echo 800 >"$work/r7.ctl/forget_idle_ms"
+	"$ORDERSYNCD" --dbname="${CONN/dbname=postgres/dbname=idle}" --slot=idle --status-interval=1 \
+		--sink=file:"$work/idle.jsonl" --sink=http://127.0.0.1:$R2/idle \
+		--sink-options='{"max_in_flight":4,"idle_timeout_ms":400,"timeout_ms":1500,"max_attempts":1}' \
+		>>"$work/idle.out" 2>>"$work/idle.log" &
+	RELAY=$!
+	pids+=("$RELAY")
+	l0=$(cur_lsn)
+	for i in 1 2 3 4; do order idle; done
+	e1=$(cur_lsn)
+	wait_confirmed idle "$e1" 30
+	sleep 1.5
+	for i in 1 2 3 4; do order idle; done
+	e2=$(cur_lsn)
+	wait_confirmed idle "$e2" 30
+	kill -TERM "$RELAY" 2>/dev/null
+	wait_exit "$RELAY" 15
+	recv_kill r7
+	RELAY=$main_relay
+	res=$(check delivered "$work/idle.jsonl" "$work/r7.events" "$l0" "$e2" '*' exact)
+	timeouts=$(grep -c 'timed out' "$work/idle.log")
+	if [[ "$res" == ok* ]] && [ "$timeouts" = 0 ]; then
+		pass $name
+	else
+		fail $name "delivery: $res; timed-out attempts in the log: $timeouts (want 0)" \
+			"$(grep -m3 'timed out' "$work/idle.log")"
+	fi
+}
+
 # ---- 7. https: verified against ca_file; without it nothing is sent ------
 t_tls() {
 	local name=webhook_tls t="$work/tls" l0 e rc1 rc2 rc3 res dead i
@@ -454,6 +497,7 @@ t_routes
 t_kill9
 main_relay=$RELAY
 t_cli
+t_idle
 t_tls
 t_policy
 

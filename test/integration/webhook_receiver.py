@@ -22,6 +22,11 @@ test switches them with echo/rm:
              with a long multi-line body that is not all ASCII and ends in
              INTERNAL-ANSWER (the relay must keep only a short excerpt)
   delay_ms   sleep that long before answering each request
+  forget_idle_ms
+             a kept-alive connection idle that long is forgotten, the way a
+             load balancer or NAT drops an idle flow: nothing more is
+             answered on it and it is not closed, so a request sent on it
+             waits until the client's timeout
 
 Kill it (kill -9 is fine) to make the endpoint refuse connections, start it
 again to bring it back: --events and --attempts are appended to. With
@@ -37,6 +42,7 @@ import hmac
 import http.server
 import json
 import os
+import select
 import ssl
 import sys
 import threading
@@ -99,6 +105,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, fmt, *args):
         pass
+
+    def handle(self):
+        # BaseHTTPRequestHandler.handle, plus forget_idle_ms (see the top)
+        self.close_connection = True
+        self.handle_one_request()
+        while not self.close_connection:
+            forget = self.server.state.control_file("forget_idle_ms")
+            if forget and not select.select([self.connection], [], [], int(forget) / 1000.0)[0]:
+                # forgotten: read and drop whatever comes until the client closes
+                while self.connection.recv(65536):
+                    pass
+                return
+            self.handle_one_request()
 
     def answer(self, status, text, retry_after=None):
         data = text.encode()
