@@ -4,7 +4,8 @@
 #   spread: 10,000 different SKUs (no two buyers share a stock row),
 #   hot:    one SKU split into buckets (ordersync.set_hot), or, in the
 #           "auto" column, a SKU nobody prepared, split by auto-hot during
-#           a warm-up storm of WARMUP seconds that is not measured,
+#           a warm-up storm of WARMUP seconds that is not measured (each
+#           round: it is quiet, so merged back, while the others run),
 #   naive:  one SKU in one stock row (every buyer queues on one row lock).
 # Each run is measured in its steady state: pgbench's per-second progress
 # over its last SECONDS_PER_RUN seconds, after max(5, clients/16) seconds
@@ -122,8 +123,9 @@ for c in $CLIENTS_LIST; do
 		for b in $BUCKETS_LIST; do
 			if [ "$b" = auto ]; then
 				sku=AUTO-$c
-				# the storm that makes auto-hot split it, not measured
-				[ "$r" = 1 ] && { run hot "$c" "$WARMUP" "$sku" >/dev/null || exit 1; }
+				# the storm that makes auto-hot split it, not measured: every
+				# round, as auto-hot merged it back while the others ran
+				run hot "$c" "$WARMUP" "$sku" >/dev/null || exit 1
 			else
 				sku=HOT
 				q "SELECT ordersync.set_hot('HOT', $b)" >/dev/null

@@ -262,7 +262,7 @@ lock_all(Need *need)
 	 * come here only when its units may be gone (or to find new buckets):
 	 * more buckets would not help them.
 	 */
-	TimestampTz started = need->buckets == 1 ? os_autohot_clock() : 0;
+	TimestampTz started = need->buckets == 1 ? os_autohot_clock(need->sku) : 0;
 	int			n = os_execute(&p, &v, NULL, false, 0);
 
 	os_autohot_waited(need->sku, started);
@@ -513,7 +513,7 @@ wait_for_one(Need *need, bool allow_split, char **held_loc, int *held_bucket,
 	values[0] = v;
 	values[1] = CStringGetTextDatum(loc[pick]);
 	values[2] = Int32GetDatum(bucket[pick]);
-	started = os_autohot_clock();
+	started = os_autohot_clock(need->sku);
 	n = os_execute(&lock, values, NULL, false, 0);
 	os_autohot_waited(need->sku, started);
 

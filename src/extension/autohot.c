@@ -7,20 +7,23 @@
  *	  Nobody can know beforehand which SKU a promotion will bring a storm
  *	  to, and a storm on one stock row serializes every buyer behind the
  *	  row lock of the one before (each holds it until its commit is
- *	  flushed).  So buyers measure what they wait for: a buyer whose wait
- *	  for a SKU's stock row locks lasted ordersync.auto_hot_wait or longer
- *	  adds the wait to the SKU's entry in a small shared hash.  Only slow
- *	  waits touch shared memory: an order that did not queue pays two clock
- *	  reads.
+ *	  flushed).  So a buyer about to wait for a SKU's stock row locks notes
+ *	  the SKU and the time in its own slot of a shared array, and clears
+ *	  it when the locks are granted: an order pays a clock read and a copy
+ *	  into memory no other backend writes.
  *
- *	  The worker reads and resets the entries every AUTOHOT_TICK_MS.  By
- *	  Little's law the total wait over the tick, divided by the tick, is
- *	  the average number of buyers queued on the SKU; at
- *	  ordersync.auto_hot_queue or more, the SKU gets about that many more
- *	  buckets (a power of two, 8 to ordersync.auto_hot_max_buckets).  A SKU
- *	  split automatically is merged back into one row once no buyer found
- *	  its start bucket taken, bought from its lease (allocate.c) or waited
- *	  for ordersync.auto_hot_cooldown.
+ *	  Every AUTOHOT_TICK_MS the worker counts, per SKU, the buyers that
+ *	  have been waiting for ordersync.auto_hot_wait or longer: the queue at
+ *	  that moment.  Counting the waits that ended in the tick instead (the
+ *	  first design) misread a storm: behind one row at 256 buyers a wait
+ *	  lasts seconds, so the first ticks saw a handful and split the SKU too
+ *	  small, and two buyers colliding on a SKU of a loaded server looked
+ *	  like a queue.  A SKU with ordersync.auto_hot_queue or more queued at
+ *	  two ticks in a row gets about that many more buckets (a power of two,
+ *	  8 to ordersync.auto_hot_max_buckets).  A SKU split automatically is
+ *	  merged back into one row once no buyer found its start bucket taken,
+ *	  bought from its lease (allocate.c) or waited for
+ *	  ordersync.auto_hot_cooldown.
  *	  set_hot() records the operator's choice in sku.hot_source, and the
  *	  worker never changes a SKU the operator set.  Each automatic change is
  *	  one short transaction (history row, inventory.hot_changed event).
@@ -40,6 +43,7 @@
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "storage/spin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
@@ -53,40 +57,62 @@
 #define AUTOHOT_ENTRIES		256
 #define AUTOHOT_MIN_BUCKETS 8
 #define AUTOHOT_BUSY_NOTE_MS 100	/* a backend notes a busy SKU this often */
-#define AUTOHOT_SETTLE_MS	1000	/* after a change, the queue it caused */
 
 /* GUCs */
 bool		ordersync_auto_hot = true;
-static int	auto_hot_wait_ms = 20;
+static int	auto_hot_wait_ms = 1;
 static int	auto_hot_queue = 4;
 static int	auto_hot_cooldown = 60;
 static int	auto_hot_max_buckets = 256;
 
+/* a SKU the worker saw a queue on, or split */
 typedef struct AutoHotEntry
 {
 	char		sku[AUTOHOT_KEYLEN];	/* hash key */
-	int64		wait_us;		/* slow waits since the worker last read */
-	int32		waits;
-	TimestampTz last_busy;		/* last slow wait or taken start bucket */
+	int32		queued;			/* buyers queued at the last tick */
+	int32		queued_now;		/* and at this one */
+	TimestampTz last_busy;		/* last queue seen or start bucket taken */
 	TimestampTz changed_at;		/* last change by the worker */
 	bool		split;			/* split by the worker, to merge back */
 } AutoHotEntry;
 
 /*
- * The database the worker works in: SKUs are named per database, so only
- * buyers there measure their waits.
+ * What one backend waits for: a SKU's stock row locks since "started" (0:
+ * nothing).  Written by its backend only, read by the worker; the spinlock
+ * keeps SKU and time together.
+ */
+typedef struct AutoHotWait
+{
+	slock_t		mutex;
+	TimestampTz started;
+	char		sku[AUTOHOT_KEYLEN];
+} AutoHotWait;
+
+/*
+ * The database the worker works in (SKUs are named per database, so only
+ * buyers there note their waits) and a wait slot per backend.
  */
 typedef struct AutoHotShared
 {
 	pg_atomic_uint32 dboid;
+	int			nwaits;
+	AutoHotWait waits[FLEXIBLE_ARRAY_MEMBER];
 } AutoHotShared;
 
 static HTAB *autohot_hash = NULL;
 static LWLock *autohot_lock = NULL;
 static AutoHotShared *autohot_shared = NULL;
+static AutoHotWait *my_wait = NULL;	/* this backend's slot, once noted in */
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+static Size
+shared_size(void)
+{
+	return add_size(offsetof(AutoHotShared, waits),
+					mul_size(MaxBackends, sizeof(AutoHotWait)));
+}
 
 static void
 autohot_shmem_request(void)
@@ -94,7 +120,7 @@ autohot_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(add_size(hash_estimate_size(AUTOHOT_ENTRIES, sizeof(AutoHotEntry)),
-									MAXALIGN(sizeof(AutoHotShared))));
+									MAXALIGN(shared_size())));
 	RequestNamedLWLockTranche("ordersync_autohot", 1);
 }
 
@@ -114,10 +140,45 @@ autohot_shmem_startup(void)
 	autohot_hash = ShmemInitHash("ordersync auto-hot", AUTOHOT_ENTRIES, AUTOHOT_ENTRIES,
 								 &info, HASH_ELEM | HASH_STRINGS);
 	autohot_lock = &(GetNamedLWLockTranche("ordersync_autohot"))->lock;
-	autohot_shared = ShmemInitStruct("ordersync auto-hot database", sizeof(AutoHotShared), &found);
+	autohot_shared = ShmemInitStruct("ordersync auto-hot waits", shared_size(), &found);
 	if (!found)
+	{
 		pg_atomic_init_u32(&autohot_shared->dboid, InvalidOid);
+		autohot_shared->nwaits = MaxBackends;
+		for (int i = 0; i < MaxBackends; i++)
+		{
+			SpinLockInit(&autohot_shared->waits[i].mutex);
+			autohot_shared->waits[i].started = 0;
+		}
+	}
 	LWLockRelease(AddinShmemInitLock);
+}
+
+/* this backend waits for nothing (any more) */
+static void
+clear_wait(void)
+{
+	if (my_wait == NULL)
+		return;
+	SpinLockAcquire(&my_wait->mutex);
+	my_wait->started = 0;
+	SpinLockRelease(&my_wait->mutex);
+}
+
+/* an error during a wait: the slot must not count as a buyer queued forever */
+static void
+autohot_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		clear_wait();
+}
+
+static void
+autohot_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						 SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		clear_wait();
 }
 
 /* GUCs always (so the prefix can be reserved), shared memory when preloaded */
@@ -130,11 +191,11 @@ os_autohot_init(void)
 							 &ordersync_auto_hot, true,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("ordersync.auto_hot_wait",
-							"A buyer's wait for a SKU's stock row locks that counts towards auto-hot.",
-							NULL, &auto_hot_wait_ms, 20, 1, 60000,
+							"How long a buyer must have waited for a SKU's stock row locks to count as queued on it.",
+							NULL, &auto_hot_wait_ms, 1, 1, 60000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable("ordersync.auto_hot_queue",
-							"Average number of buyers queued on a SKU's stock rows that makes auto-hot split it.",
+							"Number of buyers queued on a SKU's stock rows, at two ticks in a row, that makes auto-hot split it.",
 							NULL, &auto_hot_queue, 4, 1, 100000,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("ordersync.auto_hot_cooldown",
@@ -152,6 +213,8 @@ os_autohot_init(void)
 	shmem_request_hook = autohot_shmem_request;
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = autohot_shmem_startup;
+	RegisterXactCallback(autohot_xact_callback, NULL);
+	RegisterSubXactCallback(autohot_subxact_callback, NULL);
 }
 
 static bool
@@ -161,54 +224,47 @@ autohot_active(void)
 		pg_atomic_read_u32(&autohot_shared->dboid) == MyDatabaseId;
 }
 
-/* the start of a wait worth measuring, or 0 when nobody would read it */
+/*
+ * A buyer is about to wait for a SKU's stock row locks: notes it in its
+ * slot for the worker to count.  Returns the time, or 0 when nobody would
+ * read it; os_autohot_waited() ends the wait.
+ */
 TimestampTz
-os_autohot_clock(void)
+os_autohot_clock(const char *sku)
 {
-	return autohot_active() ? GetCurrentTimestamp() : 0;
-}
+	TimestampTz now;
 
-/* adds a slow wait for a SKU's rows (started by os_autohot_clock) */
-void
-os_autohot_waited(const char *sku, TimestampTz started)
-{
-	long		secs;
-	int			usecs;
-	int64		us;
-	AutoHotEntry *e;
-	bool		found;
-
-	if (started == 0 || strlen(sku) >= AUTOHOT_KEYLEN)
-		return;
-	TimestampDifference(started, GetCurrentTimestamp(), &secs, &usecs);
-	us = (int64) secs * USECS_PER_SEC + usecs;
-	if (us < (int64) auto_hot_wait_ms * 1000)
-		return;
-
-	LWLockAcquire(autohot_lock, LW_EXCLUSIVE);
-	e = hash_search(autohot_hash, sku, HASH_ENTER_NULL, &found);
-	if (e != NULL)				/* when full, the storm waits for a free entry */
-	{
-		if (!found)
-		{
-			e->wait_us = 0;
-			e->waits = 0;
-			e->changed_at = 0;
-			e->split = false;
-		}
-		/* a wait for the worker's own re-bucketing says nothing */
-		if (!found || started >= e->changed_at)
-			e->wait_us += us;
-		e->waits++;
-		e->last_busy = GetCurrentTimestamp();
-	}
-	LWLockRelease(autohot_lock);
+	if (!autohot_active() || strlen(sku) >= AUTOHOT_KEYLEN ||
+		MyBackendId < 1 || MyBackendId > autohot_shared->nwaits)
+		return 0;
+	my_wait = &autohot_shared->waits[MyBackendId - 1];
+	now = GetCurrentTimestamp();
+	SpinLockAcquire(&my_wait->mutex);
+	strcpy(my_wait->sku, sku);
+	my_wait->started = now;
+	SpinLockRelease(&my_wait->mutex);
+	return now;
 }
 
 /*
- * A buyer of a hot SKU found its start bucket taken: the SKU is still busy.
- * Only SKUs the worker split are tracked, and each backend notes a SKU at
- * most every AUTOHOT_BUSY_NOTE_MS, so a storm does not queue on our lock.
+ * The wait that os_autohot_clock() started is over.  A long one keeps a
+ * SKU the worker split from being merged back.
+ */
+void
+os_autohot_waited(const char *sku, TimestampTz started)
+{
+	if (started == 0)
+		return;
+	clear_wait();
+	if (TimestampDifferenceExceeds(started, GetCurrentTimestamp(), auto_hot_wait_ms))
+		os_autohot_busy(sku);
+}
+
+/*
+ * A buyer of a hot SKU found its start bucket taken, or waited long: the
+ * SKU is still busy.  Only SKUs the worker split or saw a queue on are
+ * tracked, and each backend notes a SKU at most every
+ * AUTOHOT_BUSY_NOTE_MS, so a storm does not queue on our lock.
  */
 void
 os_autohot_busy(const char *sku)
@@ -238,14 +294,14 @@ os_autohot_busy(const char *sku)
 typedef struct Seen
 {
 	char		sku[AUTOHOT_KEYLEN];
-	double		queue;			/* buyers queued on average */
+	int			queue;			/* buyers queued at two ticks in a row */
 	TimestampTz last_busy;
 	bool		split;
 } Seen;
 
 /* the smallest power of two at least n, within the auto-hot limits */
 static int
-bucket_count(double n)
+bucket_count(int n)
 {
 	int			b = AUTOHOT_MIN_BUCKETS;
 
@@ -265,12 +321,7 @@ set_split(const char *sku, bool split, TimestampTz now)
 	if (e != NULL)
 	{
 		if (!found)
-			e->split = false;
-		if (!found || (split && !e->split))
-		{
-			e->wait_us = 0;
-			e->waits = 0;
-		}
+			e->queued = e->queued_now = 0;
 		e->split = split;
 		e->last_busy = now;
 		e->changed_at = now;
@@ -316,8 +367,7 @@ decide(const Seen *s, TimestampTz now)
 		want = bucket_count(cur + s->queue);
 		if (want <= cur)
 			return 0;
-		snprintf(reason, sizeof(reason),
-				 "auto: %.0f buyers queued on average", s->queue);
+		snprintf(reason, sizeof(reason), "auto: %d buyers queued", s->queue);
 	}
 	else if (cur > 1 && source != NULL && strcmp(source, "auto") == 0 &&
 			 TimestampDifferenceExceeds(s->last_busy, now, auto_hot_cooldown * 1000))
@@ -412,19 +462,97 @@ adopt_split_skus(TimestampTz now)
 		pfree(skus);
 }
 
+/* one buyer's wait, as the worker read it */
+typedef struct Waiting
+{
+	char		sku[AUTOHOT_KEYLEN];
+	TimestampTz started;
+} Waiting;
+
+static int
+waiting_cmp(const void *a, const void *b)
+{
+	return strcmp(((const Waiting *) a)->sku, ((const Waiting *) b)->sku);
+}
+
+/* the buyers waiting for a SKU's rows for auto_hot_wait or longer, by SKU */
+static int
+read_waits(Waiting *w, TimestampTz now)
+{
+	TimestampTz since = now - (TimestampTz) auto_hot_wait_ms * 1000;
+	int			n = 0;
+
+	for (int i = 0; i < autohot_shared->nwaits; i++)
+	{
+		AutoHotWait *slot = &autohot_shared->waits[i];
+
+		SpinLockAcquire(&slot->mutex);
+		if (slot->started != 0 && slot->started <= since)
+		{
+			strcpy(w[n].sku, slot->sku);
+			w[n].started = slot->started;
+			n++;
+		}
+		SpinLockRelease(&slot->mutex);
+	}
+	qsort(w, n, sizeof(Waiting), waiting_cmp);
+	return n;
+}
+
 /*
- * The worker's tick: read and reset what buyers noted since the last one,
- * then act on the SKUs that need it.  Called outside a transaction.
+ * Counts the queue of each SKU now into its entry (made for a SKU with a
+ * queue of auto_hot_queue or more; when the table is full, the storm waits
+ * for a free entry).  Caller holds autohot_lock.
+ */
+static void
+count_queues(const Waiting *w, int n, TimestampTz now)
+{
+	int			j;
+
+	for (int i = 0; i < n; i = j)
+	{
+		AutoHotEntry *e;
+		bool		found;
+		int			count = 0;
+
+		for (j = i; j < n && strcmp(w[j].sku, w[i].sku) == 0; j++)
+			;
+		e = hash_search(autohot_hash, w[i].sku, HASH_FIND, NULL);
+		for (int k = i; k < j; k++)
+		{
+			/* a wait for the worker's own re-bucketing says nothing */
+			if (e == NULL || w[k].started > e->changed_at)
+				count++;
+		}
+		if (count == 0 || (e == NULL && count < auto_hot_queue))
+			continue;
+		if (e == NULL)
+		{
+			e = hash_search(autohot_hash, w[i].sku, HASH_ENTER_NULL, &found);
+			if (e == NULL)
+				continue;
+			e->queued = 0;
+			e->changed_at = 0;
+			e->split = false;
+		}
+		e->queued_now = count;
+		e->last_busy = now;
+	}
+}
+
+/*
+ * The worker's tick: count the queues, then act on the SKUs that need it.
+ * Called outside a transaction.
  */
 void
 os_autohot_tick(void)
 {
-	static TimestampTz last = 0;
 	static bool adopted = false;
 	TimestampTz now = GetCurrentTimestamp();
-	double		elapsed_us;
 	HASH_SEQ_STATUS seq;
 	AutoHotEntry *e;
+	Waiting    *waits;
+	int			nwaits;
 	Seen	   *seen;
 	int			n = 0;
 
@@ -438,26 +566,19 @@ os_autohot_tick(void)
 		adopt_split_skus(now);
 		adopted = true;
 	}
-	elapsed_us = last == 0 ? AUTOHOT_TICK_MS * 1000.0 : (double) (now - last);
-	last = now;
-	if (elapsed_us <= 0)
-		return;
 
+	waits = palloc(sizeof(Waiting) * autohot_shared->nwaits);
+	nwaits = read_waits(waits, now);
 	seen = palloc(sizeof(Seen) * AUTOHOT_ENTRIES);
 	LWLockAcquire(autohot_lock, LW_EXCLUSIVE);
+	count_queues(waits, nwaits, now);
 	hash_seq_init(&seq, autohot_hash);
 	while ((e = hash_seq_search(&seq)) != NULL)
 	{
-		double		queue = e->wait_us / elapsed_us;
+		/* two ticks in a row: a moment's crowd is not a queue */
+		int			queue = Min(e->queued, e->queued_now);
 		bool		quiet = TimestampDifferenceExceeds(e->last_busy, now,
 													   auto_hot_cooldown * 1000);
-
-		/*
-		 * Re-bucketing holds every row of the SKU for a moment: the buyers
-		 * it queued are not a reason to grow again.
-		 */
-		if (!TimestampDifferenceExceeds(e->changed_at, now, AUTOHOT_SETTLE_MS))
-			queue = 0;
 
 		if (queue >= auto_hot_queue || (e->split && quiet))
 		{
@@ -467,18 +588,19 @@ os_autohot_tick(void)
 			seen[n].split = e->split;
 			n++;
 		}
-		e->wait_us = 0;
-		e->waits = 0;
+		e->queued = e->queued_now;
+		e->queued_now = 0;
 
 		/*
-		 * Only the SKUs the worker split stay: the table is small, and the
-		 * slow waits of a busy server spread over many SKUs must not fill
-		 * it before a storm comes.
+		 * Only the SKUs the worker split, or with a queue now, stay: the
+		 * table is small, and the waits of a busy server spread over many
+		 * SKUs must not fill it before a storm comes.
 		 */
-		if (!e->split)
+		if (!e->split && e->queued < auto_hot_queue)
 			(void) hash_search(autohot_hash, e->sku, HASH_REMOVE, NULL);
 	}
 	LWLockRelease(autohot_lock);
+	pfree(waits);
 
 	for (int i = 0; i < n; i++)
 		handle(&seen[i], now);

@@ -189,7 +189,7 @@ extern void os_hot_change(const char *sku, int from, int to, const char *source,
 #define AUTOHOT_TICK_MS 250
 extern bool ordersync_auto_hot;
 extern void os_autohot_init(void);
-extern TimestampTz os_autohot_clock(void);
+extern TimestampTz os_autohot_clock(const char *sku);
 extern void os_autohot_waited(const char *sku, TimestampTz started);
 extern void os_autohot_busy(const char *sku);
 extern void os_autohot_tick(void);

@@ -149,6 +149,25 @@ check hot_changed_events_once "$events" "$hist"
 check hot_changed_split_and_merge "$(q "SELECT (count(*) FILTER (WHERE qty > 1) >= 1 AND (array_agg(qty ORDER BY id DESC))[1] = 1)::text FROM ordersync.history WHERE sku = 'STORM' AND action = 'set_hot'")" "true"
 q "SELECT pg_drop_replication_slot('bgw_hot')" >/dev/null
 
+# a buyer whose wait for a row ends in an error (here lock_timeout) is not
+# counted as queued afterwards: with a queue of one enough to split, a wait
+# too short for two ticks must leave the SKU alone, even while the buyer's
+# session stays open
+q "SELECT ordersync.receive_stock('STALE', 'main', 100)" >/dev/null
+q "ALTER SYSTEM SET ordersync.auto_hot_queue = 1" >/dev/null
+q "SELECT pg_reload_conf()" >/dev/null
+psql -X -q -d shop -c "BEGIN; SELECT try_buy('STALE'); SELECT pg_sleep(2); COMMIT;" >/dev/null &
+holder=$!
+sleep 0.5
+printf "%s\n" "SET lock_timeout = '100ms';" \
+	"SELECT ordersync.place_order('web', 'stale-1', '[{\"sku\": \"STALE\", \"qty\": 1, \"price\": \"1\"}]');" \
+	"SELECT pg_sleep(2);" |
+	psql -X -q -d shop -v ON_ERROR_STOP=0 >/dev/null 2>"$dir/stale.err"
+wait $holder
+check failed_wait_not_queued "$(grep -c 'lock timeout' "$dir/stale.err")/$(q "SELECT buckets FROM ordersync.sku WHERE sku = 'STALE'")" "1/1"
+q "ALTER SYSTEM RESET ordersync.auto_hot_queue" >/dev/null
+q "SELECT pg_reload_conf()" >/dev/null
+
 # --- rollups (issue 13): the worker keeps them equal to the recount, and
 # a crash in the middle of a refresh loses nothing and counts nothing twice
 rollup_diff() {

@@ -385,7 +385,7 @@ SELECT set_eq($$SELECT name::text || '=' || context FROM pg_settings WHERE name 
 	ARRAY['ordersync.max_customer_bytes=superuser', 'ordersync.max_customer_depth=superuser'],
 	'the customer limits can be changed by superusers only (an application cannot raise its own)');
 SELECT is(current_setting('ordersync.auto_hot'), 'on', 'ordersync.auto_hot defaults to on');
-SELECT is(current_setting('ordersync.auto_hot_wait'), '20ms', 'ordersync.auto_hot_wait defaults to 20ms');
+SELECT is(current_setting('ordersync.auto_hot_wait'), '1ms', 'ordersync.auto_hot_wait defaults to 1ms');
 SELECT is(current_setting('ordersync.auto_hot_queue'), '4', 'ordersync.auto_hot_queue defaults to 4 buyers');
 SELECT is(current_setting('ordersync.auto_hot_cooldown'), '1min', 'ordersync.auto_hot_cooldown defaults to 1 minute');
 SELECT is(current_setting('ordersync.auto_hot_max_buckets'), '256', 'ordersync.auto_hot_max_buckets defaults to 256');
