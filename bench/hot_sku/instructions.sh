@@ -19,6 +19,8 @@ bin=${ORDERSYNC_PGBIN:-/usr/lib/postgresql/15/bin}
 command -v valgrind >/dev/null || { echo "instructions.sh: needs valgrind (apt-get install valgrind)" >&2; exit 1; }
 dir=$(mktemp -d /tmp/ordersync-bench-instr.XXXXXX)
 chmod 0755 "$dir"
+# callgrind writes its output as postgres, into this directory
+[ "$(id -u)" -eq 0 ] && chown postgres "$dir"
 trap '"$top/scripts/cluster.sh" stop "$dir/pg" >/dev/null 2>&1; rm -rf "$dir"' EXIT
 
 "$top/scripts/cluster.sh" start "$dir/pg" "$port" "synchronous_commit = off" >/dev/null

@@ -4,7 +4,7 @@
 -- and changes nothing.  Runs as a superuser inside a transaction that run.sh
 -- rolls back.
 
-SELECT plan(289);
+SELECT plan(294);
 
 -- ---------------------------------------------------------------------------
 -- The functions
@@ -21,9 +21,10 @@ SELECT functions_are('ordersync', ARRAY['add_location', 'add_channel', 'receive_
 	'history_chain_trigger', 'verify_history', 'compliance_record', 'selected_orders', 'erase_orders',
 	'forget_customer', 'customer_data', 'set_retention', 'legal_hold', 'release_legal_hold',
 	'purge_orders', 'apply_retention', 'compliance_report',
-	'set_sla', 'flag_stuck_orders', 'status_times', 'stockout_hours', 'flush_refusals', 'sell_through'],
-	'ordersync has exactly the eleven order API functions, four trigger functions, ten for the relay''s sinks (no announce_relay_config since 0.3.0), forecast and refresh_rollups (0.4.0), six for inbound channels (0.4.0), five for the outlook, thirteen for compliance and six for analytics (0.5.0)');
-SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'ordersync'::regnamespace), 57,
+	'set_sla', 'flag_stuck_orders', 'status_times', 'stockout_hours', 'flush_refusals', 'sell_through',
+	'is_plain_text'],
+	'ordersync has exactly the eleven order API functions, four trigger functions, ten for the relay''s sinks (no announce_relay_config since 0.3.0), forecast and refresh_rollups (0.4.0), six for inbound channels (0.4.0), five for the outlook, thirteen for compliance and six for analytics (0.5.0), the plain-text check of two CHECK constraints (0.6.0)');
+SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'ordersync'::regnamespace), 58,
 	'no API function is overloaded');
 SELECT is(pg_get_function_arguments('ordersync.add_sink(text, text, jsonb)'::regprocedure),
 	'name text, uri text, options jsonb DEFAULT ''{}''::jsonb', 'add_sink(name text, uri text, options jsonb DEFAULT ''{}'')');
@@ -146,7 +147,8 @@ SELECT is_empty(
 	   AND proname NOT IN ('available', 'relay_config', 'forecast', 'channel_version', 'forecast_intermittent',
 						   'forecast_orders', 'stock_outlook', 'selected_orders',
 						   'customer_data', 'verify_history', 'compliance_report',
-						   'status_times', 'stockout_hours', 'sell_through') AND (provolatile <> 'v' OR proisstrict)$$,
+						   'status_times', 'stockout_hours', 'sell_through', 'is_plain_text')
+	     AND (provolatile <> 'v' OR proisstrict)$$,
 	'every other function is VOLATILE and not STRICT (NULL arguments get OS004)');
 
 -- the outlook (0.5.0): signatures, and each refusal with its own SQLSTATE
@@ -393,7 +395,7 @@ SELECT set_eq($$SELECT name::text || '=' || context FROM pg_settings WHERE name 
 	ARRAY['ordersync.auto_hot=sighup', 'ordersync.auto_hot_wait=sighup', 'ordersync.auto_hot_queue=sighup',
 	      'ordersync.auto_hot_cooldown=sighup', 'ordersync.auto_hot_max_buckets=sighup'],
 	'the auto-hot settings are server-wide (postgresql.conf, reload)');
-SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'ordersync'), '0.5.0', 'CREATE EXTENSION installs 0.5.0');
+SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'ordersync'), '0.6.0', 'CREATE EXTENSION installs 0.6.0');
 
 -- ---------------------------------------------------------------------------
 -- Refusals: each with its SQLSTATE, none changes anything
@@ -664,6 +666,19 @@ SELECT is(pg_temp.outcome($$SELECT ordersync.add_sink('k', 'kafka://k1/t', '{"ka
 	'OS006', 'add_sink refuses a librdkafka property outside the allowlist (OS006)');
 SELECT is(pg_temp.outcome($$SELECT ordersync.add_sink('h', 'http://169.254.169.254/', '{}')$$),
 	'OS006', 'add_sink refuses a link-local host (OS006)');
+-- 0.6.0: webhooks take idle_timeout_ms, within the relay's range; others do not
+SELECT lives_ok($$SELECT ordersync.add_sink('idle-hook', 'https://hooks.example.com/idle', '{"idle_timeout_ms": 2500}')$$,
+	'add_sink of a webhook with idle_timeout_ms');
+SELECT is((SELECT options->>'idle_timeout_ms' FROM ordersync.sink WHERE name = 'idle-hook'), '2500',
+	'the webhook keeps its idle_timeout_ms');
+SELECT is(pg_temp.outcome($$SELECT ordersync.add_sink('h', 'https://h.example.com/', '{"idle_timeout_ms": 0}')$$),
+	'OS006', 'add_sink refuses idle_timeout_ms 0 (OS006)');
+SELECT is(pg_temp.outcome($$SELECT ordersync.add_sink('k', 'kafka://k1/t', '{"idle_timeout_ms": 1000}')$$),
+	'OS006', 'add_sink refuses idle_timeout_ms for a Kafka sink (OS006)');
+SELECT is(ARRAY[ordersync.is_plain_text('A-1 b'), ordersync.is_plain_text(' A'), ordersync.is_plain_text(E'A\u00a0'),
+		ordersync.is_plain_text(E'A\u200bB'), ordersync.is_plain_text(E'A\tB'), ordersync.is_plain_text(E'A\u202eB')],
+	ARRAY[true, false, false, false, false, false],
+	'is_plain_text (the CHECK constraints on SKUs and external ids) refuses what the API refuses');
 SELECT is(pg_temp.outcome($$SELECT ordersync.record_dead_letter('h', '{"id": 1}', 'x', 1)$$),
 	'OS006', 'record_dead_letter refuses an event without string id, type and subject (OS006)');
 
