@@ -296,7 +296,6 @@ typedef struct Seen
 	char		sku[AUTOHOT_KEYLEN];
 	int			queue;			/* buyers queued at two ticks in a row */
 	TimestampTz last_busy;
-	bool		split;
 } Seen;
 
 /* the smallest power of two at least n, within the auto-hot limits */
@@ -310,18 +309,30 @@ bucket_count(int n)
 	return Min(b, auto_hot_max_buckets);
 }
 
+/*
+ * The entry of a SKU, made blank when new; NULL when the table is full
+ * (the storm then waits for a free entry).  Caller holds autohot_lock.
+ */
+static AutoHotEntry *
+enter(const char *sku)
+{
+	bool		found;
+	AutoHotEntry *e = hash_search(autohot_hash, sku, HASH_ENTER_NULL, &found);
+
+	if (e != NULL && !found)
+		memset(&e->queued, 0, sizeof(AutoHotEntry) - offsetof(AutoHotEntry, queued));
+	return e;
+}
+
 static void
 set_split(const char *sku, bool split, TimestampTz now)
 {
 	AutoHotEntry *e;
-	bool		found = true;
 
 	LWLockAcquire(autohot_lock, LW_EXCLUSIVE);
-	e = hash_search(autohot_hash, sku, split ? HASH_ENTER_NULL : HASH_FIND, &found);
+	e = split ? enter(sku) : hash_search(autohot_hash, sku, HASH_FIND, NULL);
 	if (e != NULL)
 	{
-		if (!found)
-			e->queued = e->queued_now = 0;
 		e->split = split;
 		e->last_busy = now;
 		e->changed_at = now;
@@ -501,8 +512,7 @@ read_waits(Waiting *w, TimestampTz now)
 
 /*
  * Counts the queue of each SKU now into its entry (made for a SKU with a
- * queue of auto_hot_queue or more; when the table is full, the storm waits
- * for a free entry).  Caller holds autohot_lock.
+ * queue of auto_hot_queue or more).  Caller holds autohot_lock.
  */
 static void
 count_queues(const Waiting *w, int n, TimestampTz now)
@@ -512,7 +522,6 @@ count_queues(const Waiting *w, int n, TimestampTz now)
 	for (int i = 0; i < n; i = j)
 	{
 		AutoHotEntry *e;
-		bool		found;
 		int			count = 0;
 
 		for (j = i; j < n && strcmp(w[j].sku, w[i].sku) == 0; j++)
@@ -526,15 +535,8 @@ count_queues(const Waiting *w, int n, TimestampTz now)
 		}
 		if (count == 0 || (e == NULL && count < auto_hot_queue))
 			continue;
-		if (e == NULL)
-		{
-			e = hash_search(autohot_hash, w[i].sku, HASH_ENTER_NULL, &found);
-			if (e == NULL)
-				continue;
-			e->queued = 0;
-			e->changed_at = 0;
-			e->split = false;
-		}
+		if (e == NULL && (e = enter(w[i].sku)) == NULL)
+			continue;
 		e->queued_now = count;
 		e->last_busy = now;
 	}
@@ -585,7 +587,6 @@ os_autohot_tick(void)
 			strlcpy(seen[n].sku, e->sku, AUTOHOT_KEYLEN);
 			seen[n].queue = queue;
 			seen[n].last_busy = e->last_busy;
-			seen[n].split = e->split;
 			n++;
 		}
 		e->queued = e->queued_now;
