@@ -246,7 +246,13 @@ SELECT ordersync.refresh_rollups() > 0 AS counted;
 -- reorder 28 + 28 - 20 = 36; no demand: no stock-out
 SELECT sku, on_hand, available, round(daily_demand::numeric, 4) AS daily_demand, method,
 	   round(days_of_cover::numeric, 4) AS days_of_cover,
-	   projected_stockout - (now() AT TIME ZONE 'UTC')::date AS stockout_in_days,
+	   -- the stock-out is the UTC date of now() + the days of cover: a
+	   -- fractional cover lands on one day or the next by the hour the test
+	   -- runs, so only whole covers print their distance in days
+	   CASE WHEN days_of_cover = floor(days_of_cover)
+			THEN projected_stockout - (now() AT TIME ZONE 'UTC')::date END AS stockout_in_days,
+	   projected_stockout IS NOT DISTINCT FROM
+		 ((now() + make_interval(secs => days_of_cover * 86400)) AT TIME ZONE 'UTC')::date AS stockout_ok,
 	   safety_stock, reorder_point, suggested_reorder
 FROM ordersync.stock_outlook() WHERE sku LIKE 'OUT-%' ORDER BY sku;
 -- the formulas (doc/forecast.md), recomputed from forecast_intermittent()
