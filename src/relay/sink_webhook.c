@@ -152,7 +152,7 @@ wh_start(struct wh_state *st, struct sink_event *ev)
 		return SINK_TAKEN;
 	}
 
-	tslen = snprintf(ts, sizeof(ts), "%" PRId64, now);
+	tslen = (int) buf_format_u64((uint64_t) now, ts);
 	use[WH_H_CONTENT_TYPE] = use[WH_H_SPECVERSION] = use[WH_H_EXPECT] = true;
 	use[WH_H_CE_ID] = set_header(req, WH_H_CE_ID, ev->id, idlen);
 	use[WH_H_CE_TYPE] = set_header(req, WH_H_CE_TYPE, ev->type, strlen(ev->type));

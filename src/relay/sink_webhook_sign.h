@@ -47,8 +47,11 @@ int			wh_sign(const unsigned char *key, size_t keylen, const char *id,
 struct wh_signer;
 
 struct wh_signer *wh_signer_new(const unsigned char *key, size_t keylen);
-/* As wh_sign. */
-int			wh_signer_sign(const struct wh_signer *sg, const char *id, int64_t timestamp,
+/*
+ * As wh_sign. Uses a context of sg's own, so one thread at a time (the
+ * sink's); wh_signer_mac may be called from several at once.
+ */
+int			wh_signer_sign(struct wh_signer *sg, const char *id, int64_t timestamp,
 						   const char *body, size_t body_len, char *out);
 void		wh_signer_free(struct wh_signer *sg);
 
