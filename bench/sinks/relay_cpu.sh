@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# bench/sinks/relay_cpu.sh — the relay's CPU per event (user+system, from
-# getrusage) for the file sink and the webhook sink, a figure that depends
+# bench/sinks/relay_cpu.sh — the relay's CPU per event (user+system: perf
+# stat's task-clock, or getrusage under another tool) for the file sink and the webhook sink, a figure that depends
 # much less on what else the machine runs than events/s do.
 #
 # EVENTS (default 30000) order.paid events, 5 per transaction, over SUBJECTS
@@ -12,8 +12,10 @@
 #   ordersyncd --sink=http://127.0.0.1:PORT/...  (signed POSTs to the C
 #                                                 receiver of webhook.sh)
 # each to --endpos. With BASE=/path/to/other/ordersyncd each round runs that
-# binary too, right beside ORDERSYNCD: before/after in one run on one WAL.
+# binary too, right beside ORDERSYNCD: before/after in one run on one WAL;
+# BINS="a b c" runs those binaries instead, each in every round.
 #
+# SINKS (default "file webhook"): the sinks to run.
 # Prints per binary and sink the median µs of CPU per event and the median
 # wall-clock events/s (the time until the relay exited at --endpos).
 # PERF=DIR: one more run per binary and sink under
@@ -33,6 +35,7 @@ BASE=${BASE:-}
 EVENTS=${EVENTS:-30000}
 SUBJECTS=${SUBJECTS:-16}
 ROUNDS=${ROUNDS:-3}
+SINKS=${SINKS:-file webhook}
 PERF=${PERF:-}
 CALLGRIND=${CALLGRIND:-}
 PORT=${RC_PG_PORT:-26200}
@@ -86,24 +89,28 @@ one() {
 	esac
 	rm -f "$work/events.jsonl"
 	# counted by perf stat, unless under another tool (perf record, valgrind)
-	[ $# -eq 0 ] && set -- perf stat -x, -o "$work/stat" -e raw_syscalls:sys_enter,context-switches,page-faults ${STAT_EVENTS:+-e $STAT_EVENTS}
+	[ $# -eq 0 ] && set -- perf stat -x, -o "$work/stat" -e task-clock,raw_syscalls:sys_enter,context-switches,page-faults ${STAT_EVENTS:+-e $STAT_EVENTS}
 	: >"$work/stat"
 	/usr/bin/time -f "%U %S %e" -o "$work/time" "$@" "$bin" "${args[@]}" >/dev/null 2>"$work/run.log" ||
 		{ echo "ordersyncd ($bin, $sink) failed:" >&2; tail -5 "$work/run.log" >&2; exit 1; }
 	sql "SELECT pg_drop_replication_slot('$slot')" >/dev/null
 	[ -n "${STAT_EVENTS:-}" ] && awk -F, -v r="$nrun $sink" -v n="$EVENTS" \
 		'$1 ~ /^[0-9]+$/ { printf "run %s: %.3f %s per event\n", r, $1 / n, $3 }' "$work/stat" >&2
-	# cpu, wall, then syscalls, context switches and page faults
-	echo "$(awk '{ print $1 + $2, $3 }' "$work/time") $(awk -F, '$1 ~ /^[0-9]+$/ { printf "%s ", $1 }' "$work/stat")"
+	# cpu (perf's task-clock in ms, finer than time's 10 ms ticks), wall,
+	# then syscalls, context switches and page faults
+	awk -F, -v t="$(cat "$work/time")" 'BEGIN { split(t, a, " "); cpu = a[1] + a[2] }
+		$3 == "task-clock" { cpu = $1 / 1000 } $1 ~ /^[0-9]+$/ { n = n " " $1 }
+		END { print cpu, a[3] n }' "$work/stat"
 }
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 nrun=0
 bins=("$ORDERSYNCD")
 [ -n "$BASE" ] && bins=("$BASE" "$ORDERSYNCD")
+[ -n "${BINS:-}" ] && read -ra bins <<<"$BINS"
 for ((r = 1; r <= ROUNDS; r++)); do
 	for b in "${!bins[@]}"; do
-		for s in file webhook; do
+		for s in $SINKS; do
 			nrun=$((nrun + 1))
 			read -r c w sc cs pf < <(one "$nrun" "${bins[$b]}" "$s") || exit 1
 			echo "$c" >>"$work/$b.$s.cpu"
@@ -116,7 +123,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 printf "%-40s %-8s %9s %9s %9s %9s %9s %12s\n" binary sink "us/event" "events/s" "sysc/ev" "cs/ev" "pf/ev" "instr/event"
 for b in "${!bins[@]}"; do
-	for s in file webhook; do
+	for s in $SINKS; do
 		ins=-
 		if [ -n "$PERF" ]; then
 			mkdir -p "$PERF"

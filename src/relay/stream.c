@@ -896,8 +896,18 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 		}
 		if (len == 0 && lines_since_read > 0 && !warned_backlog)
 		{
-			/* the last read brought lines: the socket may hold more at once */
+			/*
+			 * The last read brought lines: the socket may hold more at once.
+			 * Remote sinks get their turn first (answers in, requests out),
+			 * as they had when the loop polled after every read.
+			 */
 			lines_since_read = 0;
+			if (delivery_has_remote_sinks(&r->dl))
+			{
+				delivery_pump(&r->dl, 0);
+				last_pump = now;
+				lines_since_pump = 0;
+			}
 			if (PQconsumeInput(conn) == 0)
 			{
 				log_warning("lost the replication connection: %s", PQerrorMessage(conn));
