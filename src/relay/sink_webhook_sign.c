@@ -20,6 +20,8 @@
 #include <openssl/params.h>
 
 #include "buf.h"
+#include "log.h"
+#include "sink.h"
 #include "sink_webhook_sign.h"
 
 #define WHSEC_PREFIX "whsec_"
@@ -204,6 +206,49 @@ wh_signer_sign(struct wh_signer *sg, const char *id, int64_t timestamp,
 	{
 		ERR_clear_error();
 		out[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
+int
+wh_signer_from_sink(const struct sink *s, const char *url, struct wh_signer **out,
+					char *err, size_t errlen)
+{
+	char		e2[512];
+	char	   *secret;
+	unsigned char *key;
+	size_t		keylen = 0;
+
+	if (!sink_secret_given(s, "secret"))
+	{
+		log_warning("webhook sink \"%s\" has no secret: events to %s go out unsigned, so "
+					"the receiver cannot tell them from forgeries; give the sink option "
+					"secret_env or secret_file (a whsec_... secret or any string)",
+					s->name, url);
+		*out = NULL;
+		return 0;
+	}
+	if ((secret = sink_secret(s, "secret", e2, sizeof(e2))) == NULL)
+	{
+		/* e2 names the sink already */
+		snprintf(err, errlen, "webhook %s", e2);
+		return -1;
+	}
+	key = wh_key_from_secret(secret, &keylen, e2, sizeof(e2));
+	sink_secret_free(secret);
+	if (key == NULL)
+	{
+		snprintf(err, errlen, "webhook sink \"%s\": %s", s->name, e2);
+		return -1;
+	}
+	*out = wh_signer_new(key, keylen);
+	explicit_bzero(key, keylen);
+	free(key);
+	if (*out == NULL)
+	{
+		snprintf(err, errlen, "webhook sink \"%s\": OpenSSL could not set up HMAC-SHA256 "
+				 "with the secret (is the OpenSSL default provider available?)", s->name);
 		return -1;
 	}
 	return 0;
