@@ -545,6 +545,16 @@ progress(PGconn *conn, struct relay *r, uint64_t *last_sent, int64_t *last_statu
 	return true;
 }
 
+/* Take in what the server has sent, without waiting; false (logged) when the connection is lost. */
+static bool
+read_input(PGconn *conn)
+{
+	if (PQconsumeInput(conn) != 0)
+		return true;
+	log_warning("lost the replication connection: %s", PQerrorMessage(conn));
+	return false;
+}
+
 /*
  * On the way out, give the delivery sinks a moment to finish what they
  * have, so that a restart repeats less. What they do not finish is simply
@@ -908,9 +918,8 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 				last_pump = now;
 				lines_since_pump = 0;
 			}
-			if (PQconsumeInput(conn) == 0)
+			if (!read_input(conn))
 			{
-				log_warning("lost the replication connection: %s", PQerrorMessage(conn));
 				alive = false;
 				break;
 			}
@@ -983,9 +992,8 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 			if (!(gather || (isock >= 0 && ps.fds[isock].revents)))
 				continue;
 			lines_since_read = 0;
-			if (PQconsumeInput(conn) == 0)
+			if (!read_input(conn))
 			{
-				log_warning("lost the replication connection: %s", PQerrorMessage(conn));
 				alive = false;
 				break;
 			}
