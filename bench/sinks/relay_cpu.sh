@@ -55,14 +55,8 @@ trap 'exit 130' INT TERM
 
 cc -O2 -std=gnu11 -Wall -Wextra -Werror -o "$work/webhook_receiver" "$root/bench/sinks/webhook_receiver.c" \
 	$(pkg-config --cflags --libs libmicrohttpd libcrypto) -lpthread || exit 1
-"$root/scripts/cluster.sh" start "$cl" "$PORT" >/dev/null || exit 1
-eval "$("$root/scripts/cluster.sh" env "$cl" "$PORT")"
-export PGOPTIONS="-c client_min_messages=warning"
-CONN="host=$cl port=$PORT user=postgres dbname=postgres"
-sql() { psql -X -A -t -q -v ON_ERROR_STOP=1 -c "$1"; }
-
-sql "CREATE EXTENSION ordersync"
-psql -X -q -v ON_ERROR_STOP=1 -f "$root/bench/sinks/produce.sql" || exit 1
+. "$root/bench/sinks/lib.sh"
+sinks_cluster "$cl" "$PORT" || exit 1
 sql "SELECT pg_create_logical_replication_slot('tmpl', 'wal2json')" >/dev/null
 sql "CALL bench_produce($EVENTS, 5, $SUBJECTS)"
 end=$(sql "SELECT pg_current_wal_lsn()")
