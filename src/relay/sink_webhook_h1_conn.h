@@ -100,7 +100,10 @@ struct h1_client
 	struct h1_conn_list busy;	/* connecting or waiting for an answer */
 };
 
-/* sink_webhook_h1_conn.c: a new connection, connecting, in c->busy (NULL with a's failure filled) */
+/*
+ * sink_webhook_h1_conn.c: a new connection, connecting, in c->busy (NULL
+ * with a's failure filled).
+ */
 struct h1_conn *h1_conn_open(struct h1_client *c, struct h1_answer *a);
 /* Close k (it leaves the epoll set and its list) and free it. */
 void		h1_conn_close(struct h1_conn *k);
