@@ -62,11 +62,9 @@ if [ "$ROUNDS" -gt 3 ]; then
 fi
 "$RMQ" start "$rdir" "$RPORT" bench "$RMQ_PASSWORD" >"$work/rmq.log" 2>&1 &
 rmq_boot=$!
-"$root/scripts/cluster.sh" start "$cl" "$PORT" "synchronous_commit = off" >/dev/null || exit 1
-eval "$("$root/scripts/cluster.sh" env "$cl" "$PORT")"
-export PGOPTIONS="-c client_min_messages=warning"
-CONN="host=$cl port=$PORT user=postgres dbname=postgres"
-sql() { psql -X -A -t -q -v ON_ERROR_STOP=1 -c "$1"; }
+# the cluster, its extension and bench_produce (bench/sinks/lib.sh)
+. "$root/bench/sinks/lib.sh"
+sinks_cluster "$cl" "$PORT" "synchronous_commit = off" || exit 1
 amqp() { "$RMQ" amqp "$rdir" "$@"; }
 if ! wait $rmq_boot; then
 	cat "$work/rmq.log" >&2
@@ -79,10 +77,6 @@ if ! cc -O2 -Wall -Werror -o "$work/amqp_ref" "$root/bench/sinks/amqp_ref.c" -lr
 	echo "cannot build bench/sinks/amqp_ref.c (needs librabbitmq-dev)" >&2
 	exit 1
 fi
-
-# the relay reads its configured sinks from the extension (none here)
-sql "CREATE EXTENSION ordersync"
-psql -X -q -v ON_ERROR_STOP=1 -f "$root/bench/sinks/produce.sql" || exit 1
 
 # run NAME SLOT SINK [OPTIONS]: prints "seconds cpu_seconds" of one relay run
 run() {

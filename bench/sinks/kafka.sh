@@ -96,15 +96,8 @@ mock() {
 	return 1
 }
 
-"$root/scripts/cluster.sh" start "$cl" "$PORT" "synchronous_commit = off" >/dev/null || exit 1
-eval "$("$root/scripts/cluster.sh" env "$cl" "$PORT")"
-export PGOPTIONS="-c client_min_messages=warning"
-CONN="host=$cl port=$PORT user=postgres dbname=postgres"
-sql() { psql -X -A -t -q -v ON_ERROR_STOP=1 -c "$1"; }
-
-# the relay reads its configured sinks (none) and writes dead letters here
-sql "CREATE EXTENSION ordersync"
-psql -X -q -v ON_ERROR_STOP=1 -f "$root/bench/sinks/produce.sql" || exit 1
+. "$root/bench/sinks/lib.sh"
+sinks_cluster "$cl" "$PORT" "synchronous_commit = off" || exit 1
 
 # run NAME SLOT SINK: "wall_seconds cpu_seconds" of one relay run to $end
 run() {

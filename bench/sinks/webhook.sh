@@ -87,17 +87,9 @@ if [ "$WRK_SECS" != 0 ] && ! command -v wrk >/dev/null; then
 	"$root/scripts/deps.sh" bench >&2 || true
 	command -v wrk >/dev/null || { echo "wrk is missing (apt-get install wrk): no wrk reference" >&2; WRK_SECS=0; }
 fi
-"$root/scripts/cluster.sh" start "$cl" "$PORT" >/dev/null || exit 1
-eval "$("$root/scripts/cluster.sh" env "$cl" "$PORT")"
-export PGOPTIONS="-c client_min_messages=warning"
-CONN="host=$cl port=$PORT user=postgres dbname=postgres"
-sql() { psql -X -A -t -q -v ON_ERROR_STOP=1 -c "$1"; }
-
-# the sink is given on the command line; the extension is there because the
-# relay refuses to run where any role may emit ordersync events (it revokes
-# pg_logical_emit_message from PUBLIC) and reads its configured sinks (none)
-sql "CREATE EXTENSION ordersync"
-psql -X -q -v ON_ERROR_STOP=1 -f "$root/bench/sinks/produce.sql" || exit 1
+# the sink is given on the command line (the cluster: bench/sinks/lib.sh)
+. "$root/bench/sinks/lib.sh"
+sinks_cluster "$cl" "$PORT" || exit 1
 
 "$work/webhook_receiver" "$RPORT" "$WH_SECRET" >"$work/receiver.out" 2>"$work/receiver.log" &
 rpid=$!

@@ -62,3 +62,20 @@ buf_keep(struct buf *b, const void *data, size_t len)
 	buf_append(b, "", 1);
 	return off;
 }
+
+size_t
+buf_format_u64(uint64_t v, char *out)
+{
+	char		tmp[24];
+	size_t		n = 0;
+
+	do
+	{
+		tmp[n++] = (char) ('0' + v % 10);
+		v /= 10;
+	} while (v);
+	for (size_t i = 0; i < n; i++)
+		out[i] = tmp[n - 1 - i];
+	out[n] = '\0';
+	return n;
+}

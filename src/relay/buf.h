@@ -8,6 +8,7 @@
 #define ORDERSYNCD_BUF_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 struct buf
@@ -30,6 +31,13 @@ void buf_append_str(struct buf *b, const char *s);
  * may move as it grows.
  */
 size_t buf_keep(struct buf *b, const void *data, size_t len);
+
+/*
+ * The decimal text of v in out (at least 21 bytes), NUL-terminated;
+ * returns its length. Without printf: ids, timestamps and lengths are
+ * written several times per event.
+ */
+size_t buf_format_u64(uint64_t v, char *out);
 
 /*
  * Inline: an envelope is some twenty appends, per event; only growing

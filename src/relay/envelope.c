@@ -93,24 +93,6 @@ append_json_string(struct buf *out, const char *s, size_t len)
 	buf_append(out, "\"", 1);
 }
 
-/* Decimal without printf: this runs once per event. */
-static size_t
-format_u64(uint64_t v, char *out)
-{
-	char		tmp[24];
-	size_t		n = 0;
-
-	do
-	{
-		tmp[n++] = (char) ('0' + v % 10);
-		v /= 10;
-	} while (v);
-	for (size_t i = 0; i < n; i++)
-		out[i] = tmp[n - 1 - i];
-	out[n] = '\0';
-	return n;
-}
-
 #define APPEND_LIT(b, lit) buf_append((b), (lit), sizeof(lit) - 1)
 
 /*
@@ -152,9 +134,16 @@ void
 envelope_format_id(const struct txn_info *txn, uint32_t ordinal, char *out)
 {
 	char		lsn[LSN_TEXT_MAX];
+	size_t		n = strlen(lsn_format(txn->commit_lsn, lsn));
+	size_t		tag = txn->id_tag ? strlen(txn->id_tag) : 0;
 
-	snprintf(out, ENVELOPE_ID_MAX, "%s/%s%u", lsn_format(txn->commit_lsn, lsn),
-			 txn->id_tag ? txn->id_tag : "", ordinal);
+	/* per event for every remote sink: no printf */
+	if (n + 1 + tag + 11 > ENVELOPE_ID_MAX)
+		tag = 0;				/* never: tags are one letter */
+	memcpy(out, lsn, n);
+	out[n++] = '/';
+	memcpy(out + n, txn->id_tag ? txn->id_tag : "", tag);
+	buf_format_u64(ordinal, out + n + tag);
 }
 
 static size_t
@@ -175,7 +164,7 @@ build(struct buf *out, const char *source, const struct txn_info *txn,
 	buf_append(out, "/", 1);
 	if (txn->id_tag)
 		buf_append_str(out, txn->id_tag);
-	buf_append(out, num, format_u64(ordinal, num));
+	buf_append(out, num, buf_format_u64(ordinal, num));
 	APPEND_LIT(out, "\",\"source\":");
 	append_json_string(out, source, strlen(source));
 	APPEND_LIT(out, ",\"type\":\"ordersync.");
@@ -188,7 +177,7 @@ build(struct buf *out, const char *source, const struct txn_info *txn,
 	buf_append(out, lsn, n);
 	/* xid as a string: CloudEvents integers are 32-bit signed, xids are not */
 	APPEND_LIT(out, "\",\"osxid\":\"");
-	buf_append(out, num, format_u64((uint64_t) txn->xid, num));
+	buf_append(out, num, buf_format_u64((uint64_t) txn->xid, num));
 	APPEND_LIT(out, "\",\"data\":");
 	if (compact)
 		append_compact(out, data, data_len);

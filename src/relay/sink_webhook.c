@@ -40,7 +40,6 @@
  * verified), idle_timeout_ms.
  */
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,7 +151,7 @@ wh_start(struct wh_state *st, struct sink_event *ev)
 		return SINK_TAKEN;
 	}
 
-	tslen = snprintf(ts, sizeof(ts), "%" PRId64, now);
+	tslen = (int) buf_format_u64((uint64_t) now, ts);
 	use[WH_H_CONTENT_TYPE] = use[WH_H_SPECVERSION] = use[WH_H_EXPECT] = true;
 	use[WH_H_CE_ID] = set_header(req, WH_H_CE_ID, ev->id, idlen);
 	use[WH_H_CE_TYPE] = set_header(req, WH_H_CE_TYPE, ev->type, strlen(ev->type));
@@ -220,77 +219,6 @@ wh_h1_done(void *arg, void *token, const struct wh_result *r)
 
 static void wh_close(struct sink *s);
 
-/* The URL, parsed once here so that a typo fails at start, not per event. */
-static int
-wh_check_url(struct wh_state *st, char *err, size_t errlen)
-{
-	struct sink *s = st->s;
-	CURLU	   *u = curl_url();
-	CURLUcode	uc;
-	char	   *scheme = NULL,
-			   *host = NULL;
-
-	uc = u ? curl_url_set(u, CURLUPART_URL, s->uri, 0) : CURLUE_OUT_OF_MEMORY;
-	if (uc == CURLUE_OK)
-		uc = curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
-	if (uc == CURLUE_OK)
-		uc = curl_url_get(u, CURLUPART_HOST, &host, 0);
-	if (uc == CURLUE_OK && strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)
-		uc = CURLUE_UNSUPPORTED_SCHEME;
-	curl_free(scheme);
-	curl_free(host);
-	curl_url_cleanup(u);
-	if (uc == CURLUE_OK)
-		return 0;
-	snprintf(err, errlen, "webhook sink \"%s\": \"%s\" is not a usable URL (%s); "
-			 "give one like https://hooks.example.com/ordersync", s->name, st->url,
-			 curl_url_strerror(uc));
-	return -1;
-}
-
-/* The signing key from the secret named in the options (none: unsigned, said once). */
-static int
-wh_open_signer(struct wh_state *st, char *err, size_t errlen)
-{
-	struct sink *s = st->s;
-	char		e2[512];
-	char	   *secret;
-	unsigned char *key;
-	size_t		keylen = 0;
-
-	if (!sink_secret_given(s, "secret"))
-	{
-		log_warning("webhook sink \"%s\" has no secret: events to %s go out unsigned, so "
-					"the receiver cannot tell them from forgeries; give the sink option "
-					"secret_env or secret_file (a whsec_... secret or any string)",
-					s->name, st->url);
-		return 0;
-	}
-	if ((secret = sink_secret(s, "secret", e2, sizeof(e2))) == NULL)
-	{
-		/* e2 names the sink already */
-		snprintf(err, errlen, "webhook %s", e2);
-		return -1;
-	}
-	key = wh_key_from_secret(secret, &keylen, e2, sizeof(e2));
-	sink_secret_free(secret);
-	if (key == NULL)
-	{
-		snprintf(err, errlen, "webhook sink \"%s\": %s", s->name, e2);
-		return -1;
-	}
-	st->signer = wh_signer_new(key, keylen);
-	explicit_bzero(key, keylen);
-	free(key);
-	if (st->signer == NULL)
-	{
-		snprintf(err, errlen, "webhook sink \"%s\": OpenSSL could not set up HMAC-SHA256 "
-				 "with the secret (is the OpenSSL default provider available?)", s->name);
-		return -1;
-	}
-	return 0;
-}
-
 static int
 wh_open(struct sink *s, struct sink_host *h, char *err, size_t errlen)
 {
@@ -315,10 +243,10 @@ wh_open(struct sink *s, struct sink_host *h, char *err, size_t errlen)
 	/* messages and dead letters show it without userinfo and query values */
 	sink_redact_uri(s->uri, shown, sizeof(shown));
 	st->url = xstrdup(shown);
-	if (wh_check_url(st, err, errlen) != 0 ||
+	if (wh_curl_check_url(st, err, errlen) != 0 ||
 		sink_opts_load(s, "webhook", wh_options, st, err, errlen) != 0 ||
 		(st->ca_file && sink_tls_readable(s, "webhook", "ca_file", st->ca_file, err, errlen) != 0) ||
-		wh_open_signer(st, err, errlen) != 0)
+		wh_signer_from_sink(s, st->url, &st->signer, err, errlen) != 0)
 		goto fail;
 
 	st->epfd = epoll_create1(EPOLL_CLOEXEC);

@@ -98,6 +98,8 @@ void		wh_conclude(struct wh_state *st, struct wh_req *req, const struct wh_resul
 
 /* sink_webhook_curl.c */
 
+/* Is st's URL one libcurl parses, http or https? 0, or -1 with err naming the sink. */
+int			wh_curl_check_url(struct wh_state *st, char *err, size_t errlen);
 /* The multi handle, driven through st->epfd; -1 with err filled. */
 int			wh_curl_open(struct wh_state *st, char *err, size_t errlen);
 /* req's easy handle, set up for st's URL once; false: out of memory. */

@@ -313,3 +313,31 @@ wh_curl_close(struct wh_state *st)
 		free(sk);
 	}
 }
+
+/* The URL, parsed once at open so that a typo fails at start, not per event. */
+int
+wh_curl_check_url(struct wh_state *st, char *err, size_t errlen)
+{
+	struct sink *s = st->s;
+	CURLU	   *u = curl_url();
+	CURLUcode	uc;
+	char	   *scheme = NULL,
+			   *host = NULL;
+
+	uc = u ? curl_url_set(u, CURLUPART_URL, s->uri, 0) : CURLUE_OUT_OF_MEMORY;
+	if (uc == CURLUE_OK)
+		uc = curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+	if (uc == CURLUE_OK)
+		uc = curl_url_get(u, CURLUPART_HOST, &host, 0);
+	if (uc == CURLUE_OK && strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)
+		uc = CURLUE_UNSUPPORTED_SCHEME;
+	curl_free(scheme);
+	curl_free(host);
+	curl_url_cleanup(u);
+	if (uc == CURLUE_OK)
+		return 0;
+	snprintf(err, errlen, "webhook sink \"%s\": \"%s\" is not a usable URL (%s); "
+			 "give one like https://hooks.example.com/ordersync", s->name, st->url,
+			 curl_url_strerror(uc));
+	return -1;
+}

@@ -19,12 +19,11 @@
  * the answer (the receiver deduplicates by webhook-id).
  *
  * Every address is checked against the policy (sink_check_peer) before
- * the socket is connected. Answers are read in sink_webhook_h1_answer.c,
- * the URL in sink_webhook_h1_url.c.
+ * the socket is connected (sink_webhook_h1_conn.c, the connections).
+ * Answers are read in sink_webhook_h1_answer.c, the URL in
+ * sink_webhook_h1_url.c.
  */
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,96 +32,7 @@
 
 #include <curl/curl.h>
 
-#include "sink_policy.h"
 #include "sink_webhook_h1_conn.h"
-
-/* ---- connections ---------------------------------------------------------- */
-
-struct h1_client *
-h1_new(struct sink *s, int epfd, int max_conns, int idle_ms, h1_done_fn done, void *arg)
-{
-	struct h1_client *c = xcalloc(sizeof(*c));
-
-	c->s = s;
-	c->epfd = epfd;
-	c->max_conns = max_conns;
-	c->idle_ms = idle_ms;
-	c->done = done;
-	c->arg = arg;
-	TAILQ_INIT(&c->idle);
-	TAILQ_INIT(&c->busy);
-	if (!h1_prefix(c))
-	{
-		free(c);
-		return NULL;
-	}
-	return c;
-}
-
-static void
-conn_close(struct h1_conn *k)
-{
-	struct h1_client *c = k->c;
-
-	if (k->state == H1_IDLE)
-		TAILQ_REMOVE(&c->idle, k, link);
-	else
-		TAILQ_REMOVE(&c->busy, k, link);
-	close(k->fd);				/* leaves the epoll set with it */
-	c->nconns--;
-	free(k);
-}
-
-/* A new connection, connecting (or -1 with a's failure filled). */
-static struct h1_conn *
-conn_open(struct h1_client *c, struct h1_answer *a)
-{
-	struct h1_conn *k;
-	struct epoll_event ee = {0};
-	int			one = 1;
-	int			fd;
-
-	if (sink_check_peer(c->s, (struct sockaddr *) &c->addr, a->detail, sizeof(a->detail)) != 0)
-	{
-		a->denied = true;
-		a->failure = CURLE_COULDNT_CONNECT;
-		return NULL;
-	}
-	fd = socket(c->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-	{
-		a->failure = CURLE_COULDNT_CONNECT;
-		snprintf(a->detail, sizeof(a->detail), "cannot create a socket: %s", strerror(errno));
-		return NULL;
-	}
-	(void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	(void) setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
-	if (connect(fd, (struct sockaddr *) &c->addr, c->addrlen) != 0 && errno != EINPROGRESS)
-	{
-		a->failure = CURLE_COULDNT_CONNECT;
-		snprintf(a->detail, sizeof(a->detail), "Failed to connect to %s: %s", c->host,
-				 strerror(errno));
-		close(fd);
-		return NULL;
-	}
-	k = xcalloc(sizeof(*k));
-	k->c = c;
-	k->fd = fd;
-	k->state = H1_CONNECTING;
-	ee.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-	ee.data.ptr = k;
-	if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, fd, &ee) != 0)
-	{
-		a->failure = CURLE_COULDNT_CONNECT;
-		snprintf(a->detail, sizeof(a->detail), "cannot watch the socket: %s", strerror(errno));
-		close(fd);
-		free(k);
-		return NULL;
-	}
-	c->nconns++;
-	TAILQ_INSERT_TAIL(&c->busy, k, link);
-	return k;
-}
 
 /* ---- requests ------------------------------------------------------------- */
 
@@ -160,7 +70,7 @@ finish(struct h1_conn *k, bool keep)
 		TAILQ_INSERT_HEAD(&c->idle, k, link);
 	}
 	else
-		conn_close(k);
+		h1_conn_close(k);
 }
 
 /* Start the request on k: head built, state reset. */
@@ -184,8 +94,12 @@ start(struct h1_conn *k, void *token, const char *const *lines, int nlines,
 		k->head[o + n + 1] = '\n';
 		o += n + 2;
 	}
-	o += (size_t) snprintf(k->head + o, sizeof(k->head) - o, "Content-Length: %zu\r\n\r\n",
-						   body_len);
+	/* the room for this was kept above (64 bytes); no printf per request */
+	memcpy(k->head + o, "Content-Length: ", 16);
+	o += 16;
+	o += buf_format_u64(body_len, k->head + o);
+	memcpy(k->head + o, "\r\n\r\n", 4);
+	o += 4;
 	k->head_len = o;
 	k->body = body;
 	k->body_len = body_len;
@@ -200,28 +114,13 @@ start(struct h1_conn *k, void *token, const char *const *lines, int nlines,
 								   c->s->opt.connect_timeout_ms : c->s->opt.timeout_ms);
 }
 
-/*
- * Close the connections idle for idle_ms or longer: a receiver closes idle
- * connections after a while of its own (Apache, Node.js: 5 s), and a POST
- * sent as the close crosses it fails. The idle list runs from the most
- * recently used, so the stale ones are at its tail.
- */
-static void
-drop_stale(struct h1_client *c, int64_t now)
-{
-	struct h1_conn *k;
-
-	while ((k = TAILQ_LAST(&c->idle, h1_conn_list)) != NULL && now - k->idle_since >= c->idle_ms)
-		conn_close(k);
-}
-
 void
 h1_post(struct h1_client *c, void *token, const char *const *lines, int nlines,
 		const char *body, size_t body_len)
 {
 	struct h1_conn *k;
 
-	drop_stale(c, sink_now_ms());
+	h1_drop_stale(c, sink_now_ms());
 	k = TAILQ_FIRST(&c->idle);
 
 	if (k != NULL)
@@ -236,7 +135,7 @@ h1_post(struct h1_client *c, void *token, const char *const *lines, int nlines,
 	{
 		struct h1_answer a = {0};
 
-		if ((k = conn_open(c, &a)) == NULL)
+		if ((k = h1_conn_open(c, &a)) == NULL)
 		{
 			report(c, token, &a, "");
 			return;
@@ -258,7 +157,7 @@ fail(struct h1_conn *k, int code, const char *detail)
 	if (k->reused && !k->got_any && k->token)
 	{
 		struct h1_answer a = {0};
-		struct h1_conn *n = conn_open(c, &a);
+		struct h1_conn *n = h1_conn_open(c, &a);
 
 		if (n != NULL)
 		{
@@ -271,7 +170,7 @@ fail(struct h1_conn *k, int code, const char *detail)
 			n->body_state = H1_HEAD;
 			n->deadline = sink_now_ms() + c->s->opt.connect_timeout_ms;
 			k->token = NULL;
-			conn_close(k);
+			h1_conn_close(k);
 			return;
 		}
 		k->a = a;
@@ -283,7 +182,7 @@ fail(struct h1_conn *k, int code, const char *detail)
 	if (k->token)
 		finish(k, false);
 	else
-		conn_close(k);
+		h1_conn_close(k);
 }
 
 /* Write what the socket takes of the request. false: k failed and is gone. */
@@ -339,7 +238,7 @@ conn_read(struct h1_conn *k)
 			if (k->token == NULL)
 			{
 				/* an idle connection the receiver closed */
-				conn_close(k);
+				h1_conn_close(k);
 				return;
 			}
 			if (r == 0 && k->body_state == H1_UNTIL_CLOSE)
@@ -363,7 +262,7 @@ conn_read(struct h1_conn *k)
 		if (k->token == NULL)
 		{
 			/* bytes nobody asked for: the connection is out of step */
-			conn_close(k);
+			h1_conn_close(k);
 			return;
 		}
 		k->got_any = true;
@@ -434,7 +333,7 @@ h1_timers(struct h1_client *c, int64_t now)
 	struct h1_conn *k,
 			   *next;
 
-	drop_stale(c, now);
+	h1_drop_stale(c, now);
 	for (k = TAILQ_FIRST(&c->busy); k != NULL; k = next)
 	{
 		next = TAILQ_NEXT(k, link);
@@ -444,25 +343,4 @@ h1_timers(struct h1_client *c, int64_t now)
 		fail(k, CURLE_OPERATION_TIMEDOUT, k->state == H1_CONNECTING ?
 			 "Connection timed out" : "Operation timed out: no complete answer in time");
 	}
-}
-
-int
-h1_connections(const struct h1_client *c)
-{
-	return c->nconns;
-}
-
-void
-h1_free(struct h1_client *c)
-{
-	struct h1_conn *k;
-
-	if (c == NULL)
-		return;
-	while ((k = TAILQ_FIRST(&c->busy)) != NULL)
-		conn_close(k);
-	while ((k = TAILQ_FIRST(&c->idle)) != NULL)
-		conn_close(k);
-	free(c->prefix);
-	free(c);
 }

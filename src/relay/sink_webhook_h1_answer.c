@@ -29,6 +29,32 @@ header_is(const char *line, size_t len, const char *name, const char **value)
 	return true;
 }
 
+/*
+ * "HTTP/1.<minor> <code>": what sscanf("HTTP/1.%d %3ld") read, without
+ * the scanf machinery for every answer. 0, or -1 when it is not that.
+ */
+static int
+status_line(const char *p, const char *stop, int *minor, long *status)
+{
+	const char *q = p + 7;
+	int			digits = 0;
+
+	if (stop - p < 7 || memcmp(p, "HTTP/1.", 7) != 0 || q == stop || *q < '0' || *q > '9')
+		return -1;
+	*minor = 0;
+	while (q < stop && *q >= '0' && *q <= '9' && *minor < 1000)
+		*minor = *minor * 10 + (*q++ - '0');
+	while (q < stop && (*q == ' ' || *q == '\t'))
+		q++;
+	*status = 0;
+	while (q < stop && *q >= '0' && *q <= '9' && digits < 3)
+	{
+		*status = *status * 10 + (*q++ - '0');
+		digits++;
+	}
+	return digits > 0 ? 0 : -1;
+}
+
 /* Parse the status line and headers (in[0..end), CRLFs included). -1: malformed. */
 static int
 parse_head(struct h1_conn *k, size_t end)
@@ -40,7 +66,7 @@ parse_head(struct h1_conn *k, size_t end)
 				length = false,
 				keep_alive = false;
 
-	if (sscanf(p, "HTTP/1.%d %3ld", &minor, &k->a.status) != 2 || k->a.status < 100 ||
+	if (status_line(p, stop, &minor, &k->a.status) != 0 || k->a.status < 100 ||
 		k->a.status > 999)
 		return -1;
 	p = memchr(p, '\n', (size_t) (stop - p)) + 1;
@@ -55,20 +81,25 @@ parse_head(struct h1_conn *k, size_t end)
 			len--;
 		if (len == 0)
 			break;
-		snprintf(val, sizeof(val), "%.*s", (int) len, p);
-		if (header_is(val, strlen(val), "content-length", &v))
+		/* a NUL-terminated copy (no printf: this runs per header of every answer) */
+		if (len >= sizeof(val))
+			len = sizeof(val) - 1;
+		memcpy(val, p, len);
+		val[len] = '\0';
+		len = strlen(val);
+		if (header_is(val, len, "content-length", &v))
 		{
 			length = true;
 			k->left = strtoull(v, NULL, 10);
 		}
-		else if (header_is(val, strlen(val), "transfer-encoding", &v))
+		else if (header_is(val, len, "transfer-encoding", &v))
 			chunked = strcasestr(v, "chunked") != NULL;
-		else if (header_is(val, strlen(val), "connection", &v))
+		else if (header_is(val, len, "connection", &v))
 		{
 			k->close_after = k->close_after || strcasestr(v, "close") != NULL;
 			keep_alive = strcasestr(v, "keep-alive") != NULL;
 		}
-		else if (header_is(val, strlen(val), "retry-after", &v))
+		else if (header_is(val, len, "retry-after", &v))
 		{
 			if (*v >= '0' && *v <= '9')
 				k->a.retry_after_s = strtol(v, NULL, 10);
@@ -81,7 +112,7 @@ parse_head(struct h1_conn *k, size_t end)
 				k->a.retry_after_s = t > now ? (long) (t - now) : 0;
 			}
 		}
-		else if (header_is(val, strlen(val), "location", &v))
+		else if (header_is(val, len, "location", &v))
 			snprintf(k->a.location, sizeof(k->a.location), "%s", v);
 		p = eol + 1;
 	}

@@ -1,9 +1,9 @@
 /*
  * sink_webhook_h1_conn.h — the lean HTTP/1.1 client's client and
- * connection, shared by its files: sink_webhook_h1.c (connections and
- * requests), sink_webhook_h1_answer.c (reading an answer) and
- * sink_webhook_h1_url.c (the URL). Only they include it; the webhook sink
- * uses sink_webhook_h1.h.
+ * connection, shared by its files: sink_webhook_h1.c (requests),
+ * sink_webhook_h1_conn.c (connections), sink_webhook_h1_answer.c (reading
+ * an answer) and sink_webhook_h1_url.c (the URL). Only they include it;
+ * the webhook sink uses sink_webhook_h1.h.
  */
 #ifndef ORDERSYNCD_SINK_WEBHOOK_H1_CONN_H
 #define ORDERSYNCD_SINK_WEBHOOK_H1_CONN_H
@@ -99,6 +99,16 @@ struct h1_client
 	struct h1_conn_list idle;	/* most recently used first */
 	struct h1_conn_list busy;	/* connecting or waiting for an answer */
 };
+
+/*
+ * sink_webhook_h1_conn.c: a new connection, connecting, in c->busy (NULL
+ * with a's failure filled).
+ */
+struct h1_conn *h1_conn_open(struct h1_client *c, struct h1_answer *a);
+/* Close k (it leaves the epoll set and its list) and free it. */
+void		h1_conn_close(struct h1_conn *k);
+/* Close the connections idle for c->idle_ms or longer (now: monotonic ms). */
+void		h1_drop_stale(struct h1_client *c, int64_t now);
 
 /*
  * Take what k->in holds of the answer as far as it goes; consumed bytes

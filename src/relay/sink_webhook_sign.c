@@ -19,6 +19,9 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
+#include "buf.h"
+#include "log.h"
+#include "sink.h"
 #include "sink_webhook_sign.h"
 
 #define WHSEC_PREFIX "whsec_"
@@ -94,6 +97,7 @@ struct wh_signer
 {
 	EVP_MAC    *mac;
 	EVP_MAC_CTX *keyed;			/* HMAC-SHA256 with the key, nothing hashed yet */
+	EVP_MAC_CTX *own;			/* wh_signer_sign's: started again with its key */
 };
 
 struct wh_signer *
@@ -109,7 +113,8 @@ wh_signer_new(const unsigned char *key, size_t keylen)
 		sg->keyed = EVP_MAC_CTX_new(sg->mac);
 	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *) "SHA256", 0);
 	params[1] = OSSL_PARAM_construct_end();
-	if (sg->keyed == NULL || !EVP_MAC_init(sg->keyed, key, keylen, params))
+	if (sg->keyed == NULL || !EVP_MAC_init(sg->keyed, key, keylen, params) ||
+		(sg->own = EVP_MAC_CTX_dup(sg->keyed)) == NULL)
 	{
 		ERR_clear_error();
 		wh_signer_free(sg);
@@ -123,24 +128,24 @@ wh_signer_free(struct wh_signer *sg)
 {
 	if (sg == NULL)
 		return;
+	EVP_MAC_CTX_free(sg->own);
 	EVP_MAC_CTX_free(sg->keyed);
 	EVP_MAC_free(sg->mac);
 	free(sg);
 }
 
-int
-wh_signer_mac(const struct wh_signer *sg, const struct wh_part *parts, int nparts, char *out)
+/* HMAC of parts in ctx, set up with the key and nothing hashed yet: base64 in out */
+static int
+mac_parts(EVP_MAC_CTX *ctx, const struct wh_part *parts, int nparts, char *out)
 {
-	EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(sg->keyed);
 	unsigned char digest[EVP_MAX_MD_SIZE];
 	size_t		dlen = 0;
-	int			ok = ctx != NULL;
+	int			ok = 1;
 
 	out[0] = '\0';
 	for (int i = 0; ok && i < nparts; i++)
 		ok = EVP_MAC_update(ctx, (const unsigned char *) parts[i].data, parts[i].len);
 	ok = ok && EVP_MAC_final(ctx, digest, &dlen, sizeof(digest)) && dlen == 32;
-	EVP_MAC_CTX_free(ctx);
 	if (!ok)
 	{
 		ERR_clear_error();
@@ -150,9 +155,27 @@ wh_signer_mac(const struct wh_signer *sg, const struct wh_part *parts, int npart
 	return 0;
 }
 
+int
+wh_signer_mac(const struct wh_signer *sg, const struct wh_part *parts, int nparts, char *out)
+{
+	/* a copy of the keyed state: callers on several threads share sg */
+	EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(sg->keyed);
+	int			rc;
+
+	if (ctx == NULL)
+	{
+		out[0] = '\0';
+		ERR_clear_error();
+		return -1;
+	}
+	rc = mac_parts(ctx, parts, nparts, out);
+	EVP_MAC_CTX_free(ctx);
+	return rc;
+}
+
 /* "v1,<base64 HMAC of id.timestamp.body>" through wh_signer_mac */
 int
-wh_signer_sign(const struct wh_signer *sg, const char *id, int64_t timestamp,
+wh_signer_sign(struct wh_signer *sg, const char *id, int64_t timestamp,
 			   const char *body, size_t body_len, char *out)
 {
 	char		ts[24];
@@ -163,14 +186,69 @@ wh_signer_sign(const struct wh_signer *sg, const char *id, int64_t timestamp,
 	parts[1].data = ".";
 	parts[1].len = 1;
 	parts[2].data = ts;
-	parts[2].len = (size_t) snprintf(ts, sizeof(ts), "%" PRId64, timestamp);
+	if (timestamp < 0)
+	{
+		ts[0] = '-';
+		parts[2].len = 1 + buf_format_u64(-(uint64_t) timestamp, ts + 1);
+	}
+	else
+		parts[2].len = buf_format_u64((uint64_t) timestamp, ts);
 	parts[3] = parts[1];
 	parts[4].data = body;
 	parts[4].len = body_len;
 	memcpy(out, "v1,", 4);
-	if (wh_signer_mac(sg, parts, 5, out + 3) != 0)
+	/*
+	 * The sink's own context, started again with the key it keeps (init
+	 * without a key): a copy of the keyed state per request, as
+	 * wh_signer_mac makes, copied three digest states and allocated twice.
+	 */
+	if (!EVP_MAC_init(sg->own, NULL, 0, NULL) || mac_parts(sg->own, parts, 5, out + 3) != 0)
 	{
+		ERR_clear_error();
 		out[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
+int
+wh_signer_from_sink(const struct sink *s, const char *url, struct wh_signer **out,
+					char *err, size_t errlen)
+{
+	char		e2[512];
+	char	   *secret;
+	unsigned char *key;
+	size_t		keylen = 0;
+
+	if (!sink_secret_given(s, "secret"))
+	{
+		log_warning("webhook sink \"%s\" has no secret: events to %s go out unsigned, so "
+					"the receiver cannot tell them from forgeries; give the sink option "
+					"secret_env or secret_file (a whsec_... secret or any string)",
+					s->name, url);
+		*out = NULL;
+		return 0;
+	}
+	if ((secret = sink_secret(s, "secret", e2, sizeof(e2))) == NULL)
+	{
+		/* e2 names the sink already */
+		snprintf(err, errlen, "webhook %s", e2);
+		return -1;
+	}
+	key = wh_key_from_secret(secret, &keylen, e2, sizeof(e2));
+	sink_secret_free(secret);
+	if (key == NULL)
+	{
+		snprintf(err, errlen, "webhook sink \"%s\": %s", s->name, e2);
+		return -1;
+	}
+	*out = wh_signer_new(key, keylen);
+	explicit_bzero(key, keylen);
+	free(key);
+	if (*out == NULL)
+	{
+		snprintf(err, errlen, "webhook sink \"%s\": OpenSSL could not set up HMAC-SHA256 "
+				 "with the secret (is the OpenSSL default provider available?)", s->name);
 		return -1;
 	}
 	return 0;

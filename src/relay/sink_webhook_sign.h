@@ -5,7 +5,8 @@
  *
  * Kept apart from sink_webhook.c (which needs libcurl and the relay's
  * loop) so the unit tests can check them against the published Standard
- * Webhooks test vector without any network.
+ * Webhooks test vector without any network; wh_signer_from_sink, the one
+ * part that reads the sink's options, sets the sink's signer up at open.
  */
 #ifndef ORDERSYNCD_SINK_WEBHOOK_SIGN_H
 #define ORDERSYNCD_SINK_WEBHOOK_SIGN_H
@@ -47,10 +48,23 @@ int			wh_sign(const unsigned char *key, size_t keylen, const char *id,
 struct wh_signer;
 
 struct wh_signer *wh_signer_new(const unsigned char *key, size_t keylen);
-/* As wh_sign. */
-int			wh_signer_sign(const struct wh_signer *sg, const char *id, int64_t timestamp,
+/*
+ * As wh_sign. Uses a context of sg's own, so one thread at a time (the
+ * sink's); wh_signer_mac may be called from several at once.
+ */
+int			wh_signer_sign(struct wh_signer *sg, const char *id, int64_t timestamp,
 						   const char *body, size_t body_len, char *out);
 void		wh_signer_free(struct wh_signer *sg);
+
+/*
+ * The webhook sink's signer from the secret its options name (secret_env
+ * or secret_file): 0 with *out set, or with *out NULL and a warning (it
+ * names url) when no secret is given (events go out unsigned); -1 with err
+ * when the secret cannot be read or used.
+ */
+struct sink;
+int			wh_signer_from_sink(const struct sink *s, const char *url, struct wh_signer **out,
+								char *err, size_t errlen);
 
 /* base64 of an HMAC-SHA256 (44 characters) + NUL */
 #define WH_MAC_B64_LEN 45

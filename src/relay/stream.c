@@ -7,6 +7,7 @@
  * position sent to the server is the relay's durable_end, which only moves
  * after every sink has fsynced whole transactions.
  */
+#define _GNU_SOURCE				/* ppoll */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,21 @@ int			stream_wake_fd = -1;
  * (SIGTERM, --endpos), is never held back: end_session sends it at once.
  */
 #define FEEDBACK_MIN_GAP_MS 10
+
+/*
+ * A busy stream is read in gulps: after a wait that brought lines, the next
+ * wait does not wake for the replication socket but lasts STREAM_GATHER_USEC
+ * (or less, when a sink or timer needs the loop sooner), and then takes
+ * whatever has come. The walsender sends every change as it is decoded;
+ * waking for each (on a stream the relay reads faster than the server
+ * decodes) took two to three poll()+recv() pairs and context switches per
+ * transaction, over half of the relay's CPU with the file sink
+ * (bench/sinks/relay_cpu.sh). A change waits at most this long more, and
+ * only while the stream is busy: the first one after a quiet spell still
+ * wakes the relay at once. Sinks' descriptors (answers, finished syncs)
+ * wake it as before.
+ */
+#define STREAM_GATHER_USEC 1000
 
 /* Seconds from the Unix epoch to PostgreSQL's epoch (2000-01-01). */
 #define PG_EPOCH_OFFSET_USEC INT64_C(946684800000000)
@@ -529,6 +545,16 @@ progress(PGconn *conn, struct relay *r, uint64_t *last_sent, int64_t *last_statu
 	return true;
 }
 
+/* Take in what the server has sent, without waiting; false (logged) when the connection is lost. */
+static bool
+read_input(PGconn *conn)
+{
+	if (PQconsumeInput(conn) != 0)
+		return true;
+	log_warning("lost the replication connection: %s", PQerrorMessage(conn));
+	return false;
+}
+
 /*
  * On the way out, give the delivery sinks a moment to finish what they
  * have, so that a restart repeats less. What they do not finish is simply
@@ -721,6 +747,8 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 	bool		warned_backlog = false;
 	int64_t		last_pump = 0;
 	unsigned	lines_since_pump = 0;
+	unsigned	lines_since_wait = 0;
+	unsigned	lines_since_read = 1;	/* nothing read yet: try */
 	struct pollset ps = {0};
 	uint64_t	slot_at = 0;
 
@@ -876,12 +904,35 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 			warned_backlog = false;
 			len = PQgetCopyData(conn, &copybuf, 1);
 		}
+		if (len == 0 && lines_since_read > 0 && !warned_backlog)
+		{
+			/*
+			 * The last read brought lines: the socket may hold more at once.
+			 * Remote sinks get their turn first (answers in, requests out),
+			 * as they had when the loop polled after every read.
+			 */
+			lines_since_read = 0;
+			if (delivery_has_remote_sinks(&r->dl))
+			{
+				delivery_pump(&r->dl, 0);
+				last_pump = now;
+				lines_since_pump = 0;
+			}
+			if (!read_input(conn))
+			{
+				alive = false;
+				break;
+			}
+			continue;
+		}
 		if (len == 0)
 		{
 			int64_t		wait_ms;
 			int			timeout;
 			int			isock,
 						iwake = -1;
+			bool		gather = lines_since_wait > 0 && !warned_backlog;
+			struct timespec tmo;
 
 			/* nothing more right now: a good moment to make the batch durable */
 			if (relay_needs_sync(r))
@@ -904,16 +955,25 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 				wait_ms = 1;
 			timeout = (int) wait_ms;
 			pollset_reset(&ps);
-			/* while backlogged the socket stays unread: polling it would spin */
-			isock = warned_backlog ? -1 : pollset_add(&ps, PQsocket(conn), POLLIN);
+			/*
+			 * While backlogged the socket stays unread: polling it would
+			 * spin. While busy it is read after the gathering wait.
+			 */
+			isock = warned_backlog || gather ? -1 : pollset_add(&ps, PQsocket(conn), POLLIN);
 			if (stream_wake_fd >= 0)
 				iwake = pollset_add(&ps, stream_wake_fd, POLLIN);
 			/* the sinks' descriptors and timers: a file's finished sync, a
 			 * batch held back by the sync gap, retries, library queues */
 			delivery_prepare(&r->dl, &ps, &timeout);
-			if (poll(ps.fds, (nfds_t) ps.n, timeout) < 0 && errno != EINTR)
+			if (gather && (timeout < 0 || (int64_t) timeout * 1000 > STREAM_GATHER_USEC))
+				tmo = (struct timespec) {0, STREAM_GATHER_USEC * 1000L};
+			else
+				tmo = (struct timespec) {timeout / 1000, (timeout % 1000) * 1000000L};
+			lines_since_wait = 0;
+			if (ppoll(ps.fds, (nfds_t) ps.n, timeout < 0 && !gather ? NULL : &tmo, NULL) < 0 &&
+				errno != EINTR)
 			{
-				log_warning("poll() failed: %s", strerror(errno));
+				log_warning("ppoll() failed: %s", strerror(errno));
 				alive = false;
 				break;
 			}
@@ -929,9 +989,11 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 			lines_since_pump = 0;
 			if (!progress(conn, r, &last_sent, &last_status, &rc, &alive))
 				break;
-			if (isock >= 0 && ps.fds[isock].revents && PQconsumeInput(conn) == 0)
+			if (!(gather || (isock >= 0 && ps.fds[isock].revents)))
+				continue;
+			lines_since_read = 0;
+			if (!read_input(conn))
 			{
-				log_warning("lost the replication connection: %s", PQerrorMessage(conn));
 				alive = false;
 				break;
 			}
@@ -956,6 +1018,8 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 			break;
 		}
 
+		lines_since_wait++;
+		lines_since_read++;
 		if (copybuf[0] == 'k' && len >= 18)
 		{
 			uint64_t	wal_end = get_u64(copybuf + 1);

@@ -78,6 +78,16 @@ expect(const char **p, const char *end, char c)
 	return 0;
 }
 
+/* n decimal digits of v (leading zeros), then the character after; returns the end. */
+static char *
+put_digits(char *out, unsigned v, int n, char after)
+{
+	for (int i = n - 1; i >= 0; i--, v /= 10)
+		out[i] = (char) ('0' + v % 10);
+	out[n] = after;
+	return out + n + 1;
+}
+
 static const int month_days[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 
 void
@@ -178,9 +188,28 @@ ts_to_rfc3339(const char *text, size_t len, char *out, int64_t *usec)
 	sod = epoch - days * 86400;
 	civil_from_days(days, &y, &m, &d);
 	/* keep the server's own precision: as many fraction digits as it printed */
-	snprintf(out, TS_TEXT_MAX, "%04lld-%02u-%02uT%02d:%02d:%02d%s%sZ",
-			 (long long) y, m, d, (int) (sod / 3600), (int) (sod / 60 % 60),
-			 (int) (sod % 60), ndig ? "." : "", fracbuf);
+	if (y < 0 || y > 9999)
+	{
+		/* an offset took the year out of four digits */
+		snprintf(out, TS_TEXT_MAX, "%04lld-%02u-%02uT%02d:%02d:%02d%s%sZ",
+				 (long long) y, m, d, (int) (sod / 3600), (int) (sod / 60 % 60),
+				 (int) (sod % 60), ndig ? "." : "", fracbuf);
+		return 0;
+	}
+	/* the same without printf: this runs for every transaction */
+	out = put_digits(out, (unsigned) y, 4, '-');
+	out = put_digits(out, m, 2, '-');
+	out = put_digits(out, d, 2, 'T');
+	out = put_digits(out, (unsigned) (sod / 3600), 2, ':');
+	out = put_digits(out, (unsigned) (sod / 60 % 60), 2, ':');
+	out = put_digits(out, (unsigned) (sod % 60), 2, ndig ? '.' : 'Z');
+	if (ndig)
+	{
+		memcpy(out, fracbuf, (size_t) ndig);
+		out += ndig;
+		*out++ = 'Z';
+	}
+	*out = '\0';
 	return 0;
 }
 

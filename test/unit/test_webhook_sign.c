@@ -43,6 +43,42 @@ webhook_sign_spec_vector(void **state)
 	free(key);
 }
 
+/*
+ * One signer signs request after request (it starts its context again with
+ * the key it keeps): every signature is the vector's or what a fresh key
+ * gives, and wh_signer_mac (the inbound side's) agrees with it.
+ */
+static void
+webhook_signer_signs_again(void **state)
+{
+	char		err[256];
+	size_t		keylen = 0;
+	unsigned char *key = wh_key_from_secret(SPEC_SECRET, &keylen, err, sizeof(err));
+	struct wh_signer *sg;
+	char		sig[WH_SIGNATURE_LEN],
+				fresh[WH_SIGNATURE_LEN],
+				mac[WH_MAC_B64_LEN];
+	struct wh_part parts[] = {{SPEC_ID "." "1614265330" ".", strlen(SPEC_ID) + 12},
+	{SPEC_BODY, strlen(SPEC_BODY)}};
+
+	(void) state;
+	assert_non_null(key);
+	sg = wh_signer_new(key, keylen);
+	assert_non_null(sg);
+	for (int i = 0; i < 3; i++)
+	{
+		assert_int_equal(wh_signer_sign(sg, SPEC_ID, SPEC_TS, SPEC_BODY, strlen(SPEC_BODY), sig), 0);
+		assert_string_equal(sig, SPEC_SIG);
+		assert_int_equal(wh_signer_sign(sg, "0/1/1", 1700000000 + i, "{}", 2, sig), 0);
+		assert_int_equal(wh_sign(key, keylen, "0/1/1", 1700000000 + i, "{}", 2, fresh), 0);
+		assert_string_equal(sig, fresh);
+	}
+	assert_int_equal(wh_signer_mac(sg, parts, 2, mac), 0);
+	assert_string_equal(mac, SPEC_SIG + 3);
+	wh_signer_free(sg);
+	free(key);
+}
+
 static void
 webhook_raw_secret_is_the_key(void **state)
 {
@@ -135,6 +171,7 @@ group_webhook_sign(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(webhook_sign_spec_vector),
+		cmocka_unit_test(webhook_signer_signs_again),
 		cmocka_unit_test(webhook_raw_secret_is_the_key),
 		cmocka_unit_test(webhook_padded_and_bad_whsec),
 		cmocka_unit_test(webhook_status_classes),
