@@ -8,10 +8,14 @@
 #           round: it is quiet, so merged back, while the others run),
 #   naive:  one SKU in one stock row (every buyer queues on one row lock).
 # Each run is measured in its steady state: pgbench's per-second progress
-# over its last SECONDS_PER_RUN seconds, after max(5, clients/16) seconds
-# that are not measured.  On 2 cores, connecting 256 clients and their
-# first calls (library, plans, caches) take about 8 s: a 10 s run measured
-# whole reported 30 to 200 orders/s for what runs at about 1,000.
+# over SECONDS_PER_RUN seconds, after max(5, clients/16) seconds that are
+# not measured and before max(5, clients/32) more that are not either.  On
+# 2 cores, connecting 256 clients and their first calls (library, plans,
+# caches) take about 8 s: a 10 s run measured whole reported 30 to 200
+# orders/s for what runs at about 1,000.  And the last 4 to 6 progress
+# lines of a 256-client run fall to 0-150 orders/s whatever it runs
+# (spread, naive or hot: pgbench's clients winding down), which, inside
+# the window, swung a cell by up to a third.
 # For each client count, spread and naive run once per round and each
 # bucket column once; the cells are the medians over rounds of hot/spread
 # (target >= 0.9 with 16 or more buckets, >= 0.8 with 8) and hot/naive
@@ -83,11 +87,11 @@ invariant() {
 run() {
 	local kind=$1 clients=$2 secs=$3 sku=${4:-HOT}
 	local tps
-	local settle=$((clients / 16 > 5 ? clients / 16 : 5))
+	local settle=$((clients / 16 > 5 ? clients / 16 : 5)) tail=$((clients / 32 > 5 ? clients / 32 : 5))
 	sed "s/\"HOT\"/\"$sku\"/" "$here/$kind.pgbench" >"$dir/$kind.run"
-	"$PGBENCH" -n -M prepared -c "$clients" -j 2 -T "$((settle + secs))" -P 1 -f "$dir/$kind.run" bench \
+	"$PGBENCH" -n -M prepared -c "$clients" -j 2 -T "$((settle + secs + tail))" -P 1 -f "$dir/$kind.run" bench \
 		>"$dir/$kind.out" 2>"$dir/$kind.err"
-	# steady state: the per-second progress of the last $secs seconds
+	# steady state: the per-second progress of $secs seconds between settle and tail
 	tps=$(awk -v from="$settle" -v to="$((settle + secs))" '
 		$1 == "progress:" && $2 + 0 > from && $2 + 0 <= to + 0.5 {sum += $4; n++}
 		END {if (n > 0) printf "%.1f\n", sum / n}' "$dir/$kind.err")
@@ -98,6 +102,7 @@ run() {
 		head -5 "$dir/$kind.err" "$dir/$kind.out" >&2
 		exit 1
 	fi
+	[ -n "$TRACE" ] && progress "$kind"
 	local inv
 	inv=$(invariant)
 	if [ "$inv" != ok ]; then
@@ -105,6 +110,16 @@ run() {
 		exit 1
 	fi
 	echo "$tps"
+}
+
+# TRACE=1: the tps of each run per second, and after each auto run what
+# auto-hot did
+trace() {
+	q "SELECT to_char(at, 'HH24:MI:SS.MS'), qty, reason FROM ordersync.history
+	   WHERE action = 'set_hot' AND sku = '$1' ORDER BY id" | sed 's/^/    set_hot /' >&2
+}
+progress() {
+	awk '$1 == "progress:" {printf " %d", $4} END {print ""}' "$dir/$1.err" | sed "s/^/    $1 tps/" >&2
 }
 
 median() { sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
@@ -131,6 +146,7 @@ for c in $CLIENTS_LIST; do
 				q "SELECT ordersync.set_hot('HOT', $b)" >/dev/null
 			fi
 			h=$(run hot "$c" "$SECS" "$sku") || exit 1
+			[ "$b" = auto ] && [ -n "$TRACE" ] && trace "$sku"
 			echo "$h" >>"$dir/t.$b"
 			ratio "$h" "$s" >>"$dir/r1.$b"
 			ratio "$h" "$n" >>"$dir/r2.$b"
