@@ -12,9 +12,9 @@
  *	  it when the locks are granted: an order pays a clock read and a copy
  *	  into memory no other backend writes.
  *
- *	  Every AUTOHOT_TICK_MS the worker counts, per SKU, the buyers that
- *	  have been waiting for ordersync.auto_hot_wait or longer: the queue at
- *	  that moment.  Counting the waits that ended in the tick instead (the
+ *	  Every AUTOHOT_TICK_MS the auto-hot worker (worker.c) counts, per
+ *	  SKU, the buyers that have been waiting for ordersync.auto_hot_wait or
+ *	  longer: the queue at that moment.  Counting the waits that ended in the tick instead (the
  *	  first design) misread a storm: behind one row at 256 buyers a wait
  *	  lasts seconds, so the first ticks saw a handful and split the SKU too
  *	  small, and two buyers colliding on a SKU of a loaded server looked

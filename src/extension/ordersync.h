@@ -185,7 +185,7 @@ extern bool os_hot_lock(const char *sku, int *buckets, char **source);
 extern void os_hot_change(const char *sku, int from, int to, const char *source,
 						  const char *reason);
 
-/* autohot.c: the worker ticks every AUTOHOT_TICK_MS when auto-hot is on */
+/* autohot.c: its worker (worker.c) ticks every AUTOHOT_TICK_MS when auto-hot is on */
 #define AUTOHOT_TICK_MS 250
 extern bool ordersync_auto_hot;
 extern void os_autohot_init(void);

@@ -5,15 +5,21 @@
  *	  shared_preload_libraries, it expires pending orders whose reservation
  *	  ran out, in one database, every ordersync.expire_interval, in batches
  *	  of ordersync.expire_batch orders per transaction.  No external cron.
- *	  With ordersync.auto_hot on, it also wakes every AUTOHOT_TICK_MS to
- *	  split SKUs whose buyers queue, and merge them back (autohot.c), and
- *	  every ordersync.rollup_interval it brings the rollups of
+ *	  Every ordersync.rollup_interval it brings the rollups of
  *	  ordersync.history up to date (rollup.c) and flushes the OS001 refusal
  *	  counters (refusal.c); every ordersync.stuck_interval it flags orders
  *	  stuck past their status's SLA (stuck.c); every
  *	  ordersync.outlook_interval it predicts stock-outs and prepares SKUs
  *	  for the peak (outlook.c); every ordersync.retention_interval it applies
  *	  the markets' retention rules in batches (compliance.c).
+ *
+ *	  Auto-hot (autohot.c) has a worker of its own, in the same database:
+ *	  it must look at the queues every AUTOHOT_TICK_MS, and a flash sale is
+ *	  when the expiry worker is busiest (thousands of abandoned orders
+ *	  running out, batch after batch, a release stuck behind a buyer's row
+ *	  lock, a rollup of a million history rows).  Sharing the loop, a bench
+ *	  left running for 15 minutes saw auto-hot split nothing at all once
+ *	  its first orders started to expire.
  *
  *-------------------------------------------------------------------------
  */
@@ -39,17 +45,32 @@
 #include "rollup.h"
 
 PGDLLEXPORT void ordersync_worker_main(Datum arg);
+PGDLLEXPORT void ordersync_autohot_main(Datum arg);
 
 static int	expire_interval = 10;	/* seconds */
 static int	expire_batch = 1000;
 static int	rollup_interval = 10;	/* seconds; 0: off */
 static char *worker_database = NULL;
 
-void
-os_worker_init(void)
+static void
+register_worker(const char *name, const char *function)
 {
 	BackgroundWorker worker;
 
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 10;
+	strlcpy(worker.bgw_library_name, "ordersync", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, function, BGW_MAXLEN);
+	strlcpy(worker.bgw_name, name, BGW_MAXLEN);
+	strlcpy(worker.bgw_type, name, BGW_MAXLEN);
+	RegisterBackgroundWorker(&worker);
+}
+
+void
+os_worker_init(void)
+{
 	DefineCustomIntVariable("ordersync.expire_interval",
 							"How often the background worker expires reservations that ran out.",
 							NULL, &expire_interval, 10, 1, 3600,
@@ -75,15 +96,30 @@ os_worker_init(void)
 							   NULL, &worker_database, "postgres",
 							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 10;
-	strlcpy(worker.bgw_library_name, "ordersync", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "ordersync_worker_main", BGW_MAXLEN);
-	strlcpy(worker.bgw_name, "ordersync expiry worker", BGW_MAXLEN);
-	strlcpy(worker.bgw_type, "ordersync expiry worker", BGW_MAXLEN);
-	RegisterBackgroundWorker(&worker);
+	register_worker("ordersync expiry worker", "ordersync_worker_main");
+	register_worker("ordersync auto-hot worker", "ordersync_autohot_main");
+}
+
+/* signals and the database connection, as every ordersync worker starts */
+static void
+worker_start(void)
+{
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(worker_database, NULL, 0);
+}
+
+/* the start of each round of a worker's loop */
+static void
+worker_round(void)
+{
+	CHECK_FOR_INTERRUPTS();
+	if (ConfigReloadPending)
+	{
+		ConfigReloadPending = false;
+		ProcessConfigFile(PGC_SIGHUP);
+	}
 }
 
 /* one batch in its own transaction; returns how many orders it expired */
@@ -163,11 +199,7 @@ ordersync_worker_main(Datum arg)
 	TimestampTz last_outlook = 0;
 	TimestampTz last_stuck = 0;
 
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnection(worker_database, NULL, 0);
-
+	worker_start();
 	ereport(LOG,
 			(errmsg("ordersync expiry worker started in database \"%s\", every %d s",
 					worker_database, expire_interval)));
@@ -178,13 +210,7 @@ ordersync_worker_main(Datum arg)
 		int			n;
 		long		timeout;
 
-		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
-
+		worker_round();
 		if (last_expiry == 0 ||
 			TimestampDifferenceExceeds(last_expiry, GetCurrentTimestamp(),
 									   expire_interval * 1000))
@@ -203,8 +229,6 @@ ordersync_worker_main(Datum arg)
 						 errhint("Run CREATE EXTENSION ordersync there, or set ordersync.database to the database that has it.")));
 			warned = !installed;
 		}
-
-		os_autohot_tick();
 
 		if (rollup_interval > 0 &&
 			(last_rollup == 0 ||
@@ -225,7 +249,7 @@ ordersync_worker_main(Datum arg)
 			os_outlook_tick();
 		}
 
-		timeout = ordersync_auto_hot ? AUTOHOT_TICK_MS : expire_interval * 1000L;
+		timeout = expire_interval * 1000L;
 		if (rollup_interval > 0)
 			timeout = Min(timeout, rollup_interval * 1000L);
 		if (ordersync_outlook_interval > 0)
@@ -235,6 +259,26 @@ ordersync_worker_main(Datum arg)
 		timeout = Min(timeout, os_stuck_tick(&last_stuck));	/* stuck orders (stuck.c) */
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 timeout, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+/*
+ * The auto-hot worker: a tick every AUTOHOT_TICK_MS, whatever the expiry
+ * worker is doing.  With ordersync.auto_hot off it only waits (a reload
+ * wakes it).
+ */
+void
+ordersync_autohot_main(Datum arg)
+{
+	worker_start();
+	for (;;)
+	{
+		worker_round();
+		if (ordersync_auto_hot)
+			os_autohot_tick();
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 ordersync_auto_hot ? AUTOHOT_TICK_MS : 1000L, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }

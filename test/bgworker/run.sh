@@ -95,6 +95,23 @@ EXCEPTION WHEN SQLSTATE 'OS001' THEN
 	INSERT INTO refused VALUES (1);
 END \$\$" >/dev/null
 echo "SELECT try_buy('STORM');" >"$dir/storm.sql"
+# the expiry worker stuck for the whole storm, releasing an order that ran
+# out behind a row lock: auto-hot has a worker of its own (sharing the
+# expiry worker's loop, it split nothing while expiry was busy)
+check autohot_worker_running "$(q "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'ordersync auto-hot worker' AND datname = 'shop'")" "1"
+q "SELECT ordersync.receive_stock('STALL', 'main', 10)" >/dev/null
+q "SET ordersync.reservation_ttl = 1; SELECT ordersync.place_order('web', 'stall', '[{\"sku\": \"STALL\", \"qty\": 1, \"price\": \"1\"}]')" >/dev/null
+psql -X -q -d shop -c "BEGIN; SELECT 1 FROM ordersync.stock WHERE sku = 'STALL' FOR UPDATE; SELECT pg_sleep(15); COMMIT;" >/dev/null &
+blocker=$!
+stuck=no
+for _ in $(seq 1 50); do
+	if [ "$(q "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'ordersync expiry worker' AND wait_event_type = 'Lock'")" = 1 ]; then
+		stuck=yes
+		break
+	fi
+	sleep 0.1
+done
+check expiry_worker_stuck_during_storm "$stuck" "yes"
 echo "SELECT try_buy('OPS');" >"$dir/ops.sql"
 start=$(date +%s.%N)
 "$PGBENCH" -n -c 48 -j 2 -T 6 -f "$dir/storm.sql" shop >"$dir/storm.log" 2>&1 &
@@ -111,6 +128,7 @@ for _ in $(seq 1 50); do
 done
 wait $storm; rc1=$?
 wait $ops; rc2=$?
+check expiry_worker_was_stuck "$(q "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'ordersync expiry worker' AND wait_event_type = 'Lock'")" "1"
 check storm_pgbench "$rc1/$rc2/$(grep -c -E 'ERROR|aborted' "$dir/storm.log" "$dir/ops.log" | awk -F: '{s += $2} END {print s}')" "0/0/0"
 # decided within about a second of the first order (the worker's transaction
 # then waits its turn in the queue for the SKU's row, which a busy machine
@@ -148,6 +166,7 @@ events=$(q "SELECT count(*) FROM pg_logical_slot_get_changes('bgw_hot', NULL, NU
 check hot_changed_events_once "$events" "$hist"
 check hot_changed_split_and_merge "$(q "SELECT (count(*) FILTER (WHERE qty > 1) >= 1 AND (array_agg(qty ORDER BY id DESC))[1] = 1)::text FROM ordersync.history WHERE sku = 'STORM' AND action = 'set_hot'")" "true"
 q "SELECT pg_drop_replication_slot('bgw_hot')" >/dev/null
+wait $blocker
 
 # a buyer whose wait for a row ends in an error (here lock_timeout) is not
 # counted as queued afterwards: with a queue of one enough to split, a wait
