@@ -92,7 +92,7 @@ os_worker_init(void)
 		return;
 
 	DefineCustomStringVariable("ordersync.database",
-							   "The database whose reservations the background worker expires.",
+							   "The database the background workers (expiry, auto-hot and the others) work in.",
 							   NULL, &worker_database, "postgres",
 							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
 
@@ -275,8 +275,7 @@ ordersync_autohot_main(Datum arg)
 	for (;;)
 	{
 		worker_round();
-		if (ordersync_auto_hot)
-			os_autohot_tick();
+		os_autohot_tick();		/* returns at once with auto_hot off */
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 ordersync_auto_hot ? AUTOHOT_TICK_MS : 1000L, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);

@@ -103,9 +103,10 @@ q "SELECT ordersync.receive_stock('STALL', 'main', 10)" >/dev/null
 q "SET ordersync.reservation_ttl = 1; SELECT ordersync.place_order('web', 'stall', '[{\"sku\": \"STALL\", \"qty\": 1, \"price\": \"1\"}]')" >/dev/null
 psql -X -q -d shop -c "BEGIN; SELECT 1 FROM ordersync.stock WHERE sku = 'STALL' FOR UPDATE; SELECT pg_sleep(15); COMMIT;" >/dev/null &
 blocker=$!
+expiry_worker_on_lock() { q "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'ordersync expiry worker' AND wait_event_type = 'Lock'"; }
 stuck=no
 for _ in $(seq 1 50); do
-	if [ "$(q "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'ordersync expiry worker' AND wait_event_type = 'Lock'")" = 1 ]; then
+	if [ "$(expiry_worker_on_lock)" = 1 ]; then
 		stuck=yes
 		break
 	fi
@@ -128,7 +129,7 @@ for _ in $(seq 1 50); do
 done
 wait $storm; rc1=$?
 wait $ops; rc2=$?
-check expiry_worker_was_stuck "$(q "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'ordersync expiry worker' AND wait_event_type = 'Lock'")" "1"
+check expiry_worker_was_stuck "$(expiry_worker_on_lock)" "1"
 check storm_pgbench "$rc1/$rc2/$(grep -c -E 'ERROR|aborted' "$dir/storm.log" "$dir/ops.log" | awk -F: '{s += $2} END {print s}')" "0/0/0"
 # decided within about a second of the first order (the worker's transaction
 # then waits its turn in the queue for the SKU's row, which a busy machine
