@@ -14,11 +14,11 @@
  *
  *	  Every AUTOHOT_TICK_MS the auto-hot worker (worker.c) counts, per
  *	  SKU, the buyers that have been waiting for ordersync.auto_hot_wait or
- *	  longer: the queue at that moment.  Counting the waits that ended in the tick instead (the
- *	  first design) misread a storm: behind one row at 256 buyers a wait
- *	  lasts seconds, so the first ticks saw a handful and split the SKU too
- *	  small, and two buyers colliding on a SKU of a loaded server looked
- *	  like a queue.  A SKU with ordersync.auto_hot_queue or more queued at
+ *	  longer: the queue at that moment.  Counting the waits that ended in
+ *	  the tick instead (the first design) misread a storm: behind one row
+ *	  at 256 buyers a wait lasts seconds, so the first ticks saw a handful
+ *	  and split the SKU too small, and two buyers colliding on a SKU of a
+ *	  loaded server looked like a queue.  A SKU with ordersync.auto_hot_queue or more queued at
  *	  two ticks in a row gets about that many more buckets (a power of two,
  *	  8 to ordersync.auto_hot_max_buckets).  A SKU split automatically is
  *	  merged back into one row once no buyer found its start bucket taken,
