@@ -46,9 +46,18 @@
 # than a bare producer). CPU time is steadier than wall time on a busy
 # machine, but a difference of two is not: each round's own ratio is
 # printed too, and single rounds scatter.
+#
+# The sink alone, wall clock: the same events (captured once from the slot
+# "cap" with pg_recvlogical) fed by bench/sinks/replay.c through the relay's
+# own library (line parser, envelopes, delivery core, this sink) to topic
+# aloneN, without PostgreSQL, in each round right after the reference.
+# ALONE RATIO = its events/s / the reference's records/s (median of the
+# rounds' ratios): the Kafka path of the relay against a bare producer with
+# both cores, minus the walsender. It still parses every line and builds
+# every envelope, which the reference does not.
 # Port 25471 (PostgreSQL). Env: ORDERSYNCD, EVENTS, SUBJECTS, ROUNDS (<= 4).
-# Appends kafka_ratio, kafka_ref_ratio and kafka_cpu_ratio to $BENCH_RESULTS
-# when set.
+# Appends kafka_ratio, kafka_ref_ratio, kafka_cpu_ratio and
+# kafka_alone_ratio to $BENCH_RESULTS when set.
 # Takes about 40 s with the defaults.
 set -uo pipefail
 
@@ -98,6 +107,7 @@ mock() {
 
 . "$root/bench/sinks/lib.sh"
 sinks_cluster "$cl" "$PORT" "synchronous_commit = off" || exit 1
+replay_build "$work/replay" || exit 1
 
 # run NAME SLOT SINK: "wall_seconds cpu_seconds" of one relay run to $end
 run() {
@@ -113,20 +123,25 @@ run() {
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 sql "SELECT pg_create_logical_replication_slot('warm', 'wal2json')" >/dev/null
+sql "SELECT pg_create_logical_replication_slot('cap', 'wal2json')" >/dev/null
 for ((r = 1; r <= ROUNDS; r++)); do
 	mock create-topic "bench$r" 4 3 || exit 1
 	mock create-topic "ref$r" 4 3 || exit 1
+	mock create-topic "alone$r" 4 3 || exit 1
 	for k in f k; do sql "SELECT pg_create_logical_replication_slot('$k$r', 'wal2json')" >/dev/null; done
 done
 t0=$(date +%s.%N)
 sql "CALL bench_produce($EVENTS, 10, $SUBJECTS)"
 end=$(sql "SELECT pg_current_wal_lsn()")
+bench_end
 echo "produced $EVENTS events in $(printf %.1f "$(echo "$(date +%s.%N) - $t0" | bc)") s, WAL end $end"
 sync
 
 # the first decoding of fresh WAL is slower: one unmeasured pass first
 run warm warm "file:$work/warm.jsonl" >/dev/null || exit 1
 rm -f "$work/warm.jsonl"
+# the stream once more, for the sink alone (replay.c, bench/sinks/lib.sh)
+capture cap "$work/stream.w2j" || exit 1
 bad=0
 size=
 # records TOPIC: the records in the topic's 4 partitions. The mock keeps
@@ -141,7 +156,7 @@ records() {
 	echo "$n"
 }
 : >"$work/f.secs"; : >"$work/f.cpu"; : >"$work/k.secs"; : >"$work/k.cpu"; : >"$work/r.secs"; : >"$work/r.cpu"
-: >"$work/r.ratio"; : >"$work/c.ratio"
+: >"$work/r.ratio"; : >"$work/c.ratio"; : >"$work/a.rate"; : >"$work/a.ratio"; : >"$work/a.cpu"
 for ((r = 1; r <= ROUNDS; r++)); do
 	read -r t c < <(run "file_$r" "f$r" "file:$work/events.jsonl") || exit 1
 	echo "$t" >>"$work/f.secs"
@@ -154,8 +169,9 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	echo "$c" >>"$work/k.cpu"
 	# everything is in the topic once the relay has exited
 	n=$(records "bench$r")
-	if [ "$n" != "$EVENTS" ]; then
-		echo "run kafka_$r: topic bench$r has $n records, not $EVENTS" >&2
+	# (the bench.end event after $end ends the run: the relay relays it too)
+	if [ "$n" != "$((EVENTS + 1))" ]; then
+		echo "run kafka_$r: topic bench$r has $n records, not $((EVENTS + 1))" >&2
 		bad=1
 	fi
 	if ! out=$(/usr/bin/time -o "$work/ref.time" -f "%U %S" "$work/kafka_ref" "$boot" "ref$r" "$EVENTS" \
@@ -179,8 +195,22 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		echo "kafka_ref round $r: topic ref$r has $n records, not $EVENTS" >&2
 		bad=1
 	fi
-	printf "  round %d: file %6.2f s, kafka %6.2f s, kafka_ref %6.2f s, ratio %5.3f, cpu ratio %5.3f\n" "$r" \
-		"$(tail -1 "$work/f.secs")" "$t" "$rt" "$(tail -1 "$work/r.ratio")" "$(tail -1 "$work/c.ratio")"
+	# the sink alone: the same events (and bench.end) from the capture
+	if ! read -r an at ac < <("$work/replay" "$work/stream.w2j" "kafka://$boot/alone$r" 2>"$work/replay.log"); then
+		echo "replay to kafka failed: $(cat "$work/replay.log")" >&2
+		exit 1
+	fi
+	n=$(records "alone$r")
+	if [ "$n" != "$an" ]; then
+		echo "replay round $r: topic alone$r has $n records, not $an" >&2
+		bad=1
+	fi
+	echo "$an / $at" | bc -l >>"$work/a.rate"
+	echo "$ac * 1000000 / $an" | bc -l >>"$work/a.cpu"
+	echo "($an / $at) / ($EVENTS / $rt)" | bc -l >>"$work/a.ratio"
+	printf "  round %d: file %6.2f s, kafka %6.2f s, kafka_ref %6.2f s, ratio %5.3f, cpu ratio %5.3f, alone %6.2f s, alone ratio %5.3f\n" "$r" \
+		"$(tail -1 "$work/f.secs")" "$t" "$rt" "$(tail -1 "$work/r.ratio")" "$(tail -1 "$work/c.ratio")" "$at" \
+		"$(tail -1 "$work/a.ratio")"
 done
 
 ft=$(median <"$work/f.secs")
@@ -205,8 +235,12 @@ if [ -n "${BENCH_RESULTS:-}" ]; then
 	echo "kafka_ratio $(echo "$ft / $kt" | bc -l)" >>"$BENCH_RESULTS"
 	echo "kafka_ref_ratio $rr" >>"$BENCH_RESULTS"
 	echo "kafka_cpu_ratio $cr" >>"$BENCH_RESULTS"
+	echo "kafka_alone_ratio $(median <"$work/a.ratio")" >>"$BENCH_RESULTS"
 fi
 printf "%-34s %10s %8s %11s %12s %10s %9.3f\n" "bound: file sink / ref" - - - - - "$(echo "$rt / $ft" | bc -l)"
+printf "%-34s %10.0f %8s %11.1f %12.0f %10.1f %9.3f\n" "kafka sink alone (replay.c)" "$(median <"$work/a.rate")" - \
+	"$(median <"$work/a.cpu")" "$(echo "$EVENTS / $rt" | bc -l)" "$(echo "$rc * 1000000 / $EVENTS" | bc -l)" \
+	"$(median <"$work/a.ratio")"
 echo
 printf "%-34s %11s %11s %10s %9s\n" "CPU per event (the fair comparison)" "relay us/ev" "sink us/ev" "ref us/rec" "CPU RATIO"
 printf "%-34s %11.1f %11.1f %10.1f %9.3f\n" "kafka sink" "$(echo "$kc * 1000000 / $EVENTS" | bc -l)" \
@@ -219,5 +253,8 @@ echo " ref = bench/sinks/kafka_ref.c, $size-byte records (the relay's mean event
 echo " producer settings, timed from its first produce to its last delivery report; REF RATIO = relay"
 echo " events/s / ref records/s, median of the rounds' ratios, goal >= 0.9; on 2 cores the walsender"
 echo " caps it near the bound. sink us/ev = relay CPU per event with the Kafka sink minus with the file"
-echo " sink (medians); CPU RATIO = ref us/rec / sink us/ev (medians), goal >= 0.9)"
+echo " sink (medians); CPU RATIO = ref us/rec / sink us/ev (medians), goal >= 0.9;"
+echo " alone = replay.c over the captured stream, no walsender: timed from the sink's start until every"
+echo " record is acknowledged, us/ev its CPU (librdkafka's threads included), ALONE RATIO = alone"
+echo " events/s / ref records/s, median of the rounds' ratios)"
 exit $bad

@@ -20,3 +20,54 @@ sinks_cluster() {
 }
 
 sql() { psql -X -A -t -q -v ON_ERROR_STOP=1 -c "$1"; }
+
+# bench_end: one more event, "bench.end", after the measured ones: a relay
+# at --endpos sees the position passed at its commit (instead of waiting
+# for the server's next keepalive), and capture() knows where to stop.
+bench_end() {
+	sql "SELECT pg_logical_emit_message(true, 'ordersync', '{\"type\":\"bench.end\",\"subject\":\"bench/end\",\"data\":{}}')" >/dev/null
+}
+
+# The sink alone (bench/sinks/replay.c): the relay's library fed a captured
+# stream without PostgreSQL, so a sink is timed against its reference
+# without the walsender taking a core beside it.
+#
+# replay_build OUT: build replay.c into OUT against src/relay's library.
+replay_build() {
+	make -s -C "$root/src/relay" lib >&2 &&
+		cc -O2 -std=gnu11 -Wall -Wextra -Werror -I"$root/src/relay" -I"$(pg_config --includedir)" \
+			$(pkg-config --cflags json-c yajl) -o "$1" "$root/bench/sinks/replay.c" \
+			"$root/src/relay/libordersyncd.a" $(make -s --no-print-directory -C "$root/src/relay" print-ldlibs)
+}
+
+# capture SLOT FILE [MARKERS]: what the slot streams to ordersyncd, read
+# with pg_recvlogical and the relay's wal2json options (start_replication()
+# in src/relay/stream.c: keep the two in step), up to the MARKERS'th
+# (default 1) bench_end event, one payload a line. pg_recvlogical's
+# --endpos is not used: it may stop on a keepalive past the position before
+# the last transactions have come. FILE keeps whole transactions only.
+capture() {
+	local slot=$1 file=$2 markers=${3:-1} pid n i t
+	pg_recvlogical -d "$CONN" -S "$slot" --start -F 0 -f "$file.part" \
+		-o format-version=2 -o include-xids=1 -o include-timestamp=1 -o include-lsn=1 \
+		-o include-transaction=1 -o include-types=0 -o add-msg-prefixes=ordersync \
+		-o filter-tables=ordersync.dead_letter \
+		-o add-tables=ordersync.sink,ordersync.route,ordersync.redelivery 2>"$file.log" &
+	pid=$!
+	for ((i = 0; i < 1200; i++)); do
+		t=$(tail -c 4096 "$file.part" 2>/dev/null)
+		# the bench.end event's commit has come
+		[[ $t == *bench/end* && $(tail -n 1 <<<"$t") == *'"action":"C"'* ]] &&
+			[ "$(grep -cF bench/end "$file.part")" -ge "$markers" ] && break
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -INT "$pid" 2>/dev/null
+	wait "$pid"
+	n=$(grep -n '"action":"C"' "$file.part" | tail -1 | cut -d: -f1)
+	if [ -z "$n" ] || [ "$(grep -cF bench/end "$file.part")" -lt "$markers" ]; then
+		echo "capture of slot $slot did not reach the bench.end event: $(cat "$file.log")" >&2
+		return 1
+	fi
+	head -n "$n" "$file.part" >"$file" && rm -f "$file.part" "$file.log"
+}

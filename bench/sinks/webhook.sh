@@ -31,6 +31,13 @@
 # order check) for wrk as it does for the relay. WRK RATIO = relay events/s
 # / wrk requests/s (the goal of issue 11 is >= 0.6).
 #
+# The sink alone: the same events (captured once from the slot "cap" with
+# pg_recvlogical) fed by bench/sinks/replay.c through the relay's own
+# library (line parser, envelopes, delivery core, this sink) to the same
+# receiver, without PostgreSQL, in each round right after wrk. ALONE RATIO
+# = its events/s / wrk's requests/s: the HTTP path of the relay against the
+# reference client when the walsender does not take a core beside it.
+#
 # Slow receiver: a second C receiver that answers every request 50 ms
 # (SLOW_MS) after it arrived; the relay relays SLOW_EVENTS (default 25000)
 # events over 256 subjects with max_in_flight SLOW_IN_FLIGHT (default 256)
@@ -43,9 +50,9 @@
 # 25510 (slow C receiver); when taken, other ones through WH_PG_PORT,
 # WH_PORT, WH_PY_PORT and WH_SLOW_PORT.
 # Env: ORDERSYNCD, EVENTS, ROUNDS, PY_EVENTS (0 skips the Python runs),
-# WRK_SECS (0 skips wrk), SLOW_EVENTS (0 skips the slow receiver), SLOW_MS,
-# SLOW_IN_FLIGHT. Appends webhook_ratio_S, webhook_wrk_ratio_S (S = 1, 16,
-# 256) and webhook_slow_ratio to $BENCH_RESULTS when set.
+# WRK_SECS (0 skips wrk and the sink alone), SLOW_EVENTS (0 skips the slow receiver), SLOW_MS,
+# SLOW_IN_FLIGHT. Appends webhook_ratio_S, webhook_wrk_ratio_S,
+# webhook_alone_ratio_S (S = 1, 16, 256) and webhook_slow_ratio to $BENCH_RESULTS when set.
 set -uo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -90,6 +97,7 @@ fi
 # the sink is given on the command line (the cluster: bench/sinks/lib.sh)
 . "$root/bench/sinks/lib.sh"
 sinks_cluster "$cl" "$PORT" || exit 1
+replay_build "$work/replay" || exit 1
 
 "$work/webhook_receiver" "$RPORT" "$WH_SECRET" >"$work/receiver.out" 2>"$work/receiver.log" &
 rpid=$!
@@ -150,6 +158,7 @@ PY
 # accepted so far by the C receiver
 received() { curl -s "http://127.0.0.1:$RPORT/count"; }
 wrk_accepted=0				# requests of wrk the C receiver accepted
+replayed=0					# events replay.c delivered to the C receiver
 
 # wrk_script SAMPLE LUA: a Lua script for wrk whose requests are the relay's
 # (same headers, same body size) for an event like SAMPLE (one line of the
@@ -216,18 +225,20 @@ median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] 
 rate() { echo "$1 / $2" | bc -l; }
 
 wh_opts='{"secret_env":"WH_SECRET","max_in_flight":256}'
-printf "%-9s %12s %14s %8s %14s %8s %11s %11s %5s %12s %9s %11s %9s\n" subjects "file ev/s" "webhook ev/s" RATIO "python ev/s" RATIO \
-	"file us/ev" "hook us/ev" conns "wrk req/s" "WRK RATIO" "wrk us/req" "CPU RATIO"
+printf "%-9s %12s %14s %8s %14s %8s %11s %11s %5s %12s %9s %11s %9s %11s %11s\n" subjects "file ev/s" "webhook ev/s" RATIO \
+	"python ev/s" RATIO "file us/ev" "hook us/ev" conns "wrk req/s" "WRK RATIO" "wrk us/req" "CPU RATIO" "alone ev/s" \
+	"ALONE RATIO"
 for nsubj in 1 16 256; do
 	slots=()
 	for ((r = 1; r <= ROUNDS; r++)); do slots+=("f$r" "w$r"); done
 	[ "$PY_EVENTS" -gt 0 ] && slots+=(py)
+	[ "$WRK_SECS" != 0 ] && slots+=(cap)
 	for s in "${slots[@]}"; do sql "SELECT pg_create_logical_replication_slot('$s', 'wal2json')" >/dev/null; done
 	py_end=
 	if [ "$PY_EVENTS" -gt 0 ]; then
 		sql "CALL bench_produce($PY_EVENTS, 5, $nsubj)"
 		py_end=$(sql "SELECT pg_current_wal_lsn()")
-		sql "SELECT pg_logical_emit_message(true, 'ordersync', '{\"type\":\"bench.end\",\"subject\":\"bench/end\",\"data\":{}}')" >/dev/null
+		bench_end
 		sql "CALL bench_produce($((EVENTS - PY_EVENTS)), 5, $nsubj)"
 	else
 		sql "CALL bench_produce($EVENTS, 5, $nsubj)"
@@ -235,7 +246,13 @@ for nsubj in 1 16 256; do
 	end=$(sql "SELECT pg_current_wal_lsn()")
 	# one more event ends past $end: the relay sees --endpos reached at that
 	# commit instead of waiting for the server's next keepalive
-	sql "SELECT pg_logical_emit_message(true, 'ordersync', '{\"type\":\"bench.end\",\"subject\":\"bench/end\",\"data\":{}}')" >/dev/null
+	bench_end
+	# the stream once more, for the sink alone (replay.c, bench/sinks/lib.sh)
+	if [ "$WRK_SECS" != 0 ]; then
+		capture cap "$work/stream.w2j" $((PY_EVENTS > 0 ? 2 : 1)) || exit 1
+	fi
+	: >"$work/a.rate"
+	: >"$work/a.ratio"
 	: >"$work/f.secs"
 	: >"$work/w.secs"
 	: >"$work/f.cpu"
@@ -261,6 +278,15 @@ for nsubj in 1 16 256; do
 		if [ "$WRK_SECS" != 0 ]; then
 			run_wrk "$conns" || exit 1
 			echo "$EVENTS / $t / $(tail -1 "$work/wrk.rate")" | bc -l >>"$work/wrk.ratio"
+			# the sink alone, to the same receiver right after wrk
+			if ! read -r an at _ < <("$work/replay" "$work/stream.w2j" \
+				"http://127.0.0.1:$RPORT/hook/alone$nsubj/$r" "$wh_opts" 2>"$work/replay.log"); then
+				echo "replay to the webhook sink failed: $(cat "$work/replay.log")" >&2
+				exit 1
+			fi
+			replayed=$((replayed + an))
+			echo "$an / $at" | bc -l >>"$work/a.rate"
+			echo "$an / $at / $(tail -1 "$work/wrk.rate")" | bc -l >>"$work/a.ratio"
 		fi
 	done
 	ft=$(median <"$work/f.secs")
@@ -274,7 +300,7 @@ for nsubj in 1 16 256; do
 		py_rate=$(printf %.0f "$(rate "$PY_EVENTS" "$t")")
 		py_ratio=$(printf %.3f "$(echo "$py_rate / ($EVENTS / $ft)" | bc -l)")
 	fi
-	wrk_rate=- wrk_ratio=- wrk_us=- cpu_ratio=-
+	wrk_rate=- wrk_ratio=- wrk_us=- cpu_ratio=- alone_rate=- alone_ratio=-
 	if [ "$WRK_SECS" != 0 ]; then
 		wrk_rate=$(printf %.0f "$(median <"$work/wrk.rate")")
 		wrk_ratio=$(printf %.3f "$(median <"$work/wrk.ratio")")
@@ -282,12 +308,16 @@ for nsubj in 1 16 256; do
 		# wrk's CPU per request / the relay's CPU per event above the file
 		# sink (what HTTP costs the relay), as for Kafka (see the note below)
 		cpu_ratio=$(printf %.3f "$(echo "$wrk_us / (($wc - $fc) * 1000000 / $EVENTS)" | bc -l 2>/dev/null || echo 0)")
+		alone_rate=$(printf %.0f "$(median <"$work/a.rate")")
+		alone_ratio=$(printf %.3f "$(median <"$work/a.ratio")")
 	fi
-	printf "%-9s %12.0f %14.0f %8.3f %14s %8s %11.1f %11.1f %5s %12s %9s %11s %9s\n" "$nsubj" "$(rate "$EVENTS" "$ft")" "$(rate "$EVENTS" "$wt")" \
-		"$(echo "$ft / $wt" | bc -l)" "$py_rate" "$py_ratio" "$(echo "$fc * 1000000 / $EVENTS" | bc -l)" \
-		"$(echo "$wc * 1000000 / $EVENTS" | bc -l)" "$conns" "$wrk_rate" "$wrk_ratio" "$wrk_us" "$cpu_ratio"
+	printf "%-9s %12.0f %14.0f %8.3f %14s %8s %11.1f %11.1f %5s %12s %9s %11s %9s %11s %11s\n" "$nsubj" "$(rate "$EVENTS" "$ft")" \
+		"$(rate "$EVENTS" "$wt")" "$(echo "$ft / $wt" | bc -l)" "$py_rate" "$py_ratio" "$(echo "$fc * 1000000 / $EVENTS" | bc -l)" \
+		"$(echo "$wc * 1000000 / $EVENTS" | bc -l)" "$conns" "$wrk_rate" "$wrk_ratio" "$wrk_us" "$cpu_ratio" "$alone_rate" \
+		"$alone_ratio"
 	[ -n "${BENCH_RESULTS:-}" ] && echo "webhook_ratio_$nsubj $(echo "$ft / $wt" | bc -l)" >>"$BENCH_RESULTS"
 	[ -n "${BENCH_RESULTS:-}" ] && [ "$wrk_ratio" != - ] && echo "webhook_wrk_ratio_$nsubj $wrk_ratio" >>"$BENCH_RESULTS"
+	[ -n "${BENCH_RESULTS:-}" ] && [ "$alone_ratio" != - ] && echo "webhook_alone_ratio_$nsubj $alone_ratio" >>"$BENCH_RESULTS"
 	for s in "${slots[@]}"; do sql "SELECT pg_drop_replication_slot('$s')" >/dev/null; done
 done
 kill -TERM "$rpid"
@@ -295,18 +325,20 @@ wait "$rpid" 2>/dev/null
 read -r _ acc _ ref _ ooo _ wooo <"$work/receiver.out"
 markers=1					# bench.end events: one at the end, one after the Python part
 [ "$PY_EVENTS" -gt 0 ] && markers=2
-want=$((3 * ROUNDS * (EVENTS + markers) + wrk_accepted))
+want=$((3 * ROUNDS * (EVENTS + markers) + wrk_accepted + replayed))
 echo "C receiver: $acc requests accepted (want $want, $wrk_accepted of them wrk's), $ref bad signatures," \
 	"$ooo out of per-subject order ($wooo of them wrk's)"
 echo "(RATIO = events/s of the webhook sink / events/s of the file sink on the same WAL; us/ev = relay CPU"
 echo " user+system per event; times run from the relay's start until the sink has every event;"
-echo " conns = the relay's requests in flight = wrk's connections; WRK RATIO = webhook ev/s / wrk req/s"
-echo " (wall clock: on a small machine the relay shares the CPUs with PostgreSQL's walsender and the"
-echo " receiver, wrk only with the receiver, so it is bounded by the file sink's rate / wrk's);"
-echo " wrk us/req = wrk's CPU per request; CPU RATIO = wrk us/req / (hook us/ev - file us/ev): the"
-echo " relay's HTTP cost per event against the reference client's, goal >= 0.6 in this fair form too"
-echo " posting the relay's signed requests to the same receiver for ${WRK_SECS} s right after the relay's run,"
-echo " median of the $ROUNDS rounds' ratios, goal >= 0.6)"
+echo " conns = the relay's requests in flight = wrk's connections; wrk posts the relay's signed requests"
+echo " to the same receiver for ${WRK_SECS} s right after the relay's run; WRK RATIO = webhook ev/s / wrk"
+echo " req/s, median of the $ROUNDS rounds' ratios (wall clock: on a small machine the relay shares the"
+echo " CPUs with PostgreSQL's walsender and the receiver, wrk only with the receiver, so it is bounded"
+echo " by the file sink's rate / wrk's); wrk us/req = wrk's CPU per request; CPU RATIO = wrk us/req /"
+echo " (hook us/ev - file us/ev): the relay's HTTP cost per event against the reference client's;"
+echo " alone = replay.c over the captured stream, no walsender, to the same receiver right after wrk,"
+echo " timed from the sink's start until every event is answered; ALONE RATIO = alone ev/s / wrk req/s,"
+echo " median of the rounds' ratios; goal of issue 11 >= 0.6 for the ratios to wrk)"
 ok=0
 [ "$acc" = "$want" ] && [ "$ref" = 0 ] && [ "$ooo" = 0 ] || ok=1
 
@@ -322,7 +354,7 @@ if [ "$SLOW_EVENTS" -gt 0 ]; then
 	for s in "${slots[@]}"; do sql "SELECT pg_create_logical_replication_slot('$s', 'wal2json')" >/dev/null; done
 	sql "CALL bench_produce($SLOW_EVENTS, 5, 256)"
 	end=$(sql "SELECT pg_current_wal_lsn()")
-	sql "SELECT pg_logical_emit_message(true, 'ordersync', '{\"type\":\"bench.end\",\"subject\":\"bench/end\",\"data\":{}}')" >/dev/null
+	bench_end
 	: >"$work/s.secs"
 	slow_opts="{\"secret_env\":\"WH_SECRET\",\"max_in_flight\":$SLOW_IN_FLIGHT}"
 	for ((r = 1; r <= ROUNDS; r++)); do
