@@ -238,6 +238,10 @@ if [ -n "${BENCH_RESULTS:-}" ]; then
 	echo "kafka_alone_ratio $(median <"$work/a.ratio")" >>"$BENCH_RESULTS"
 fi
 printf "%-34s %10s %8s %11s %12s %10s %9.3f\n" "bound: file sink / ref" - - - - - "$(echo "$rt / $ft" | bc -l)"
+# the source: pg_recvlogical reading the same WAL (the capture, timed)
+src_rate=$(echo "$(grep -c '"action":"M"' "$work/stream.w2j") / $capture_secs" | bc -l)
+printf "%-34s %10.0f %8s %11s %12.0f %10s %9.3f\n" "source: pg_recvlogical, same WAL" "$src_rate" - - \
+	"$(echo "$EVENTS / $rt" | bc -l)" - "$(echo "$src_rate * $rt / $EVENTS" | bc -l)"
 printf "%-34s %10.0f %8s %11.1f %12.0f %10.1f %9.3f\n" "kafka sink alone (replay.c)" "$(median <"$work/a.rate")" - \
 	"$(median <"$work/a.cpu")" "$(echo "$EVENTS / $rt" | bc -l)" "$(echo "$rc * 1000000 / $EVENTS" | bc -l)" \
 	"$(median <"$work/a.ratio")"
@@ -254,6 +258,8 @@ echo " producer settings, timed from its first produce to its last delivery repo
 echo " events/s / ref records/s, median of the rounds' ratios, goal >= 0.9; on 2 cores the walsender"
 echo " caps it near the bound. sink us/ev = relay CPU per event with the Kafka sink minus with the file"
 echo " sink (medians); CPU RATIO = ref us/rec / sink us/ev (medians), goal >= 0.9;"
+echo " source = pg_recvlogical reading the same WAL to a file (timed to 20 ms): what PostgreSQL hands"
+echo " the plainest client, a ceiling for any relay; its ratio to ref bounds REF RATIO on every machine;"
 echo " alone = replay.c over the captured stream, no walsender: timed from the sink's start until every"
 echo " record is acknowledged, us/ev its CPU (librdkafka's threads included), ALONE RATIO = alone"
 echo " events/s / ref records/s, median of the rounds' ratios)"

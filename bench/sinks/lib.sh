@@ -46,22 +46,27 @@ replay_build() {
 # (default 1) bench_end event, one payload a line. pg_recvlogical's
 # --endpos is not used: it may stop on a keepalive past the position before
 # the last transactions have come. FILE keeps whole transactions only.
+# Sets capture_secs: seconds from pg_recvlogical's start until the last
+# marker's commit was in FILE (to 20 ms): what PostgreSQL's decoding and
+# the plainest client make of this WAL, the ceiling of any relay here.
 capture() {
-	local slot=$1 file=$2 markers=${3:-1} pid n i t
+	local slot=$1 file=$2 markers=${3:-1} pid n i t t0
+	t0=$(date +%s.%N)
 	pg_recvlogical -d "$CONN" -S "$slot" --start -F 0 -f "$file.part" \
 		-o format-version=2 -o include-xids=1 -o include-timestamp=1 -o include-lsn=1 \
 		-o include-transaction=1 -o include-types=0 -o add-msg-prefixes=ordersync \
 		-o filter-tables=ordersync.dead_letter \
 		-o add-tables=ordersync.sink,ordersync.route,ordersync.redelivery 2>"$file.log" &
 	pid=$!
-	for ((i = 0; i < 1200; i++)); do
+	for ((i = 0; i < 6000; i++)); do
 		t=$(tail -c 4096 "$file.part" 2>/dev/null)
 		# the bench.end event's commit has come
 		[[ $t == *bench/end* && $(tail -n 1 <<<"$t") == *'"action":"C"'* ]] &&
 			[ "$(grep -cF bench/end "$file.part")" -ge "$markers" ] && break
 		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
+		sleep 0.02
 	done
+	capture_secs=$(echo "$(date +%s.%N) - $t0" | bc -l)
 	kill -INT "$pid" 2>/dev/null
 	wait "$pid"
 	n=$(grep -n '"action":"C"' "$file.part" | tail -1 | cut -d: -f1)
