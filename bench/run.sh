@@ -64,7 +64,7 @@ if [ -x bench/relay/run.sh ]; then
 fi
 
 # delivery sinks, each next to the file sink on the same WAL (own ports 25468-25486)
-for s in webhook kafka amqp; do
+for s in webhook kafka amqp nats; do
 	if [ -x "bench/sinks/$s.sh" ]; then
 		echo
 		echo "### delivery sink: $s"
@@ -73,7 +73,15 @@ for s in webhook kafka amqp; do
 done
 echo
 echo "### delivery sinks: events/s relative to the file sink on the same WAL"
-for k in webhook_ratio_1 webhook_ratio_16 webhook_ratio_256 kafka_ratio amqp_ratio; do
+for k in webhook_ratio_1 webhook_ratio_16 webhook_ratio_256 kafka_ratio amqp_ratio nats_ratio; do
 	printf '  %-20s %s\n' "$k" "$(get "$k" %.3f)"
+done
+echo
+echo "### delivery sinks: events/s relative to each reference (end to end / the sink alone, no walsender)"
+for k in webhook_wrk_ratio_1:webhook_alone_ratio_1 webhook_wrk_ratio_16:webhook_alone_ratio_16 \
+	webhook_wrk_ratio_256:webhook_alone_ratio_256 kafka_ref_ratio:kafka_alone_ratio \
+	amqp_ref_ratio_1000:amqp_alone_ratio_1000 amqp_ref_ratio_64:amqp_alone_ratio_64 \
+	nats_ref_ratio:nats_alone_ratio; do
+	printf '  %-24s %s / %s\n' "${k%%:*}" "$(get "${k%%:*}" %.3f)" "$(get "${k#*:}" %.3f)"
 done
 exit $rc

@@ -1,6 +1,6 @@
 /*
- * nats_ref.c — the reference a NATS JetStream sink of ordersyncd is to be
- * measured against (bench/sinks/nats.sh, to come), and the publisher the
+ * nats_ref.c — the reference ordersyncd's NATS JetStream sink is measured
+ * against (bench/sinks/nats.sh), and the publisher the
  * NATS harness (test/integration/nats.sh) is checked with: the smallest
  * libnats JetStream publisher that does what the sink will promise.
  *
