@@ -97,7 +97,7 @@ RCONN="host=$cl port=$PORT dbname=postgres user=relay"
 	--metrics-addr=127.0.0.1:25493 --status-interval=1 >>"$work/relay.out" 2>>"$work/relay.log" &
 RELAY=$!
 pids+=("$RELAY")
-wait_for 15 "grep -q 'streaming from slot' '$work/relay.log'" || {
+wait_for 15 "grep -qs 'streaming from slot' '$work/relay.log'" || {
 	tail -20 "$work/relay.log"
 	echo "FAIL: integration/attack-setup (the relay did not start as the ordersync_relay role)"
 	exit 1
