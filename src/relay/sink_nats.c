@@ -266,9 +266,19 @@ nats_sink_read_secrets(struct nats_sink *n, char *err, size_t errlen)
 	return 0;
 }
 
+/* Destroy the published messages kept so far (see nats_sink.spent). */
+static void
+nats_spent_flush(struct nats_sink *n)
+{
+	for (int i = 0; i < n->nspent; i++)
+		natsMsg_Destroy(n->spent[i]);
+	n->nspent = 0;
+}
+
 static void
 nats_free(struct nats_sink *n)
 {
+	nats_spent_flush(n);
 	free(n->host);
 	free(n->user);
 	free(n->prefix);
@@ -277,6 +287,8 @@ nats_free(struct nats_sink *n)
 	sink_secret_free(n->token);
 	sink_link_free(&n->link);
 	sink_ring_free(&n->ring);
+	if (n->ack_tok)
+		json_tokener_free(n->ack_tok);
 	if (n->box)
 		nats_sink_box_unref(n->box);
 	free(n);
@@ -311,6 +323,12 @@ nats_open(struct sink *s, struct sink_host *host, char *err, size_t errlen)
 		goto fail;
 	}
 	sink_ring_init(&n->ring, n->cap);
+	n->ack_tok = json_tokener_new();
+	if (n->ack_tok == NULL)
+	{
+		snprintf(err, errlen, "nats sink \"%s\": out of memory", s->name);
+		goto fail;
+	}
 	sink_link_init(&n->link, s, "nats", "connecting again in", "events given back");
 	s->state = n;
 	log_info("nats sink \"%s\": publishing to JetStream on %s:%d%s as %s.<event type>%s%s, "
@@ -373,7 +391,6 @@ nats_answer(struct nats_sink *n, const struct nats_answer *a)
 {
 	struct sink *s = n->s;
 	struct sink_event *ev;
-	json_tokener *tok;
 	json_object *ack = NULL,
 			   *error = NULL,
 			   *v;
@@ -389,9 +406,8 @@ nats_answer(struct nats_sink *n, const struct nats_answer *a)
 
 	if (a->status[0] == '\0' && a->len > 0)
 	{
-		tok = json_tokener_new();
-		ack = json_tokener_parse_ex(tok, a->data, a->len);
-		json_tokener_free(tok);
+		json_tokener_reset(n->ack_tok);
+		ack = json_tokener_parse_ex(n->ack_tok, a->data, a->len);
 	}
 	if (ack && json_object_is_type(ack, json_type_object) &&
 		!json_object_object_get_ex(ack, "error", &error) &&
@@ -440,10 +456,9 @@ nats_take_answers(struct nats_sink *n)
 	b->n = b->cap = 0;
 	pthread_mutex_unlock(&b->lock);
 	for (int i = 0; i < count; i++)
-	{
 		nats_answer(n, &list[i]);
-		free(list[i].data);
-	}
+	for (int i = 0; i < count; i++)
+		natsMsg_Destroy(list[i].msg);
 	free(list);
 }
 
@@ -492,7 +507,12 @@ nats_submit(struct sink *s, struct sink_event *ev)
 		st = natsMsgHeader_Set(m, "Nats-Expected-Stream", n->stream);
 	if (st == NATS_OK)
 		st = natsConnection_PublishMsg(n->nc, m);
-	natsMsg_Destroy(m);
+	if (m)
+	{
+		n->spent[n->nspent++] = m;
+		if (n->nspent == NATS_SINK_SPENT_MAX)
+			nats_spent_flush(n);
+	}
 	if (st != NATS_OK)
 	{
 		char		text[512];
@@ -516,6 +536,8 @@ nats_prepare(struct sink *s, struct pollset *ps, int *timeout_ms)
 	struct sink_event *oldest = sink_ring_oldest(&n->ring);
 	int64_t		now = sink_now_ms();
 
+	/* the relay is about to wait: the batch of published messages goes now */
+	nats_spent_flush(n);
 	if (n->link.refused)
 		return;
 	pollset_add(ps, n->box->wake[0], POLLIN);

@@ -19,6 +19,8 @@
 #include "sink_tls.h"
 
 #define NATS_SINK_IN_FLIGHT 1000
+/* published messages destroyed together (see nats_sink.spent) */
+#define NATS_SINK_SPENT_MAX 1024
 #define NATS_SINK_DEFAULT_PORT 4222
 #define NATS_SINK_CONTENT_TYPE "application/cloudevents+json"
 /* how often poll looks at the connection's status while events are out */
@@ -36,7 +38,8 @@ struct nats_answer
 {
 	uint64_t	tag;
 	char		status[8];		/* the "Status" header ("503"), or "" */
-	char	   *data;
+	natsMsg    *msg;			/* the answer itself, destroyed once read */
+	const char *data;			/* its payload */
 	int			len;
 };
 
@@ -98,6 +101,16 @@ struct nats_sink
 
 	/* unacknowledged events by tag (the reply subject's last token) */
 	struct sink_ring ring;
+	json_tokener *ack_tok;		/* reused for every PubAck */
+
+	/*
+	 * Published messages not destroyed yet. libnats hands every destroyed
+	 * message to its collector thread and wakes that thread when it sleeps,
+	 * so one destroy per publish cost a wake-up per event; destroyed in
+	 * batches (a full array, or before the relay waits) it is one a batch.
+	 */
+	natsMsg    *spent[NATS_SINK_SPENT_MAX];
+	int			nspent;
 };
 
 /* sink_nats_connect.c */

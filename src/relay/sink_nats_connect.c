@@ -32,7 +32,7 @@ nats_sink_box_unref(struct nats_box *b)
 	if (left > 0)
 		return;
 	for (int i = 0; i < b->n; i++)
-		free(b->answers[i].data);
+		natsMsg_Destroy(b->answers[i].msg);
 	free(b->answers);
 	close(b->wake[0]);
 	close(b->wake[1]);
@@ -57,6 +57,7 @@ on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 	const char *status = NULL;
 	struct nats_answer a = {0};
 	int			len = natsMsg_GetDataLength(msg);
+	bool		first;
 
 	(void) nc;
 	(void) sub;
@@ -71,10 +72,9 @@ on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 	if (len > NATS_SINK_ANSWER_MAX)
 		len = NATS_SINK_ANSWER_MAX;
 	a.len = len;
-	a.data = xmalloc((size_t) len + 1);
-	memcpy(a.data, natsMsg_GetData(msg), (size_t) len);
-	a.data[len] = '\0';
-	natsMsg_Destroy(msg);
+	/* kept, not copied: poll reads it and destroys the batch together */
+	a.msg = msg;
+	a.data = natsMsg_GetData(msg) ? natsMsg_GetData(msg) : "";
 
 	pthread_mutex_lock(&b->lock);
 	if (b->n == b->cap)
@@ -83,8 +83,17 @@ on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 		b->answers = xrealloc(b->answers, sizeof(*b->answers) * (size_t) b->cap);
 	}
 	b->answers[b->n++] = a;
+	first = b->n == 1;
 	pthread_mutex_unlock(&b->lock);
-	nats_sink_box_wake(b);
+
+	/*
+	 * Only the first answer of a batch wakes the relay: poll drains the
+	 * pipe before it takes the whole batch, so a batch that is not empty
+	 * always has a byte in the pipe written after the last drain. A write
+	 * per answer cost a system call (and often a wake-up) per event.
+	 */
+	if (first)
+		nats_sink_box_wake(b);
 }
 
 /* The subscription is closed and on_reply has returned for good. */
