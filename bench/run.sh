@@ -84,4 +84,6 @@ for k in webhook_wrk_ratio_1:webhook_alone_ratio_1 webhook_wrk_ratio_16:webhook_
 	nats_ref_ratio:nats_alone_ratio; do
 	printf '  %-24s %s / %s\n' "${k%%:*}" "$(get "${k%%:*}" %.3f)" "$(get "${k#*:}" %.3f)"
 done
+printf '  %-24s %s (the Kafka sink end to end / pg_recvlogical on the same WAL)\n' kafka_source_ratio \
+	"$(get kafka_source_ratio %.3f)"
 exit $rc

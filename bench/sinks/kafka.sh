@@ -56,8 +56,8 @@
 # both cores, minus the walsender. It still parses every line and builds
 # every envelope, which the reference does not.
 # Port 25471 (PostgreSQL). Env: ORDERSYNCD, EVENTS, SUBJECTS, ROUNDS (<= 4).
-# Appends kafka_ratio, kafka_ref_ratio, kafka_cpu_ratio and
-# kafka_alone_ratio to $BENCH_RESULTS when set.
+# Appends kafka_ratio, kafka_ref_ratio, kafka_cpu_ratio, kafka_alone_ratio
+# and kafka_source_ratio to $BENCH_RESULTS when set.
 # Takes about 40 s with the defaults.
 set -uo pipefail
 
@@ -231,17 +231,18 @@ printf "%-34s %10.0f %8.3f %11.1f %12s %10s %9s\n" "file (fsync)" "$(echo "$EVEN
 printf "%-34s %10.0f %8.3f %11.1f %12.0f %10.1f %9.3f\n" "kafka (idempotent, acks=all)" "$(echo "$EVENTS / $kt" | bc -l)" \
 	"$(echo "$ft / $kt" | bc -l)" "$(echo "$kc * 1000000 / $EVENTS" | bc -l)" "$(echo "$EVENTS / $rt" | bc -l)" \
 	"$(echo "$rc * 1000000 / $EVENTS" | bc -l)" "$rr"
+# the source: pg_recvlogical reading the same WAL (the capture, timed)
+src_rate=$(echo "$(grep -c '"action":"M"' "$work/stream.w2j") / $capture_secs" | bc -l)
 if [ -n "${BENCH_RESULTS:-}" ]; then
 	echo "kafka_ratio $(echo "$ft / $kt" | bc -l)" >>"$BENCH_RESULTS"
 	echo "kafka_ref_ratio $rr" >>"$BENCH_RESULTS"
 	echo "kafka_cpu_ratio $cr" >>"$BENCH_RESULTS"
 	echo "kafka_alone_ratio $(median <"$work/a.ratio")" >>"$BENCH_RESULTS"
+	echo "kafka_source_ratio $(echo "$EVENTS / $kt / $src_rate" | bc -l)" >>"$BENCH_RESULTS"
 fi
 printf "%-34s %10s %8s %11s %12s %10s %9.3f\n" "bound: file sink / ref" - - - - - "$(echo "$rt / $ft" | bc -l)"
-# the source: pg_recvlogical reading the same WAL (the capture, timed)
-src_rate=$(echo "$(grep -c '"action":"M"' "$work/stream.w2j") / $capture_secs" | bc -l)
-printf "%-34s %10.0f %8s %11s %12.0f %10s %9.3f\n" "source: pg_recvlogical, same WAL" "$src_rate" - - \
-	"$(echo "$EVENTS / $rt" | bc -l)" - "$(echo "$src_rate * $rt / $EVENTS" | bc -l)"
+printf "%-34s %10.0f %8.3f %11s %12.0f %10s %9.3f\n" "source: pg_recvlogical, same WAL" "$src_rate" \
+	"$(echo "$EVENTS / $kt / $src_rate" | bc -l)" - "$(echo "$EVENTS / $rt" | bc -l)" - "$(echo "$src_rate * $rt / $EVENTS" | bc -l)"
 printf "%-34s %10.0f %8s %11.1f %12.0f %10.1f %9.3f\n" "kafka sink alone (replay.c)" "$(median <"$work/a.rate")" - \
 	"$(median <"$work/a.cpu")" "$(echo "$EVENTS / $rt" | bc -l)" "$(echo "$rc * 1000000 / $EVENTS" | bc -l)" \
 	"$(median <"$work/a.ratio")"
@@ -259,7 +260,8 @@ echo " events/s / ref records/s, median of the rounds' ratios, goal >= 0.9; on 2
 echo " caps it near the bound. sink us/ev = relay CPU per event with the Kafka sink minus with the file"
 echo " sink (medians); CPU RATIO = ref us/rec / sink us/ev (medians), goal >= 0.9;"
 echo " source = pg_recvlogical reading the same WAL to a file (timed to 20 ms): what PostgreSQL hands"
-echo " the plainest client, a ceiling for any relay; its ratio to ref bounds REF RATIO on every machine;"
+echo " the plainest client, a ceiling for any relay; its REF RATIO bounds the relay's on every machine,"
+echo " its RATIO = kafka sink events/s / source events/s: how close the relay gets to that ceiling;"
 echo " alone = replay.c over the captured stream, no walsender: timed from the sink's start until every"
 echo " record is acknowledged, us/ev its CPU (librdkafka's threads included), ALONE RATIO = alone"
 echo " events/s / ref records/s, median of the rounds' ratios)"
