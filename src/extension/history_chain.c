@@ -13,7 +13,12 @@
  *	  already written one transaction at a time (each holds the order's row
  *	  lock, or created the order), so the previous row found at insert time
  *	  is the last one committed.  The other chains are rare admin and
- *	  worker writes; they take a transaction advisory lock per chain.
+ *	  worker writes; each has a row in ordersync.history_chain_lock (its
+ *	  SKU, or '' for the rows with neither) that its writers lock until
+ *	  they commit.  A row lock, unlike the transaction advisory lock of
+ *	  releases before 0.7.0, takes no room in the shared lock table, so one
+ *	  transaction may receive any number of SKUs (with advisory locks, some
+ *	  6,400 at default settings ended in "out of shared memory").
  *
  *	  Within one transaction the last row written is remembered, and an
  *	  order's "created" row starts its chain, so place_order(), which
@@ -31,6 +36,7 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
+#include "catalog/namespace.h"
 #include "common/cryptohash.h"
 #include "common/hashfn.h"
 #include "common/sha2.h"
@@ -39,6 +45,7 @@
 #include "storage/lock.h"
 #include "storage/proc.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -48,9 +55,6 @@
 
 PG_FUNCTION_INFO_V1(ordersync_history_chain_trigger);
 PG_FUNCTION_INFO_V1(ordersync_verify_history);
-
-/* advisory lock class of the non-order chains ("osch") */
-#define CHAIN_LOCK_CLASS 0x6f736368
 
 /* the columns the hash covers, in this order; everything but the hash */
 static const char *const chain_columns[] = {
@@ -96,17 +100,45 @@ static struct
 	uint8		hash[PG_SHA256_DIGEST_LENGTH];
 } last_row;
 
+/*
+ * The last non-order chain locked in this transaction: os_write_history
+ * locks it before its INSERT and the trigger would lock it again.
+ */
+static struct
+{
+	LocalTransactionId lxid;
+	bool		valid;
+	bool		sku_null;
+	char		sku[256];
+} locked_chain;
+
 static bool callback_registered = false;
 
 static void lock_chain(const ChainKey *k);
 
-/* a subtransaction that rolled back may have taken the remembered row along */
+/*
+ * A subtransaction that rolled back may have taken the remembered row
+ * along, and released the row locks it took.
+ */
 static void
 chain_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 					   SubTransactionId parentSubid, void *arg)
 {
 	if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
 		last_row.valid = false;
+		locked_chain.valid = false;
+	}
+}
+
+static void
+register_callback(void)
+{
+	if (!callback_registered)
+	{
+		RegisterSubXactCallback(chain_subxact_callback, NULL);
+		callback_registered = true;
+	}
 }
 
 static void
@@ -190,11 +222,7 @@ same_chain(const ChainKey *k)
 static void
 remember(const ChainKey *k, int64 id, const uint8 *hash)
 {
-	if (!callback_registered)
-	{
-		RegisterSubXactCallback(chain_subxact_callback, NULL);
-		callback_registered = true;
-	}
+	register_callback();
 	last_row.valid = false;
 	if (!k->has_order && k->sku != NULL && strlen(k->sku) >= sizeof(last_row.sku))
 		return;					/* not remembered: looked up next time */
@@ -298,7 +326,7 @@ chain_head(const ChainKey *k, int64 *id, uint8 *hash)
  * The non-order chains are written under a lock of their own.  Taken
  * before the row's id is drawn (os_write_history calls it before its
  * INSERT), so ids grow along each chain; the trigger takes it again for
- * rows inserted any other way (a no-op when held).
+ * rows inserted any other way (its row is ours already then: no wait).
  */
 void
 os_history_chain_lock(const char *sku)
@@ -308,15 +336,94 @@ os_history_chain_lock(const char *sku)
 	lock_chain(&k);
 }
 
+/*
+ * The advisory lock of releases before 0.7.0, for a database whose
+ * extension has not been updated yet (its schema has no
+ * ordersync.history_chain_lock while this library is already installed).
+ */
 static void
-lock_chain(const ChainKey *k)
+lock_chain_advisory(const ChainKey *k, bool hold)
 {
 	LOCKTAG		tag;
 	uint32		h = k->sku ? DatumGetUInt32(hash_any((const unsigned char *) k->sku,
 													  strlen(k->sku))) : 0;
 
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, CHAIN_LOCK_CLASS, h, 2);
+	/* class "osch" */
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0x6f736368, h, 2);
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	if (!hold)
+		(void) LockRelease(&tag, ExclusiveLock, false);
+}
+
+static void
+lock_chain(const ChainKey *k)
+{
+	static OsPlan lock = {
+		"SELECT 1 FROM ordersync.history_chain_lock WHERE chain = $1 FOR UPDATE",
+		1, {TEXTOID}
+	};
+	static OsPlan add = {
+		"INSERT INTO ordersync.history_chain_lock (chain) VALUES ($1) ON CONFLICT DO NOTHING",
+		1, {TEXTOID}
+	};
+	Datum		v;
+	Oid			nsp = get_namespace_oid("ordersync", true);
+	int			attempt;
+	int			rc;
+
+	if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid("history_chain_lock", nsp)))
+	{
+		lock_chain_advisory(k, true);
+		return;
+	}
+	if (locked_chain.valid && locked_chain.lxid == MyProc->lxid &&
+		(k->sku == NULL ? locked_chain.sku_null :
+		 !locked_chain.sku_null && strcmp(locked_chain.sku, k->sku) == 0))
+		return;					/* ours already, since os_write_history */
+
+	/*
+	 * A writer that started before ALTER EXTENSION ... UPDATE may still hold
+	 * the chain's advisory lock: wait for it, without keeping the lock (its
+	 * slot in the shared lock table is what must not pile up).
+	 */
+	lock_chain_advisory(k, false);
+	v = CStringGetTextDatum(k->sku ? k->sku : "");
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "ordersync: SPI_connect failed");
+	os_prepare(&lock);
+	for (attempt = 0; attempt < 2; attempt++)
+	{
+		/*
+		 * The latest committed row, whatever the isolation level: a chain's
+		 * row made by a transaction that committed after a REPEATABLE READ
+		 * snapshot is locked all the same (as chain_head reads its head).
+		 */
+		rc = SPI_execute_snapshot(lock.plan, &v, NULL, GetLatestSnapshot(),
+								  InvalidSnapshot, false, false, 1);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "ordersync: cannot lock a history chain: %s",
+				 SPI_result_code_string(rc));
+		if (SPI_processed == 1)
+			break;
+		/* the chain's first row: ours until we commit (others wait on it) */
+		if (os_execute(&add, &v, NULL, false, 0) == 1)
+			break;
+		/* another transaction made it meanwhile and has committed: lock it */
+	}
+	if (attempt == 2)
+		elog(ERROR, "ordersync: the lock row of history chain \"%s\" disappeared",
+			 k->sku ? k->sku : "");
+	SPI_finish();
+
+	register_callback();
+	locked_chain.valid = false;
+	if (k->sku != NULL && strlen(k->sku) >= sizeof(locked_chain.sku))
+		return;					/* not remembered: locked again next time */
+	locked_chain.lxid = MyProc->lxid;
+	locked_chain.sku_null = (k->sku == NULL);
+	if (k->sku)
+		strlcpy(locked_chain.sku, k->sku, sizeof(locked_chain.sku));
+	locked_chain.valid = true;
 }
 
 /* looks the chain columns (and hash, last) of history up once per backend */

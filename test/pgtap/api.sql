@@ -395,7 +395,7 @@ SELECT set_eq($$SELECT name::text || '=' || context FROM pg_settings WHERE name 
 	ARRAY['ordersync.auto_hot=sighup', 'ordersync.auto_hot_wait=sighup', 'ordersync.auto_hot_queue=sighup',
 	      'ordersync.auto_hot_cooldown=sighup', 'ordersync.auto_hot_max_buckets=sighup'],
 	'the auto-hot settings are server-wide (postgresql.conf, reload)');
-SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'ordersync'), '0.6.0', 'CREATE EXTENSION installs 0.6.0');
+SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'ordersync'), '0.7.0', 'CREATE EXTENSION installs 0.7.0');
 
 -- ---------------------------------------------------------------------------
 -- Refusals: each with its SQLSTATE, none changes anything

@@ -27,8 +27,8 @@ SELECT tables_are('ordersync', ARRAY['channel', 'location', 'sku', 'stock', 'sta
 	'redelivery', 'rollup_hourly', 'rollup_daily_sku', 'rollup_state', 'channel_inbound', 'inbox',
 	'inbox_version', 'stockout_watch', 'history_seal', 'retention', 'order_hold',
 	'rollup_status_time', 'rollup_funnel', 'rollup_stock_level', 'rollup_stockout',
-	'order_stuck', 'demand_refused'],
-	'ordersync has exactly the thirty documented tables');
+	'order_stuck', 'demand_refused', 'history_chain_lock'],
+	'ordersync has exactly the thirty-one documented tables');
 SELECT views_are('ordersync', ARRAY['rollup_hourly_recount', 'rollup_daily_sku_recount',
 	'rollup_status_time_recount', 'rollup_funnel_recount', 'rollup_stockout_recount', 'funnel', 'stuck_orders'],
 	'ordersync has only the views that recount the rollups, and the funnel and stuck orders (0.5.0)');
@@ -453,7 +453,7 @@ SELECT set_eq(
 	      'ordersync.inbox_id_seq', 'ordersync.stockout_watch', 'ordersync.history_seal', 'ordersync.retention',
 	      'ordersync.order_hold', 'ordersync.rollup_status_time', 'ordersync.rollup_funnel',
 	      'ordersync.rollup_stock_level', 'ordersync.rollup_stockout', 'ordersync.order_stuck',
-	      'ordersync.demand_refused'],
+	      'ordersync.demand_refused', 'ordersync.history_chain_lock'],
 	'every table and identity sequence is marked for pg_dump');
 
 SELECT * FROM finish();
