@@ -111,8 +111,6 @@ PY
 		exit 1
 	fi
 }
-median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-rate() { echo "$1 / $2" | bc -l; }
 
 slots=()
 for ((r = 1; r <= ROUNDS; r++)); do slots+=("f$r" "a$r" "s$r"); done

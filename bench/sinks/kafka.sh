@@ -109,18 +109,6 @@ mock() {
 sinks_cluster "$cl" "$PORT" "synchronous_commit = off" || exit 1
 replay_build "$work/replay" || exit 1
 
-# run NAME SLOT SINK: "wall_seconds cpu_seconds" of one relay run to $end
-run() {
-	local name=$1 slot=$2 sink=$3
-	if ! /usr/bin/time -o "$work/$name.time" -f "%e %U %S" "$ORDERSYNCD" --dbname="$CONN" \
-		--slot="$slot" --endpos="$end" --status-interval=1 --sink="$sink" >/dev/null 2>"$work/$name.log"; then
-		echo "ordersyncd ($name) failed:" >&2
-		tail -5 "$work/$name.log" >&2
-		return 1
-	fi
-	awk '{ printf "%.3f %.3f\n", $1, $2 + $3 }' "$work/$name.time"
-}
-median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 sql "SELECT pg_create_logical_replication_slot('warm', 'wal2json')" >/dev/null
 sql "SELECT pg_create_logical_replication_slot('cap', 'wal2json')" >/dev/null
@@ -138,7 +126,7 @@ echo "produced $EVENTS events in $(printf %.1f "$(echo "$(date +%s.%N) - $t0" | 
 sync
 
 # the first decoding of fresh WAL is slower: one unmeasured pass first
-run warm warm "file:$work/warm.jsonl" >/dev/null || exit 1
+relay_run warm warm "file:$work/warm.jsonl" >/dev/null || exit 1
 rm -f "$work/warm.jsonl"
 # the stream once more, for the sink alone (replay.c, bench/sinks/lib.sh)
 capture cap "$work/stream.w2j" || exit 1
@@ -158,13 +146,13 @@ records() {
 : >"$work/f.secs"; : >"$work/f.cpu"; : >"$work/k.secs"; : >"$work/k.cpu"; : >"$work/r.secs"; : >"$work/r.cpu"
 : >"$work/r.ratio"; : >"$work/c.ratio"; : >"$work/a.rate"; : >"$work/a.ratio"; : >"$work/a.cpu"
 for ((r = 1; r <= ROUNDS; r++)); do
-	read -r t c < <(run "file_$r" "f$r" "file:$work/events.jsonl") || exit 1
+	read -r t c < <(relay_run "file_$r" "f$r" "file:$work/events.jsonl") || exit 1
 	echo "$t" >>"$work/f.secs"
 	echo "$c" >>"$work/f.cpu"
 	# the reference produces records of the relay's mean event size
 	[ -z "$size" ] && size=$(LC_ALL=C awk '{ n += length($0) } END { printf "%d", n / NR + 0.5 }' "$work/events.jsonl")
 	rm -f "$work/events.jsonl"
-	read -r t c < <(run "kafka_$r" "k$r" "kafka://$boot/bench$r") || exit 1
+	read -r t c < <(relay_run "kafka_$r" "k$r" "kafka://$boot/bench$r") || exit 1
 	echo "$t" >>"$work/k.secs"
 	echo "$c" >>"$work/k.cpu"
 	# everything is in the topic once the relay has exited

@@ -20,6 +20,26 @@ sinks_cluster() {
 }
 
 sql() { psql -X -A -t -q -v ON_ERROR_STOP=1 -c "$1"; }
+# median: of the numbers on stdin, one a line; rate N SECONDS: N / SECONDS
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+rate() { echo "$1 / $2" | bc -l; }
+
+# relay_run NAME SLOT SINK [OPTIONS]: one ordersyncd run from SLOT to $end
+# (--endpos) into SINK (with --sink-options OPTIONS); prints "wall_seconds
+# cpu_seconds" (user+system). Needs $ORDERSYNCD, $CONN, $end and $work (the
+# run's time and log go there).
+relay_run() {
+	local name=$1 slot=$2 sink=$3 o=${4:-}
+	local args=(--dbname="$CONN" --slot="$slot" --endpos="$end" --status-interval=1 --sink="$sink")
+	[ -n "$o" ] && args+=(--sink-options="$o")
+	if ! /usr/bin/time -o "$work/$name.time" -f "%e %U %S" "$ORDERSYNCD" "${args[@]}" \
+		>/dev/null 2>"$work/$name.log"; then
+		echo "ordersyncd ($name) failed:" >&2
+		tail -5 "$work/$name.log" >&2
+		return 1
+	fi
+	awk '{ printf "%.3f %.3f\n", $1, $2 + $3 }' "$work/$name.time"
+}
 
 # bench_end: one more event, "bench.end", after the measured ones: a relay
 # at --endpos sees the position passed at its commit (instead of waiting

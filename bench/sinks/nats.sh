@@ -73,25 +73,10 @@ fi
 sinks_cluster "$cl" "$PORT" "synchronous_commit = off" || exit 1
 replay_build "$work/replay" || exit 1
 
-median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-rate() { echo "$1 / $2" | bc -l; }
 uri="nats://ordersync@127.0.0.1:$NPORT/bench"
 opts='{"password_env":"NATS_PASSWORD","stream":"BENCH"}'
 bad=0
 
-# run NAME SLOT SINK [OPTIONS]: "wall_seconds cpu_seconds" of one relay run to $end
-run() {
-	local name=$1 slot=$2 sink=$3 o=${4:-}
-	local args=(--dbname="$CONN" --slot="$slot" --endpos="$end" --status-interval=1 --sink="$sink")
-	[ -n "$o" ] && args+=(--sink-options="$o")
-	if ! /usr/bin/time -o "$work/$name.time" -f "%e %U %S" "$ORDERSYNCD" "${args[@]}" \
-		>/dev/null 2>"$work/$name.log"; then
-		echo "ordersyncd ($name) failed:" >&2
-		tail -5 "$work/$name.log" >&2
-		return 1
-	fi
-	awk '{ printf "%.3f %.3f\n", $1, $2 + $3 }' "$work/$name.time"
-}
 # expect N WHAT: the stream holds N messages; then it is made anew (every
 # run publishes the same event ids: the duplicate window would drop them)
 expect() {
@@ -118,13 +103,13 @@ for k in f n r a; do : >"$work/$k.secs"; : >"$work/$k.cpu"; done
 : >"$work/r.ratio"
 : >"$work/a.ratio"
 for ((r = 1; r <= ROUNDS; r++)); do
-	read -r t c < <(run "file_$r" "f$r" "file:$work/events.jsonl") || exit 1
+	read -r t c < <(relay_run "file_$r" "f$r" "file:$work/events.jsonl") || exit 1
 	echo "$t" >>"$work/f.secs"
 	echo "$c" >>"$work/f.cpu"
 	[ -z "$size" ] && size=$(LC_ALL=C awk '{ n += length($0) } END { printf "%d", n / NR + 0.5 }' "$work/events.jsonl")
 	rm -f "$work/events.jsonl"
 
-	read -r t c < <(run "nats_$r" "n$r" "$uri" "$opts") || exit 1
+	read -r t c < <(relay_run "nats_$r" "n$r" "$uri" "$opts") || exit 1
 	echo "$t" >>"$work/n.secs"
 	echo "$c" >>"$work/n.cpu"
 	# (the bench.end event after $end ends the run: the relay relays it too)

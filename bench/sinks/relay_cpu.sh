@@ -98,7 +98,6 @@ one() {
 		$3 == "task-clock" { cpu = $1 / 1000 } $1 ~ /^[0-9]+$/ { n = n " " $1 }
 		END { print cpu, a[3] n }' "$work/stat"
 }
-median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 nrun=0
 bins=("$ORDERSYNCD")

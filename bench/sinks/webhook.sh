@@ -224,8 +224,6 @@ run_wrk() {
 	read -r u s <"$work/wrk.time"
 	echo "$out" | awk -v cpu="$(echo "$u + $s" | bc -l)" '/ requests in / { print cpu * 1000000 / $1 }' >>"$work/wrk.cpu"
 }
-median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-rate() { echo "$1 / $2" | bc -l; }
 
 wh_opts='{"secret_env":"WH_SECRET","max_in_flight":256}'
 printf "%-9s %12s %14s %8s %14s %8s %11s %11s %5s %12s %9s %11s %9s %11s %11s\n" subjects "file ev/s" "webhook ev/s" RATIO \
