@@ -15,8 +15,8 @@
  *   replay CAPTURE SINK [SINK_OPTIONS]
  *
  * CAPTURE: the payloads pg_recvlogical wrote for a slot read with the
- * relay's wal2json options (bench/sinks/ceiling.sh), one per line. The
- * whole file is read into memory first. Then, timed: the relay is set up
+ * relay's wal2json options (capture() in bench/sinks/lib.sh), one per
+ * line. The whole file is read into memory first. Then, timed: the relay is set up
  * with the sink as a --sink (so with the operator's trust), every line goes
  * through relay_line() with the stream loop's rhythm (the sinks pumped
  * every 256 lines, a flush every 50 ms, reading paused while the delivery
@@ -32,18 +32,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
 #include "relay.h"
 #include "sink.h"
+#include "ts.h"
 
+/* seconds on the library's monotonic clock */
 static double
 now_sec(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+	return (double) ts_mono_usec() / 1e6;
 }
 
 static double

@@ -18,12 +18,12 @@
  *	  the tick instead (the first design) misread a storm: behind one row
  *	  at 256 buyers a wait lasts seconds, so the first ticks saw a handful
  *	  and split the SKU too small, and two buyers colliding on a SKU of a
- *	  loaded server looked like a queue.  A SKU with ordersync.auto_hot_queue or more queued at
- *	  two ticks in a row gets about that many more buckets (a power of two,
- *	  8 to ordersync.auto_hot_max_buckets).  A SKU split automatically is
- *	  merged back into one row once no buyer found its start bucket taken,
- *	  bought from its lease (allocate.c) or waited for
- *	  ordersync.auto_hot_cooldown.
+ *	  loaded server looked like a queue.  A SKU with
+ *	  ordersync.auto_hot_queue or more queued at two ticks in a row gets
+ *	  about that many more buckets (a power of two, 8 to
+ *	  ordersync.auto_hot_max_buckets).  A SKU split automatically is merged
+ *	  back into one row once no buyer found its start bucket taken, bought
+ *	  from its lease (allocate.c) or waited for ordersync.auto_hot_cooldown.
  *	  set_hot() records the operator's choice in sku.hot_source, and the
  *	  worker never changes a SKU the operator set.  Each automatic change is
  *	  one short transaction (history row, inventory.hot_changed event).

@@ -34,9 +34,9 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
-#include "catalog/namespace.h"
 #include "common/cryptohash.h"
 #include "common/hashfn.h"
 #include "common/sha2.h"
@@ -86,16 +86,21 @@ typedef struct ChainKey
 	char	   *sku;			/* NULL with has_order, or for the rest */
 } ChainKey;
 
-/* the last row written in this transaction, and its chain */
-static struct
+/* a chain remembered until the end of its transaction (seen_is/seen_set) */
+typedef struct SeenChain
 {
 	LocalTransactionId lxid;
-	SubTransactionId subxid;
 	bool		valid;
 	bool		has_order;
 	int64		order_id;
-	char		sku[256];		/* SKUs are at most 100 characters */
 	bool		sku_null;
+	char		sku[256];		/* SKUs are at most 100 characters */
+} SeenChain;
+
+/* the last row written in this transaction, and its chain */
+static struct
+{
+	SeenChain	chain;
 	int64		id;
 	uint8		hash[PG_SHA256_DIGEST_LENGTH];
 } last_row;
@@ -104,13 +109,7 @@ static struct
  * The last non-order chain locked in this transaction: os_write_history
  * locks it before its INSERT and the trigger would lock it again.
  */
-static struct
-{
-	LocalTransactionId lxid;
-	bool		valid;
-	bool		sku_null;
-	char		sku[256];
-} locked_chain;
+static SeenChain locked_chain;
 
 static bool callback_registered = false;
 
@@ -126,7 +125,7 @@ chain_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 {
 	if (event == SUBXACT_EVENT_ABORT_SUB)
 	{
-		last_row.valid = false;
+		last_row.chain.valid = false;
 		locked_chain.valid = false;
 	}
 }
@@ -206,35 +205,42 @@ row_digest(const Datum *values, const bool *nulls, const uint8 *prev_hash,
 	pg_cryptohash_free(ctx);
 }
 
+/* is k the chain s remembers, in this transaction? */
 static bool
-same_chain(const ChainKey *k)
+seen_is(const SeenChain *s, const ChainKey *k)
 {
-	if (!last_row.valid || last_row.lxid != MyProc->lxid ||
-		last_row.has_order != k->has_order)
+	if (!s->valid || s->lxid != MyProc->lxid || s->has_order != k->has_order)
 		return false;
 	if (k->has_order)
-		return last_row.order_id == k->order_id;
+		return s->order_id == k->order_id;
 	if (k->sku == NULL)
-		return last_row.sku_null;
-	return !last_row.sku_null && strcmp(last_row.sku, k->sku) == 0;
+		return s->sku_null;
+	return !s->sku_null && strcmp(s->sku, k->sku) == 0;
+}
+
+/* remember k in s for this transaction (not a SKU too long to keep) */
+static void
+seen_set(SeenChain *s, const ChainKey *k)
+{
+	register_callback();
+	s->valid = false;
+	if (k->sku != NULL && strlen(k->sku) >= sizeof(s->sku))
+		return;					/* not remembered: looked up next time */
+	s->lxid = MyProc->lxid;
+	s->has_order = k->has_order;
+	s->order_id = k->order_id;
+	s->sku_null = (k->sku == NULL);
+	if (k->sku)
+		strlcpy(s->sku, k->sku, sizeof(s->sku));
+	s->valid = true;
 }
 
 static void
 remember(const ChainKey *k, int64 id, const uint8 *hash)
 {
-	register_callback();
-	last_row.valid = false;
-	if (!k->has_order && k->sku != NULL && strlen(k->sku) >= sizeof(last_row.sku))
-		return;					/* not remembered: looked up next time */
-	last_row.lxid = MyProc->lxid;
-	last_row.has_order = k->has_order;
-	last_row.order_id = k->order_id;
-	last_row.sku_null = (k->sku == NULL);
-	if (k->sku)
-		strlcpy(last_row.sku, k->sku, sizeof(last_row.sku));
+	seen_set(&last_row.chain, k);
 	last_row.id = id;
 	memcpy(last_row.hash, hash, PG_SHA256_DIGEST_LENGTH);
-	last_row.valid = true;
 }
 
 /*
@@ -271,7 +277,7 @@ chain_head(const ChainKey *k, int64 *id, uint8 *hash)
 	int			n;
 	int			rc;
 
-	if (same_chain(k))
+	if (seen_is(&last_row.chain, k))
 	{
 		*id = last_row.id;
 		memcpy(hash, last_row.hash, PG_SHA256_DIGEST_LENGTH);
@@ -376,9 +382,7 @@ lock_chain(const ChainKey *k)
 		lock_chain_advisory(k, true);
 		return;
 	}
-	if (locked_chain.valid && locked_chain.lxid == MyProc->lxid &&
-		(k->sku == NULL ? locked_chain.sku_null :
-		 !locked_chain.sku_null && strcmp(locked_chain.sku, k->sku) == 0))
+	if (seen_is(&locked_chain, k))
 		return;					/* ours already, since os_write_history */
 
 	/*
@@ -414,16 +418,7 @@ lock_chain(const ChainKey *k)
 		elog(ERROR, "ordersync: the lock row of history chain \"%s\" disappeared",
 			 k->sku ? k->sku : "");
 	SPI_finish();
-
-	register_callback();
-	locked_chain.valid = false;
-	if (k->sku != NULL && strlen(k->sku) >= sizeof(locked_chain.sku))
-		return;					/* not remembered: locked again next time */
-	locked_chain.lxid = MyProc->lxid;
-	locked_chain.sku_null = (k->sku == NULL);
-	if (k->sku)
-		strlcpy(locked_chain.sku, k->sku, sizeof(locked_chain.sku));
-	locked_chain.valid = true;
+	seen_set(&locked_chain, k);
 }
 
 /* looks the chain columns (and hash, last) of history up once per backend */
