@@ -179,8 +179,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			bad=1
 		fi
 		amqp purge bench
-		echo "$at * $EVENTS / $an" >>"$work/l$k.secs"
-		echo "$ac * $EVENTS / $an" >>"$work/l$k.cpu"
+		echo "$at * $EVENTS / $an" | bc -l >>"$work/l$k.secs"
+		echo "$ac * $EVENTS / $an" | bc -l >>"$work/l$k.cpu"
 		echo "($an / $at) / ($EVENTS / $(tail -1 "$work/r$k.secs"))" | bc -l >>"$work/l$k.ratio"
 	done
 done
@@ -212,8 +212,8 @@ printf "%-36s %10s %8s %11s %12s %10s %9.3f\n" "bound: file sink / ref, window 1
 for k in a s; do
 	w=1000
 	[ $k = s ] && w=64
-	t=$(median < <(bc -l <"$work/l$k.secs"))
-	c=$(median < <(bc -l <"$work/l$k.cpu"))
+	t=$(median <"$work/l$k.secs")
+	c=$(median <"$work/l$k.cpu")
 	printf "%-36s %10.0f %8s %11.1f %12.0f %10.1f %9.3f\n" "amqp alone (replay.c), window $w" "$(rate "$EVENTS" "$t")" - \
 		"$(echo "$c * 1000000 / $EVENTS" | bc -l)" "$(rate "$EVENTS" "$(median <"$work/r$k.secs")")" \
 		"$(echo "$(median <"$work/r$k.cpu") * 1000000 / $EVENTS" | bc -l)" "$(median <"$work/l$k.ratio")"
