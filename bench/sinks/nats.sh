@@ -62,7 +62,9 @@ if ! "$NATS" start "$ndir" "$NPORT" ordersync "$NATS_PASSWORD" >"$work/nats.log"
 	exit 1
 fi
 js() { "$NATS" js "$ndir" "$@"; }
-js add-stream BENCH 'bench.>' 120 || exit 1
+# the stream every run publishes to: file-stored, 2-minute duplicate window
+new_stream() { js add-stream BENCH 'bench.>' 120 >/dev/null; }
+new_stream || exit 1
 if ! cc -O2 -Wall -Werror -o "$work/nats_ref" "$root/bench/sinks/nats_ref.c" -lnats 2>"$work/ref-build.log"; then
 	cat "$work/ref-build.log" >&2
 	echo "cannot build bench/sinks/nats_ref.c (needs libnats-dev)" >&2
@@ -86,7 +88,7 @@ expect() {
 		echo "$2: the stream holds $n messages, not $1" >&2
 		bad=1
 	fi
-	js delete BENCH >/dev/null && js add-stream BENCH 'bench.>' 120 >/dev/null || exit 1
+	js delete BENCH >/dev/null && new_stream || exit 1
 }
 
 slots=(cap)
