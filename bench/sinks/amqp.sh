@@ -169,10 +169,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		ref $w "r$k"
 		echo "$(tail -1 "$work/r$k.secs") / $t" | bc -l >>"$work/r$k.ratio"
 		# the sink alone, same window, right after the reference
-		if ! read -r an at ac < <("$work/replay" "$work/stream.w2j" "$uri" "$opts" 2>"$work/replay.log"); then
-			echo "replay to the AMQP sink failed: $(cat "$work/replay.log")" >&2
-			exit 1
-		fi
+		read -r an at ac < <(replay_run "$uri" "$opts") || exit 1
 		n=$(amqp count bench)
 		if [ "$n" != "$an" ]; then
 			echo "replay (window $w): the queue holds $n messages, not $an" >&2

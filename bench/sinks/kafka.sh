@@ -184,10 +184,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		bad=1
 	fi
 	# the sink alone: the same events (and bench.end) from the capture
-	if ! read -r an at ac < <("$work/replay" "$work/stream.w2j" "kafka://$boot/alone$r" 2>"$work/replay.log"); then
-		echo "replay to kafka failed: $(cat "$work/replay.log")" >&2
-		exit 1
-	fi
+	read -r an at ac < <(replay_run "kafka://$boot/alone$r") || exit 1
 	n=$(records "alone$r")
 	if [ "$n" != "$an" ]; then
 		echo "replay round $r: topic alone$r has $n records, not $an" >&2

@@ -60,6 +60,16 @@ replay_build() {
 			"$root/src/relay/libordersyncd.a" $(make -s --no-print-directory -C "$root/src/relay" print-ldlibs)
 }
 
+# replay_run SINK [OPTIONS]: $work/replay (replay_build) over the capture
+# $work/stream.w2j into SINK; prints its "events seconds cpu_seconds", or
+# says why it failed and returns 1.
+replay_run() {
+	if ! "$work/replay" "$work/stream.w2j" "$@" 2>"$work/replay.log"; then
+		echo "replay to $1 failed: $(cat "$work/replay.log")" >&2
+		return 1
+	fi
+}
+
 # capture SLOT FILE [MARKERS]: what the slot streams to ordersyncd, read
 # with pg_recvlogical and the relay's wal2json options (start_replication()
 # in src/relay/stream.c: keep the two in step), up to the MARKERS'th

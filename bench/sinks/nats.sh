@@ -128,10 +128,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	echo "$rt / $t" | bc -l >>"$work/r.ratio"
 	expect "$EVENTS" "nats_ref round $r"
 
-	if ! read -r an at ac < <("$work/replay" "$work/stream.w2j" "$uri" "$opts" 2>"$work/replay.log"); then
-		echo "replay to the NATS sink failed: $(cat "$work/replay.log")" >&2
-		exit 1
-	fi
+	read -r an at ac < <(replay_run "$uri" "$opts") || exit 1
 	echo "$at * $EVENTS / $an" | bc -l >>"$work/a.secs"
 	echo "$ac * $EVENTS / $an" | bc -l >>"$work/a.cpu"
 	echo "($an / $at) / ($EVENTS / $rt)" | bc -l >>"$work/a.ratio"

@@ -280,11 +280,7 @@ for nsubj in 1 16 256; do
 			run_wrk "$conns" || exit 1
 			echo "$EVENTS / $t / $(tail -1 "$work/wrk.rate")" | bc -l >>"$work/wrk.ratio"
 			# the sink alone, to the same receiver right after wrk
-			if ! read -r an at _ < <("$work/replay" "$work/stream.w2j" \
-				"http://127.0.0.1:$RPORT/hook/alone$nsubj/$r" "$wh_opts" 2>"$work/replay.log"); then
-				echo "replay to the webhook sink failed: $(cat "$work/replay.log")" >&2
-				exit 1
-			fi
+			read -r an at _ < <(replay_run "http://127.0.0.1:$RPORT/hook/alone$nsubj/$r" "$wh_opts") || exit 1
 			replayed=$((replayed + an))
 			echo "$an / $at" | bc -l >>"$work/a.rate"
 			echo "$an / $at / $(tail -1 "$work/wrk.rate")" | bc -l >>"$work/a.ratio"
