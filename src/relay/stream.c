@@ -50,22 +50,21 @@ int			stream_wake_fd = -1;
  * whatever has come. The walsender sends every change as it is decoded;
  * waking for each (on a stream the relay reads faster than the server
  * decodes) took two to three poll()+recv() pairs and context switches per
- * transaction, over half of the relay's CPU with the file sink
- * (bench/sinks/relay_cpu.sh). A change waits at most this long more, and
- * only while the stream is busy: the first one after a quiet spell still
- * wakes the relay at once. Sinks' descriptors (answers, finished syncs)
- * wake it as before.
+ * transaction, a fifth of the relay's CPU with the file sink
+ * (bench/sinks/relay_cpu.sh: 4.0 -> 3.1-3.6 us per event). A change waits
+ * at most this long more, and only while the stream is busy: the first one
+ * after a quiet spell still wakes the relay at once. Sinks' descriptors
+ * (answers, finished syncs) wake it as before.
+ *
+ * The gulp must stay well below what fills the socket: while the relay
+ * sleeps, the walsender can only write until the socket's buffer is full
+ * (about 200 kB on Linux, one millisecond of a fast stream) and then
+ * stops decoding. Gulps of 1 ms cut the relay's throughput to 0.73-0.82
+ * of pg_recvlogical's in bench/relay/run.sh (140k events/s against 210k
+ * without gathering in relay_cpu.sh); 100 us keeps the CPU saved and
+ * the throughput (0.96-1.09 of pg_recvlogical's, 208-222k events/s).
  */
-#define STREAM_GATHER_USEC 1000
-
-/*
- * ... but only a stream that trickles: one that brought this many lines
- * or more since the last wait has the server decoding faster than a wake-up
- * costs, and a relay asleep for 1 ms then left the walsender blocked on a
- * full socket (bench/relay/run.sh, 100 messages per transaction: 0.92 ->
- * 0.79 of pg_recvlogical's throughput with every wait gathering).
- */
-#define STREAM_GATHER_MAX_LINES 64
+#define STREAM_GATHER_USEC 100
 
 /* Seconds from the Unix epoch to PostgreSQL's epoch (2000-01-01). */
 #define PG_EPOCH_OFFSET_USEC INT64_C(946684800000000)
@@ -940,8 +939,7 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 			int			timeout;
 			int			isock,
 						iwake = -1;
-			bool		gather = lines_since_wait > 0 && lines_since_wait < STREAM_GATHER_MAX_LINES &&
-				!warned_backlog;
+			bool		gather = lines_since_wait > 0 && !warned_backlog;
 			struct timespec tmo;
 
 			/* nothing more right now: a good moment to make the batch durable */
