@@ -1,8 +1,8 @@
 /*
- * sink_amqp.h — the RabbitMQ sink's state, shared by its two files:
- * sink_amqp.c (options, publishing, confirms, the sink interface) and
- * sink_amqp_connect.c (connecting, logging in, and what the broker's
- * refusals mean). Not for other files.
+ * sink_amqp.h — the RabbitMQ sink's state, shared by its three files:
+ * sink_amqp.c (publishing, confirms, the sink interface), sink_amqp_conf.c
+ * (URI, options, password) and sink_amqp_connect.c (connecting, logging
+ * in, and what the broker's refusals mean). Not for other files.
  */
 #ifndef ORDERSYNCD_SINK_AMQP_H
 #define ORDERSYNCD_SINK_AMQP_H
@@ -100,8 +100,12 @@ const char *amqp_sink_status_text(int rc, int err);
 /* Text the broker sent, as a short printable excerpt (it may end in a dead letter). */
 void		amqp_sink_server_text(amqp_bytes_t b, char *out, size_t outsize);
 
-/* sink_amqp.c */
+/* sink_amqp_conf.c */
 
+/* the options of this kind (sink.h) */
+extern const struct sink_opt amqp_options[];
+/* Read the URI, the options and the password into a; -1 with why in err. */
+int			amqp_sink_configure(struct sink *s, struct amqp_sink *a, char *err, size_t errlen);
 /* The password: by reference only; guest's default when there is no user. */
 int			amqp_sink_read_password(struct sink *s, struct amqp_sink *a, char *err, size_t errlen);
 

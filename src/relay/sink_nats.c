@@ -87,184 +87,24 @@
  *   ca_file, cert_file, key_file   for nats+tls:// (TLS)
  * One server per sink; no NKey or credentials files (a server that wants
  * them needs a user and password or a token for the relay).
+ *
+ * The uri, options and secrets are read in sink_nats_conf.c; connecting
+ * and the mailbox libnats' threads write to are in sink_nats_connect.c.
  */
 #define _GNU_SOURCE				/* pipe2 */
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
-#include <netdb.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 #include <unistd.h>
-#include <arpa/inet.h>
 
 #include "log.h"
-#include "sink_address.h"
 #include "sink_nats.h"
 #include "sink_policy.h"
-
-/* the options of this kind (sink.h); their order is the one messages list */
-static const struct sink_opt nats_options[] = {
-	{"stream", SINK_OPT_STRING, offsetof(struct nats_sink, stream), 0, 0},
-	{"password", SINK_OPT_SECRET, -1, 0, 0},
-	{"token", SINK_OPT_SECRET, -1, 0, 0},
-	SINK_TLS_OPTIONS(struct nats_sink, tls),
-	{NULL, 0, 0, 0, 0}
-};
-
-static const struct sink_address_form nats_form = {
-	.kind = "nats",
-	.example = "nats://host:4222/ordersync",
-	.server = "host",
-	.path = "subject prefix",
-	.example_more = " (events go to ordersync.<event type>, e.g. ordersync.order.paid)",
-	.params = "a nats sink uri is nats://host:4222/<subject prefix>, settings go into the "
-	"sink's options",
-};
-
-
-/* One token of a subject as the sink writes them: [A-Za-z0-9_-]+ */
-static bool
-token_ok(const char *t, size_t len)
-{
-	if (len == 0)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (!((t[i] >= 'a' && t[i] <= 'z') || (t[i] >= 'A' && t[i] <= 'Z') ||
-			  (t[i] >= '0' && t[i] <= '9') || t[i] == '_' || t[i] == '-'))
-			return false;
-	return true;
-}
-
-/* "a.b.c": dot-separated tokens, none empty. */
-static bool
-subject_ok(const char *s)
-{
-	const char *p = s;
-
-	for (;;)
-	{
-		size_t		len = strcspn(p, ".");
-
-		if (!token_ok(p, len))
-			return false;
-		if (p[len] == '\0')
-			return true;
-		p += len + 1;
-	}
-}
-
-/* ---- configuration ------------------------------------------------------- */
-
-static bool
-nats_is_tls(const char *uri)
-{
-	return strncasecmp(uri, "nats+tls://", 11) == 0;
-}
-
-/* nats[+tls]://[user@]host[:port]/prefix */
-static int
-nats_parse_uri(struct nats_sink *n, char *err, size_t errlen)
-{
-	struct sink *s = n->s;
-	struct sink_address a;
-	int			rc = -1;
-
-	n->tls.on = nats_is_tls(s->uri);
-	if (sink_address_split(s, &nats_form, &a, err, errlen) != 0)
-		return -1;
-	if (strchr(a.servers, ',') != NULL)
-	{
-		snprintf(err, errlen, "nats sink \"%s\": uri names several servers (%s); a nats sink "
-				 "connects to one (give the cluster's address, e.g. a load-balanced name)",
-				 s->name, a.servers);
-		goto out;
-	}
-	if (sink_address_server(s, &nats_form, a.servers, NATS_SINK_DEFAULT_PORT, &n->host,
-							&n->port, err, errlen) != 0)
-		goto out;
-	if (strlen(a.path) > NATS_SINK_PREFIX_MAX || !subject_ok(a.path))
-	{
-		snprintf(err, errlen, "nats sink \"%s\": \"%.64s\" is not a valid subject prefix: use "
-				 "up to %d characters, tokens of letters, digits, \"_\" and \"-\" separated by "
-				 "single dots (no spaces, no wildcards * or >, no empty token), such as "
-				 "\"ordersync\" or \"shop.events\"", s->name, a.path, NATS_SINK_PREFIX_MAX);
-		goto out;
-	}
-	n->user = a.user;
-	n->prefix = a.path;
-	a.user = a.path = NULL;
-	rc = 0;
-out:
-	sink_address_free(&a);
-	return rc;
-}
-
-static int
-nats_parse_options(struct nats_sink *n, char *err, size_t errlen)
-{
-	struct sink *s = n->s;
-	bool		password = sink_secret_given(s, "password"),
-				token = sink_secret_given(s, "token");
-
-	n->cap = s->opt.max_in_flight > 0 ? s->opt.max_in_flight : NATS_SINK_IN_FLIGHT;
-	sink_tls_init(&n->tls, n->tls.on);
-	if (sink_opts_load(s, "nats", nats_options, n, err, errlen) != 0)
-		return -1;
-	if (n->stream && (strlen(n->stream) > 255 || strpbrk(n->stream, " \t.*>/\\") != NULL))
-	{
-		snprintf(err, errlen, "nats sink \"%s\": \"%.64s\" is not a JetStream stream name (no "
-				 "spaces, dots, *, >, / or \\)", s->name, n->stream);
-		return -1;
-	}
-	if (sink_tls_settle(s, "nats", &n->tls, "use a nats+tls:// uri", err, errlen) != 0)
-		return -1;
-	if (password && token)
-	{
-		snprintf(err, errlen, "nats sink \"%s\": give a password (with a user in the uri) or a "
-				 "token, not both", s->name);
-		return -1;
-	}
-	if (token && n->user)
-	{
-		snprintf(err, errlen, "nats sink \"%s\": a token authenticates without a user: remove "
-				 "\"%s@\" from the uri, or give a password instead of the token", s->name, n->user);
-		return -1;
-	}
-	if (password && n->user == NULL)
-	{
-		snprintf(err, errlen, "nats sink \"%s\": a password needs a user: write it in the uri "
-				 "(nats://relay@host:4222/prefix)", s->name);
-		return -1;
-	}
-	return 0;
-}
-
-/* Read the password or token (by reference); at open and before each connection. */
-int
-nats_sink_read_secrets(struct nats_sink *n, char *err, size_t errlen)
-{
-	static const char *const names[] = {"password", "token"};
-	char	  **fields[] = {&n->password, &n->token};
-
-	for (int i = 0; i < 2; i++)
-	{
-		char	   *v;
-
-		if (!sink_secret_given(n->s, names[i]))
-			continue;
-		if ((v = sink_secret(n->s, names[i], err, errlen)) == NULL)
-			return -1;
-		sink_secret_free(*fields[i]);
-		*fields[i] = v;
-	}
-	return 0;
-}
 
 /* Destroy the published messages kept so far (see nats_sink.spent). */
 static void
@@ -302,8 +142,7 @@ nats_open(struct sink *s, struct sink_host *host, char *err, size_t errlen)
 
 	n->s = s;
 	s->host = host;
-	if (nats_parse_uri(n, err, errlen) != 0 || nats_parse_options(n, err, errlen) != 0 ||
-		nats_sink_read_secrets(n, err, errlen) != 0)
+	if (nats_sink_configure(n, err, errlen) != 0)
 		goto fail;
 	/* the TLS files are loaded now, so a bad one is reported at once */
 	if ((probe = nats_sink_options(n, err, errlen)) == NULL)
@@ -477,7 +316,7 @@ nats_submit(struct sink *s, struct sink_event *ev)
 	if (n->link.refused || n->nc == NULL || (n->probing && n->ring.n > 0) ||
 		sink_ring_full(&n->ring))
 		return SINK_BUSY;
-	if (strlen(ev->type) > 255 || !subject_ok(ev->type))
+	if (strlen(ev->type) > 255 || !nats_sink_subject_ok(ev->type))
 	{
 		sink_host_failed(s->host, ev, false, 0, "the event type is not a valid NATS subject "
 						 "token sequence (letters, digits, \"_\", \"-\" between single dots, at "
@@ -631,13 +470,13 @@ nats_close(struct sink *s)
 static bool
 nats_claims(const char *uri)
 {
-	return strncasecmp(uri, "nats://", 7) == 0 || nats_is_tls(uri);
+	return strncasecmp(uri, "nats://", 7) == 0 || nats_sink_is_tls(uri);
 }
 
 static bool
 nats_clear_text(const struct sink *s)
 {
-	return !nats_is_tls(s->uri);
+	return !nats_sink_is_tls(s->uri);
 }
 
 const struct sink_ops sink_nats_ops = {

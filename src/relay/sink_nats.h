@@ -1,8 +1,9 @@
 /*
- * sink_nats.h — the NATS JetStream sink's state, shared by its two files:
- * sink_nats.c (uri and options, publishing, JetStream's answers, the sink
- * interface) and sink_nats_connect.c (the mailbox libnats' threads write
- * to, and connecting on a helper thread). Not for other files.
+ * sink_nats.h — the NATS JetStream sink's state, shared by its three
+ * files: sink_nats.c (publishing, JetStream's answers, the sink
+ * interface), sink_nats_conf.c (uri, options, secrets) and
+ * sink_nats_connect.c (the mailbox libnats' threads write to, and
+ * connecting on a helper thread). Not for other files.
  */
 #ifndef ORDERSYNCD_SINK_NATS_H
 #define ORDERSYNCD_SINK_NATS_H
@@ -130,9 +131,17 @@ void		nats_sink_lost(struct nats_sink *n, const char *fmt,...)
 			__attribute__((format(printf, 2, 3)));
 void		nats_sink_drop(struct nats_sink *n);
 
-/* sink_nats.c */
+/* sink_nats_conf.c */
 
+/* the options of this kind (sink.h) */
+extern const struct sink_opt nats_options[];
+/* Read the uri, the options and the secrets into n; -1 with why in err. */
+int			nats_sink_configure(struct nats_sink *n, char *err, size_t errlen);
 /* Read the password or token (by reference); at open and before each connection. */
 int			nats_sink_read_secrets(struct nats_sink *n, char *err, size_t errlen);
+/* Whether s is a subject the sink may write: dot-separated [A-Za-z0-9_-]+ tokens. */
+bool		nats_sink_subject_ok(const char *s);
+/* Whether uri asks for TLS (nats+tls://). */
+bool		nats_sink_is_tls(const char *uri);
 
 #endif
