@@ -86,4 +86,6 @@ for k in webhook_wrk_ratio_1:webhook_alone_ratio_1 webhook_wrk_ratio_16:webhook_
 done
 printf '  %-24s %s (the Kafka sink end to end / pg_recvlogical on the same WAL)\n' kafka_source_ratio \
 	"$(get kafka_source_ratio %.3f)"
+printf '  %-24s %s (the Kafka sink end to end / pg_recvlogical piped into kafka_ref, same WAL)\n' \
+	kafka_pipe_ratio "$(get kafka_pipe_ratio %.3f)"
 exit $rc

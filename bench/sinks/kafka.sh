@@ -55,9 +55,19 @@
 # rounds' ratios): the Kafka path of the relay against a bare producer with
 # both cores, minus the walsender. It still parses every line and builds
 # every envelope, which the reference does not.
+#
+# The least any relay from PostgreSQL to Kafka must do, on the same WAL:
+# pg_recvlogical (the relay's wal2json options) piped into kafka_ref, which
+# produces one record per message line (the line's first SIZE bytes, the
+# same key and headers) without parsing or checking anything, to topic
+# pipeN, right after the relay's run; timed from pg_recvlogical's start
+# until the last record is acknowledged, as the relay is timed. PIPE RATIO
+# = relay events/s / pipeline events/s, median of the rounds' ratios: how
+# close the relay's Kafka path comes to the plainest pipeline doing the
+# same work with the walsender beside it.
 # Port 25471 (PostgreSQL). Env: ORDERSYNCD, EVENTS, SUBJECTS, ROUNDS (<= 4).
-# Appends kafka_ratio, kafka_ref_ratio, kafka_cpu_ratio, kafka_alone_ratio
-# and kafka_source_ratio to $BENCH_RESULTS when set.
+# Appends kafka_ratio, kafka_ref_ratio, kafka_cpu_ratio, kafka_alone_ratio,
+# kafka_source_ratio and kafka_pipe_ratio to $BENCH_RESULTS when set.
 # Takes about 40 s with the defaults.
 set -uo pipefail
 
@@ -80,7 +90,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 if [ "$ROUNDS" -lt 1 ] || [ "$ROUNDS" -gt 4 ]; then
-	echo "ROUNDS must be 1..4 (two slots per round, max_replication_slots is 10)" >&2
+	echo "ROUNDS must be 1..4 (three slots per round, max_replication_slots is 16)" >&2
 	exit 2
 fi
 if ! cc -O2 -o "$work/kafka_mock" "$root/test/integration/kafka_mock.c" -lrdkafka 2>"$work/mock-build.log"; then
@@ -106,7 +116,7 @@ mock() {
 }
 
 . "$root/bench/sinks/lib.sh"
-sinks_cluster "$cl" "$PORT" "synchronous_commit = off" || exit 1
+sinks_cluster "$cl" "$PORT" "synchronous_commit = off" "max_replication_slots = 16" || exit 1
 replay_build "$work/replay" || exit 1
 
 
@@ -116,7 +126,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	mock create-topic "bench$r" 4 3 || exit 1
 	mock create-topic "ref$r" 4 3 || exit 1
 	mock create-topic "alone$r" 4 3 || exit 1
-	for k in f k; do sql "SELECT pg_create_logical_replication_slot('$k$r', 'wal2json')" >/dev/null; done
+	mock create-topic "pipe$r" 4 3 || exit 1
+	for k in f k p; do sql "SELECT pg_create_logical_replication_slot('$k$r', 'wal2json')" >/dev/null; done
 done
 t0=$(date +%s.%N)
 sql "CALL bench_produce($EVENTS, 10, $SUBJECTS)"
@@ -145,6 +156,25 @@ records() {
 }
 : >"$work/f.secs"; : >"$work/f.cpu"; : >"$work/k.secs"; : >"$work/k.cpu"; : >"$work/r.secs"; : >"$work/r.cpu"
 : >"$work/r.ratio"; : >"$work/c.ratio"; : >"$work/a.rate"; : >"$work/a.ratio"; : >"$work/a.cpu"
+: >"$work/p.secs"; : >"$work/p.ratio"
+mkfifo "$work/pipe"
+# pipe_run ROUND: pg_recvlogical | kafka_ref from slot pROUND to topic
+# pipeROUND; prints its seconds
+pipe_run() {
+	local t0 pid rc
+	t0=$(date +%s.%N)
+	pg_recvlogical -d "$CONN" -S "p$1" --start -F 0 -f - "${relay_w2j_opts[@]}" >"$work/pipe" 2>"$work/pipe.log" &
+	pid=$!
+	"$work/kafka_ref" "$boot" "pipe$1" - "$size" "$SUBJECTS" <"$work/pipe" >"$work/pipe.out" 2>&1
+	rc=$?
+	echo "$(date +%s.%N) - $t0" | bc -l
+	kill -INT "$pid" 2>/dev/null
+	wait "$pid"
+	if [ "$rc" != 0 ]; then
+		echo "pg_recvlogical | kafka_ref failed: $(cat "$work/pipe.out" "$work/pipe.log")" >&2
+		return 1
+	fi
+}
 for ((r = 1; r <= ROUNDS; r++)); do
 	read -r t c < <(relay_run "file_$r" "f$r" "file:$work/events.jsonl") || exit 1
 	echo "$t" >>"$work/f.secs"
@@ -160,6 +190,15 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	# (the bench.end event after $end ends the run: the relay relays it too)
 	if [ "$n" != "$((EVENTS + 1))" ]; then
 		echo "run kafka_$r: topic bench$r has $n records, not $((EVENTS + 1))" >&2
+		bad=1
+	fi
+	# the plainest pipeline on the same WAL, right after the relay
+	pt=$(pipe_run "$r") || exit 1
+	echo "$pt" >>"$work/p.secs"
+	echo "$pt / $t" | bc -l >>"$work/p.ratio"
+	n=$(records "pipe$r")
+	if [ "$n" != "$((EVENTS + 1))" ]; then
+		echo "pipeline round $r: topic pipe$r has $n records, not $((EVENTS + 1))" >&2
 		bad=1
 	fi
 	if ! out=$(/usr/bin/time -o "$work/ref.time" -f "%U %S" "$work/kafka_ref" "$boot" "ref$r" "$EVENTS" \
@@ -193,9 +232,9 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	echo "$an / $at" | bc -l >>"$work/a.rate"
 	echo "$ac * 1000000 / $an" | bc -l >>"$work/a.cpu"
 	echo "($an / $at) / ($EVENTS / $rt)" | bc -l >>"$work/a.ratio"
-	printf "  round %d: file %6.2f s, kafka %6.2f s, kafka_ref %6.2f s, ratio %5.3f, cpu ratio %5.3f, alone %6.2f s, alone ratio %5.3f\n" "$r" \
-		"$(tail -1 "$work/f.secs")" "$t" "$rt" "$(tail -1 "$work/r.ratio")" "$(tail -1 "$work/c.ratio")" "$at" \
-		"$(tail -1 "$work/a.ratio")"
+	printf "  round %d: file %6.2f s, kafka %6.2f s, pipeline %6.2f s (ratio %5.3f), kafka_ref %6.2f s, ratio %5.3f, cpu ratio %5.3f, alone %6.2f s, alone ratio %5.3f\n" "$r" \
+		"$(tail -1 "$work/f.secs")" "$t" "$pt" "$(tail -1 "$work/p.ratio")" "$rt" "$(tail -1 "$work/r.ratio")" \
+		"$(tail -1 "$work/c.ratio")" "$at" "$(tail -1 "$work/a.ratio")"
 done
 
 ft=$(median <"$work/f.secs")
@@ -224,10 +263,13 @@ if [ -n "${BENCH_RESULTS:-}" ]; then
 	echo "kafka_cpu_ratio $cr" >>"$BENCH_RESULTS"
 	echo "kafka_alone_ratio $(median <"$work/a.ratio")" >>"$BENCH_RESULTS"
 	echo "kafka_source_ratio $(echo "$EVENTS / $kt / $src_rate" | bc -l)" >>"$BENCH_RESULTS"
+	echo "kafka_pipe_ratio $(median <"$work/p.ratio")" >>"$BENCH_RESULTS"
 fi
 printf "%-34s %10s %8s %11s %12s %10s %9.3f\n" "bound: file sink / ref" - - - - - "$(echo "$rt / $ft" | bc -l)"
 printf "%-34s %10.0f %8.3f %11s %12.0f %10s %9.3f\n" "source: pg_recvlogical, same WAL" "$src_rate" \
 	"$(echo "$EVENTS / $kt / $src_rate" | bc -l)" - "$(echo "$EVENTS / $rt" | bc -l)" - "$(echo "$src_rate * $rt / $EVENTS" | bc -l)"
+printf "%-34s %10.0f %8.3f %11s %12s %10s %9s\n" "pipeline: pg_recvlogical|kafka_ref" \
+	"$(echo "($EVENTS + 1) / $(median <"$work/p.secs")" | bc -l)" "$(echo "$ft / $(median <"$work/p.secs")" | bc -l)" - - - -
 printf "%-34s %10.0f %8s %11.1f %12.0f %10.1f %9.3f\n" "kafka sink alone (replay.c)" "$(median <"$work/a.rate")" - \
 	"$(median <"$work/a.cpu")" "$(echo "$EVENTS / $rt" | bc -l)" "$(echo "$rc * 1000000 / $EVENTS" | bc -l)" \
 	"$(median <"$work/a.ratio")"
@@ -250,4 +292,10 @@ echo " its RATIO = kafka sink events/s / source events/s: how close the relay ge
 echo " alone = replay.c over the captured stream, no walsender: timed from the sink's start until every"
 echo " record is acknowledged, us/ev its CPU (librdkafka's threads included), ALONE RATIO = alone"
 echo " events/s / ref records/s, median of the rounds' ratios)"
+echo
+printf "%-34s %9s\n" "the same work, plainest pipeline" "PIPE RATIO"
+printf "%-34s %9.3f\n" "kafka sink / pg_recvlogical|kafka_ref" "$(median <"$work/p.ratio")"
+echo "(the relay's events/s / those of pg_recvlogical piped into kafka_ref (one record per message"
+echo " line, nothing parsed or checked) on the same slot's WAL, median of the rounds' ratios; both"
+echo " timed from their start until every record is acknowledged)"
 exit $bad

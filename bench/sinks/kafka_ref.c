@@ -20,9 +20,21 @@
  * produce to the last delivery report (connecting and the topic's metadata
  * are waited for before). Exit 0 when every record was delivered.
  *
+ *   pg_recvlogical ... -f - | kafka_ref BOOTSTRAP TOPIC - SIZE SUBJECTS
+ *
+ * The same producer fed by a replication stream: one record per wal2json
+ * message line on stdin (a line with "action":"M"), its value the line's
+ * first SIZE bytes, until the line of the bench.end event (subject
+ * "bench/end"), which is produced too. Nothing is parsed or checked: the
+ * least any relay from PostgreSQL to Kafka must do, so bench/sinks/kafka.sh
+ * can time the relay against it on the same slot's WAL, both with the
+ * walsender beside them. The caller times the whole pipeline (COUNT is the
+ * records produced).
+ *
  * Build: cc -O2 -o kafka_ref kafka_ref.c -lrdkafka
  */
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +80,24 @@ set(rd_kafka_conf_t *conf, const char *k, const char *v)
 	}
 }
 
+/* One record with the sink's key, value and headers. */
+static rd_kafka_resp_err_t
+produce(rd_kafka_t *rk, rd_kafka_topic_t *rkt, int flags, const char *key,
+		char *value, size_t vlen, const char *id)
+{
+	return rd_kafka_producev(rk,
+							 RD_KAFKA_V_RKT(rkt),
+							 RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
+							 RD_KAFKA_V_MSGFLAGS(flags),
+							 RD_KAFKA_V_KEY(key, strlen(key)),
+							 RD_KAFKA_V_VALUE(value, vlen),
+							 RD_KAFKA_V_HEADER("content-type",
+											   "application/cloudevents+json; charset=UTF-8", -1),
+							 RD_KAFKA_V_HEADER("ce_id", id, -1),
+							 RD_KAFKA_V_HEADER("ce_type", "ordersync.order.paid", -1),
+							 RD_KAFKA_V_END);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -79,6 +109,9 @@ main(int argc, char **argv)
 				size,
 				subjects;
 	char	   *value;
+	bool		lines;
+	char	   *line = NULL;
+	size_t		linecap = 0;
 	char		err[512],
 				key[32],
 				id[64];
@@ -90,7 +123,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "usage: kafka_ref BOOTSTRAP TOPIC COUNT SIZE SUBJECTS\n");
 		return 2;
 	}
-	count = strtoull(argv[3], NULL, 10);
+	lines = strcmp(argv[3], "-") == 0;
+	count = lines ? UINT64_MAX : strtoull(argv[3], NULL, 10);
 	size = strtoull(argv[4], NULL, 10);
 	subjects = strtoull(argv[5], NULL, 10);
 	if (count == 0 || size == 0 || subjects == 0)
@@ -130,25 +164,34 @@ main(int argc, char **argv)
 	for (uint64_t i = 0; i < count && failed == 0;)
 	{
 		rd_kafka_resp_err_t e;
+		char	   *v = value;
+		size_t		vlen = size;
+		int			flags = 0;	/* not copied, as the sink */
+
+		if (lines)
+		{
+			ssize_t		n = getline(&line, &linecap, stdin);
+
+			if (n < 0)
+			{
+				fprintf(stderr, "kafka_ref: stdin ended before the bench.end event\n");
+				return 1;
+			}
+			if (strstr(line, "\"action\":\"M\"") == NULL)
+				continue;
+			if (strstr(line, "bench/end") != NULL)
+				count = i + 1;
+			/* the line's buffer is read into again: librdkafka keeps a copy */
+			v = line;
+			vlen = (size_t) n < size ? (size_t) n : size;
+			flags = RD_KAFKA_MSG_F_COPY;
+		}
 
 		snprintf(key, sizeof(key), "order/%" PRIu64, i % subjects);
 		snprintf(id, sizeof(id), "0/%" PRIX64 "/%" PRIu64, 0x1000000 + i / 10 * 512, i % 10);
-		e = rd_kafka_producev(rk,
-							  RD_KAFKA_V_RKT(rkt),
-							  RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
-							  RD_KAFKA_V_MSGFLAGS(0),	/* not copied, as the sink */
-							  RD_KAFKA_V_KEY(key, strlen(key)),
-							  RD_KAFKA_V_VALUE(value, size),
-							  RD_KAFKA_V_HEADER("content-type",
-												"application/cloudevents+json; charset=UTF-8", -1),
-							  RD_KAFKA_V_HEADER("ce_id", id, -1),
-							  RD_KAFKA_V_HEADER("ce_type", "ordersync.order.paid", -1),
-							  RD_KAFKA_V_END);
-		if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-		{
+		/* on a full queue serve reports for a moment and try again */
+		while ((e = produce(rk, rkt, flags, key, v, vlen, id)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			rd_kafka_poll(rk, 10);
-			continue;
-		}
 		if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
 		{
 			fprintf(stderr, "kafka_ref: produce: %s\n", rd_kafka_err2str(e));
@@ -169,5 +212,6 @@ main(int argc, char **argv)
 	rd_kafka_topic_destroy(rkt);
 	rd_kafka_destroy(rk);
 	free(value);
+	free(line);
 	return 0;
 }

@@ -70,9 +70,15 @@ replay_run() {
 	fi
 }
 
+# The wal2json options ordersyncd streams with (start_replication() in
+# src/relay/stream.c: keep the two in step), for pg_recvlogical.
+relay_w2j_opts=(-o format-version=2 -o include-xids=1 -o include-timestamp=1 -o include-lsn=1
+	-o include-transaction=1 -o include-types=0 -o add-msg-prefixes=ordersync
+	-o filter-tables=ordersync.dead_letter
+	-o add-tables=ordersync.sink,ordersync.route,ordersync.redelivery)
+
 # capture SLOT FILE [MARKERS]: what the slot streams to ordersyncd, read
-# with pg_recvlogical and the relay's wal2json options (start_replication()
-# in src/relay/stream.c: keep the two in step), up to the MARKERS'th
+# with pg_recvlogical and the relay's wal2json options, up to the MARKERS'th
 # (default 1) bench_end event, one payload a line. pg_recvlogical's
 # --endpos is not used: it may stop on a keepalive past the position before
 # the last transactions have come. FILE keeps whole transactions only.
@@ -82,11 +88,7 @@ replay_run() {
 capture() {
 	local slot=$1 file=$2 markers=${3:-1} pid n i t t0
 	t0=$(date +%s.%N)
-	pg_recvlogical -d "$CONN" -S "$slot" --start -F 0 -f "$file.part" \
-		-o format-version=2 -o include-xids=1 -o include-timestamp=1 -o include-lsn=1 \
-		-o include-transaction=1 -o include-types=0 -o add-msg-prefixes=ordersync \
-		-o filter-tables=ordersync.dead_letter \
-		-o add-tables=ordersync.sink,ordersync.route,ordersync.redelivery 2>"$file.log" &
+	pg_recvlogical -d "$CONN" -S "$slot" --start -F 0 -f "$file.part" "${relay_w2j_opts[@]}" 2>"$file.log" &
 	pid=$!
 	for ((i = 0; i < 6000; i++)); do
 		t=$(tail -c 4096 "$file.part" 2>/dev/null)
