@@ -2,7 +2,10 @@
 # bench/sinks/amqp.sh — throughput of ordersyncd's RabbitMQ sink next to its
 # file sink on the same WAL, in one run.
 #
-# EVENTS (default 50000) order.paid events over 256 subjects, 5 per
+# EVENTS (default 150000, runs of about 10 s: with 50,000, runs of 3-4 s,
+# the relay's start and the first seconds weighed more, and the same
+# machine gave 0.88 of the reference end to end at window 1000 where
+# 150,000 gave 0.97) order.paid events over 256 subjects, 5 per
 # transaction, are produced once; one slot per run is made before that, so
 # every run reads the same WAL. Then ROUNDS (default 3) interleaved runs of
 #   ordersyncd --sink=file:...                                (fsynced JSON lines)
@@ -44,7 +47,7 @@ set -uo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 ORDERSYNCD=${ORDERSYNCD:-$root/src/relay/ordersyncd}
-EVENTS=${EVENTS:-50000}
+EVENTS=${EVENTS:-150000}
 ROUNDS=${ROUNDS:-3}
 PORT=25472
 RPORT=25485
