@@ -2,11 +2,11 @@
 # bench/sinks/amqp.sh — throughput of ordersyncd's RabbitMQ sink next to its
 # file sink on the same WAL, in one run.
 #
-# EVENTS (default 150000, runs of about 10 s: with 50,000, runs of 3-4 s,
-# the relay's start and the first seconds weighed more, and the same
-# machine gave 0.88 of the reference end to end at window 1000 where
-# 150,000 gave 0.97) order.paid events over 256 subjects, 5 per
-# transaction, are produced once; one slot per run is made before that, so
+# EVENTS (default 150000: runs of about 10 s, as in the other sink
+# benchmarks; with 50,000, runs of 3-4 s, three runs on one day gave 0.875,
+# 0.884 and 0.918 of the reference end to end at window 1000, one with
+# 150,000 0.972; the relay's start is about 50 ms of a run) order.paid
+# events over 256 subjects, 5 per transaction, are produced once; one slot per run is made before that, so
 # every run reads the same WAL. Then ROUNDS (default 3) interleaved runs of
 #   ordersyncd --sink=file:...                                (fsynced JSON lines)
 #   ordersyncd --sink=amqp://bench@127.0.0.1:25485/%2f?exchange=orders
