@@ -25,7 +25,6 @@ const struct sink_opt amqp_options[] = {
 	{NULL, 0, 0, 0, 0}
 };
 
-
 /* Decode %XX in place; -1 on a malformed escape. */
 static int
 amqp_pct_decode(char *str)

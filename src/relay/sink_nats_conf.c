@@ -33,7 +33,6 @@ static const struct sink_address_form nats_form = {
 	"sink's options",
 };
 
-
 /* One token of a subject as the sink writes them: [A-Za-z0-9_-]+ */
 static bool
 token_ok(const char *t, size_t len)
