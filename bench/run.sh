@@ -88,4 +88,24 @@ printf '  %-24s %s (the Kafka sink end to end / pg_recvlogical on the same WAL)\
 	"$(get kafka_source_ratio %.3f)"
 printf '  %-24s %s (the Kafka sink end to end / pg_recvlogical piped into kafka_ref, same WAL)\n' \
 	kafka_pipe_ratio "$(get kafka_pipe_ratio %.3f)"
+
+# Every ratio with a goal, met or not, in one place: a figure that slips
+# below its goal shows here instead of deep in one benchmark's output.
+echo
+echo "### goals (ratio >= goal)"
+met=0
+missed=()
+for g in relay_ratio_messages:0.9 relay_ratio_orderlike:0.9 inbound_ratio:0.7 \
+	webhook_wrk_ratio_1:0.6 webhook_wrk_ratio_16:0.6 webhook_wrk_ratio_256:0.6 webhook_slow_ratio:0.8 \
+	kafka_ref_ratio:0.9 amqp_ref_ratio_1000:0.9 amqp_ref_ratio_64:0.9; do
+	k=${g%%:*} goal=${g#*:} v=$(get "${g%%:*}" %.3f)
+	if [ "$v" != n/a ] && [ "$(echo "$v >= $goal" | bc -l)" = 1 ]; then
+		met=$((met + 1))
+		printf '  %-24s %6s >= %s  met\n' "$k" "$v" "$goal"
+	else
+		missed+=("$k")
+		printf '  %-24s %6s >= %s  %s\n' "$k" "$v" "$goal" "$([ "$v" = n/a ] && echo "MISSED (no figure)" || echo MISSED)"
+	fi
+done
+echo "  $met goals met, ${#missed[@]} missed${missed[*]:+: ${missed[*]}}"
 exit $rc

@@ -17,7 +17,8 @@
 #
 #   bench/inbound/run.sh    BENCH_ROUNDS (3), INBOUND_ORDERS (4000), CLIENTS (8),
 #                           APPLIERS (ordersyncd --inbound-appliers, 8)
-# Ports 25547 (cluster) and 25548 (receiver).
+# Ports 25547 (cluster) and 25548 (receiver). Appends inbound_ratio to
+# $BENCH_RESULTS when set.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
@@ -108,5 +109,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	ratios+=("$ratio")
 	printf "%-6s %14s %14s %14s %8s\n" "$r" "$d" "$a" "$x" "$ratio"
 done
-printf '%s\n' "${ratios[@]}" | sort -g | awk '{ v[NR] = $1 } END { printf "median ratio inbound/direct: %s (target >= 0.70)\n", v[int((NR + 1) / 2)] }'
+med=$(printf '%s\n' "${ratios[@]}" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+echo "median ratio inbound/direct: $med (target >= 0.70)"
+[ -n "${BENCH_RESULTS:-}" ] && echo "inbound_ratio $med" >>"$BENCH_RESULTS"
 grep -E "ERROR|WARNING" "$work/relay.log" | head -5 || true

@@ -12,7 +12,8 @@
 #      with pg_recvlogical's "visible" latency beside it (target p99 < 25 ms);
 #   3. peak RSS (VmHWM) of ordersyncd and pg_recvlogical while each consumes
 #      one 1,000,000-row transaction (target < 64 MiB).
-# Env: ORDERSYNCD (binary), EVENTS, RATE, SECS.
+# Env: ORDERSYNCD (binary), EVENTS, RATE, SECS. Appends relay_ratio_messages
+# and relay_ratio_orderlike to $BENCH_RESULTS when set.
 set -uo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -129,6 +130,7 @@ throughput() {
 	ratio=$(echo "$rl_t / $os_t" | bc -l)
 	printf "   [$tag] RATIO throughput ordersyncd / pg_recvlogical = %.2fx  (target >= 0.90x) %s\n" "$ratio" \
 		"$([ "$(echo "$ratio >= 0.9" | bc)" = 1 ] && echo OK || echo BELOW-TARGET)"
+	[ -n "${BENCH_RESULTS:-}" ] && echo "relay_ratio_$tag $ratio" >>"$BENCH_RESULTS"
 	# max_replication_slots is 10
 	for s in warm_rl warm_os os_1 rl_1 os_2 rl_2 os_3 rl_3; do
 		sql "SELECT pg_drop_replication_slot('$s')" >/dev/null
