@@ -373,17 +373,18 @@ lock_chain(const ChainKey *k)
 		1, {TEXTOID}
 	};
 	Datum		v;
-	Oid			nsp = get_namespace_oid("ordersync", true);
+	Oid			nsp;
 	int			attempt;
 	int			rc;
 
+	if (seen_is(&locked_chain, k))
+		return;					/* ours already, since os_write_history */
+	nsp = get_namespace_oid("ordersync", true);
 	if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid("history_chain_lock", nsp)))
 	{
 		lock_chain_advisory(k, true);
 		return;
 	}
-	if (seen_is(&locked_chain, k))
-		return;					/* ours already, since os_write_history */
 
 	/*
 	 * A writer that started before ALTER EXTENSION ... UPDATE may still hold
