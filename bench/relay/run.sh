@@ -41,16 +41,14 @@ trap 'exit 130' INT TERM
 eval "$("$root/scripts/cluster.sh" env "$cl" "$PORT")"
 export PGOPTIONS="-c client_min_messages=warning"
 CONN="host=$cl port=$PORT user=postgres dbname=postgres"
-sql() { psql -X -A -t -q -v ON_ERROR_STOP=1 -c "$1"; }
 now() { date +%s.%N; }
-# the options ordersyncd streams with: its control tables' rows, nothing else
-W2J_OPTS=(-o format-version=2 -o include-xids=1 -o include-timestamp=1 -o include-lsn=1
-	-o include-transaction=1 -o include-types=0 -o add-msg-prefixes=ordersync
-	-o 'filter-tables=ordersync.dead_letter' -o 'add-tables=ordersync.sink,ordersync.route,ordersync.redelivery')
-# the 1M-row test passes rows through (--raw-changes): same options as ordersyncd then
-W2J_ROWS=(-o format-version=2 -o include-xids=1 -o include-timestamp=1 -o include-lsn=1
-	-o include-transaction=1 -o include-types=0 -o add-msg-prefixes=ordersync
-	-o 'filter-tables=ordersync.dead_letter' -o 'add-tables=ordersync.sink,ordersync.route,ordersync.redelivery,ordersync.*')
+# sql(), and the options ordersyncd streams with (its control tables' rows,
+# nothing else), as the sink benchmarks have them
+. "$root/bench/sinks/lib.sh"
+# the 1M-row test passes rows through (--raw-changes): ordersyncd then adds
+# ordersync.* to add-tables, the last option
+W2J_ROWS=("${relay_w2j_opts[@]}")
+W2J_ROWS[-1]+=",ordersync.*"
 
 sql "CREATE SCHEMA ordersync; CREATE TABLE ordersync.bulk (id bigint PRIMARY KEY, v text)"
 # ordersyncd relays only where nobody but superusers may write messages (trust.h)
@@ -94,7 +92,7 @@ run_os() {
 run_rl() {
 	local t
 	t=$(now)
-	"$PGBIN/pg_recvlogical" -d "$CONN" --slot="$1" --start -E "$end" -f "$work/$1.jsonl" "${W2J_OPTS[@]}" 2>"$work/$1.log" || {
+	"$PGBIN/pg_recvlogical" -d "$CONN" --slot="$1" --start -E "$end" -f "$work/$1.jsonl" "${relay_w2j_opts[@]}" 2>"$work/$1.log" || {
 		tail -3 "$work/$1.log"
 		return 1
 	}
@@ -149,7 +147,7 @@ for s in lat_os lat_rl; do sql "SELECT pg_create_logical_replication_slot('$s', 
 "$ORDERSYNCD" --dbname="$CONN" --slot=lat_os --sink=file:"$work/lat_os.jsonl" --metrics-addr=127.0.0.1:$MPORT 2>"$work/lat_os.log" &
 pids+=($!)
 os_pid=$!
-"$PGBIN/pg_recvlogical" -d "$CONN" --slot=lat_rl --start -f "$work/lat_rl.jsonl" "${W2J_OPTS[@]}" 2>"$work/lat_rl.log" &
+"$PGBIN/pg_recvlogical" -d "$CONN" --slot=lat_rl --start -f "$work/lat_rl.jsonl" "${relay_w2j_opts[@]}" 2>"$work/lat_rl.log" &
 pids+=($!)
 rl_pid=$!
 sleep 1
