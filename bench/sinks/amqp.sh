@@ -6,8 +6,9 @@
 # benchmarks; with 50,000, runs of 3-4 s, three runs on one day gave 0.875,
 # 0.884 and 0.918 of the reference end to end at window 1000, one with
 # 150,000 0.972; the relay's start is about 50 ms of a run) order.paid
-# events over 256 subjects, 5 per transaction, are produced once; one slot per run is made before that, so
-# every run reads the same WAL. Then ROUNDS (default 3) interleaved runs of
+# events over 256 subjects, 5 per transaction, are produced once; one slot
+# per run is made before that, so every run reads the same WAL. Then
+# ROUNDS (default 3) interleaved runs of
 #   ordersyncd --sink=file:...                                (fsynced JSON lines)
 #   ordersyncd --sink=amqp://bench@127.0.0.1:25485/%2f?exchange=orders
 #              with max_in_flight 1000 (the sink's default) and 64

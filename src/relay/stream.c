@@ -59,10 +59,11 @@ int			stream_wake_fd = -1;
  * The gulp must stay well below what fills the socket: while the relay
  * sleeps, the walsender can only write until the socket's buffer is full
  * (a local socket's holds about 200 kB by default on Linux, one
- * millisecond of a fast stream) and then stops decoding. Gulps of 1 ms cut the relay's throughput to 0.73-0.82
- * of pg_recvlogical's in bench/relay/run.sh (140k events/s against 210k
- * without gathering in relay_cpu.sh); 100 us keeps the CPU saved and
- * the throughput (0.96-1.09 of pg_recvlogical's, 208-222k events/s).
+ * millisecond of a fast stream) and then stops decoding. Gulps of 1 ms
+ * cut the relay's throughput to 0.73-0.82 of pg_recvlogical's in
+ * bench/relay/run.sh (140k events/s against 210k without gathering in
+ * relay_cpu.sh); 100 us keeps the CPU saved and the throughput (0.96-1.09
+ * of pg_recvlogical's, 208-222k events/s).
  */
 #define STREAM_GATHER_USEC 100
 
