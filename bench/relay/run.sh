@@ -111,7 +111,7 @@ throughput() {
 	done
 	t0=$(now)
 	sql "CALL $proc($events, $per)"
-	end=$(sql "SELECT pg_current_wal_lsn()")
+	end=$(sql "SELECT pg_current_wal_insert_lsn()")
 	echo "   [$tag] produced $events events in $(printf %.1f "$(echo "$(now) - $t0" | bc)") s, WAL end $end"
 	sync
 	# the first decoding of fresh WAL is slower (and on this machine the first
@@ -175,7 +175,7 @@ printf "   pg_recvlogical visible in file (tail):       n=%s p50 %s ms  p99 %s m
 echo "== 3. peak RSS during one 1,000,000-row transaction"
 for s in big_os big_rl; do sql "SELECT pg_create_logical_replication_slot('$s', 'wal2json')" >/dev/null; done
 sql "INSERT INTO ordersync.bulk SELECT g, 'row ' || g FROM generate_series(1, 1000000) g"
-end=$(sql "SELECT pg_current_wal_lsn()")
+end=$(sql "SELECT pg_current_wal_insert_lsn()")
 peak() { # peak PID -> VmHWM kB once the process ends
 	local pid=$1 h=0 x
 	while kill -0 "$pid" 2>/dev/null; do

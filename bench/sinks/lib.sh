@@ -42,8 +42,9 @@ relay_run() {
 }
 
 # bench_end: one more event, "bench.end", after the measured ones: a relay
-# at --endpos sees the position passed at its commit (instead of waiting
-# for the server's next keepalive), and capture() knows where to stop.
+# at --endpos sees at its begin that nothing up to the position is left
+# (instead of waiting for the server's next keepalive) and stops without
+# relaying it; capture() knows where to stop.
 bench_end() {
 	sql "SELECT pg_logical_emit_message(true, 'ordersync', '{\"type\":\"bench.end\",\"subject\":\"bench/end\",\"data\":{}}')" >/dev/null
 }
@@ -62,12 +63,15 @@ replay_build() {
 
 # replay_run SINK [OPTIONS]: $work/replay (replay_build) over the capture
 # $work/stream.w2j into SINK; prints its "events seconds cpu_seconds", or
-# says why it failed and returns 1.
+# says why it failed and returns 1. What every run said is kept in
+# $work/replay.log.
 replay_run() {
-	if ! "$work/replay" "$work/stream.w2j" "$@" 2>"$work/replay.log"; then
-		echo "replay to $1 failed: $(cat "$work/replay.log")" >&2
-		return 1
-	fi
+	local rc=0
+	"$work/replay" "$work/stream.w2j" "$@" 2>"$work/replay.last" || rc=1
+	cat "$work/replay.last" >>"$work/replay.log"
+	[ "$rc" = 0 ] && return 0
+	echo "replay to $1 failed: $(cat "$work/replay.last")" >&2
+	return 1
 }
 
 # The wal2json options ordersyncd streams with (start_replication() in

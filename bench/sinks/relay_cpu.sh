@@ -61,8 +61,8 @@ cc -O2 -std=gnu11 -Wall -Wextra -Werror -o "$work/webhook_receiver" "$root/bench
 sinks_cluster "$cl" "$PORT" || exit 1
 sql "SELECT pg_create_logical_replication_slot('tmpl', 'wal2json')" >/dev/null
 sql "CALL bench_produce($EVENTS, 5, $SUBJECTS)"
-end=$(sql "SELECT pg_current_wal_lsn()")
-# one more event past $end: --endpos is seen at that commit, not at a keepalive
+end=$(sql "SELECT pg_current_wal_insert_lsn()")
+# one more event past $end: --endpos is seen passed at its begin, not at a keepalive
 sql "SELECT pg_logical_emit_message(true, 'ordersync', '{\"type\":\"bench.end\",\"subject\":\"bench/end\",\"data\":{}}')" >/dev/null
 
 "$work/webhook_receiver" "$RPORT" "$WH_SECRET" >"$work/receiver.out" 2>"$work/receiver.log" &

@@ -17,7 +17,11 @@
  * W of the K out of order on wrk's paths (/wrk/...): a request wrk sent
  * again on a new connection counts as out of order too.
  * Answers 204 to a good request, 401 to a bad signature; GET /count gives
- * the number accepted so far.
+ * the number accepted so far. GET /arm/N makes it note the moment (its
+ * CLOCK_MONOTONIC, in ns) the Nth request is accepted, and GET /reached
+ * gives that moment (0 until then): the benchmark times a run by the
+ * arrival of its last event without polling the receiver during the run,
+ * which would take CPU from the relay that wrk does not pay.
  *
  * DELAY_MS (default 0) makes it a slow receiver: each good request is
  * answered DELAY_MS after its body has arrived, without holding a thread
@@ -47,6 +51,8 @@
 
 static unsigned char key[256];
 static int	keylen;
+static atomic_long armed,		/* GET /arm/N: N; reached: when N was */
+			reached_ns;
 static atomic_long accepted,
 			refused,
 			out_of_order,
@@ -112,6 +118,33 @@ delay_thread(void *arg)
 	}
 	pthread_mutex_unlock(&delay_lock);
 	return NULL;
+}
+
+/* one request accepted: counts it, and notes the time if it is the armed one */
+static void
+accept_one(void)
+{
+	if (atomic_fetch_add(&accepted, 1) + 1 == atomic_load(&armed))
+	{
+		struct timespec now;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		atomic_store(&reached_ns, (long) now.tv_sec * 1000000000L + now.tv_nsec);
+	}
+}
+
+/* a GET's answer: one number and a newline */
+static enum MHD_Result
+answer_number(struct MHD_Connection *c, long v)
+{
+	char		text[32];
+	int			n = snprintf(text, sizeof(text), "%ld\n", v);
+	struct MHD_Response *resp = MHD_create_response_from_buffer((size_t) n, text,
+																MHD_RESPMEM_MUST_COPY);
+	enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
+
+	MHD_destroy_response(resp);
+	return ret;
 }
 
 static void
@@ -192,7 +225,10 @@ check_order(const char *url, const char *body)
 	if (strcmp(last[slot].subject, key) == 0 &&
 		(lsn < last[slot].lsn || (lsn == last[slot].lsn && ord <= last[slot].ordinal)))
 	{
-		atomic_fetch_add(&out_of_order, 1);
+		/* the first few are told, so that a failed run shows where */
+		if (atomic_fetch_add(&out_of_order, 1) < 10)
+			fprintf(stderr, "out of order: %s id %s after %" PRIX64 "/%" PRIu32 "\n",
+					key, id, last[slot].lsn, last[slot].ordinal);
 		if (strncmp(url, "/wrk/", 5) == 0)
 			atomic_fetch_add(&wrk_out_of_order, 1);
 	}
@@ -236,17 +272,20 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 
 	(void) cls;
 	(void) version;
-	if (strcmp(method, "GET") == 0 && strcmp(url, "/count") == 0)
+	if (strcmp(method, "GET") == 0)
 	{
-		/* how many were accepted so far: the benchmark polls this */
-		char		text[32];
-		int			n = snprintf(text, sizeof(text), "%ld\n", atomic_load(&accepted));
-		struct MHD_Response *resp = MHD_create_response_from_buffer((size_t) n, text,
-																	MHD_RESPMEM_MUST_COPY);
-		enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
-
-		MHD_destroy_response(resp);
-		return ret;
+		/* how many were accepted so far */
+		if (strcmp(url, "/count") == 0)
+			return answer_number(c, atomic_load(&accepted));
+		/* note when the Nth is accepted (the benchmark arms it first) */
+		if (strncmp(url, "/arm/", 5) == 0)
+		{
+			atomic_store(&reached_ns, 0);
+			atomic_store(&armed, strtol(url + 5, NULL, 10));
+			return answer_number(c, atomic_load(&accepted));
+		}
+		if (strcmp(url, "/reached") == 0)
+			return answer_number(c, atomic_load(&reached_ns));
 	}
 	if (strcmp(method, "POST") != 0)
 		return MHD_queue_response(c, MHD_HTTP_METHOD_NOT_ALLOWED, bad_resp);
@@ -284,7 +323,7 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 	if (r->delayed == 2)
 	{
 		/* a slow answer, due now */
-		atomic_fetch_add(&accepted, 1);
+		accept_one();
 		return MHD_queue_response(c, MHD_HTTP_NO_CONTENT, ok_resp);
 	}
 	if (r->delayed == 3)
@@ -303,7 +342,7 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 		delay_request(c, r);
 		return MHD_YES;
 	}
-	atomic_fetch_add(&accepted, 1);
+	accept_one();
 	return MHD_queue_response(c, MHD_HTTP_NO_CONTENT, ok_resp);
 }
 

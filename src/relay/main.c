@@ -111,7 +111,8 @@ usage(FILE *out)
 			"  --state-file=PATH        remember the server (system, timeline) and the last\n"
 			"                           confirmed LSN there, to notice a failover and report\n"
 			"                           what was not relayed (doc/operations.md)\n"
-			"  --endpos=LSN             stop once everything up to LSN is confirmed\n"
+			"  --endpos=LSN             relay the transactions committed up to LSN, stop once\n"
+			"                           they are confirmed\n"
 			"  --help, --version\n"
 			"\n"
 			"Signals: SIGTERM/SIGINT stop after the last durable transaction; SIGHUP reopens file sinks.\n"
@@ -591,6 +592,7 @@ main(int argc, char **argv)
 		.conninfo = o.dbname,
 		.max_pending_bytes = o.max_pending_bytes,
 		.sink_policy = &sink_policy,
+		.endpos = o.endpos,
 	};
 	if (relay_init(&relay, &rcfg) != 0)
 	{

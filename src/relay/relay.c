@@ -249,6 +249,17 @@ on_begin(struct relay *r, const struct w2j_rec *rec, uint64_t lsn)
 	if (r->skipping)
 		log_debug("skipping transaction %lld: its events are already with the sinks",
 				  (long long) r->txn.xid);
+	/*
+	 * --endpos: a transaction committed after it is the next run's, as
+	 * pg_recvlogical leaves records past its --endpos. Handing it to the
+	 * sinks would deliver what is never confirmed, and the next run would
+	 * deliver it again.
+	 */
+	if (r->cfg.endpos && r->txn.commit_lsn > r->cfg.endpos)
+	{
+		r->skipping = true;
+		r->past_endpos = true;
+	}
 	return RELAY_OK;
 }
 

@@ -40,6 +40,8 @@ struct relay_config
 	const char *conninfo;		/* for dead letters */
 	uint64_t	max_pending_bytes;	/* delivery sinks: stop reading above this */
 	const struct sink_policy *sink_policy;	/* for sinks from the database */
+	uint64_t	endpos;			/* --endpos: no transaction committed after it
+								 * is relayed (0: no end) */
 };
 
 /* Commits not yet durable, for the latency histogram and transactions_total. */
@@ -64,7 +66,10 @@ struct relay
 	struct delivery dl;			/* every sink */
 
 	bool		in_txn;
-	bool		skipping;		/* a transaction we already have (after a reconnect) */
+	bool		skipping;		/* a transaction we already have (after a
+								 * reconnect), or one past cfg.endpos */
+	bool		past_endpos;	/* a transaction committed after cfg.endpos
+								 * began: nothing more is relayed */
 	struct txn_info txn;
 	uint32_t	ordinal;		/* events emitted so far in this txn */
 

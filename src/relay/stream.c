@@ -754,6 +754,7 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 	bool		alive = true;
 	bool		warned_wal = false;
 	bool		warned_backlog = false;
+	bool		hold;			/* backlogged or past --endpos: no reading */
 	int64_t		last_pump = 0;
 	unsigned	lines_since_pump = 0;
 	unsigned	lines_since_wait = 0;
@@ -851,7 +852,14 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 				break;
 			}
 		}
-		if (o->endpos && r->durable_end >= o->endpos && !r->in_txn)
+		/*
+		 * --endpos: everything up to it is confirmed, or a transaction
+		 * committed after it has begun (not relayed: the stream is done)
+		 * and everything relayed is confirmed.
+		 */
+		if (o->endpos && ((r->durable_end >= o->endpos && !r->in_txn) ||
+						  (r->past_endpos && r->durable_end >= r->received_end &&
+						   delivery_idle(&r->dl))))
 		{
 			log_info("reached --endpos %X/%X", (unsigned) (o->endpos >> 32), (unsigned) o->endpos);
 			rc = STREAM_STOP;
@@ -898,8 +906,11 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 			break;
 		save_state(o, st, r->durable_end, false);
 
+		/* past --endpos nothing more is read: the sinks finish what they have */
+		if (r->past_endpos)
+			len = 0;
 		/* delivery sinks hold too much: read no more until they catch up */
-		if (delivery_backlogged(&r->dl))
+		else if (delivery_backlogged(&r->dl))
 		{
 			if (!warned_backlog)
 				log_warning("delivery sinks have %llu events (%llu bytes) in flight: pausing the "
@@ -913,7 +924,8 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 			warned_backlog = false;
 			len = PQgetCopyData(conn, &copybuf, 1);
 		}
-		if (len == 0 && lines_since_read > 0 && !warned_backlog)
+		hold = warned_backlog || r->past_endpos;	/* the socket stays unread */
+		if (len == 0 && lines_since_read > 0 && !hold)
 		{
 			/*
 			 * The last read brought lines: the socket may hold more at once.
@@ -940,7 +952,7 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 			int			timeout;
 			int			isock,
 						iwake = -1;
-			bool		gather = lines_since_wait > 0 && !warned_backlog;
+			bool		gather = lines_since_wait > 0 && !hold;
 			struct timespec tmo;
 
 			/* nothing more right now: a good moment to make the batch durable */
@@ -965,10 +977,10 @@ stream_session(const struct options *o, struct relay *r, struct stream_state *st
 			timeout = (int) wait_ms;
 			pollset_reset(&ps);
 			/*
-			 * While backlogged the socket stays unread: polling it would
-			 * spin. While busy it is read after the gathering wait.
+			 * While held the socket stays unread: polling it would spin.
+			 * While busy it is read after the gathering wait.
 			 */
-			isock = warned_backlog || gather ? -1 : pollset_add(&ps, PQsocket(conn), POLLIN);
+			isock = hold || gather ? -1 : pollset_add(&ps, PQsocket(conn), POLLIN);
 			if (stream_wake_fd >= 0)
 				iwake = pollset_add(&ps, stream_wake_fd, POLLIN);
 			/* the sinks' descriptors and timers: a file's finished sync, a

@@ -64,6 +64,30 @@ PY
 	fi
 }
 
+# --endpos: the transactions committed up to it are relayed, none after it
+# (they are the next run's: nothing lost, nothing twice), and the relay does
+# not wait for a sink to take more before it exits.
+t_endpos() {
+	local name=endpos_cut out1="$work/endpos1.jsonl" out2="$work/endpos2.jsonl" end rc1 rc2 n1 n2 i
+	new_slot it_endpos
+	for i in 1 2 3; do sql "$(emit order.paid order/e$i '{}')" >/dev/null; done
+	end=$(cur_lsn)
+	for i in 4 5; do sql "$(emit order.paid order/e$i '{}')" >/dev/null; done
+	start_relay endpos1 --slot=it_endpos --sink=file:"$out1" --endpos="$end"
+	wait_exit "$RELAY" 30; rc1=$WRC
+	start_relay endpos2 --slot=it_endpos --sink=file:"$out2" --endpos="$(cur_lsn)"
+	wait_exit "$RELAY" 30; rc2=$WRC
+	n1=$(grep -o '"subject":"order/e[0-9]"' "$out1" 2>/dev/null | tr -d '\n')
+	n2=$(grep -o '"subject":"order/e[0-9]"' "$out2" 2>/dev/null | tr -d '\n')
+	if [ "$rc1" = 0 ] && [ "$rc2" = 0 ] && [ "$n1" = '"subject":"order/e1""subject":"order/e2""subject":"order/e3"' ] &&
+		[ "$n2" = '"subject":"order/e4""subject":"order/e5"' ]; then
+		pass $name
+	else
+		fail $name "exit $rc1, $rc2; first run: $n1; second run: $n2" "$(tail -3 "$work/endpos1.log")"
+	fi
+	drop_slot it_endpos
+}
+
 t_snapshot() {
 	local name=create_slot_snapshot out="$work/snap.jsonl" rc prod res
 	sql "INSERT INTO ordersync.orders (status, external_id, total, lines, customer)
@@ -527,7 +551,7 @@ t_disk_full() {
 }
 
 # ONLY="t_kill9 t_sigterm" runs a subset (debugging)
-for t in ${ONLY:-t_envelope t_malformed t_errors t_sighup t_idle_and_metrics t_snapshot t_sigterm t_kill9 t_walsender_killed t_disk_full t_pg_restart t_big_txn}; do
+for t in ${ONLY:-t_envelope t_endpos t_malformed t_errors t_sighup t_idle_and_metrics t_snapshot t_sigterm t_kill9 t_walsender_killed t_disk_full t_pg_restart t_big_txn}; do
 	"$t"
 done
 

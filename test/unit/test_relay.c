@@ -2,7 +2,8 @@
  * test_relay.c — the transaction state machine without a server: events in
  * order with per-transaction ordinals, nothing confirmed before sync, bad
  * input dead-lettered or stopping, inconsistent streams refused, idle
- * keepalives advancing only when nothing is pending.
+ * keepalives advancing only when nothing is pending, nothing committed
+ * after --endpos handed to a sink.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,16 @@ setup_raw_stop(void **state)
 {
 	(void) state;
 	return setup_relay(true, true);
+}
+
+/* --endpos=0/A00 */
+static int
+setup_endpos(void **state)
+{
+	struct relay_config cfg = {.source = "/t", .prefix = "ordersync", .endpos = 0xA00};
+
+	(void) state;
+	return fixture_open(&cfg);
 }
 
 static int
@@ -180,6 +191,32 @@ relay_confirms_what_the_flush_covered(void **state)
 	assert_true(R.durable_end == 0xC30);
 }
 
+/*
+ * --endpos: a transaction committed up to it is relayed whole; one
+ * committed after it is not (the next run's), nor anything after that.
+ */
+static void
+relay_stops_at_endpos(void **state)
+{
+	(void) state;
+	assert_int_equal(feed(B(15, "0/A00", "0/A30")), RELAY_OK);	/* commit at endpos */
+	assert_int_equal(feed(MSG("order.paid", "order/6")), RELAY_OK);
+	assert_int_equal(feed(C(15, "0/A00", "0/A30")), RELAY_OK);
+	assert_false(R.past_endpos);
+	assert_int_equal(feed(B(16, "0/A40", "0/A70")), RELAY_OK);	/* commit after it */
+	assert_true(R.past_endpos);
+	assert_int_equal(feed(MSG("order.paid", "order/7")), RELAY_OK);
+	assert_int_equal(feed(C(16, "0/A40", "0/A70")), RELAY_OK);
+	assert_int_equal(feed(B(17, "0/B00", "0/B30")), RELAY_OK);
+	assert_int_equal(feed(MSG("order.paid", "order/8")), RELAY_OK);
+	assert_int_equal(feed(C(17, "0/B00", "0/B30")), RELAY_OK);
+	assert_int_equal(relay_sync(&R), RELAY_OK);
+	assert_true(R.received_end == 0xA30);
+	assert_true(R.durable_end == 0xA30);	/* the next run starts after 0/A30 */
+	assert_int_equal(count_lines(NULL), 1);
+	assert_int_equal(count_lines("\"subject\":\"order/6\""), 1);
+}
+
 int
 group_relay(void)
 {
@@ -192,6 +229,7 @@ group_relay(void)
 		cmocka_unit_test_setup_teardown(relay_abort_cuts_open_transaction, setup_default, teardown),
 		cmocka_unit_test_setup_teardown(relay_stop_policy_and_raw_rows, setup_raw_stop, teardown),
 		cmocka_unit_test_setup_teardown(relay_confirms_what_the_flush_covered, setup_default, teardown),
+		cmocka_unit_test_setup_teardown(relay_stops_at_endpos, setup_endpos, teardown),
 	};
 
 	return cmocka_run_group_tests_name("relay", tests, NULL, NULL);
