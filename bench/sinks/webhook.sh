@@ -359,7 +359,7 @@ ok=0
 [ "$acc" = "$want" ] && [ "$ref" = 0 ] && [ "$ooo" = 0 ] || {
 	ok=1
 	# where: the receiver's first ones, and what the relay runs said
-	grep -m10 "out of order" "$work/receiver.log"
+	grep -m10 -E "out of order|late answer" "$work/receiver.log"
 	grep -H -m5 -E "WARN|ERROR" "$work"/webhook_*.log "$work/replay.log" 2>/dev/null
 }
 

@@ -79,7 +79,19 @@ struct req
 	struct timespec due;		/* when a delayed request is answered */
 	struct MHD_Connection *conn;
 	struct req *next;			/* in the delay queue */
+	int64_t		accepted_ms;	/* when it was accepted (0: not) */
 };
+
+static atomic_long late_answers;
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (int64_t) now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
 
 /*
  * Slow-receiver mode: suspended requests in arrival order (the delay is the
@@ -343,6 +355,7 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 		return MHD_YES;
 	}
 	accept_one();
+	r->accepted_ms = mono_ms();
 	return MHD_queue_response(c, MHD_HTTP_NO_CONTENT, ok_resp);
 }
 
@@ -353,7 +366,15 @@ completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestT
 
 	(void) cls;
 	(void) c;
-	(void) toe;
+	/*
+	 * An answer that left long after its request was accepted: a client
+	 * that times out sends the request again, which counts as out of
+	 * order. Told, so that a failed run shows whose stall it was.
+	 */
+	if (r && r->accepted_ms && mono_ms() - r->accepted_ms > 1000 &&
+		atomic_fetch_add(&late_answers, 1) < 10)
+		fprintf(stderr, "late answer: %lld ms after the request was accepted (termination %d)\n",
+				(long long) (mono_ms() - r->accepted_ms), (int) toe);
 	if (r)
 		free(r->body);
 	free(r);
