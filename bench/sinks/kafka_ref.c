@@ -120,7 +120,7 @@ main(int argc, char **argv)
 
 	if (argc != 6)
 	{
-		fprintf(stderr, "usage: kafka_ref BOOTSTRAP TOPIC COUNT SIZE SUBJECTS\n");
+		fprintf(stderr, "usage: kafka_ref BOOTSTRAP TOPIC COUNT|- SIZE SUBJECTS\n");
 		return 2;
 	}
 	lines = strcmp(argv[3], "-") == 0;

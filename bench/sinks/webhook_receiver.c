@@ -79,18 +79,19 @@ struct req
 	struct timespec due;		/* when a delayed request is answered */
 	struct MHD_Connection *conn;
 	struct req *next;			/* in the delay queue */
-	int64_t		accepted_ms;	/* when it was accepted (0: not) */
+	long		accepted_ns;	/* when it was accepted (0: not) */
 };
 
 static atomic_long late_answers;
 
-static int64_t
-mono_ms(void)
+/* CLOCK_MONOTONIC in ns */
+static long
+mono_ns(void)
 {
 	struct timespec now;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (int64_t) now.tv_sec * 1000 + now.tv_nsec / 1000000;
+	return (long) now.tv_sec * 1000000000L + now.tv_nsec;
 }
 
 /*
@@ -132,17 +133,16 @@ delay_thread(void *arg)
 	return NULL;
 }
 
-/* one request accepted: counts it, and notes the time if it is the armed one */
+/*
+ * r accepted: counted, and its time noted (one clock read) for the late
+ * answer check and, if it is the armed one, for GET /reached
+ */
 static void
-accept_one(void)
+accept_one(struct req *r)
 {
+	r->accepted_ns = mono_ns();
 	if (atomic_fetch_add(&accepted, 1) + 1 == atomic_load(&armed))
-	{
-		struct timespec now;
-
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		atomic_store(&reached_ns, (long) now.tv_sec * 1000000000L + now.tv_nsec);
-	}
+		atomic_store(&reached_ns, r->accepted_ns);
 }
 
 /* a GET's answer: one number and a newline */
@@ -335,7 +335,7 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 	if (r->delayed == 2)
 	{
 		/* a slow answer, due now */
-		accept_one();
+		accept_one(r);
 		return MHD_queue_response(c, MHD_HTTP_NO_CONTENT, ok_resp);
 	}
 	if (r->delayed == 3)
@@ -354,8 +354,7 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 		delay_request(c, r);
 		return MHD_YES;
 	}
-	accept_one();
-	r->accepted_ms = mono_ms();
+	accept_one(r);
 	return MHD_queue_response(c, MHD_HTTP_NO_CONTENT, ok_resp);
 }
 
@@ -364,17 +363,18 @@ completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestT
 {
 	struct req *r = *con_cls;
 
-	(void) cls;
-	(void) c;
 	/*
 	 * An answer that left long after its request was accepted: a client
 	 * that times out sends the request again, which counts as out of
 	 * order. Told, so that a failed run shows whose stall it was.
 	 */
-	if (r && r->accepted_ms && mono_ms() - r->accepted_ms > 1000 &&
-		atomic_fetch_add(&late_answers, 1) < 10)
-		fprintf(stderr, "late answer: %lld ms after the request was accepted (termination %d)\n",
-				(long long) (mono_ms() - r->accepted_ms), (int) toe);
+	long		late_ms = r && r->accepted_ns ? (mono_ns() - r->accepted_ns) / 1000000 : 0;
+
+	(void) cls;
+	(void) c;
+	if (late_ms > 1000 && atomic_fetch_add(&late_answers, 1) < 10)
+		fprintf(stderr, "late answer: %ld ms after the request was accepted (termination %d)\n",
+				late_ms, (int) toe);
 	if (r)
 		free(r->body);
 	free(r);
