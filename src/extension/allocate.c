@@ -462,7 +462,8 @@ visible_units(int ncand, char **loc, int64 *free, bool allow_split)
 /*
  * waiting for one: waits for one bucket with free units that comes after
  * *held_loc / *held_bucket (the greatest key of the SKU we hold or have
- * waited for: see the header comment for why that order matters), chosen by
+ * waited for, raised here to any row we hold that the caller did not see:
+ * see the header comment for why that order matters), chosen by
  * this backend's start so that waiters spread.  Returns false, without
  * waiting, when the committed free units might not cover the need or no
  * such bucket exists: then only the exact view can tell.  On return the
@@ -473,9 +474,8 @@ wait_for_one(Need *need, bool allow_split, char **held_loc, int *held_bucket,
 			 bool *covered)
 {
 	static OsPlan scan = {
-		"SELECT location, bucket, on_hand - reserved - safety FROM ordersync.stock"
-		" WHERE sku = $1 AND bucket < " CppAsString2(LEASE_BASE)
-		" ORDER BY location COLLATE \"C\", bucket",
+		"SELECT location, bucket, on_hand - reserved - safety, xmax FROM ordersync.stock"
+		" WHERE sku = $1 ORDER BY location COLLATE \"C\", bucket",
 		1, {TEXTOID}
 	};
 	static OsPlan lock = {
@@ -490,23 +490,51 @@ wait_for_one(Need *need, bool allow_split, char **held_loc, int *held_bucket,
 	int		   *bucket = palloc(sizeof(int) * Max(n, 1));
 	int64	   *free = palloc(sizeof(int64) * Max(n, 1));
 	int		   *cand = palloc(sizeof(int) * Max(n, 1));
+	int			nbuckets = 0;
 	int			ncand = 0;
 	int			pick;
 	Datum		values[3];
 	TimestampTz started;
 
+	/*
+	 * The rows we hold are more than the skipping queries returned: a row
+	 * another buyer emptied and committed after such a query's snapshot is
+	 * locked (its latest version) before the query sees it no longer has
+	 * units and leaves it out, and so is our own lease when an exact-view
+	 * buyer emptied it.  Such a row stays locked, unseen, to the end of the
+	 * attempt; waiting for a bucket below it could close a cycle with an
+	 * exact-view buyer that holds that bucket and waits for the row (64
+	 * buyers on 16 buckets: one deadlock in 15 storms).  A row we lock
+	 * carries our (sub)transaction id as xmax, and this statement, at READ
+	 * COMMITTED, sees the version we locked: count every such row as held.
+	 * (At REPEATABLE READ a row changed since the snapshot cannot be locked
+	 * at all.)
+	 */
 	for (int i = 0; i < n; i++)
 	{
 		bool		isnull;
+		char	   *l = os_gettext(i, 1);
+		int			b = DatumGetInt32(os_getdatum(i, 2, &isnull));
+		TransactionId xmax = DatumGetTransactionId(os_getdatum(i, 4, &isnull));
 
-		loc[i] = os_gettext(i, 1);
-		bucket[i] = DatumGetInt32(os_getdatum(i, 2, &isnull));
-		free[i] = os_getint64(i, 3);
+		if (TransactionIdIsNormal(xmax) && TransactionIdIsCurrentTransactionId(xmax) &&
+			key_cmp(l, b, *held_loc, *held_bucket) > 0)
+		{
+			*held_loc = l;
+			*held_bucket = b;
+		}
+		if (b >= LEASE_BASE)
+			continue;			/* a lease: nobody waits for one */
+		loc[nbuckets] = l;
+		bucket[nbuckets] = b;
+		free[nbuckets] = os_getint64(i, 3);
+		nbuckets++;
+	}
+	for (int i = 0; i < nbuckets; i++)
 		if (free[i] > 0 &&
 			key_cmp(loc[i], bucket[i], *held_loc, *held_bucket) > 0)
 			cand[ncand++] = i;
-	}
-	if (ncand == 0 || visible_units(n, loc, free, allow_split) < need->requested)
+	if (ncand == 0 || visible_units(nbuckets, loc, free, allow_split) < need->requested)
 		return false;
 
 	pick = cand[MyProcPid % ncand];
