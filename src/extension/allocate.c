@@ -61,8 +61,10 @@
  *	  (sku, location, bucket).  Waiting for every row does that by
  *	  construction.  Skipping never waits.  Waiting for one picks its bucket
  *	  among those after the greatest (location, bucket) of the SKU that the
- *	  buyer holds or has waited for, and the SKUs before it are all it holds
- *	  of other SKUs (SKUs are taken in order).  In a cycle of waits
+ *	  buyer holds (every row it locked, including those a skipping query
+ *	  locked and then left out: see wait_for_one) or has waited for, and
+ *	  the SKUs before it are all it holds of other SKUs (SKUs are taken in
+ *	  order).  In a cycle of waits
  *	  T1 -> T2 -> ... -> T1, each transaction would wait for a row greater
  *	  than the one the previous waits for and it holds: the rows would have
  *	  to increase all the way around, which they cannot.  So a buyer waiting
