@@ -91,8 +91,10 @@
 #include "common/int.h"
 #include "miscadmin.h"
 #include "storage/proc.h"
+#include "utils/elog.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
@@ -562,6 +564,36 @@ wait_for_one(Need *need, bool allow_split, char **held_loc, int *held_bucket,
 }
 
 /*
+ * Skipping is not quite wait-free in PostgreSQL: when the version a
+ * SKIP LOCKED scan read was updated by a transaction that has committed
+ * since, the lock follows the update chain, and a newer version another
+ * transaction holds is waited for (heap_lock_updated_tuple), SKIP LOCKED
+ * or not.  A skipping buyer may then wait for a bucket below rows it holds
+ * (its range wraps around to bucket 0, and locations go by priority), and
+ * close a cycle with an exact-view buyer.  So skipping runs with a lock
+ * timeout of SKIP_WAIT_MAX: a wait there means the bucket is busy, and the
+ * optimistic attempt gives way to the exact view (in_subtransaction()).
+ */
+#define SKIP_WAIT_MAX "10ms"
+
+static bool skipping_now = false;
+
+static bool
+lock_some_bounded(Need *need, bool allow_split)
+{
+	int			nest = NewGUCNestLevel();
+	bool		covered;
+
+	(void) set_config_option("lock_timeout", SKIP_WAIT_MAX, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	skipping_now = true;
+	covered = lock_some(need, allow_split);
+	skipping_now = false;
+	AtEOXact_GUC(true, nest);
+	return covered;
+}
+
+/*
  * A hot SKU's rows for the optimistic pass: skipping, then waiting for one
  * bucket at a time while the committed units might still cover the need.
  * Returns whether the rows locked cover it; false sends the order to the
@@ -579,7 +611,7 @@ lock_hot(Need *need, bool allow_split)
 	{
 		bool		covered = false;
 
-		if (lock_some(need, allow_split))
+		if (lock_some_bounded(need, allow_split))
 			return true;
 		for (int r = 0; r < need->nrows; r++)
 			if (key_cmp(need->rows[r].location, need->rows[r].bucket,
@@ -952,6 +984,7 @@ in_subtransaction(bool (*attempt) (Attempt *), Attempt *a)
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
 	bool		ok = false;
+	bool		busy = false;
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcxt);
@@ -961,14 +994,22 @@ in_subtransaction(bool (*attempt) (Attempt *), Attempt *a)
 	}
 	PG_CATCH();
 	{
+		busy = skipping_now && geterrcode() == ERRCODE_LOCK_NOT_AVAILABLE;
+		skipping_now = false;
 		MemoryContextSwitchTo(oldcxt);
+		if (busy)
+			FlushErrorState();	/* a bucket was busy: not an error */
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
-		PG_RE_THROW();
+		if (!busy)
+			PG_RE_THROW();
 	}
 	PG_END_TRY();
 
+	/* the attempt gave way to the next one; its subtransaction is gone */
+	if (busy)
+		return false;
 	if (ok)
 		ReleaseCurrentSubTransaction();
 	else
