@@ -59,18 +59,20 @@
  *	  Why waiting for one bucket cannot deadlock: a buyer only ever waits for
  *	  a row that comes after every row it holds in the global order
  *	  (sku, location, bucket).  Waiting for every row does that by
- *	  construction.  Skipping never waits.  Waiting for one picks its bucket
- *	  among those after the greatest (location, bucket) of the SKU that the
- *	  buyer holds (every row it locked, including those a skipping query
- *	  locked and then left out: see wait_for_one) or has waited for, and
- *	  the SKUs before it are all it holds of other SKUs (SKUs are taken in
- *	  order).  In a cycle of waits
- *	  T1 -> T2 -> ... -> T1, each transaction would wait for a row greater
- *	  than the one the previous waits for and it holds: the rows would have
- *	  to increase all the way around, which they cannot.  So a buyer waiting
- *	  for one bucket and a buyer waiting for every bucket (or for a plain
- *	  SKU's rows, or a re-bucketing set_hot(), which locks in the same order)
- *	  never wait for each other in a circle.
+ *	  construction.  Skipping does not wait: where PostgreSQL would (see
+ *	  lock_some_bounded), it gives up after 10 ms and the attempt goes to
+ *	  the exact view.  Waiting for one picks its bucket among those after
+ *	  the greatest (location, bucket) of the SKU that the buyer holds
+ *	  (every row it locked, including those a skipping query locked and
+ *	  then left out: see wait_for_one) or has waited for, and the SKUs
+ *	  before it are all it holds of other SKUs (SKUs are taken in order).
+ *	  In a cycle of waits T1 -> T2 -> ... -> T1, each transaction would
+ *	  wait for a row greater than the one the previous waits for and it
+ *	  holds: the rows would have to increase all the way around, which
+ *	  they cannot.  So a buyer waiting for one bucket and a buyer waiting
+ *	  for every bucket (or for a plain SKU's rows, or a re-bucketing
+ *	  set_hot(), which locks in the same order) never wait for each other
+ *	  in a circle.
  *
  *	  At READ COMMITTED each statement sees the latest committed stock once
  *	  it holds the lock, so exactly the available units are sold; at
