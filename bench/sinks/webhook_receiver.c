@@ -366,7 +366,8 @@ completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestT
 	/*
 	 * An answer that left long after its request was accepted: a client
 	 * that times out sends the request again, which counts as out of
-	 * order. Told, so that a failed run shows whose stall it was.
+	 * order. Told, so that a failed run shows whose stall it was (a stall
+	 * before the request is read, as in epoll mode below, is not seen here).
 	 */
 	long		late_ms = r && r->accepted_ns ? (mono_ns() - r->accepted_ns) / 1000000 : 0;
 

@@ -93,7 +93,6 @@
 #include "common/int.h"
 #include "miscadmin.h"
 #include "storage/proc.h"
-#include "utils/elog.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"

@@ -121,10 +121,11 @@ check hot_wait_invariants "$(invariants)" "0"
 
 # --- hot_end: the moment a hot SKU runs out, over and over.  30 storms of
 # 64 buyers on 16 buckets holding 64 units: most buckets empty while buyers
-# skip, wait for one and take the exact view at once.  A skipping query
-# keeps a row locked that it leaves out as emptied meanwhile; a buyer that
-# then waited for a bucket below it deadlocked with an exact-view buyer
-# (allocate.c, wait_for_one): about one storm in 15 did before the fix.
+# skip, wait for one and take the exact view at once.  Two ways a buyer
+# waited for a bucket below one it held, deadlocking with an exact-view
+# buyer (allocate.c): a row a skipping query locked and left out as emptied
+# meanwhile (wait_for_one), and SKIP LOCKED itself waiting for a newer
+# version of a bucket (lock_some_bounded).  About one storm in 15 did.
 q "TRUNCATE load_refused" >/dev/null
 q "SELECT ordersync.receive_stock('END-' || i, 'main', 64), ordersync.set_hot('END-' || i, 16) FROM generate_series(1, 30) i" >/dev/null
 hot_end_failed=0
