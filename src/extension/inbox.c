@@ -50,6 +50,7 @@
 #include "pgstat.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/guc.h"
@@ -63,11 +64,22 @@
 #include "inbox.h"
 
 PG_FUNCTION_INFO_V1(ordersync_inbox_receive);
+PG_FUNCTION_INFO_V1(ordersync_inbox_receive_apply);
 PG_FUNCTION_INFO_V1(ordersync_inbox_apply);
 PG_FUNCTION_INFO_V1(ordersync_prune_inbox);
 
 /* the first key of the per-order advisory locks: "osyn" */
 #define INBOX_LOCK_CLASS 1869838702
+
+/* the first key of the per-event advisory locks of receiving: "osye" */
+#define INBOX_EVENT_LOCK_CLASS 1869838693
+
+/*
+ * Applying while receiving waits at most this long for a lock (each): the
+ * sender waits for the answer, and a row that cannot be applied now is
+ * kept received for the appliers instead.
+ */
+#define INBOX_RECEIPT_LOCK_TIMEOUT "1s"
 
 /* a batch stops taking new orders after this long: it holds their locks */
 #define INBOX_BATCH_MS 100
@@ -116,7 +128,25 @@ typedef struct InboxRow
 	bool		has_version;
 	int			attempts;
 	bool		was_received;	/* not parked before */
+	Datum		payload;		/* jsonb */
 } InboxRow;
+
+/* a webhook being received: the arguments, checked, and what it is about */
+typedef struct Receipt
+{
+	char	   *channel;
+	char	   *kind;
+	char	   *event_id;
+	char	   *topic;			/* or NULL */
+	Jsonb	   *payload;
+	char	   *format;			/* the channel's */
+	char	   *external_id;
+	Datum		version;		/* numeric, if has_version */
+	bool		has_version;
+} Receipt;
+
+static bool inbox_lock(uint32 class, const char *a, const char *b, bool wait);
+static const char *apply_on_receipt(const Receipt *rc, int64 *id);
 
 void
 os_inbox_init(void)
@@ -322,11 +352,15 @@ payload_facts(const char *channel, const char *format, const char *kind,
 }
 
 /*
- * inbox_receive(channel, kind, event_id, payload, topic) -> inbox id, or
- * NULL when the channel sent this event id before (nothing is written).
+ * The arguments of inbox_receive() and inbox_receive_apply(), checked, and
+ * the channel's format.  False for an event id the channel sent before:
+ * nothing is to be written, not even a sequence number.  A repeat arriving
+ * while the first is being received waits for it (the event's lock, held
+ * to the end of the transaction), so it is a repeat, never a second row or
+ * a second order.  Caller is connected to SPI.
  */
-Datum
-ordersync_inbox_receive(PG_FUNCTION_ARGS)
+static bool
+receipt_open(FunctionCallInfo fcinfo, Receipt *rc)
 {
 	static OsPlan cfg = {
 		"SELECT format FROM ordersync.channel_inbound WHERE channel = $1",
@@ -336,101 +370,144 @@ ordersync_inbox_receive(PG_FUNCTION_ARGS)
 		"SELECT 1 FROM ordersync.inbox WHERE channel = $1 AND event_id = $2",
 		2, {TEXTOID, TEXTOID}
 	};
+	Datum		values[2];
+
+	memset(rc, 0, sizeof(*rc));
+	rc->channel = os_required_text_arg(fcinfo, 0, "channel");
+	rc->kind = os_required_text_arg(fcinfo, 1, "kind");
+	rc->event_id = os_required_text_arg(fcinfo, 2, "event_id");
+	if (PG_ARGISNULL(3))
+		os_null_argument("inbox_receive", "payload", "Pass the webhook's body.");
+	rc->payload = PG_GETARG_JSONB_P(3);
+	if (!PG_ARGISNULL(4))
+	{
+		rc->topic = text_to_cstring(PG_GETARG_TEXT_PP(4));
+		if (strlen(rc->topic) > 100)
+			ereport(ERROR,
+					(errcode(ERRCODE_OS_INVALID_INPUT),
+					 errmsg("topic is too long"),
+					 errdetail("The topic has %zu bytes; at most 100 are allowed.", strlen(rc->topic)),
+					 errhint("Pass the sender's topic header as it is, such as \"orders/create\".")));
+		os_check_text("inbox_receive", "topic", rc->topic);
+	}
+	os_check_text("inbox_receive", "channel", rc->channel);
+	if (strcmp(rc->kind, "order") != 0 && strcmp(rc->kind, "status") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OS_INVALID_INPUT),
+				 errmsg("kind must be \"order\" or \"status\""),
+				 errdetail("inbox_receive() got kind \"%s\".", rc->kind),
+				 errhint("POST /channels/<channel>/orders is \"order\", /status is \"status\".")));
+	if (rc->event_id[0] == '\0' || strlen(rc->event_id) > 200)
+		ereport(ERROR,
+				(errcode(ERRCODE_OS_INVALID_INPUT),
+				 errmsg("event_id must have 1 to 200 bytes"),
+				 errdetail("inbox_receive() got an event_id of %zu bytes.", strlen(rc->event_id)),
+				 errhint("Pass the sender's webhook id, which it repeats when it retries.")));
+	os_check_text("inbox_receive", "event_id", rc->event_id);
+	if (VARSIZE(rc->payload) > INBOX_MAX_PAYLOAD)
+		ereport(ERROR,
+				(errcode(ERRCODE_OS_INVALID_INPUT),
+				 errmsg("payload is too large"),
+				 errdetail("The payload takes %zu bytes as jsonb; at most %d are kept.",
+						   (size_t) VARSIZE(rc->payload), INBOX_MAX_PAYLOAD),
+				 errhint("Send one order per webhook.")));
+
+	values[0] = CStringGetTextDatum(rc->channel);
+	if (os_execute(&cfg, values, NULL, true, 1) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OS_INVALID_INPUT),
+				 errmsg("channel \"%s\" does not push webhooks", rc->channel),
+				 errdetail("ordersync.channel_inbound has no row for channel \"%s\".", rc->channel),
+				 errhint("An admin enables it with ordersync.set_channel_inbound('%s', ...).", rc->channel)));
+	rc->format = os_gettext(0, 1);
+
+	(void) inbox_lock(INBOX_EVENT_LOCK_CLASS, rc->channel, rc->event_id, true);
+	values[1] = CStringGetTextDatum(rc->event_id);
+	if (os_execute(&seen, values, NULL, false, 1) > 0)
+		return false;
+
+	payload_facts(rc->channel, rc->format, rc->kind, rc->payload, &rc->external_id,
+				  &rc->version, &rc->has_version);
+	return true;
+}
+
+/* the row, received; its id, or 0 when the same event was written meanwhile */
+static int64
+receipt_insert(const Receipt *rc)
+{
 	static OsPlan ins = {
 		"INSERT INTO ordersync.inbox (channel, event_id, kind, topic, format, external_id,"
 		" version, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
 		" ON CONFLICT (channel, event_id) DO NOTHING RETURNING id",
 		8, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, NUMERICOID, JSONBOID}
 	};
-	char	   *channel;
-	char	   *kind;
-	char	   *event_id;
-	char	   *topic = NULL;
-	char	   *format;
-	Jsonb	   *payload;
-	char	   *external_id;
-	Datum		version = (Datum) 0;
-	bool		has_version;
 	Datum		values[8];
 	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	int64		id;
 
-	channel = os_required_text_arg(fcinfo, 0, "channel");
-	kind = os_required_text_arg(fcinfo, 1, "kind");
-	event_id = os_required_text_arg(fcinfo, 2, "event_id");
-	if (PG_ARGISNULL(3))
-		os_null_argument("inbox_receive", "payload", "Pass the webhook's body.");
-	payload = PG_GETARG_JSONB_P(3);
-	if (!PG_ARGISNULL(4))
-	{
-		topic = text_to_cstring(PG_GETARG_TEXT_PP(4));
-		if (strlen(topic) > 100)
-			ereport(ERROR,
-					(errcode(ERRCODE_OS_INVALID_INPUT),
-					 errmsg("topic is too long"),
-					 errdetail("The topic has %zu bytes; at most 100 are allowed.", strlen(topic)),
-					 errhint("Pass the sender's topic header as it is, such as \"orders/create\".")));
-		os_check_text("inbox_receive", "topic", topic);
-	}
-	os_check_text("inbox_receive", "channel", channel);
-	if (strcmp(kind, "order") != 0 && strcmp(kind, "status") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OS_INVALID_INPUT),
-				 errmsg("kind must be \"order\" or \"status\""),
-				 errdetail("inbox_receive() got kind \"%s\".", kind),
-				 errhint("POST /channels/<channel>/orders is \"order\", /status is \"status\".")));
-	if (event_id[0] == '\0' || strlen(event_id) > 200)
-		ereport(ERROR,
-				(errcode(ERRCODE_OS_INVALID_INPUT),
-				 errmsg("event_id must have 1 to 200 bytes"),
-				 errdetail("inbox_receive() got an event_id of %zu bytes.", strlen(event_id)),
-				 errhint("Pass the sender's webhook id, which it repeats when it retries.")));
-	os_check_text("inbox_receive", "event_id", event_id);
-	if (VARSIZE(payload) > INBOX_MAX_PAYLOAD)
-		ereport(ERROR,
-				(errcode(ERRCODE_OS_INVALID_INPUT),
-				 errmsg("payload is too large"),
-				 errdetail("The payload takes %zu bytes as jsonb; at most %d are kept.",
-						   (size_t) VARSIZE(payload), INBOX_MAX_PAYLOAD),
-				 errhint("Send one order per webhook.")));
+	values[0] = CStringGetTextDatum(rc->channel);
+	values[1] = CStringGetTextDatum(rc->event_id);
+	values[2] = CStringGetTextDatum(rc->kind);
+	values[3] = rc->topic ? CStringGetTextDatum(rc->topic) : (Datum) 0;
+	nulls[3] = rc->topic ? ' ' : 'n';
+	values[4] = CStringGetTextDatum(rc->format);
+	values[5] = CStringGetTextDatum(rc->external_id);
+	values[6] = rc->version;
+	nulls[6] = rc->has_version ? ' ' : 'n';
+	values[7] = JsonbPGetDatum(rc->payload);
+	if (os_execute(&ins, values, nulls, false, 1) == 0)
+		return 0;				/* written by something that does not take the event's lock */
+	return os_getint64(0, 1);
+}
+
+/*
+ * inbox_receive(channel, kind, event_id, payload, topic) -> inbox id, or
+ * NULL when the channel sent this event id before (nothing is written).
+ */
+Datum
+ordersync_inbox_receive(PG_FUNCTION_ARGS)
+{
+	Receipt		rc;
+	int64		id = 0;
 
 	SPI_connect();
-	values[0] = CStringGetTextDatum(channel);
-	if (os_execute(&cfg, values, NULL, true, 1) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OS_INVALID_INPUT),
-				 errmsg("channel \"%s\" does not push webhooks", channel),
-				 errdetail("ordersync.channel_inbound has no row for channel \"%s\".", channel),
-				 errhint("An admin enables it with ordersync.set_channel_inbound('%s', ...).", channel)));
-	format = os_gettext(0, 1);
-
-	/* a repeat writes nothing, not even a sequence number */
-	values[1] = CStringGetTextDatum(event_id);
-	if (os_execute(&seen, values, NULL, true, 1) > 0)
-	{
-		SPI_finish();
-		PG_RETURN_NULL();
-	}
-
-	payload_facts(channel, format, kind, payload, &external_id, &version, &has_version);
-
-	values[2] = CStringGetTextDatum(kind);
-	values[3] = topic ? CStringGetTextDatum(topic) : (Datum) 0;
-	nulls[3] = topic ? ' ' : 'n';
-	values[4] = CStringGetTextDatum(format);
-	values[5] = CStringGetTextDatum(external_id);
-	values[6] = version;
-	nulls[6] = has_version ? ' ' : 'n';
-	values[7] = JsonbPGetDatum(payload);
-	if (os_execute(&ins, values, nulls, false, 1) == 0)
-	{
-		/* the same event arrived twice at once: the other one has it */
-		SPI_finish();
-		PG_RETURN_NULL();
-	}
-	id = os_getint64(0, 1);
+	if (receipt_open(fcinfo, &rc))
+		id = receipt_insert(&rc);
 	SPI_finish();
+	if (id == 0)
+		PG_RETURN_NULL();
 	PG_RETURN_INT64(id);
+}
+
+/*
+ * inbox_receive_apply(channel, kind, event_id, payload, topic)
+ *	-> (inbox_id, state): the row is kept as inbox_receive() keeps it and,
+ * in the same transaction, applied as inbox_apply() applies it, when no
+ * other applier holds its order; state is what became of it ("received"
+ * when it was left to the appliers).  Both NULL for a repeat.
+ */
+Datum
+ordersync_inbox_receive_apply(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc;
+	Receipt		rc;
+	int64		id = 0;
+	const char *state = NULL;
+	Datum		values[2] = {0, 0};
+	bool		nulls[2] = {true, true};
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "ordersync: inbox_receive_apply must return a record");
+	SPI_connect();
+	if (receipt_open(fcinfo, &rc))
+		state = apply_on_receipt(&rc, &id);
+	SPI_finish();
+	if (state)
+	{
+		values[0] = Int64GetDatum(id);
+		values[1] = CStringGetTextDatum(state);
+		nulls[0] = nulls[1] = false;
+	}
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
 }
 
 /* ---- applying ------------------------------------------------------------ */
@@ -486,14 +563,16 @@ emit_import_failed(const InboxRow *r, ErrorData *e)
 	os_emit_event("order.import_failed", "channel", r->channel, &data);
 }
 
-/* an order: mapped from the channel's format, through place_order() */
+/*
+ * An order: mapped from the channel's format, through place_order().  The
+ * payload is the row's (receiving may apply before it writes the row).
+ */
 static InboxOutcome
 apply_order(const InboxRow *r, int64 *order_id, bool *moved)
 {
 	static OsPlan map_ordersync = {
-		"SELECT i.payload -> 'lines', i.payload -> 'customer'"
-		" FROM ordersync.inbox i WHERE i.id = $1",
-		1, {INT8OID}
+		"SELECT $1 -> 'lines', $1 -> 'customer'",
+		1, {JSONBOID}
 	};
 	/* line_items -> lines; the buyer's name, contact and shipping address */
 	static OsPlan map_shopify = {
@@ -507,8 +586,8 @@ apply_order(const InboxRow *r, int64 *order_id, bool *moved)
 		"           'email', COALESCE(i.payload ->> 'email', i.payload #>> '{customer,email}'),"
 		"           'phone', COALESCE(i.payload ->> 'phone', i.payload #>> '{customer,phone}'),"
 		"           'shipping_address', i.payload -> 'shipping_address')), '{}')"
-		"  FROM ordersync.inbox i WHERE i.id = $1",
-		1, {INT8OID}
+		"  FROM (SELECT $1 AS payload) i",
+		1, {JSONBOID}
 	};
 	/* WooCommerce prices are numbers, possibly with more than two decimals */
 	static OsPlan map_woocommerce = {
@@ -525,8 +604,8 @@ apply_order(const InboxRow *r, int64 *order_id, bool *moved)
 		"           'email', i.payload #>> '{billing,email}',"
 		"           'phone', i.payload #>> '{billing,phone}',"
 		"           'shipping_address', i.payload -> 'shipping')), '{}')"
-		"  FROM ordersync.inbox i WHERE i.id = $1",
-		1, {INT8OID}
+		"  FROM (SELECT $1 AS payload) i",
+		1, {JSONBOID}
 	};
 	static OsPlan existed = {
 		"SELECT id FROM ordersync.orders WHERE channel = $1 AND external_id = $2",
@@ -537,7 +616,7 @@ apply_order(const InboxRow *r, int64 *order_id, bool *moved)
 		4, {TEXTOID, TEXTOID, JSONBOID, JSONBOID}
 	};
 	OsPlan	   *map;
-	Datum		id = Int64GetDatum(r->id);
+	Datum		payload = r->payload;
 
 	/*
 	 * Every query here is run as not read-only: a read-only one would not
@@ -554,8 +633,7 @@ apply_order(const InboxRow *r, int64 *order_id, bool *moved)
 		map = &map_woocommerce;
 	else
 		map = &map_ordersync;
-	if (os_execute(map, &id, NULL, false, 1) != 1)
-		elog(ERROR, "ordersync: inbox row " INT64_FORMAT " disappeared", r->id);
+	(void) os_execute(map, &payload, NULL, false, 1);
 	values[2] = os_getdatum(0, 1, &isnull);
 	if (isnull)
 		values[2] = DirectFunctionCall1(jsonb_in, CStringGetDatum("[]"));	/* place_order says why */
@@ -753,6 +831,23 @@ apply_row(const InboxRow *r, int64 *order_id, bool *moved, char **why)
 	return outcome;
 }
 
+/* the outcome a row is kept with: one out of attempts fails */
+static InboxOutcome
+settle(const InboxRow *r, InboxOutcome outcome, char **why)
+{
+	if ((outcome == IN_PARKED || outcome == IN_RETRY) && r->attempts + 1 >= inbox_max_attempts)
+	{
+		*why = psprintf("gave up after %d attempts (ordersync.inbox_max_attempts): %s",
+						r->attempts + 1, *why ? *why : "");
+		outcome = IN_FAILED;
+		if (strcmp(r->kind, "order") == 0)
+			ereport(LOG,
+					(errmsg("ordersync: inbox row " INT64_FORMAT " of channel \"%s\" failed: %s",
+							r->id, r->channel, *why)));
+	}
+	return outcome;
+}
+
 /* write what became of the row; a row out of attempts fails */
 static InboxOutcome
 record_outcome(const InboxRow *r, InboxOutcome outcome, int64 order_id, char *why)
@@ -767,16 +862,7 @@ record_outcome(const InboxRow *r, InboxOutcome outcome, int64 order_id, char *wh
 	Datum		values[4];
 	char		nulls[4] = {' ', ' ', ' ', ' '};
 
-	if ((outcome == IN_PARKED || outcome == IN_RETRY) && r->attempts + 1 >= inbox_max_attempts)
-	{
-		why = psprintf("gave up after %d attempts (ordersync.inbox_max_attempts): %s",
-					   r->attempts + 1, why ? why : "");
-		outcome = IN_FAILED;
-		if (strcmp(r->kind, "order") == 0)
-			ereport(LOG,
-					(errmsg("ordersync: inbox row " INT64_FORMAT " of channel \"%s\" failed: %s",
-							r->id, r->channel, why)));
-	}
+	outcome = settle(r, outcome, &why);
 	values[0] = Int64GetDatum(r->id);
 	values[1] = CStringGetTextDatum(outcome_state[outcome]);
 	values[2] = why ? CStringGetTextDatum(why) : (Datum) 0;
@@ -810,7 +896,7 @@ count(InboxCounts *c, InboxOutcome o)
 }
 
 /* rows of the current SPI result (columns as in ROW_COLUMNS) */
-#define ROW_COLUMNS "id, channel, event_id, kind, format, external_id, version, attempts, state"
+#define ROW_COLUMNS "id, channel, event_id, kind, format, external_id, version, attempts, state, payload"
 
 static InboxRow *
 fetch_rows(uint64 n)
@@ -833,6 +919,7 @@ fetch_rows(uint64 n)
 			rows[i].version = datumCopy(rows[i].version, false, -1);
 		rows[i].attempts = DatumGetInt32(os_getdatum(i, 8, &isnull));
 		rows[i].was_received = strcmp(os_gettext(i, 9), "received") == 0;
+		rows[i].payload = datumCopy(os_getdatum(i, 10, &isnull), false, -1);
 	}
 	return rows;
 }
@@ -879,18 +966,28 @@ retry_parked(const char *channel, const char *external_id, InboxCounts *c)
 	}
 }
 
-/* the order's lock, if no other applier holds it; held until commit */
+/*
+ * A transaction-level advisory lock of class on hashtext(a || '/' || b),
+ * as SQL's pg_advisory_xact_lock(class, hashtext(...)) in reconcile().
+ * Without wait, false when another transaction holds it.
+ */
 static bool
-order_lock(const char *channel, const char *external_id)
+inbox_lock(uint32 class, const char *a, const char *b, bool wait)
 {
 	LOCKTAG		tag;
 	int32		h;
 
-	/* as SQL's hashtext(channel || '/' || external_id) in reconcile() */
 	h = DatumGetInt32(DirectFunctionCall1Coll(hashtext, DEFAULT_COLLATION_OID,
-											  CStringGetTextDatum(psprintf("%s/%s", channel, external_id))));
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) INBOX_LOCK_CLASS, (uint32) h, 2);
-	return LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
+											  CStringGetTextDatum(psprintf("%s/%s", a, b))));
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, class, (uint32) h, 2);
+	return LockAcquire(&tag, ExclusiveLock, false, !wait) != LOCKACQUIRE_NOT_AVAIL;
+}
+
+/* the order's lock, if no other applier holds it; held until commit */
+static bool
+order_lock(const char *channel, const char *external_id)
+{
+	return inbox_lock(INBOX_LOCK_CLASS, channel, external_id, false);
 }
 
 /*
@@ -1026,6 +1123,115 @@ apply_batch(int max_orders, int part, int parts, InboxCounts *c)
 				return;
 		}
 	}
+}
+
+/*
+ * Receiving applies what it keeps, in its own transaction, when no other
+ * applier holds the order.  A new order with nothing else of it open is
+ * applied first and its row written once, with the outcome: the common
+ * case, and the cheapest (one row version, no entries in the indexes of
+ * open rows).  Otherwise the row is written received and the order's open
+ * rows are applied as inbox_apply() applies them.  Lock waits are bounded
+ * here (INBOX_RECEIPT_LOCK_TIMEOUT): what cannot be applied now stays
+ * received, for the appliers.  Returns the row's state (*id its id), or
+ * NULL when the same event was written meanwhile by a writer that does not
+ * take the event's lock.
+ */
+static const char *
+apply_on_receipt(const Receipt *rc, int64 *id)
+{
+	static OsPlan open_rows = {
+		"SELECT 1 FROM ordersync.inbox WHERE channel = $1 AND external_id = $2"
+		" AND state IN ('received', 'parked') LIMIT 1",
+		2, {TEXTOID, TEXTOID}
+	};
+	static OsPlan next_id = {
+		"SELECT pg_catalog.nextval('ordersync.inbox_id_seq'::pg_catalog.regclass)", 0, {0}
+	};
+	static OsPlan settled = {
+		"INSERT INTO ordersync.inbox (id, channel, event_id, kind, topic, format, external_id,"
+		" version, payload, state, error, order_id, attempts, attempted_at, applied_at)"
+		" OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1,"
+		" pg_catalog.now(), CASE WHEN $10 = 'applied' THEN pg_catalog.now() END)",
+		12, {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, NUMERICOID, JSONBOID,
+			TEXTOID, TEXTOID, INT8OID}
+	};
+	static OsPlan state_of = {
+		"SELECT state FROM ordersync.inbox WHERE id = $1", 1, {INT8OID}
+	};
+	Datum		values[12];
+	char		nulls[12];
+	const char *state = NULL;
+	int			nest;
+
+	if (!order_lock(rc->channel, rc->external_id))
+	{
+		*id = receipt_insert(rc);
+		return *id ? outcome_state[IN_RETRY] : NULL;
+	}
+	nest = NewGUCNestLevel();
+	if (LockTimeout == 0 || LockTimeout > 1000)
+		(void) set_config_option("lock_timeout", INBOX_RECEIPT_LOCK_TIMEOUT, PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+
+	values[0] = CStringGetTextDatum(rc->channel);
+	values[1] = CStringGetTextDatum(rc->external_id);
+	if (strcmp(rc->kind, "order") == 0 && os_execute(&open_rows, values, NULL, false, 1) == 0)
+	{
+		InboxRow	r;
+		int64		order_id;
+		bool		moved;
+		char	   *why;
+		InboxOutcome o;
+
+		(void) os_execute(&next_id, NULL, NULL, false, 1);
+		memset(&r, 0, sizeof(r));
+		r.id = os_getint64(0, 1);
+		r.channel = rc->channel;
+		r.event_id = rc->event_id;
+		r.kind = rc->kind;
+		r.format = rc->format;
+		r.external_id = rc->external_id;
+		r.was_received = true;
+		r.payload = JsonbPGetDatum(rc->payload);
+		o = settle(&r, apply_row(&r, &order_id, &moved, &why), &why);
+
+		memset(nulls, ' ', sizeof(nulls));
+		values[0] = Int64GetDatum(r.id);
+		values[1] = CStringGetTextDatum(rc->channel);
+		values[2] = CStringGetTextDatum(rc->event_id);
+		values[3] = CStringGetTextDatum(rc->kind);
+		values[4] = rc->topic ? CStringGetTextDatum(rc->topic) : (Datum) 0;
+		nulls[4] = rc->topic ? ' ' : 'n';
+		values[5] = CStringGetTextDatum(rc->format);
+		values[6] = CStringGetTextDatum(rc->external_id);
+		nulls[7] = 'n';			/* orders have no version */
+		values[8] = r.payload;
+		values[9] = CStringGetTextDatum(outcome_state[o]);
+		values[10] = why ? CStringGetTextDatum(why) : (Datum) 0;
+		nulls[10] = why ? ' ' : 'n';
+		values[11] = Int64GetDatum(order_id);
+		nulls[11] = order_id ? ' ' : 'n';
+		(void) os_execute(&settled, values, nulls, false, 0);
+		*id = r.id;
+		state = outcome_state[o];
+	}
+	else if ((*id = receipt_insert(rc)) != 0)
+	{
+		InboxCounts c = {0};
+		char	   *s;
+
+		apply_order_rows(rc->channel, rc->external_id, &c);
+		values[0] = Int64GetDatum(*id);
+		(void) os_execute(&state_of, values, NULL, false, 1);
+		s = os_gettext(0, 1);
+		/* a constant: the caller reads it after SPI_finish() */
+		for (int i = 0; i < lengthof(outcome_state); i++)
+			if (strcmp(s, outcome_state[i]) == 0)
+				state = outcome_state[i];
+	}
+	AtEOXact_GUC(true, nest);
+	return state;
 }
 
 /*

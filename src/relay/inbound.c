@@ -196,6 +196,7 @@ complete(struct MHD_Connection *c, struct request *rq)
 	const char *topic;
 	const char *mismatch;
 	char		why[1024];
+	char		state[16] = "";
 	enum inbound_db_rc rc;
 	enum inbound_verdict v;
 	enum MHD_Result ret;
@@ -281,7 +282,8 @@ complete(struct MHD_Connection *c, struct request *rq)
 	}
 
 	rc = inbound_receive(rq->channel, rq->kind == KIND_ORDER ? "order" : "status", event_id,
-						 rq->body.data, rq->body.len, topic, &inbox_id, why, sizeof(why));
+						 rq->body.data, rq->body.len, topic, &inbox_id, state, sizeof(state),
+						 why, sizeof(why));
 	switch (rc)
 	{
 		case INDB_OK:
@@ -295,7 +297,15 @@ complete(struct MHD_Connection *c, struct request *rq)
 				if (rc == INDB_OK)
 				{
 					json_object_object_add(o, "inbox_id", json_object_new_int64(inbox_id));
-					inbound_apply_soon();
+					/* applied with the receipt, or left to the appliers */
+					json_object_object_add(o, "state", json_object_new_string(state));
+					if (strcmp(state, "received") == 0)
+						inbound_apply_soon();
+					else
+						metrics_inbound_applied(strcmp(state, "applied") == 0,
+												strcmp(state, "stale") == 0,
+												strcmp(state, "parked") == 0,
+												strcmp(state, "failed") == 0);
 				}
 				metrics_inbound(rq->channel, rc == INDB_OK ? "received" : "duplicate", NULL);
 				return answer(c, MHD_HTTP_OK, o, NULL);

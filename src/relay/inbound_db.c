@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,7 @@ struct pooled
 {
 	PGconn	   *conn;
 	bool		busy;
+	bool		prepared;		/* the receiving statement, on this connection */
 };
 
 static struct
@@ -53,6 +55,8 @@ static struct
 	int			n;
 	struct inbound_channel *cache[MAX_CACHED];
 	int			ncache;
+	/* the extension predates inbox_receive_apply() (before 0.8.0) */
+	atomic_bool receive_only;
 	/* the appliers: each runs when the generation moved past what it saw */
 	pthread_t	appliers[MAX_APPLIERS];
 	int			nappliers;
@@ -155,6 +159,7 @@ give_back(struct pooled *p)
 	{
 		PQfinish(p->conn);
 		p->conn = NULL;
+		p->prepared = false;
 	}
 	pthread_mutex_lock(&db.lock);
 	p->busy = false;
@@ -396,10 +401,49 @@ inbound_channel_get(const char *name, struct inbound_channel **out)
 
 /* ---- receiving ------------------------------------------------------------ */
 
+/*
+ * The receiving statement, prepared once per connection: inbox_receive_apply()
+ * (0.8.0), or inbox_receive() with a constant state where the extension has
+ * no inbox_receive_apply() yet.  NULL when it cannot be prepared (the
+ * connection's error says why).
+ */
+static PGresult *
+receive_prepared(struct pooled *p)
+{
+	PGresult   *r;
+
+	if (p->prepared)
+		return NULL;
+	for (;;)
+	{
+		bool		only = atomic_load(&db.receive_only);
+
+		r = PQprepare(p->conn, "receive", only ?
+					  "SELECT ordersync.inbox_receive($1, $2, $3, $4::jsonb, $5), 'received'" :
+					  "SELECT inbox_id, state FROM ordersync.inbox_receive_apply($1, $2, $3, $4::jsonb, $5)",
+					  5, NULL);
+		if (PQresultStatus(r) == PGRES_COMMAND_OK)
+		{
+			PQclear(r);
+			p->prepared = true;
+			return NULL;
+		}
+		if (only || !PQresultErrorField(r, PG_DIAG_SQLSTATE) ||
+			strcmp(PQresultErrorField(r, PG_DIAG_SQLSTATE), "42883") != 0)
+			return r;
+		PQclear(r);
+		if (!atomic_exchange(&db.receive_only, true))
+			log_warning("inbound: the extension has no ordersync.inbox_receive_apply() (before 0.8.0): "
+						"webhooks are received, then applied in a transaction of their own; "
+						"ALTER EXTENSION ordersync UPDATE, then a restart of ordersyncd, applies them "
+						"as they are received");
+	}
+}
+
 enum inbound_db_rc
 inbound_receive(const char *channel, const char *kind, const char *event_id,
 				const char *payload, size_t len, const char *topic,
-				int64_t *inbox_id, char *why, size_t whylen)
+				int64_t *inbox_id, char *row_state, size_t statelen, char *why, size_t whylen)
 {
 	const char *params[5] = {channel, kind, event_id, payload, topic};
 	int			lengths[5] = {0, 0, 0, (int) len, 0};
@@ -415,8 +459,9 @@ inbound_receive(const char *channel, const char *kind, const char *event_id,
 		snprintf(why, whylen, p ? "the database is not reachable" : "every database connection is busy");
 		return INDB_UNAVAILABLE;
 	}
-	r = PQexecParams(p->conn, "SELECT ordersync.inbox_receive($1, $2, $3, $4::jsonb, $5)",
-					 5, NULL, params, lengths, NULL, 0);
+	r = receive_prepared(p);
+	if (r == NULL)
+		r = PQexecPrepared(p->conn, "receive", 5, params, lengths, NULL, 0);
 	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
 	{
 		if (PQgetisnull(r, 0, 0))
@@ -424,6 +469,7 @@ inbound_receive(const char *channel, const char *kind, const char *event_id,
 		else
 		{
 			*inbox_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+			snprintf(row_state, statelen, "%s", PQgetvalue(r, 0, 1));
 			rc = INDB_OK;
 		}
 	}
@@ -449,7 +495,7 @@ inbound_receive(const char *channel, const char *kind, const char *event_id,
 		{
 			rc = INDB_ERROR;
 			snprintf(why, whylen, "the relay could not keep the webhook");
-			log_error("inbound: ordersync.inbox_receive failed for channel \"%s\": %s%s", channel,
+			log_error("inbound: receiving a webhook failed for channel \"%s\": %s%s", channel,
 					  PQresultErrorMessage(r),
 					  state && strcmp(state, "42501") == 0 ?
 					  "  Grant the relay's role ordersync_relay (extension 0.4.0 or later)." : "");

@@ -1,8 +1,9 @@
 /*
  * inbound_db.h — what the inbound endpoint asks the database: which
  * channels push webhooks and how they sign them (cached a few seconds),
- * keeping a webhook (ordersync.inbox_receive), and applying what was kept
- * (ordersync.inbox_apply, in a thread of its own).
+ * keeping a webhook and applying it at once where it can
+ * (ordersync.inbox_receive_apply), and applying what was left (threads of
+ * their own calling ordersync.inbox_apply).
  *
  * Request threads share a small pool of libpq connections; a request that
  * finds none free within a second, or a database that does not answer,
@@ -51,12 +52,15 @@ enum inbound_db_rc inbound_channel_get(const char *name, struct inbound_channel 
 void		inbound_channel_release(struct inbound_channel *ch);
 
 /*
- * Keep one verified webhook: *inbox_id on INDB_OK. why (on INDB_REFUSED)
- * holds the database's message and detail, fit for the sender.
+ * Keep one verified webhook, and apply it in the same transaction when the
+ * database can (ordersync.inbox_receive_apply): on INDB_OK *inbox_id, and
+ * state is the row's ("received": left to the appliers). why (on
+ * INDB_REFUSED) holds the database's message and detail, fit for the sender.
  */
 enum inbound_db_rc inbound_receive(const char *channel, const char *kind, const char *event_id,
 								   const char *payload, size_t len, const char *topic,
-								   int64_t *inbox_id, char *why, size_t whylen);
+								   int64_t *inbox_id, char *state, size_t statelen,
+								   char *why, size_t whylen);
 
 /*
  * The applier threads, each on its part of the orders; they run once at

@@ -4,7 +4,7 @@
 -- and changes nothing.  Runs as a superuser inside a transaction that run.sh
 -- rolls back.
 
-SELECT plan(294);
+SELECT plan(296);
 
 -- ---------------------------------------------------------------------------
 -- The functions
@@ -16,15 +16,15 @@ SELECT functions_are('ordersync', ARRAY['add_location', 'add_channel', 'receive_
 	'add_sink', 'drop_sink', 'add_route', 'drop_route', 'redeliver', 'relay_config',
 	'record_dead_letter', 'require_sink', 'check_sink_uri', 'check_sink_options', 'forecast',
 	'refresh_rollups', 'set_channel_inbound', 'inbox_receive', 'inbox_apply', 'prune_inbox',
-	'reconcile', 'channel_version',
+	'reconcile', 'channel_version', 'inbox_receive_apply',
 	'forecast_intermittent', 'forecast_orders', 'stock_outlook', 'check_stockouts', 'prepare_peak',
 	'history_chain_trigger', 'verify_history', 'compliance_record', 'selected_orders', 'erase_orders',
 	'forget_customer', 'customer_data', 'set_retention', 'legal_hold', 'release_legal_hold',
 	'purge_orders', 'apply_retention', 'compliance_report',
 	'set_sla', 'flag_stuck_orders', 'status_times', 'stockout_hours', 'flush_refusals', 'sell_through',
 	'is_plain_text'],
-	'ordersync has exactly the eleven order API functions, four trigger functions, ten for the relay''s sinks (no announce_relay_config since 0.3.0), forecast and refresh_rollups (0.4.0), six for inbound channels (0.4.0), five for the outlook, thirteen for compliance and six for analytics (0.5.0), the plain-text check of two CHECK constraints (0.6.0)');
-SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'ordersync'::regnamespace), 58,
+	'ordersync has exactly the eleven order API functions, four trigger functions, ten for the relay''s sinks (no announce_relay_config since 0.3.0), forecast and refresh_rollups (0.4.0), six for inbound channels (0.4.0), five for the outlook, thirteen for compliance and six for analytics (0.5.0), the plain-text check of two CHECK constraints (0.6.0), receiving and applying in one transaction (0.8.0)');
+SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'ordersync'::regnamespace), 59,
 	'no API function is overloaded');
 SELECT is(pg_get_function_arguments('ordersync.add_sink(text, text, jsonb)'::regprocedure),
 	'name text, uri text, options jsonb DEFAULT ''{}''::jsonb', 'add_sink(name text, uri text, options jsonb DEFAULT ''{}'')');
@@ -90,7 +90,7 @@ SELECT set_eq(
 	      'expire_reservations', 'orders_status_trigger', 'add_sink', 'drop_sink', 'add_route',
 	      'drop_route', 'redeliver', 'relay_config', 'record_dead_letter', 'refresh_rollups',
 	      'set_channel_inbound', 'inbox_receive', 'inbox_apply', 'prune_inbox', 'reconcile',
-	      'check_stockouts', 'prepare_peak',
+	      'inbox_receive_apply', 'check_stockouts', 'prepare_peak',
 	      'verify_history', 'compliance_record', 'forget_customer', 'customer_data', 'set_retention',
 	      'legal_hold', 'release_legal_hold', 'apply_retention', 'compliance_report',
 	      'set_sla', 'flag_stuck_orders', 'status_times', 'stockout_hours', 'flush_refusals', 'sell_through'],
@@ -150,6 +150,14 @@ SELECT is_empty(
 						   'status_times', 'stockout_hours', 'sell_through', 'is_plain_text')
 	     AND (provolatile <> 'v' OR proisstrict)$$,
 	'every other function is VOLATILE and not STRICT (NULL arguments get OS004)');
+
+-- receiving and applying in one transaction (0.8.0): as inbox_receive() takes it
+SELECT is(pg_get_function_arguments('ordersync.inbox_receive_apply(text, text, text, jsonb, text)'::regprocedure),
+	'channel text, kind text, event_id text, payload jsonb, topic text DEFAULT NULL::text, OUT inbox_id bigint, OUT state text',
+	'inbox_receive_apply(channel, kind, event_id, payload, topic DEFAULT NULL, OUT inbox_id bigint, OUT state text)');
+SELECT is(pg_get_function_arguments('ordersync.inbox_receive(text, text, text, jsonb, text)'::regprocedure),
+	'channel text, kind text, event_id text, payload jsonb, topic text DEFAULT NULL::text',
+	'inbox_receive(channel, kind, event_id, payload, topic DEFAULT NULL) is unchanged');
 
 -- the outlook (0.5.0): signatures, and each refusal with its own SQLSTATE
 SELECT is(pg_get_function_arguments('ordersync.forecast_orders(interval, integer, text)'::regprocedure),
@@ -395,7 +403,7 @@ SELECT set_eq($$SELECT name::text || '=' || context FROM pg_settings WHERE name 
 	ARRAY['ordersync.auto_hot=sighup', 'ordersync.auto_hot_wait=sighup', 'ordersync.auto_hot_queue=sighup',
 	      'ordersync.auto_hot_cooldown=sighup', 'ordersync.auto_hot_max_buckets=sighup'],
 	'the auto-hot settings are server-wide (postgresql.conf, reload)');
-SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'ordersync'), '0.7.0', 'CREATE EXTENSION installs 0.7.0');
+SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'ordersync'), '0.8.0', 'CREATE EXTENSION installs 0.8.0');
 
 -- ---------------------------------------------------------------------------
 -- Refusals: each with its SQLSTATE, none changes anything

@@ -89,8 +89,9 @@ SELECT set_eq(
 	$$SELECT oid::regprocedure::text FROM pg_proc WHERE pronamespace = 'ordersync'::regnamespace
 	   AND has_function_privilege('ordersync_relay', oid, 'EXECUTE')$$,
 	ARRAY['ordersync.relay_config()', 'ordersync.record_dead_letter(text,jsonb,text,integer)',
-		  'ordersync.inbox_receive(text,text,text,jsonb,text)', 'ordersync.inbox_apply(integer,integer,integer)'],
-	'relay: EXECUTE on relay_config(), record_dead_letter(), inbox_receive() and inbox_apply() only');
+		  'ordersync.inbox_receive(text,text,text,jsonb,text)', 'ordersync.inbox_apply(integer,integer,integer)',
+		  'ordersync.inbox_receive_apply(text,text,text,jsonb,text)'],
+	'relay: EXECUTE on relay_config(), record_dead_letter(), inbox_receive(), inbox_apply() and inbox_receive_apply() only');
 SELECT is_empty(
 	$$SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid
 	   WHERE m.member = 'ordersync_relay'::regrole$$,

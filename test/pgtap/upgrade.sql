@@ -68,8 +68,8 @@ CREATE FUNCTION pg_temp.catalog() RETURNS SETOF text LANGUAGE sql AS $$
 $$;
 
 CREATE TEMP TABLE fresh AS SELECT * FROM pg_temp.catalog() AS f(line);
-SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'ordersync'), '0.7.0',
-	'the fresh installation is 0.7.0');
+SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'ordersync'), '0.8.0',
+	'the fresh installation is 0.8.0');
 SELECT ok((SELECT count(*) FROM fresh) > 300, 'the catalog listing of the fresh installation has every object');
 
 DROP EXTENSION ordersync;
@@ -78,13 +78,13 @@ SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'ordersync'), '0.
 ALTER EXTENSION ordersync UPDATE TO '0.2.0';
 SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'ordersync'), '0.2.0', 'updated to 0.2.0');
 ALTER EXTENSION ordersync UPDATE;
-SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'ordersync'), '0.7.0', 'ALTER EXTENSION ordersync UPDATE goes on to 0.7.0');
+SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'ordersync'), '0.8.0', 'ALTER EXTENSION ordersync UPDATE goes on to 0.8.0');
 
 CREATE TEMP TABLE upgraded AS SELECT * FROM pg_temp.catalog() AS u(line);
 SELECT is_empty($$SELECT line FROM fresh EXCEPT SELECT line FROM upgraded$$,
-	'nothing of a fresh installation is missing after 0.1.0 -> 0.2.0 -> 0.3.0 -> 0.4.0 -> 0.5.0 -> 0.6.0 -> 0.7.0');
+	'nothing of a fresh installation is missing after 0.1.0 -> 0.2.0 -> 0.3.0 -> 0.4.0 -> 0.5.0 -> 0.6.0 -> 0.7.0 -> 0.8.0');
 SELECT is_empty($$SELECT line FROM upgraded EXCEPT SELECT line FROM fresh$$,
-	'nothing is left over or different after 0.1.0 -> 0.2.0 -> 0.3.0 -> 0.4.0 -> 0.5.0 -> 0.6.0 -> 0.7.0');
+	'nothing is left over or different after 0.1.0 -> 0.2.0 -> 0.3.0 -> 0.4.0 -> 0.5.0 -> 0.6.0 -> 0.7.0 -> 0.8.0');
 SELECT is_empty($$SELECT line FROM upgraded WHERE line ~ 'announce_relay_config|relay\.config'$$,
 	'the relay.config announcement is gone');
 SELECT ok(EXISTS (SELECT FROM upgraded WHERE line ~ '^emit_message pg_logical_emit_message\(boolean,text,text\) acl=\{[^}]*\}$'
