@@ -19,6 +19,8 @@
 #   attacker    the relay's role can receive and apply, nothing more; a
 #               body signed for another channel is refused
 #   both        --slot and --inbound in one process
+#   before080   an extension before 0.8.0 (no inbox_receive_apply()): the
+#               relay says so once, receives, and its appliers apply
 #
 # Ports 25544 (cluster), 25545 (receiver), 25546 (metrics).
 set -uo pipefail
@@ -242,7 +244,8 @@ t_failed() {
 	new_slot it_inbound_ev
 	order_body X-1 SKU-FEW 5 >"$work/x1.json"
 	r=$(send one "$URL/channels/shop/orders" standard-webhooks "$ORDERSYNC_SHOP_SECRET" x-1 --body "$work/x1.json")
-	[[ "$r" == 200* ]] || bad+=("answer: $r")
+	# applied in the transaction that kept it: the answer says what became of it
+	[[ "$r" == '200 {"status":"received","inbox_id":'*',"state":"failed"}' ]] || bad+=("answer: $r")
 	wait_applied shop 10
 	got=$(sql "SELECT state, error FROM ordersync.inbox WHERE event_id = 'x-1'")
 	[[ "$got" == 'failed|OS001: insufficient stock for SKU "SKU-FEW"'*'requested 5, available 1'* ]] || bad+=("row: $got")
@@ -276,6 +279,8 @@ t_attacker() {
 	[[ "$r" == *"permission denied"* ]] || bad+=("set_channel_inbound: $r")
 	r=$(as_relay "SELECT ordersync.inbox_receive('web', 'order', 'a-3', '{\"external_id\":\"A-3\",\"lines\":[]}')")
 	[[ "$r" == *'channel "web" does not push webhooks'* ]] || bad+=("receive for a channel without inbound settings: $r")
+	r=$(as_relay "SELECT * FROM ordersync.inbox_receive_apply('web', 'order', 'a-3', '{\"external_id\":\"A-3\",\"lines\":[]}')")
+	[[ "$r" == *'channel "web" does not push webhooks'* ]] || bad+=("receive and apply for a channel without inbound settings: $r")
 	r=$(as_relay "SELECT count(*) FROM ordersync.inbox")
 	[[ "$r" == *"permission denied"* ]] || bad+=("reading the inbox (customer data): $r")
 	r=$(as_relay "SELECT ordersync.reconcile('shop', '[]')")
@@ -327,7 +332,41 @@ t_both() {
 	[ ${#bad[@]} -eq 0 ] && pass inbound-both || fail inbound-both "${bad[@]}"
 }
 
-for t in ${ONLY:-t_replay t_refusals t_restart t_kill9 t_platforms t_failed t_attacker t_metrics t_both}; do
+# ---- an extension before 0.8.0 -------------------------------------------------------------
+t_before080() {
+	local bad=() r i got
+	stop_receiver
+	sql "CREATE DATABASE it_inbound_070" >/dev/null
+	psql -X -q -v ON_ERROR_STOP=1 -d it_inbound_070 >/dev/null <<'SQL' || bad+=("setup of 0.7.0 failed")
+CREATE EXTENSION ordersync VERSION '0.7.0';
+SELECT ordersync.add_location('main', 1);
+SELECT ordersync.receive_stock('SKU-IN', 'main', 100);
+SELECT ordersync.add_channel('shop', '{}');
+SELECT ordersync.set_channel_inbound('shop', '{"signature": "standard-webhooks", "secret_env": "ORDERSYNC_SHOP_SECRET", "format": "ordersync"}');
+SQL
+	start_receiver old070 --dbname="host=$cl port=$PORT user=ordersyncd_in dbname=it_inbound_070" ||
+		bad+=("did not start: $(tail -3 "$work/old070.log")")
+	for i in 1 2; do
+		order_body OLD-$i >"$work/old$i.json"
+		r=$(send one "$URL/channels/shop/orders" standard-webhooks "$ORDERSYNC_SHOP_SECRET" old-$i --body "$work/old$i.json")
+		[[ "$r" == '200 {"status":"received","inbox_id":'*',"state":"received"}' ]] || bad+=("answer $i: $r")
+	done
+	for ((i = 0; i < 100; i++)); do
+		got=$(psql -X -A -t -q -d it_inbound_070 -c "SELECT count(*) FROM ordersync.inbox WHERE state = 'applied'")
+		[ "$got" = 2 ] && break
+		sleep 0.1
+	done
+	[ "$got" = 2 ] || bad+=("rows applied by the appliers: $got of 2")
+	got=$(psql -X -A -t -q -d it_inbound_070 -c "SELECT count(*) FROM ordersync.orders WHERE external_id LIKE 'OLD-%'")
+	[ "$got" = 2 ] || bad+=("orders: $got of 2")
+	got=$(grep -c "has no ordersync.inbox_receive_apply() (before 0.8.0)" "$work/old070.log")
+	[ "$got" = 1 ] || bad+=("the relay said $got times that the extension is older (want once)")
+	stop_receiver
+	sql "DROP DATABASE it_inbound_070" >/dev/null
+	[ ${#bad[@]} -eq 0 ] && pass inbound-before080 || fail inbound-before080 "${bad[@]}"
+}
+
+for t in ${ONLY:-t_replay t_refusals t_restart t_kill9 t_platforms t_failed t_attacker t_metrics t_both t_before080}; do
 	$t
 done
 [ $failures -eq 0 ]
