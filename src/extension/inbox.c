@@ -3,12 +3,18 @@
  * inbox.c
  *	  Orders and status updates that channels push (issue 12): keeping them
  *	  (inbox_receive), applying them once and in order (inbox_apply and the
- *	  background worker's tick), and pruning them (prune_inbox).
+ *	  background worker's tick), both in one transaction where it can
+ *	  (inbox_receive_apply), and pruning them (prune_inbox).
  *
  *	  Receiving is one short transaction that writes one ordersync.inbox row,
  *	  or nothing for an event id the channel sent before, and answers only
  *	  what the payload is about (external id, version): the sender gets its
  *	  2xx after that commit, so a crash anywhere later loses nothing.
+ *	  inbox_receive_apply() also applies the row in that transaction when
+ *	  no other applier holds its order (see apply_on_receipt()): one commit
+ *	  per webhook instead of two.  Both hold a lock per channel and event
+ *	  id (INBOX_EVENT_LOCK_CLASS) to the end, so a repeat arriving meanwhile
+ *	  is a repeat, never a second row or a second order.
  *
  *	  Applying takes the received rows of a batch of channel orders, sorted
  *	  per order: the order first, then its status updates by version.  Each

@@ -7,10 +7,12 @@
  * its 5 s, and an answer that cannot be given in time is a 503, never a
  * 2xx for a row that was not committed.
  *
+ * Receiving applies in the same transaction where the database can
+ * (ordersync.inbox_receive_apply, 0.8.0; inbox_receive before it).
  * Applier threads (one per part of the orders, each with its own
- * connection) call ordersync.inbox_apply() whenever something was
- * received (and every few seconds, for parked rows without a background
- * worker), until a call finds nothing to do. The database keeps the
+ * connection) call ordersync.inbox_apply() whenever a receipt left its
+ * row received (and every few seconds, for parked rows without a
+ * background worker), until a call finds nothing to do. The database keeps the
  * order and the exactness; the relay only saves the wait for the
  * background worker's next tick.
  */

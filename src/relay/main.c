@@ -30,7 +30,7 @@
 #include "sink_policy.h"
 #include "stream.h"
 
-#define ORDERSYNCD_VERSION "0.7.0"
+#define ORDERSYNCD_VERSION "0.8.0"
 
 static int	wake_pipe[2] = {-1, -1};
 
