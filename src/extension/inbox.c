@@ -85,7 +85,7 @@ PG_FUNCTION_INFO_V1(ordersync_prune_inbox);
  * sender waits for the answer, and a row that cannot be applied now is
  * kept received for the appliers instead.
  */
-#define INBOX_RECEIPT_LOCK_TIMEOUT "1s"
+#define INBOX_RECEIPT_LOCK_TIMEOUT_MS 1000
 
 /* a batch stops taking new orders after this long: it holds their locks */
 #define INBOX_BATCH_MS 100
@@ -428,6 +428,7 @@ receipt_open(FunctionCallInfo fcinfo, Receipt *rc)
 	rc->format = os_gettext(0, 1);
 
 	(void) inbox_lock(INBOX_EVENT_LOCK_CLASS, rc->channel, rc->event_id, true);
+	/* not read-only: a new snapshot, which sees a first receipt we waited for */
 	values[1] = CStringGetTextDatum(rc->event_id);
 	if (os_execute(&seen, values, NULL, false, 1) > 0)
 		return false;
@@ -437,31 +438,51 @@ receipt_open(FunctionCallInfo fcinfo, Receipt *rc)
 	return true;
 }
 
-/* the row, received; its id, or 0 when the same event was written meanwhile */
+/*
+ * The row: received (state NULL: the id from its sequence), or applied
+ * already, with its outcome (id taken before, for the events of applying).
+ * Its id, or 0 when the same event was written meanwhile by a writer that
+ * does not take the event's lock.
+ */
 static int64
-receipt_insert(const Receipt *rc)
+receipt_write(const Receipt *rc, int64 id, const char *state, const char *why, int64 order_id)
 {
 	static OsPlan ins = {
-		"INSERT INTO ordersync.inbox (channel, event_id, kind, topic, format, external_id,"
-		" version, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+		"INSERT INTO ordersync.inbox (id, channel, event_id, kind, topic, format, external_id,"
+		" version, payload, state, error, order_id, attempts, attempted_at, applied_at)"
+		" OVERRIDING SYSTEM VALUE VALUES"
+		" (COALESCE($1, pg_catalog.nextval('ordersync.inbox_id_seq'::pg_catalog.regclass)),"
+		"  $2, $3, $4, $5, $6, $7, $8, $9, COALESCE($10, 'received'), $11, $12,"
+		"  CASE WHEN $10 IS NULL THEN 0 ELSE 1 END, CASE WHEN $10 IS NOT NULL THEN pg_catalog.now() END,"
+		"  CASE WHEN $10 = 'applied' THEN pg_catalog.now() END)"
 		" ON CONFLICT (channel, event_id) DO NOTHING RETURNING id",
-		8, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, NUMERICOID, JSONBOID}
+		12, {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, NUMERICOID, JSONBOID,
+			TEXTOID, TEXTOID, INT8OID}
 	};
-	Datum		values[8];
-	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Datum		values[12];
+	char		nulls[12];
 
-	values[0] = CStringGetTextDatum(rc->channel);
-	values[1] = CStringGetTextDatum(rc->event_id);
-	values[2] = CStringGetTextDatum(rc->kind);
-	values[3] = rc->topic ? CStringGetTextDatum(rc->topic) : (Datum) 0;
-	nulls[3] = rc->topic ? ' ' : 'n';
-	values[4] = CStringGetTextDatum(rc->format);
-	values[5] = CStringGetTextDatum(rc->external_id);
-	values[6] = rc->version;
-	nulls[6] = rc->has_version ? ' ' : 'n';
-	values[7] = JsonbPGetDatum(rc->payload);
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = Int64GetDatum(id);
+	nulls[0] = id ? ' ' : 'n';
+	values[1] = CStringGetTextDatum(rc->channel);
+	values[2] = CStringGetTextDatum(rc->event_id);
+	values[3] = CStringGetTextDatum(rc->kind);
+	values[4] = rc->topic ? CStringGetTextDatum(rc->topic) : (Datum) 0;
+	nulls[4] = rc->topic ? ' ' : 'n';
+	values[5] = CStringGetTextDatum(rc->format);
+	values[6] = CStringGetTextDatum(rc->external_id);
+	values[7] = rc->version;
+	nulls[7] = rc->has_version ? ' ' : 'n';
+	values[8] = JsonbPGetDatum(rc->payload);
+	values[9] = state ? CStringGetTextDatum(state) : (Datum) 0;
+	nulls[9] = state ? ' ' : 'n';
+	values[10] = why ? CStringGetTextDatum(why) : (Datum) 0;
+	nulls[10] = why ? ' ' : 'n';
+	values[11] = Int64GetDatum(order_id);
+	nulls[11] = order_id ? ' ' : 'n';
 	if (os_execute(&ins, values, nulls, false, 1) == 0)
-		return 0;				/* written by something that does not take the event's lock */
+		return 0;
 	return os_getint64(0, 1);
 }
 
@@ -477,7 +498,7 @@ ordersync_inbox_receive(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	if (receipt_open(fcinfo, &rc))
-		id = receipt_insert(&rc);
+		id = receipt_write(&rc, 0, NULL, NULL, 0);
 	SPI_finish();
 	if (id == 0)
 		PG_RETURN_NULL();
@@ -1138,10 +1159,10 @@ apply_batch(int max_orders, int part, int parts, InboxCounts *c)
  * case, and the cheapest (one row version, no entries in the indexes of
  * open rows).  Otherwise the row is written received and the order's open
  * rows are applied as inbox_apply() applies them.  Lock waits are bounded
- * here (INBOX_RECEIPT_LOCK_TIMEOUT): what cannot be applied now stays
- * received, for the appliers.  Returns the row's state (*id its id), or
- * NULL when the same event was written meanwhile by a writer that does not
- * take the event's lock.
+ * here (INBOX_RECEIPT_LOCK_TIMEOUT_MS, or the caller's shorter lock_timeout):
+ * what cannot be applied now stays received, for the appliers.  Returns
+ * the row's state (*id its id), or NULL when the same event was written
+ * meanwhile by a writer that does not take the event's lock.
  */
 static const char *
 apply_on_receipt(const Receipt *rc, int64 *id)
@@ -1154,31 +1175,22 @@ apply_on_receipt(const Receipt *rc, int64 *id)
 	static OsPlan next_id = {
 		"SELECT pg_catalog.nextval('ordersync.inbox_id_seq'::pg_catalog.regclass)", 0, {0}
 	};
-	static OsPlan settled = {
-		"INSERT INTO ordersync.inbox (id, channel, event_id, kind, topic, format, external_id,"
-		" version, payload, state, error, order_id, attempts, attempted_at, applied_at)"
-		" OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1,"
-		" pg_catalog.now(), CASE WHEN $10 = 'applied' THEN pg_catalog.now() END)",
-		12, {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, NUMERICOID, JSONBOID,
-			TEXTOID, TEXTOID, INT8OID}
-	};
 	static OsPlan state_of = {
 		"SELECT state FROM ordersync.inbox WHERE id = $1", 1, {INT8OID}
 	};
-	Datum		values[12];
-	char		nulls[12];
+	Datum		values[2];
 	const char *state = NULL;
 	int			nest;
 
 	if (!order_lock(rc->channel, rc->external_id))
 	{
-		*id = receipt_insert(rc);
+		*id = receipt_write(rc, 0, NULL, NULL, 0);
 		return *id ? outcome_state[IN_RETRY] : NULL;
 	}
 	nest = NewGUCNestLevel();
-	if (LockTimeout == 0 || LockTimeout > 1000)
-		(void) set_config_option("lock_timeout", INBOX_RECEIPT_LOCK_TIMEOUT, PGC_USERSET,
-								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	if (LockTimeout == 0 || LockTimeout > INBOX_RECEIPT_LOCK_TIMEOUT_MS)
+		(void) set_config_option("lock_timeout", CppAsString2(INBOX_RECEIPT_LOCK_TIMEOUT_MS),
+								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 
 	values[0] = CStringGetTextDatum(rc->channel);
 	values[1] = CStringGetTextDatum(rc->external_id);
@@ -1201,28 +1213,17 @@ apply_on_receipt(const Receipt *rc, int64 *id)
 		r.was_received = true;
 		r.payload = JsonbPGetDatum(rc->payload);
 		o = settle(&r, apply_row(&r, &order_id, &moved, &why), &why);
-
-		memset(nulls, ' ', sizeof(nulls));
-		values[0] = Int64GetDatum(r.id);
-		values[1] = CStringGetTextDatum(rc->channel);
-		values[2] = CStringGetTextDatum(rc->event_id);
-		values[3] = CStringGetTextDatum(rc->kind);
-		values[4] = rc->topic ? CStringGetTextDatum(rc->topic) : (Datum) 0;
-		nulls[4] = rc->topic ? ' ' : 'n';
-		values[5] = CStringGetTextDatum(rc->format);
-		values[6] = CStringGetTextDatum(rc->external_id);
-		nulls[7] = 'n';			/* orders have no version */
-		values[8] = r.payload;
-		values[9] = CStringGetTextDatum(outcome_state[o]);
-		values[10] = why ? CStringGetTextDatum(why) : (Datum) 0;
-		nulls[10] = why ? ' ' : 'n';
-		values[11] = Int64GetDatum(order_id);
-		nulls[11] = order_id ? ' ' : 'n';
-		(void) os_execute(&settled, values, nulls, false, 0);
+		if (receipt_write(rc, r.id, outcome_state[o], why, order_id) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("event \"%s\" of channel \"%s\" was written while it was being applied",
+							rc->event_id, rc->channel),
+					 errdetail("Something wrote ordersync.inbox without ordersync's receiving functions."),
+					 errhint("Send it again: it is then a repeat.")));
 		*id = r.id;
 		state = outcome_state[o];
 	}
-	else if ((*id = receipt_insert(rc)) != 0)
+	else if ((*id = receipt_write(rc, 0, NULL, NULL, 0)) != 0)
 	{
 		InboxCounts c = {0};
 		char	   *s;
