@@ -12,9 +12,9 @@
  * Applier threads (one per part of the orders, each with its own
  * connection) call ordersync.inbox_apply() whenever a receipt left its
  * row received (and every few seconds, for parked rows without a
- * background worker), until a call finds nothing to do. The database keeps the
- * order and the exactness; the relay only saves the wait for the
- * background worker's next tick.
+ * background worker), until a call finds nothing to do. The database
+ * keeps the order and the exactness; the relay only saves the wait for
+ * the background worker's next tick.
  */
 #include <errno.h>
 #include <pthread.h>
