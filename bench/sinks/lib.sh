@@ -89,16 +89,33 @@ relay_w2j_opts=(-o format-version=2 -o include-xids=1 -o include-timestamp=1 -o 
 # Sets capture_secs: seconds from pg_recvlogical's start until the last
 # marker's commit was in FILE (to 20 ms): what PostgreSQL's decoding and
 # the plainest client make of this WAL, the ceiling of any relay here.
+#
+# Markers are counted in the bytes written since the last look only (by
+# their offsets, so one written across two looks counts once): a full scan
+# of a large capture every 20 ms would tax the run it times, and looking
+# only at the file's tail misses a marker that transactions committed
+# after it (autoanalyze's, for one) have pushed out of it.
 capture() {
-	local slot=$1 file=$2 markers=${3:-1} pid n i t t0
+	local slot=$1 file=$2 markers=${3:-1} pid n i t t0 o
+	local seen=0 last=-1 off=0 from size
 	t0=$(date +%s.%N)
 	pg_recvlogical -d "$CONN" -S "$slot" --start -F 0 -f "$file.part" "${relay_w2j_opts[@]}" 2>"$file.log" &
 	pid=$!
 	for ((i = 0; i < 6000; i++)); do
-		t=$(tail -c 4096 "$file.part" 2>/dev/null)
-		# the bench.end event's commit has come
-		[[ $t == *bench/end* && $(tail -n 1 <<<"$t") == *'"action":"C"'* ]] &&
-			[ "$(grep -cF bench/end "$file.part")" -ge "$markers" ] && break
+		size=$(stat -c %s "$file.part" 2>/dev/null || echo 0)
+		if [ "$size" -gt "$off" ]; then
+			from=$((off > 16 ? off - 16 : 0))
+			while IFS=: read -r o _; do
+				o=$((from + o))
+				[ "$o" -gt "$last" ] && seen=$((seen + 1)) last=$o
+			done < <(tail -c +$((from + 1)) "$file.part" | head -c $((size - from)) | grep -aboF bench/end)
+			off=$size
+		fi
+		# the last marker's commit has come: a commit is the last line
+		if [ "$seen" -ge "$markers" ]; then
+			t=$(tail -c 512 "$file.part")
+			[[ $(tail -n 1 <<<"$t") == *'"action":"C"'* ]] && break
+		fi
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.02
 	done
