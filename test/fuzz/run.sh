@@ -16,7 +16,8 @@ if ! command -v clang >/dev/null; then
 	exit 1
 fi
 if ! make -s -C "$here" BIN="$work/fuzz_line" CONTROL_BIN="$work/fuzz_control" \
-	"$work/fuzz_line" "$work/fuzz_control" >"$work/build.log" 2>&1; then
+	INBOUND_BIN="$work/fuzz_inbound" "$work/fuzz_line" "$work/fuzz_control" \
+	"$work/fuzz_inbound" >"$work/build.log" 2>&1; then
 	cat "$work/build.log" >&2
 	echo "FAIL: fuzz/build"
 	exit 1
@@ -46,5 +47,6 @@ fuzz() {
 failed=0
 fuzz fuzz_line corpus line_parser_and_envelope "$secs" || failed=1
 fuzz fuzz_control corpus_control control_rows_and_forged_messages "$secs" || failed=1
+fuzz fuzz_inbound corpus_inbound inbound_signatures "$secs" || failed=1
 rmdir "$here/crashes" 2>/dev/null || true
 exit $failed
