@@ -108,8 +108,8 @@ capture() {
 			while IFS=: read -r o _; do
 				o=$((from + o))
 				[ "$o" -gt "$last" ] && seen=$((seen + 1)) last=$o
-			done < <(tail -c +$((from + 1)) "$file.part" | head -c $((size - from)) | grep -aboF bench/end)
-			off=$size
+			done < <(tail -c +$((from + 1)) "$file.part" | grep -aboF bench/end)
+			off=$size	# (bytes written since stat are looked at again: counted once)
 		fi
 		# the last marker's commit has come: a commit is the last line
 		if [ "$seen" -ge "$markers" ]; then
