@@ -47,8 +47,10 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
+#include "commands/sequence.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -58,6 +60,7 @@
 #include "storage/lock.h"
 #include "storage/proc.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/datum.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
@@ -590,6 +593,18 @@ emit_import_failed(const InboxRow *r, ErrorData *e)
 	os_emit_event("order.import_failed", "channel", r->channel, &data);
 }
 
+/* jb -> key: the field as jsonb, or 0 when jb is not an object or lacks it */
+static Datum
+object_field(Jsonb *jb, const char *key)
+{
+	JsonbValue *v;
+
+	if (!JB_ROOT_IS_OBJECT(jb))
+		return (Datum) 0;
+	v = getKeyJsonValueFromContainer(&jb->root, key, strlen(key), NULL);
+	return v ? JsonbPGetDatum(JsonbValueToJsonb(v)) : (Datum) 0;
+}
+
 /*
  * An order: mapped from the channel's format, through place_order().  The
  * payload is the row's (receiving may apply before it writes the row).
@@ -597,10 +612,6 @@ emit_import_failed(const InboxRow *r, ErrorData *e)
 static InboxOutcome
 apply_order(const InboxRow *r, int64 *order_id, bool *moved)
 {
-	static OsPlan map_ordersync = {
-		"SELECT $1 -> 'lines', $1 -> 'customer'",
-		1, {JSONBOID}
-	};
 	/* line_items -> lines; the buyer's name, contact and shipping address */
 	static OsPlan map_shopify = {
 		"SELECT (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('sku', li -> 'sku',"
@@ -642,7 +653,6 @@ apply_order(const InboxRow *r, int64 *order_id, bool *moved)
 		"SELECT ordersync.place_order($1, $2, $3, $4)",
 		4, {TEXTOID, TEXTOID, JSONBOID, JSONBOID}
 	};
-	OsPlan	   *map;
 	Datum		payload = r->payload;
 
 	/*
@@ -654,18 +664,25 @@ apply_order(const InboxRow *r, int64 *order_id, bool *moved)
 	bool		isnull;
 	bool		had;
 
-	if (strcmp(r->format, "shopify") == 0)
-		map = &map_shopify;
-	else if (strcmp(r->format, "woocommerce") == 0)
-		map = &map_woocommerce;
+	if (strcmp(r->format, "shopify") == 0 || strcmp(r->format, "woocommerce") == 0)
+	{
+		(void) os_execute(strcmp(r->format, "shopify") == 0 ? &map_shopify : &map_woocommerce,
+						  &payload, NULL, false, 1);
+		values[2] = os_getdatum(0, 1, &isnull);
+		values[2] = isnull ? (Datum) 0 : datumCopy(values[2], false, -1);
+		values[3] = os_getdatum(0, 2, &isnull);
+		if (!isnull)
+			values[3] = datumCopy(values[3], false, -1);
+	}
 	else
-		map = &map_ordersync;
-	(void) os_execute(map, &payload, NULL, false, 1);
-	values[2] = os_getdatum(0, 1, &isnull);
-	if (isnull)
+	{
+		/* the payload's own lines and customer ($1 -> 'lines'), no query */
+		values[2] = object_field(DatumGetJsonbP(payload), "lines");
+		values[3] = object_field(DatumGetJsonbP(payload), "customer");
+		isnull = values[3] == (Datum) 0;
+	}
+	if (values[2] == (Datum) 0)
 		values[2] = DirectFunctionCall1(jsonb_in, CStringGetDatum("[]"));	/* place_order says why */
-	values[2] = datumCopy(values[2], false, -1);
-	values[3] = os_getdatum(0, 2, &isnull);
 	if (!isnull)
 	{
 		Jsonb	   *c = DatumGetJsonbP(values[3]);
@@ -675,8 +692,6 @@ apply_order(const InboxRow *r, int64 *order_id, bool *moved)
 			getIthJsonbValueFromContainer(&c->root, 0)->type == jbvNull;
 	}
 	nulls[3] = isnull ? 'n' : ' ';
-	if (!isnull)
-		values[3] = datumCopy(values[3], false, -1);
 
 	values[0] = CStringGetTextDatum(r->channel);
 	values[1] = CStringGetTextDatum(r->external_id);
@@ -1172,9 +1187,6 @@ apply_on_receipt(const Receipt *rc, int64 *id)
 		" AND state IN ('received', 'parked') LIMIT 1",
 		2, {TEXTOID, TEXTOID}
 	};
-	static OsPlan next_id = {
-		"SELECT pg_catalog.nextval('ordersync.inbox_id_seq'::pg_catalog.regclass)", 0, {0}
-	};
 	static OsPlan state_of = {
 		"SELECT state FROM ordersync.inbox WHERE id = $1", 1, {INT8OID}
 	};
@@ -1202,9 +1214,10 @@ apply_on_receipt(const Receipt *rc, int64 *id)
 		char	   *why;
 		InboxOutcome o;
 
-		(void) os_execute(&next_id, NULL, NULL, false, 1);
 		memset(&r, 0, sizeof(r));
-		r.id = os_getint64(0, 1);
+		/* nextval('ordersync.inbox_id_seq'), as receipt_write() takes it */
+		r.id = nextval_internal(get_relname_relid("inbox_id_seq",
+												  get_namespace_oid("ordersync", false)), true);
 		r.channel = rc->channel;
 		r.event_id = rc->event_id;
 		r.kind = rc->kind;
