@@ -10,12 +10,16 @@
 # the two sides.
 #
 #   inbound   loadgen (C, keep-alive, Standard Webhooks signatures) ->
-#             ordersyncd -> inbox_receive(); ordersyncd's applier ->
-#             inbox_apply() -> place_order(). Timed from the first request
-#             to the last order applied (end to end), and to the last 2xx.
+#             ordersyncd -> inbox_receive_apply() -> place_order() (an
+#             order another applier holds is left to ordersyncd's appliers,
+#             inbox_apply()). Timed from the first request to the last
+#             order applied (end to end), and to the last 2xx.
 #   direct    pgbench -M prepared, one place_order() per transaction.
 #
-#   bench/inbound/run.sh    BENCH_ROUNDS (3), INBOUND_ORDERS (4000), CLIENTS (8),
+# Rounds of a few seconds swing by +-15% on a 2-core VM (either side), so
+# the median is taken over 5 pairs of rounds.
+#
+#   bench/inbound/run.sh    BENCH_ROUNDS (5), INBOUND_ORDERS (4000), CLIENTS (8),
 #                           APPLIERS (ordersyncd --inbound-appliers, 8)
 # Ports 25547 (cluster) and 25548 (receiver). Appends inbound_ratio to
 # $BENCH_RESULTS when set.
@@ -24,7 +28,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 PORT=25547
 RPORT=25548
-ROUNDS=${BENCH_ROUNDS:-3}
+ROUNDS=${BENCH_ROUNDS:-5}
 N=${INBOUND_ORDERS:-4000}
 CLIENTS=${CLIENTS:-8}
 APPLIERS=${APPLIERS:-8}
