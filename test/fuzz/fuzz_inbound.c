@@ -100,7 +100,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	enum inbound_verdict v;
 	const char *event_id,
 			   *topic,
-			   *p = (const char *) data + 3,
+			   *p,
 			   *end = (const char *) data + size;
 	const char *want_id = NULL;
 	char	   *body;
@@ -117,6 +117,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	mode = data[0];
 	present = data[1] | (unsigned) data[2] << 8;
+	p = (const char *) data + 3;
 	scheme = (enum inbound_scheme) ((mode & 3) % 3);
 	sign = mode & 4;
 	tamper = mode & 8;
