@@ -441,11 +441,23 @@ receipt_open(FunctionCallInfo fcinfo, Receipt *rc)
 	return true;
 }
 
+/* nextval('ordersync.inbox_id_seq'): the id of a new inbox row */
+static int64
+inbox_next_id(void)
+{
+	Oid			seq = get_relname_relid("inbox_id_seq", get_namespace_oid("ordersync", false));
+
+	if (!OidIsValid(seq))
+		elog(ERROR, "ordersync: sequence ordersync.inbox_id_seq is missing");
+	return nextval_internal(seq, true);
+}
+
 /*
- * The row: received (state NULL: the id from its sequence), or applied
- * already, with its outcome (id taken before, for the events of applying).
- * Its id, or 0 when the same event was written meanwhile by a writer that
- * does not take the event's lock.
+ * The row: received (state NULL), or applied already, with its outcome.
+ * id 0 takes the next one; applying before the row is written takes it
+ * before (inbox_next_id()), for the events of applying.  Its id, or 0 when
+ * the same event was written meanwhile by a writer that does not take the
+ * event's lock.
  */
 static int64
 receipt_write(const Receipt *rc, int64 id, const char *state, const char *why, int64 order_id)
@@ -454,8 +466,7 @@ receipt_write(const Receipt *rc, int64 id, const char *state, const char *why, i
 		"INSERT INTO ordersync.inbox (id, channel, event_id, kind, topic, format, external_id,"
 		" version, payload, state, error, order_id, attempts, attempted_at, applied_at)"
 		" OVERRIDING SYSTEM VALUE VALUES"
-		" (COALESCE($1, pg_catalog.nextval('ordersync.inbox_id_seq'::pg_catalog.regclass)),"
-		"  $2, $3, $4, $5, $6, $7, $8, $9, COALESCE($10, 'received'), $11, $12,"
+		" ($1, $2, $3, $4, $5, $6, $7, $8, $9, COALESCE($10, 'received'), $11, $12,"
 		"  CASE WHEN $10 IS NULL THEN 0 ELSE 1 END, CASE WHEN $10 IS NOT NULL THEN pg_catalog.now() END,"
 		"  CASE WHEN $10 = 'applied' THEN pg_catalog.now() END)"
 		" ON CONFLICT (channel, event_id) DO NOTHING RETURNING id",
@@ -466,8 +477,7 @@ receipt_write(const Receipt *rc, int64 id, const char *state, const char *why, i
 	char		nulls[12];
 
 	memset(nulls, ' ', sizeof(nulls));
-	values[0] = Int64GetDatum(id);
-	nulls[0] = id ? ' ' : 'n';
+	values[0] = Int64GetDatum(id ? id : inbox_next_id());
 	values[1] = CStringGetTextDatum(rc->channel);
 	values[2] = CStringGetTextDatum(rc->event_id);
 	values[3] = CStringGetTextDatum(rc->kind);
@@ -1215,9 +1225,7 @@ apply_on_receipt(const Receipt *rc, int64 *id)
 		InboxOutcome o;
 
 		memset(&r, 0, sizeof(r));
-		/* nextval('ordersync.inbox_id_seq'), as receipt_write() takes it */
-		r.id = nextval_internal(get_relname_relid("inbox_id_seq",
-												  get_namespace_oid("ordersync", false)), true);
+		r.id = inbox_next_id();
 		r.channel = rc->channel;
 		r.event_id = rc->event_id;
 		r.kind = rc->kind;
