@@ -96,7 +96,7 @@ relay_w2j_opts=(-o format-version=2 -o include-xids=1 -o include-timestamp=1 -o 
 # only at the file's tail misses a marker that transactions committed
 # after it (autoanalyze's, for one) have pushed out of it.
 capture() {
-	local slot=$1 file=$2 markers=${3:-1} pid n i t t0 o
+	local slot=$1 file=$2 markers=${3:-1} pid n i t0 o
 	local seen=0 last=-1 off=0 from size
 	t0=$(date +%s.%N)
 	pg_recvlogical -d "$CONN" -S "$slot" --start -F 0 -f "$file.part" "${relay_w2j_opts[@]}" 2>"$file.log" &
@@ -112,10 +112,7 @@ capture() {
 			off=$size	# (bytes written since stat are looked at again: counted once)
 		fi
 		# the last marker's commit has come: a commit is the last line
-		if [ "$seen" -ge "$markers" ]; then
-			t=$(tail -c 512 "$file.part")
-			[[ $(tail -n 1 <<<"$t") == *'"action":"C"'* ]] && break
-		fi
+		[ "$seen" -ge "$markers" ] && [[ $(tail -n 1 "$file.part") == *'"action":"C"'* ]] && break
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.02
 	done
